@@ -1,0 +1,68 @@
+"""Connects to the chain the settings choose: managed anvil, in-process eth-tester, or any RPC node."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import HTTPProvider, Web3
+
+from tracechain.chain.node import ANVIL_DEV_KEY, AnvilNode, node_answers
+from tracechain.config import ChainMode, Settings
+from tracechain.errors import ChainError, ConfigurationError
+
+
+@dataclass
+class Chain:
+    """A connected chain and the account that pays for tracechain's transactions on it."""
+
+    w3: Web3
+    mode: ChainMode
+    relayer: LocalAccount
+
+    @property
+    def chain_id(self) -> int:
+        return int(self.w3.eth.chain_id)
+
+
+def in_process_chain() -> Chain:
+    """A fresh eth-tester chain on py-evm, inside this process. Nothing survives the process."""
+    from eth_tester import EthereumTester, PyEVMBackend  # only the [tester] extra installs it
+    from web3 import EthereumTesterProvider
+
+    backend = PyEVMBackend()
+    w3 = Web3(EthereumTesterProvider(EthereumTester(backend)))
+    return Chain(w3, ChainMode.TESTER, Account.from_key(backend.account_keys[0].to_bytes()))
+
+
+def rpc_chain(url: str, relayer_key: str, mode: ChainMode = ChainMode.RPC) -> Chain:
+    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 60}))
+    if not w3.is_connected():
+        raise ChainError(f"no JSON-RPC node answers at {url}")
+    return Chain(w3, mode, Account.from_key(relayer_key))
+
+
+@contextmanager
+def open_chain(settings: Settings) -> Iterator[Chain]:
+    """The chain chosen by settings, for as long as the block runs.
+
+    The managed anvil is started here unless one already answers on its port (such as
+    `tracechain node` in another terminal), and stopped on exit only if started here.
+    """
+    if settings.chain is ChainMode.TESTER:
+        yield in_process_chain()
+    elif settings.chain is ChainMode.RPC:
+        if settings.relayer_key is None:
+            raise ConfigurationError("chain=rpc needs TRACECHAIN_RELAYER_KEY, the key that pays for transactions")
+        assert settings.rpc_url is not None  # Settings validates it
+        yield rpc_chain(settings.rpc_url, settings.relayer_key.get_secret_value())
+    else:
+        node = AnvilNode.from_settings(settings)
+        if node_answers(node.url):
+            yield rpc_chain(node.url, ANVIL_DEV_KEY, ChainMode.ANVIL)
+        else:
+            with node:
+                yield rpc_chain(node.url, ANVIL_DEV_KEY, ChainMode.ANVIL)

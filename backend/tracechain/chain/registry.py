@@ -1,0 +1,136 @@
+"""Typed access to a deployed TraceRegistry: record signed events, read custody, read the logs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import keccak, to_checksum_address
+from web3.contract import Contract
+from web3.types import TxReceipt
+
+from tracechain.chain.artifacts import load_artifact
+from tracechain.chain.connect import Chain
+from tracechain.chain.eip712 import Domain
+from tracechain.chain.trace_event import Kind, SignedEvent, Status
+from tracechain.chain.transactions import call, transact
+
+
+class Role:
+    """TraceRegistry's participant roles, as the contract names them."""
+
+    MANUFACTURER = keccak(text="MANUFACTURER_ROLE")
+    CARRIER = keccak(text="CARRIER_ROLE")
+    CUSTOMS = keccak(text="CUSTOMS_ROLE")
+    RETAILER = keccak(text="RETAILER_ROLE")
+    AUDITOR = keccak(text="AUDITOR_ROLE")
+
+    @classmethod
+    def by_name(cls, name: str) -> bytes:
+        role: bytes = getattr(cls, name.upper())
+        return role
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """One EventRecorded log and where the chain holds it."""
+
+    subject: bytes
+    event_hash: bytes
+    signer: str
+    kind: Kind
+    counterpart: str
+    ref: bytes
+    time: int
+    head: bytes
+    block_number: int
+    transaction_hash: bytes
+    log_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProductState:
+    status: Status
+    manufacturer: str
+    custodian: str
+    pending_receiver: str
+    parent: bytes
+    recalled: bool
+    cleared: bool
+    excursions: int
+    head: bytes
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    receipt: TxReceipt
+    events: list[RecordedEvent]
+
+    @property
+    def gas_used(self) -> int:
+        return int(self.receipt["gasUsed"])
+
+
+class TraceRegistry:
+    def __init__(self, chain: Chain, address: str) -> None:
+        self.chain = chain
+        self.address = to_checksum_address(address)
+        self.contract: Contract = chain.w3.eth.contract(address=self.address, abi=load_artifact("TraceRegistry").abi)
+        self.domain = Domain(chain.chain_id, self.address)
+
+    @classmethod
+    def deploy(cls, chain: Chain, admin: str | None = None) -> TraceRegistry:
+        """Deploy a new registry; `admin` (default: the relayer) may grant participant roles."""
+        artifact = load_artifact("TraceRegistry")
+        factory = chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        receipt = transact(chain, factory.constructor(admin or chain.relayer.address))
+        return cls(chain, receipt["contractAddress"])
+
+    def grant_role(self, role: bytes, account: str) -> TxReceipt:
+        """Sent by the relayer, which must hold the admin role."""
+        return transact(self.chain, self.contract.functions.grantRole(role, to_checksum_address(account)))
+
+    def has_role(self, role: bytes, account: str) -> bool:
+        return bool(call(self.contract.functions.hasRole(role, to_checksum_address(account))))
+
+    def record(self, events: Sequence[SignedEvent], gas: int | None = None) -> RecordResult:
+        receipt = transact(self.chain, self.contract.functions.record([e.as_abi_tuple() for e in events]), gas)
+        logs = self.contract.events.EventRecorded().process_receipt(receipt)
+        return RecordResult(receipt, [_recorded(log) for log in logs])
+
+    def head_of(self, subject: bytes) -> bytes:
+        return bytes(call(self.contract.functions.headOf(subject)))
+
+    def product_of(self, subject: bytes) -> ProductState:
+        v = call(self.contract.functions.productOf(subject))
+        return ProductState(Status(v[0]), v[1], v[2], v[3], bytes(v[4]), v[5], v[6], v[7], bytes(v[8]))
+
+    def event_digest(self, event_tuple: tuple[Any, ...]) -> bytes:
+        return bytes(call(self.contract.functions.eventDigest(event_tuple)))
+
+    def recorded_events(
+        self, from_block: int = 0, to_block: int | str = "latest", subject: bytes | None = None
+    ) -> list[RecordedEvent]:
+        filters = {"subject": subject} if subject is not None else None
+        logs = self.contract.events.EventRecorded().get_logs(
+            from_block=from_block, to_block=to_block, argument_filters=filters
+        )
+        return [_recorded(log) for log in logs]
+
+
+def _recorded(log: Any) -> RecordedEvent:
+    args = log["args"]
+    return RecordedEvent(
+        subject=bytes(args["subject"]),
+        event_hash=bytes(args["eventHash"]),
+        signer=args["signer"],
+        kind=Kind(args["kind"]),
+        counterpart=args["counterpart"],
+        ref=bytes(args["ref"]),
+        time=args["time"],
+        head=bytes(args["head"]),
+        block_number=log["blockNumber"],
+        transaction_hash=bytes(log["transactionHash"]),
+        log_index=log["logIndex"],
+    )

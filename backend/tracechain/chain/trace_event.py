@@ -1,0 +1,84 @@
+"""The event TraceRegistry records, as Python values: what gets signed, relayed and logged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from eth_utils import keccak
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+ZERO_HASH = bytes(32)
+
+
+class Kind(IntEnum):
+    """TraceRegistry.Kind; the numbers are signed, so they never change."""
+
+    OBSERVE = 0
+    COMMISSION = 1
+    AGGREGATE = 2
+    DISAGGREGATE = 3
+    SHIP = 4
+    RECEIVE = 5
+    INSPECT = 6
+    SELL = 7
+    RECALL = 8
+    CONSUME = 9
+    EXCURSION = 10
+
+
+class Status(IntEnum):
+    """TraceRegistry.Status."""
+
+    UNKNOWN = 0
+    ACTIVE = 1
+    SOLD = 2
+    CONSUMED = 3
+
+
+VERDICT_CLEARED = (1).to_bytes(32, "big")
+VERDICT_REJECTED = (2).to_bytes(32, "big")
+
+
+def subject_id(identifier: str) -> bytes:
+    """The bytes32 a product, lot or logistic unit is known by on chain: keccak256 of its EPC URI."""
+    return keccak(text=identifier)
+
+
+def next_head(head: bytes, event_hash: bytes) -> bytes:
+    """`keccak256(abi.encode(head, eventHash))`, as TraceRegistry chains a subject's events."""
+    return keccak(head + event_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    subject: bytes
+    kind: Kind
+    event_hash: bytes
+    counterpart: str = ZERO_ADDRESS
+    ref: bytes = ZERO_HASH
+    time: int = 0
+    prev_head: bytes = ZERO_HASH
+
+    def as_abi_tuple(self) -> tuple[bytes, int, bytes, str, bytes, int, bytes]:
+        return (
+            self.subject,
+            int(self.kind),
+            self.event_hash,
+            self.counterpart,
+            self.ref,
+            self.time,
+            self.prev_head,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedEvent:
+    event: TraceEvent
+    signer: str
+    r: bytes
+    vs: bytes
+    """EIP-2098 compact signature: s with the recovery bit in its top bit (64 bytes with r)."""
+
+    def as_abi_tuple(self) -> tuple[tuple[bytes, int, bytes, str, bytes, int, bytes], str, bytes, bytes]:
+        return (self.event.as_abi_tuple(), self.signer, self.r, self.vs)

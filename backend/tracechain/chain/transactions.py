@@ -1,0 +1,47 @@
+"""Sends contract transactions signed by the relayer and turns reverts into tracechain exceptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.types import TxParams, TxReceipt
+
+from tracechain.chain.connect import Chain
+from tracechain.chain.reverts import decode_revert, revert_data
+from tracechain.errors import ChainError
+
+
+def as_tracechain_error(exc: Exception) -> Exception:
+    """The ContractRevert a web3/eth-tester exception stands for, or the exception itself."""
+    data = revert_data(exc)
+    return decode_revert(data) if data is not None else exc
+
+
+def call(fn: ContractFunction) -> Any:
+    try:
+        return fn.call()
+    except Exception as exc:
+        raise as_tracechain_error(exc) from exc
+
+
+def transact(chain: Chain, fn: ContractFunction | ContractConstructor, gas: int | None = None) -> TxReceipt:
+    """Estimate (which surfaces a revert with its reason before anything is sent), sign, send, wait."""
+    sender = chain.relayer.address
+    params: TxParams = {"from": sender, "nonce": chain.w3.eth.get_transaction_count(sender, "pending")}
+    try:
+        params["gas"] = gas or int(fn.estimate_gas(params) * 1.2)
+    except Exception as exc:
+        raise as_tracechain_error(exc) from exc
+    tx = fn.build_transaction(params)
+    signed = chain.relayer.sign_transaction(tx)
+    tx_hash = chain.w3.eth.send_raw_transaction(signed.raw_transaction)
+    receipt = chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+    if receipt["status"] != 1:
+        # Replaying the call at the failing block recovers the reason the receipt does not carry.
+        try:
+            chain.w3.eth.call({**tx, "from": sender}, receipt["blockNumber"] - 1)
+        except Exception as exc:
+            raise as_tracechain_error(exc) from exc
+        raise ChainError(f"transaction {tx_hash.to_0x_hex()} failed without a reason")
+    return receipt

@@ -1,0 +1,423 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+
+/// @title TraceRegistry
+/// @notice Records the signed supply-chain events of products, lots and logistic units (pallets,
+/// containers) and keeps their custody on chain.
+///
+/// Every event is an EIP-712 typed struct signed by the participant that performed it. Anyone may
+/// relay signed events, one or many per transaction; the contract checks each signature, the
+/// signer's role and the custody rules, applies the event's effect and emits one
+/// {EventRecorded} log per event.
+///
+/// Each subject keeps a head hash, `head = keccak256(abi.encode(previousHead, eventHash))`, starting
+/// from zero, so anyone holding the logs can check that no event was dropped or reordered.
+///
+/// Replay protection: a signer signs over the subject's current head (`prevHead`). Recording the
+/// event moves the head, so the same signature can never match again, on this contract or, because
+/// the EIP-712 domain binds chain id and contract address, on any other. This needs no nonce storage
+/// and also fixes the order of a subject's events as their signers saw it. The cost: two parties
+/// signing concurrently for one subject race, and the loser re-signs over the new head.
+///
+/// Aggregation (packing items into a case, cases onto a pallet) points a child at its parent; a
+/// child's custody is its outermost parent's, so moving a pallet moves everything on it without
+/// looping over the children.
+contract TraceRegistry is AccessControl, EIP712 {
+    bytes32 public constant MANUFACTURER_ROLE = keccak256("MANUFACTURER_ROLE");
+    bytes32 public constant CARRIER_ROLE = keccak256("CARRIER_ROLE");
+    bytes32 public constant CUSTOMS_ROLE = keccak256("CUSTOMS_ROLE");
+    bytes32 public constant RETAILER_ROLE = keccak256("RETAILER_ROLE");
+    bytes32 public constant AUDITOR_ROLE = keccak256("AUDITOR_ROLE");
+
+    /// @notice How many levels of packing may nest (item, case, pallet, container, ...).
+    uint256 public constant MAX_PACKING_DEPTH = 8;
+
+    /// @notice Inspection verdicts carried in `ref` of an Inspect event.
+    bytes32 public constant VERDICT_CLEARED = bytes32(uint256(1));
+    bytes32 public constant VERDICT_REJECTED = bytes32(uint256(2));
+
+    /// @notice What an event does. The numbering is part of the signed data: never reorder.
+    enum Kind {
+        Observe, // any participant; recorded, no custody effect
+        Commission, // manufacturer creates the subject and holds it
+        Aggregate, // custodian packs the subject into `ref` (created if new)
+        Disaggregate, // custodian unpacks the subject from `ref`
+        Ship, // custodian proposes custody to `counterpart`
+        Receive, // the proposed receiver accepts custody
+        Inspect, // customs records a verdict (`ref`: VERDICT_CLEARED or VERDICT_REJECTED)
+        Sell, // retailer holding custody sells it to a consumer; custody ends
+        Recall, // the subject's manufacturer or an auditor recalls it, and what is packed in it
+        Consume, // custodian consumes the subject as an ingredient of `ref` (transformation)
+        Excursion // custodian reports a sensor reading outside the agreed range
+    }
+
+    enum Status {
+        Unknown,
+        Active,
+        Sold,
+        Consumed
+    }
+
+    /// @notice The signed part of an event. `kind` is a {Kind}; `counterpart` and `ref` mean what
+    /// the kind says and are zero otherwise; `time` is the event time in seconds since the epoch.
+    struct TraceEvent {
+        bytes32 subject;
+        uint8 kind;
+        bytes32 eventHash;
+        address counterpart;
+        bytes32 ref;
+        uint64 time;
+        bytes32 prevHead;
+    }
+
+    /// @notice An event with its signer and compact (EIP-2098) signature.
+    struct SignedEvent {
+        TraceEvent ev;
+        address signer;
+        bytes32 r;
+        bytes32 vs;
+    }
+
+    /// @notice A subject's state as {productOf} reports it, custody resolved through its parents.
+    struct ProductView {
+        Status status;
+        address manufacturer;
+        address custodian;
+        address pendingReceiver;
+        bytes32 parent;
+        bool recalled;
+        bool cleared;
+        uint16 excursions;
+        bytes32 head;
+    }
+
+    struct Product {
+        address manufacturer;
+        Status status;
+        bool recalled;
+        bool cleared;
+        uint16 excursions;
+    }
+
+    bytes32 private constant _TRACE_EVENT_TYPEHASH =
+        keccak256(
+            "TraceEvent(bytes32 subject,uint8 kind,bytes32 eventHash,address counterpart,bytes32 ref,uint64 time,bytes32 prevHead)"
+        );
+
+    mapping(bytes32 subject => Product) private _products;
+    mapping(bytes32 subject => bytes32) private _heads;
+    mapping(bytes32 subject => bytes32) private _parents;
+    /// @dev Written lazily: zero while the manufacturer still holds an active subject, which saves
+    /// a storage slot on every commissioning.
+    mapping(bytes32 subject => address) private _custodians;
+    mapping(bytes32 subject => address) private _pendingReceivers;
+
+    /// @notice Emitted once per recorded event, after its effect is applied.
+    /// @param head The subject's head hash after this event.
+    event EventRecorded(
+        bytes32 indexed subject,
+        bytes32 indexed eventHash,
+        address indexed signer,
+        Kind kind,
+        address counterpart,
+        bytes32 ref,
+        uint64 time,
+        bytes32 head
+    );
+
+    error TraceRegistryEmptyBatch();
+    error TraceRegistryUnknownKind(bytes32 subject, uint8 kind);
+    error TraceRegistryInvalidSignature(bytes32 subject, address signer, address recovered);
+    error TraceRegistryStaleHead(bytes32 subject, bytes32 head, bytes32 signedHead);
+    error TraceRegistryNotParticipant(address signer);
+    error TraceRegistryMissingRole(address signer, bytes32 role);
+    error TraceRegistryNotManufacturerOrAuditor(bytes32 subject, address signer, address manufacturer);
+    error TraceRegistryAlreadyCommissioned(bytes32 subject);
+    error TraceRegistryUnknownSubject(bytes32 subject);
+    error TraceRegistryNotActive(bytes32 subject, Status status);
+    error TraceRegistryNotCustodian(bytes32 subject, address caller, address custodian);
+    error TraceRegistryNotProposedReceiver(bytes32 subject, address caller, address proposedReceiver);
+    error TraceRegistryInvalidReceiver(bytes32 subject, address receiver);
+    error TraceRegistryInTransit(bytes32 subject, address proposedReceiver);
+    error TraceRegistryPacked(bytes32 subject, bytes32 parent);
+    error TraceRegistryNotPackedIn(bytes32 subject, bytes32 expectedParent, bytes32 actualParent);
+    error TraceRegistryPackingCycle(bytes32 subject, bytes32 parent);
+    error TraceRegistryPackingTooDeep(bytes32 subject, uint256 maxDepth);
+    error TraceRegistryInvalidVerdict(bytes32 subject, bytes32 verdict);
+
+    /// @param admin Receives DEFAULT_ADMIN_ROLE and so may grant and revoke participant roles.
+    constructor(address admin) EIP712("TraceRegistry", "1") {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    // ---------------------------------------------------------------- recording
+
+    /// @notice Records a batch of signed events in order, atomically.
+    /// @dev Anyone may relay: authority comes from each event's signature, not from the sender.
+    /// Requirements, per event: a known kind; a valid signature by `signer` over the subject's
+    /// current head; the role and custody the kind asks for (see {Kind}). The first event that
+    /// fails reverts the whole batch with its reason.
+    /// Emits one {EventRecorded} per event.
+    function record(SignedEvent[] calldata events) external {
+        if (events.length == 0) revert TraceRegistryEmptyBatch();
+        for (uint256 i = 0; i < events.length; ++i) {
+            _record(events[i]);
+        }
+    }
+
+    function _record(SignedEvent calldata signed) private {
+        TraceEvent calldata ev = signed.ev;
+        bytes32 subject = ev.subject;
+        if (ev.kind > uint8(type(Kind).max)) revert TraceRegistryUnknownKind(subject, ev.kind);
+
+        (address recovered, ECDSA.RecoverError failure, ) = ECDSA.tryRecover(
+            _hashTypedDataV4(_hashTraceEvent(ev)),
+            signed.r,
+            signed.vs
+        );
+        if (failure != ECDSA.RecoverError.NoError || recovered != signed.signer) {
+            revert TraceRegistryInvalidSignature(subject, signed.signer, recovered);
+        }
+        bytes32 head = _heads[subject];
+        if (ev.prevHead != head) revert TraceRegistryStaleHead(subject, head, ev.prevHead);
+
+        Kind kind = Kind(ev.kind);
+        _apply(kind, ev, signed.signer);
+
+        head = keccak256(abi.encode(head, ev.eventHash));
+        _heads[subject] = head;
+        emit EventRecorded(subject, ev.eventHash, signed.signer, kind, ev.counterpart, ev.ref, ev.time, head);
+    }
+
+    function _apply(Kind kind, TraceEvent calldata ev, address signer) private {
+        if (kind == Kind.Commission) {
+            _requireRole(MANUFACTURER_ROLE, signer);
+            _commission(ev.subject, signer);
+        } else if (kind == Kind.Recall) {
+            _recall(ev.subject, signer);
+        } else if (kind == Kind.Inspect) {
+            _requireRole(CUSTOMS_ROLE, signer);
+            _inspect(ev.subject, ev.ref);
+        } else {
+            _checkParticipant(signer);
+            if (kind == Kind.Aggregate) _aggregate(ev.subject, ev.ref, signer);
+            else if (kind == Kind.Disaggregate) _disaggregate(ev.subject, ev.ref, signer);
+            else if (kind == Kind.Ship) _ship(ev.subject, ev.counterpart, signer);
+            else if (kind == Kind.Receive) _receive(ev.subject, signer);
+            else if (kind == Kind.Sell) _sell(ev.subject, signer);
+            else if (kind == Kind.Consume) _consume(ev.subject, signer);
+            else if (kind == Kind.Excursion) _excursion(ev.subject, signer);
+            // Kind.Observe: signed and chained, no custody effect.
+        }
+    }
+
+    // ---------------------------------------------------------------- effects
+
+    function _commission(bytes32 subject, address manufacturer) private {
+        if (_products[subject].status != Status.Unknown) revert TraceRegistryAlreadyCommissioned(subject);
+        _products[subject] = Product(manufacturer, Status.Active, false, false, 0);
+    }
+
+    function _aggregate(bytes32 child, bytes32 parent, address signer) private {
+        _checkFreeCustodian(child, signer);
+        bytes32 currentParent = _parents[child];
+        if (currentParent != bytes32(0)) revert TraceRegistryPacked(child, currentParent);
+
+        if (_products[parent].status == Status.Unknown) {
+            // A new logistic unit (a pallet's SSCC) comes into being when something is packed on it.
+            _products[parent] = Product(signer, Status.Active, false, false, 0);
+        } else {
+            _checkFreeCustodian(parent, signer);
+        }
+        bytes32 ancestor = parent;
+        for (uint256 depth = 1; ancestor != bytes32(0); ++depth) {
+            if (ancestor == child) revert TraceRegistryPackingCycle(child, parent);
+            if (depth > MAX_PACKING_DEPTH) revert TraceRegistryPackingTooDeep(child, MAX_PACKING_DEPTH);
+            ancestor = _parents[ancestor];
+        }
+        _parents[child] = parent;
+    }
+
+    function _disaggregate(bytes32 child, bytes32 parent, address signer) private {
+        _checkFreeCustodian(child, signer);
+        bytes32 currentParent = _parents[child];
+        if (currentParent == bytes32(0) || currentParent != parent) {
+            revert TraceRegistryNotPackedIn(child, parent, currentParent);
+        }
+        // The child leaves with what it inherited from its parents: custody and any recall.
+        if (_recalledThroughParents(child)) _products[child].recalled = true;
+        delete _parents[child];
+        _custodians[child] = signer;
+    }
+
+    function _ship(bytes32 subject, address receiver, address signer) private {
+        _checkActive(subject);
+        bytes32 parent = _parents[subject];
+        if (parent != bytes32(0)) revert TraceRegistryPacked(subject, parent);
+        address custodian = _custodianOfRoot(subject);
+        if (signer != custodian) revert TraceRegistryNotCustodian(subject, signer, custodian);
+        if (receiver == address(0) || receiver == signer) revert TraceRegistryInvalidReceiver(subject, receiver);
+        // A custodian may redirect a shipment that was not yet received.
+        _pendingReceivers[subject] = receiver;
+    }
+
+    function _receive(bytes32 subject, address signer) private {
+        _checkActive(subject);
+        bytes32 parent = _parents[subject];
+        if (parent != bytes32(0)) revert TraceRegistryPacked(subject, parent);
+        address proposed = _pendingReceivers[subject];
+        if (signer != proposed) revert TraceRegistryNotProposedReceiver(subject, signer, proposed);
+        delete _pendingReceivers[subject];
+        _custodians[subject] = signer;
+    }
+
+    function _inspect(bytes32 subject, bytes32 verdict) private {
+        _checkActive(subject);
+        if (verdict != VERDICT_CLEARED && verdict != VERDICT_REJECTED) {
+            revert TraceRegistryInvalidVerdict(subject, verdict);
+        }
+        _products[subject].cleared = verdict == VERDICT_CLEARED;
+    }
+
+    function _sell(bytes32 subject, address signer) private {
+        _requireRole(RETAILER_ROLE, signer);
+        _checkFreeCustodian(subject, signer);
+        // An item sold out of a case leaves the case; recording an unpacking first is not required.
+        if (_parents[subject] != bytes32(0)) {
+            if (_recalledThroughParents(subject)) _products[subject].recalled = true;
+            delete _parents[subject];
+        }
+        _products[subject].status = Status.Sold;
+    }
+
+    function _recall(bytes32 subject, address signer) private {
+        Product storage product = _products[subject];
+        if (product.status == Status.Unknown) revert TraceRegistryUnknownSubject(subject);
+        if (signer != product.manufacturer && !hasRole(AUDITOR_ROLE, signer)) {
+            revert TraceRegistryNotManufacturerOrAuditor(subject, signer, product.manufacturer);
+        }
+        product.recalled = true;
+    }
+
+    function _consume(bytes32 subject, address signer) private {
+        _checkFreeCustodian(subject, signer);
+        bytes32 parent = _parents[subject];
+        if (parent != bytes32(0)) revert TraceRegistryPacked(subject, parent);
+        _products[subject].status = Status.Consumed;
+    }
+
+    function _excursion(bytes32 subject, address signer) private {
+        _checkActive(subject);
+        address custodian = _custodianOf(subject);
+        if (signer != custodian) revert TraceRegistryNotCustodian(subject, signer, custodian);
+        Product storage product = _products[subject];
+        if (product.excursions < type(uint16).max) product.excursions += 1;
+    }
+
+    // ---------------------------------------------------------------- checks
+
+    function _checkParticipant(address signer) private view {
+        if (
+            !hasRole(MANUFACTURER_ROLE, signer) &&
+            !hasRole(CARRIER_ROLE, signer) &&
+            !hasRole(CUSTOMS_ROLE, signer) &&
+            !hasRole(RETAILER_ROLE, signer) &&
+            !hasRole(AUDITOR_ROLE, signer)
+        ) revert TraceRegistryNotParticipant(signer);
+    }
+
+    /// @dev Unlike AccessControl's `_checkRole`, this reverts with an error that names the signer.
+    function _requireRole(bytes32 role, address signer) private view {
+        if (!hasRole(role, signer)) revert TraceRegistryMissingRole(signer, role);
+    }
+
+    function _checkActive(bytes32 subject) private view {
+        Status status = _products[subject].status;
+        if (status == Status.Unknown) revert TraceRegistryUnknownSubject(subject);
+        if (status != Status.Active) revert TraceRegistryNotActive(subject, status);
+    }
+
+    /// @dev The signer holds the subject (through its parents) and no shipment of it is pending.
+    function _checkFreeCustodian(bytes32 subject, address signer) private view {
+        _checkActive(subject);
+        bytes32 root = _rootOf(subject);
+        address custodian = _custodianOfRoot(root);
+        if (signer != custodian) revert TraceRegistryNotCustodian(subject, signer, custodian);
+        address proposed = _pendingReceivers[root];
+        if (proposed != address(0)) revert TraceRegistryInTransit(subject, proposed);
+    }
+
+    // ---------------------------------------------------------------- reading
+
+    function _rootOf(bytes32 subject) private view returns (bytes32 root) {
+        root = subject;
+        for (bytes32 parent = _parents[root]; parent != bytes32(0); parent = _parents[root]) {
+            root = parent;
+        }
+    }
+
+    function _custodianOf(bytes32 subject) private view returns (address) {
+        return _custodianOfRoot(_rootOf(subject));
+    }
+
+    function _custodianOfRoot(bytes32 root) private view returns (address) {
+        if (_products[root].status != Status.Active) return address(0);
+        address custodian = _custodians[root];
+        return custodian == address(0) ? _products[root].manufacturer : custodian;
+    }
+
+    function _recalledThroughParents(bytes32 subject) private view returns (bool) {
+        for (bytes32 unit = subject; unit != bytes32(0); unit = _parents[unit]) {
+            if (_products[unit].recalled) return true;
+        }
+        return false;
+    }
+
+    function _hashTraceEvent(TraceEvent calldata ev) private pure returns (bytes32) {
+        return
+            keccak256(
+                abi.encode(
+                    _TRACE_EVENT_TYPEHASH,
+                    ev.subject,
+                    ev.kind,
+                    ev.eventHash,
+                    ev.counterpart,
+                    ev.ref,
+                    ev.time,
+                    ev.prevHead
+                )
+            );
+    }
+
+    /// @notice The subject's head hash: zero before its first event.
+    function headOf(bytes32 subject) external view returns (bytes32) {
+        return _heads[subject];
+    }
+
+    /// @notice The subject's state with custody, pending receiver and recall resolved through the
+    /// units it is packed in. Unknown subjects report `Status.Unknown` and zeros.
+    function productOf(bytes32 subject) external view returns (ProductView memory view_) {
+        Product memory product = _products[subject];
+        bytes32 root = _rootOf(subject);
+        view_ = ProductView({
+            status: product.status,
+            manufacturer: product.manufacturer,
+            custodian: _custodianOfRoot(root),
+            pendingReceiver: _pendingReceivers[root],
+            parent: _parents[subject],
+            recalled: _recalledThroughParents(subject),
+            cleared: product.cleared,
+            excursions: product.excursions,
+            head: _heads[subject]
+        });
+    }
+
+    /// @notice The EIP-712 digest a signer signs for `ev`, for off-chain signers to check theirs.
+    function eventDigest(TraceEvent calldata ev) external view returns (bytes32) {
+        return _hashTypedDataV4(_hashTraceEvent(ev));
+    }
+}
