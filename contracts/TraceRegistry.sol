@@ -145,6 +145,7 @@ contract TraceRegistry is AccessControl, EIP712 {
     error TraceRegistryInTransit(bytes32 subject, address proposedReceiver);
     error TraceRegistryPacked(bytes32 subject, bytes32 parent);
     error TraceRegistryNotPackedIn(bytes32 subject, bytes32 expectedParent, bytes32 actualParent);
+    error TraceRegistryInvalidParent(bytes32 subject, bytes32 parent);
     error TraceRegistryPackingCycle(bytes32 subject, bytes32 parent);
     error TraceRegistryPackingTooDeep(bytes32 subject, uint256 maxDepth);
     error TraceRegistryInvalidVerdict(bytes32 subject, bytes32 verdict);
@@ -223,6 +224,7 @@ contract TraceRegistry is AccessControl, EIP712 {
     }
 
     function _aggregate(bytes32 child, bytes32 parent, address signer) private {
+        if (parent == bytes32(0)) revert TraceRegistryInvalidParent(child, parent);
         _checkFreeCustodian(child, signer);
         bytes32 currentParent = _parents[child];
         if (currentParent != bytes32(0)) revert TraceRegistryPacked(child, currentParent);

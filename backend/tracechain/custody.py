@@ -1,0 +1,273 @@
+"""TraceRegistry's custody rules as plain Python over an in-memory state.
+
+The service checks a whole document against these rules before it signs anything, so a document
+with one custody-violating event is rejected whole and nothing is written; the property tests run
+random call sequences against the contract and this model side by side, so the two cannot drift.
+A violation is reported as the same error the contract would revert with, by name and arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from tracechain.chain.trace_event import (
+    VERDICT_CLEARED,
+    VERDICT_REJECTED,
+    ZERO_ADDRESS,
+    ZERO_HASH,
+    Kind,
+    Status,
+    TraceEvent,
+    next_head,
+)
+
+MAX_PACKING_DEPTH = 8
+PARTICIPANT_ROLES = ("manufacturer", "carrier", "customs", "retailer", "auditor")
+
+
+class CustodyViolation(Exception):
+    """An event the contract would reject: `error` is the contract's custom error name."""
+
+    def __init__(self, error: str, **arguments: Any) -> None:
+        self.error = error
+        self.arguments = arguments
+        shown = ", ".join(f"{k}={v.hex() if isinstance(v, bytes) else v}" for k, v in arguments.items())
+        super().__init__(f"{error}({shown})")
+
+
+@dataclass
+class Unit:
+    """A product, lot or logistic unit as the contract stores it."""
+
+    manufacturer: str
+    status: Status = Status.ACTIVE
+    recalled: bool = False
+    cleared: bool = False
+    excursions: int = 0
+    custodian: str | None = None  # None while the manufacturer holds it, as on chain
+    pending_receiver: str = ZERO_ADDRESS
+    parent: bytes = ZERO_HASH
+
+
+@dataclass
+class CustodyState:
+    """The registry's state: units, heads and who holds which role. Addresses are checksummed."""
+
+    units: dict[bytes, Unit] = field(default_factory=dict)
+    heads: dict[bytes, bytes] = field(default_factory=dict)
+    roles: dict[str, set[str]] = field(default_factory=dict)
+
+    def head(self, subject: bytes) -> bytes:
+        return self.heads.get(subject, ZERO_HASH)
+
+    def has_role(self, account: str, role: str) -> bool:
+        return role in self.roles.get(account, set())
+
+    def root(self, subject: bytes) -> bytes:
+        while (unit := self.units.get(subject)) is not None and unit.parent != ZERO_HASH:
+            subject = unit.parent
+        return subject
+
+    def custodian(self, subject: bytes) -> str:
+        unit = self.units.get(self.root(subject))
+        if unit is None or unit.status is not Status.ACTIVE:
+            return ZERO_ADDRESS
+        return unit.custodian or unit.manufacturer
+
+    def pending_receiver(self, subject: bytes) -> str:
+        unit = self.units.get(self.root(subject))
+        return unit.pending_receiver if unit else ZERO_ADDRESS
+
+    def recalled(self, subject: bytes) -> bool:
+        while (unit := self.units.get(subject)) is not None:
+            if unit.recalled:
+                return True
+            subject = unit.parent
+        return False
+
+    def copy(self) -> CustodyState:
+        return CustodyState(
+            {key: replace(unit) for key, unit in self.units.items()},
+            dict(self.heads),
+            {key: set(roles) for key, roles in self.roles.items()},
+        )
+
+    def apply(self, event: TraceEvent, signer: str) -> bytes:
+        """Apply one event signed by `signer` (signature assumed valid) and return the new head.
+
+        Raises CustodyViolation, leaving the state untouched, where the contract would revert.
+        """
+        subject = event.subject
+        head = self.head(subject)
+        if event.prev_head != head:
+            raise CustodyViolation("TraceRegistryStaleHead", subject=subject, head=head, signedHead=event.prev_head)
+        effect = _EFFECTS[event.kind]
+        staged = self.copy()
+        effect(staged, event, signer)
+        self.units, self.roles = staged.units, staged.roles
+        self.heads[subject] = next_head(head, event.event_hash)
+        return self.heads[subject]
+
+    # ---------------------------------------------------------------- checks
+
+    def _require_role(self, role: str, signer: str) -> None:
+        if not self.has_role(signer, role):
+            raise CustodyViolation("TraceRegistryMissingRole", signer=signer, role=role)
+
+    def _require_participant(self, signer: str) -> None:
+        if not any(self.has_role(signer, role) for role in PARTICIPANT_ROLES):
+            raise CustodyViolation("TraceRegistryNotParticipant", signer=signer)
+
+    def _active(self, subject: bytes) -> Unit:
+        unit = self.units.get(subject)
+        if unit is None:
+            raise CustodyViolation("TraceRegistryUnknownSubject", subject=subject)
+        if unit.status is not Status.ACTIVE:
+            raise CustodyViolation("TraceRegistryNotActive", subject=subject, status=unit.status)
+        return unit
+
+    def _require_free_custodian(self, subject: bytes, signer: str) -> Unit:
+        unit = self._active(subject)
+        custodian = self.custodian(subject)
+        if signer != custodian:
+            raise CustodyViolation("TraceRegistryNotCustodian", subject=subject, caller=signer, custodian=custodian)
+        proposed = self.pending_receiver(subject)
+        if proposed != ZERO_ADDRESS:
+            raise CustodyViolation("TraceRegistryInTransit", subject=subject, proposedReceiver=proposed)
+        return unit
+
+    def _require_unpacked(self, subject: bytes, unit: Unit) -> None:
+        if unit.parent != ZERO_HASH:
+            raise CustodyViolation("TraceRegistryPacked", subject=subject, parent=unit.parent)
+
+    # ---------------------------------------------------------------- effects, one per Kind
+
+    def _observe(self, event: TraceEvent, signer: str) -> None:
+        self._require_participant(signer)
+
+    def _commission(self, event: TraceEvent, signer: str) -> None:
+        self._require_role("manufacturer", signer)
+        if event.subject in self.units:
+            raise CustodyViolation("TraceRegistryAlreadyCommissioned", subject=event.subject)
+        self.units[event.subject] = Unit(manufacturer=signer)
+
+    def _aggregate(self, event: TraceEvent, signer: str) -> None:
+        self._require_participant(signer)
+        child, parent = event.subject, event.ref
+        if parent == ZERO_HASH:
+            raise CustodyViolation("TraceRegistryInvalidParent", subject=child, parent=parent)
+        unit = self._require_free_custodian(child, signer)
+        self._require_unpacked(child, unit)
+        if parent in self.units:
+            self._require_free_custodian(parent, signer)
+        else:
+            self.units[parent] = Unit(manufacturer=signer)
+        ancestor, depth = parent, 1
+        while ancestor != ZERO_HASH:
+            if ancestor == child:
+                raise CustodyViolation("TraceRegistryPackingCycle", subject=child, parent=parent)
+            if depth > MAX_PACKING_DEPTH:
+                raise CustodyViolation("TraceRegistryPackingTooDeep", subject=child, maxDepth=MAX_PACKING_DEPTH)
+            ancestor = self.units[ancestor].parent if ancestor in self.units else ZERO_HASH
+            depth += 1
+        unit.parent = parent
+
+    def _disaggregate(self, event: TraceEvent, signer: str) -> None:
+        self._require_participant(signer)
+        child, parent = event.subject, event.ref
+        unit = self._require_free_custodian(child, signer)
+        if unit.parent == ZERO_HASH or unit.parent != parent:
+            raise CustodyViolation(
+                "TraceRegistryNotPackedIn", subject=child, expectedParent=parent, actualParent=unit.parent
+            )
+        unit.recalled = self.recalled(child)
+        unit.parent = ZERO_HASH
+        unit.custodian = signer
+
+    def _ship(self, event: TraceEvent, signer: str) -> None:
+        self._require_participant(signer)
+        unit = self._active(event.subject)
+        self._require_unpacked(event.subject, unit)
+        custodian = self.custodian(event.subject)
+        if signer != custodian:
+            raise CustodyViolation(
+                "TraceRegistryNotCustodian", subject=event.subject, caller=signer, custodian=custodian
+            )
+        if event.counterpart in (ZERO_ADDRESS, signer):
+            raise CustodyViolation("TraceRegistryInvalidReceiver", subject=event.subject, receiver=event.counterpart)
+        unit.pending_receiver = event.counterpart
+
+    def _receive(self, event: TraceEvent, signer: str) -> None:
+        self._require_participant(signer)
+        unit = self._active(event.subject)
+        self._require_unpacked(event.subject, unit)
+        if signer != unit.pending_receiver:
+            raise CustodyViolation(
+                "TraceRegistryNotProposedReceiver",
+                subject=event.subject,
+                caller=signer,
+                proposedReceiver=unit.pending_receiver,
+            )
+        unit.pending_receiver = ZERO_ADDRESS
+        unit.custodian = signer
+
+    def _inspect(self, event: TraceEvent, signer: str) -> None:
+        self._require_role("customs", signer)
+        unit = self._active(event.subject)
+        if event.ref not in (VERDICT_CLEARED, VERDICT_REJECTED):
+            raise CustodyViolation("TraceRegistryInvalidVerdict", subject=event.subject, verdict=event.ref)
+        unit.cleared = event.ref == VERDICT_CLEARED
+
+    def _sell(self, event: TraceEvent, signer: str) -> None:
+        self._require_participant(signer)
+        self._require_role("retailer", signer)
+        unit = self._require_free_custodian(event.subject, signer)
+        if unit.parent != ZERO_HASH:
+            unit.recalled = self.recalled(event.subject)
+            unit.parent = ZERO_HASH
+        unit.status = Status.SOLD
+
+    def _recall(self, event: TraceEvent, signer: str) -> None:
+        unit = self.units.get(event.subject)
+        if unit is None:
+            raise CustodyViolation("TraceRegistryUnknownSubject", subject=event.subject)
+        if signer != unit.manufacturer and not self.has_role(signer, "auditor"):
+            raise CustodyViolation(
+                "TraceRegistryNotManufacturerOrAuditor",
+                subject=event.subject,
+                signer=signer,
+                manufacturer=unit.manufacturer,
+            )
+        unit.recalled = True
+
+    def _consume(self, event: TraceEvent, signer: str) -> None:
+        self._require_participant(signer)
+        unit = self._require_free_custodian(event.subject, signer)
+        self._require_unpacked(event.subject, unit)
+        unit.status = Status.CONSUMED
+
+    def _excursion(self, event: TraceEvent, signer: str) -> None:
+        self._require_participant(signer)
+        unit = self._active(event.subject)
+        custodian = self.custodian(event.subject)
+        if signer != custodian:
+            raise CustodyViolation(
+                "TraceRegistryNotCustodian", subject=event.subject, caller=signer, custodian=custodian
+            )
+        unit.excursions = min(unit.excursions + 1, 0xFFFF)
+
+
+_EFFECTS = {
+    Kind.OBSERVE: CustodyState._observe,
+    Kind.COMMISSION: CustodyState._commission,
+    Kind.AGGREGATE: CustodyState._aggregate,
+    Kind.DISAGGREGATE: CustodyState._disaggregate,
+    Kind.SHIP: CustodyState._ship,
+    Kind.RECEIVE: CustodyState._receive,
+    Kind.INSPECT: CustodyState._inspect,
+    Kind.SELL: CustodyState._sell,
+    Kind.RECALL: CustodyState._recall,
+    Kind.CONSUME: CustodyState._consume,
+    Kind.EXCURSION: CustodyState._excursion,
+}
