@@ -33,7 +33,7 @@ contract TraceRegistry is AccessControl, EIP712 {
     bytes32 public constant RETAILER_ROLE = keccak256("RETAILER_ROLE");
     bytes32 public constant AUDITOR_ROLE = keccak256("AUDITOR_ROLE");
 
-    /// @notice How many levels of packing may nest (item, case, pallet, container, ...).
+    /// @notice How many units an item may be packed in, one inside the other (case, pallet, container, ...).
     uint256 public constant MAX_PACKING_DEPTH = 8;
 
     /// @notice Inspection verdicts carried in `ref` of an Inspect event.
@@ -101,6 +101,7 @@ contract TraceRegistry is AccessControl, EIP712 {
         bool recalled;
         bool cleared;
         uint16 excursions;
+        uint8 height; // levels of packing below it, at the most it has held
     }
 
     bytes32 private constant _TRACE_EVENT_TYPEHASH =
@@ -220,7 +221,7 @@ contract TraceRegistry is AccessControl, EIP712 {
 
     function _commission(bytes32 subject, address manufacturer) private {
         if (_products[subject].status != Status.Unknown) revert TraceRegistryAlreadyCommissioned(subject);
-        _products[subject] = Product(manufacturer, Status.Active, false, false, 0);
+        _products[subject] = Product(manufacturer, Status.Active, false, false, 0, 0);
     }
 
     function _aggregate(bytes32 child, bytes32 parent, address signer) private {
@@ -231,17 +232,26 @@ contract TraceRegistry is AccessControl, EIP712 {
 
         if (_products[parent].status == Status.Unknown) {
             // A new logistic unit (a pallet's SSCC) comes into being when something is packed on it.
-            _products[parent] = Product(signer, Status.Active, false, false, 0);
+            _products[parent] = Product(signer, Status.Active, false, false, 0, 0);
         } else {
             _checkFreeCustodian(parent, signer);
         }
-        bytes32 ancestor = parent;
-        for (uint256 depth = 1; ancestor != bytes32(0); ++depth) {
+        // The deepest thing inside the child ends up `height + ancestors` levels down.
+        uint256 childHeight = _products[child].height;
+        uint256 ancestors = 0;
+        for (bytes32 ancestor = parent; ancestor != bytes32(0); ancestor = _parents[ancestor]) {
             if (ancestor == child) revert TraceRegistryPackingCycle(child, parent);
-            if (depth > MAX_PACKING_DEPTH) revert TraceRegistryPackingTooDeep(child, MAX_PACKING_DEPTH);
-            ancestor = _parents[ancestor];
+            if (++ancestors + childHeight > MAX_PACKING_DEPTH) {
+                revert TraceRegistryPackingTooDeep(child, MAX_PACKING_DEPTH);
+            }
         }
         _parents[child] = parent;
+        // Heights only grow: unpacking leaves them, which keeps the limit conservative and cheap.
+        uint8 height = uint8(childHeight + 1);
+        for (bytes32 unit = parent; unit != bytes32(0) && _products[unit].height < height; unit = _parents[unit]) {
+            _products[unit].height = height;
+            ++height;
+        }
     }
 
     function _disaggregate(bytes32 child, bytes32 parent, address signer) private {

@@ -10,7 +10,6 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-
 from tracechain.chain.connect import Chain, in_process_chain, rpc_chain
 from tracechain.chain.node import ANVIL_DEV_KEY, AnvilNode, find_anvil_binary
 from tracechain.chain.registry import Role, TraceRegistry

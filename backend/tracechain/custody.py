@@ -45,6 +45,7 @@ class Unit:
     recalled: bool = False
     cleared: bool = False
     excursions: int = 0
+    height: int = 0  # levels of packing below it, at the most it has held
     custodian: str | None = None  # None while the manufacturer holds it, as on chain
     pending_receiver: str = ZERO_ADDRESS
     parent: bytes = ZERO_HASH
@@ -101,7 +102,9 @@ class CustodyState:
         subject = event.subject
         head = self.head(subject)
         if event.prev_head != head:
-            raise CustodyViolation("TraceRegistryStaleHead", subject=subject, head=head, signedHead=event.prev_head)
+            raise CustodyViolation(
+                "TraceRegistryStaleHead", subject=subject, head=head, signedHead=event.prev_head
+            )
         effect = _EFFECTS[event.kind]
         staged = self.copy()
         effect(staged, event, signer)
@@ -131,7 +134,9 @@ class CustodyState:
         unit = self._active(subject)
         custodian = self.custodian(subject)
         if signer != custodian:
-            raise CustodyViolation("TraceRegistryNotCustodian", subject=subject, caller=signer, custodian=custodian)
+            raise CustodyViolation(
+                "TraceRegistryNotCustodian", subject=subject, caller=signer, custodian=custodian
+            )
         proposed = self.pending_receiver(subject)
         if proposed != ZERO_ADDRESS:
             raise CustodyViolation("TraceRegistryInTransit", subject=subject, proposedReceiver=proposed)
@@ -163,15 +168,22 @@ class CustodyState:
             self._require_free_custodian(parent, signer)
         else:
             self.units[parent] = Unit(manufacturer=signer)
-        ancestor, depth = parent, 1
+        ancestor, ancestors = parent, 0
         while ancestor != ZERO_HASH:
             if ancestor == child:
                 raise CustodyViolation("TraceRegistryPackingCycle", subject=child, parent=parent)
-            if depth > MAX_PACKING_DEPTH:
-                raise CustodyViolation("TraceRegistryPackingTooDeep", subject=child, maxDepth=MAX_PACKING_DEPTH)
-            ancestor = self.units[ancestor].parent if ancestor in self.units else ZERO_HASH
-            depth += 1
+            ancestors += 1
+            if ancestors + unit.height > MAX_PACKING_DEPTH:
+                raise CustodyViolation(
+                    "TraceRegistryPackingTooDeep", subject=child, maxDepth=MAX_PACKING_DEPTH
+                )
+            ancestor = self.units[ancestor].parent
         unit.parent = parent
+        # Heights only grow, as on chain: see TraceRegistry._aggregate.
+        height, above = unit.height + 1, parent
+        while above != ZERO_HASH and self.units[above].height < height:
+            self.units[above].height = height
+            height, above = height + 1, self.units[above].parent
 
     def _disaggregate(self, event: TraceEvent, signer: str) -> None:
         self._require_participant(signer)
@@ -195,7 +207,9 @@ class CustodyState:
                 "TraceRegistryNotCustodian", subject=event.subject, caller=signer, custodian=custodian
             )
         if event.counterpart in (ZERO_ADDRESS, signer):
-            raise CustodyViolation("TraceRegistryInvalidReceiver", subject=event.subject, receiver=event.counterpart)
+            raise CustodyViolation(
+                "TraceRegistryInvalidReceiver", subject=event.subject, receiver=event.counterpart
+            )
         unit.pending_receiver = event.counterpart
 
     def _receive(self, event: TraceEvent, signer: str) -> None:

@@ -37,4 +37,6 @@ def build_info() -> dict[str, Any]:
 
 
 def all_artifacts() -> list[Artifact]:
-    return [load_artifact(path.stem) for path in sorted(ARTIFACTS_DIR.glob("*.json")) if path.stem != "build-info"]
+    return [
+        load_artifact(path.stem) for path in sorted(ARTIFACTS_DIR.glob("*.json")) if path.stem != "build-info"
+    ]

@@ -42,7 +42,9 @@ class CompiledContracts:
 
 def collect_sources(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, str]:
     """Every source unit the contracts need, keyed by import name (`@openzeppelin/...`, `contracts/...`)."""
-    pending = [f"contracts/{path.relative_to(contracts_dir).as_posix()}" for path in contracts_dir.rglob("*.sol")]
+    pending = [
+        f"contracts/{path.relative_to(contracts_dir).as_posix()}" for path in contracts_dir.rglob("*.sol")
+    ]
     sources: dict[str, str] = {}
     while pending:
         name = pending.pop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -23,7 +24,7 @@ class Chain:
     mode: ChainMode
     relayer: LocalAccount
 
-    @property
+    @cached_property
     def chain_id(self) -> int:
         return int(self.w3.eth.chain_id)
 
@@ -56,7 +57,9 @@ def open_chain(settings: Settings) -> Iterator[Chain]:
         yield in_process_chain()
     elif settings.chain is ChainMode.RPC:
         if settings.relayer_key is None:
-            raise ConfigurationError("chain=rpc needs TRACECHAIN_RELAYER_KEY, the key that pays for transactions")
+            raise ConfigurationError(
+                "chain=rpc needs TRACECHAIN_RELAYER_KEY, the key that pays for transactions"
+            )
         assert settings.rpc_url is not None  # Settings validates it
         yield rpc_chain(settings.rpc_url, settings.relayer_key.get_secret_value())
     else:

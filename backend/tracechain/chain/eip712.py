@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from coincurve import PrivateKey
+from coincurve import PrivateKey, PublicKey
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 
 from tracechain.chain.trace_event import SignedEvent, TraceEvent
@@ -124,3 +124,18 @@ class EventSigner:
         r, s, recovery_id = signature[:32], signature[32:64], signature[64]
         vs = (int.from_bytes(s, "big") | (recovery_id << 255)).to_bytes(32, "big")
         return SignedEvent(event=event, signer=self.address, r=r, vs=vs)
+
+
+def recover_signer(domain_separator: bytes, signed: SignedEvent) -> str | None:
+    """The address whose key made `signed`'s signature over its event, or None if it is malformed."""
+    vs = int.from_bytes(signed.vs, "big")
+    s, recovery_id = vs & ((1 << 255) - 1), vs >> 255
+    try:
+        public_key = PublicKey.from_signature_and_message(
+            signed.r + s.to_bytes(32, "big") + bytes([recovery_id]),
+            digest(domain_separator, signed.event),
+            hasher=None,
+        )
+    except Exception:  # coincurve raises plain Exception for signatures off the curve
+        return None
+    return to_checksum_address(keccak(public_key.format(compressed=False)[1:])[-20:])

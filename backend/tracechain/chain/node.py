@@ -19,8 +19,12 @@ from tracechain.errors import NodeStartError
 # local anvil, public to the world, so it pays for transactions on local chains only.
 ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
-_NPM_PLATFORMS = {("Linux", "x86_64"): "linux-amd64", ("Linux", "aarch64"): "linux-arm64",
-                  ("Darwin", "arm64"): "darwin-arm64", ("Darwin", "x86_64"): "darwin-amd64"}
+_NPM_PLATFORMS = {
+    ("Linux", "x86_64"): "linux-amd64",
+    ("Linux", "aarch64"): "linux-arm64",
+    ("Darwin", "arm64"): "darwin-arm64",
+    ("Darwin", "x86_64"): "darwin-amd64",
+}
 
 
 def find_anvil_binary(settings: Settings) -> Path:
@@ -86,24 +90,46 @@ class AnvilNode:
         return f"http://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
-        command = [str(self.binary), "--host", self.host, "--port", str(self.port),
-                   "--chain-id", str(self.chain_id), "--hardfork", "prague"]
+        command = [
+            str(self.binary),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--chain-id",
+            str(self.chain_id),
+            "--hardfork",
+            "prague",
+        ]
         if self.state_file:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            command += ["--state", str(self.state_file), "--state-interval", "1", "--preserve-historical-states"]
+            command += [
+                "--state",
+                str(self.state_file),
+                "--state-interval",
+                "1",
+            ]
         return command
 
     def start(self, timeout: float = 30.0) -> None:
         if node_answers(self.url):
             raise NodeStartError(f"something already answers at {self.url}; stop it or choose another port")
-        log = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
         if self.log_file:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        self._process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+        log = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
+        try:
+            self._process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+        except OSError as exc:
+            raise NodeStartError(f"cannot run anvil at {self.binary}: {exc.strerror}") from exc
+        finally:
+            if not isinstance(log, int):
+                log.close()  # the child holds its own copy of the descriptor
         deadline = time.monotonic() + timeout
         while not node_answers(self.url):
             if self._process.poll() is not None:
-                raise NodeStartError(f"anvil exited with code {self._process.returncode}; see {self.log_file}")
+                raise NodeStartError(
+                    f"anvil exited with code {self._process.returncode}; see {self.log_file}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise NodeStartError(f"anvil did not answer at {self.url} within {timeout:.0f} s")

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.types import TxReceipt
 
 from tracechain.chain.artifacts import load_artifact
 from tracechain.chain.connect import Chain
 from tracechain.chain.eip712 import Domain
-from tracechain.chain.trace_event import Kind, SignedEvent, Status
+from tracechain.chain.trace_event import Kind, SignedEvent, Status, TraceEvent
 from tracechain.chain.transactions import call, transact
 
 
@@ -76,7 +77,9 @@ class TraceRegistry:
     def __init__(self, chain: Chain, address: str) -> None:
         self.chain = chain
         self.address = to_checksum_address(address)
-        self.contract: Contract = chain.w3.eth.contract(address=self.address, abi=load_artifact("TraceRegistry").abi)
+        self.contract: Contract = chain.w3.eth.contract(
+            address=self.address, abi=load_artifact("TraceRegistry").abi
+        )
         self.domain = Domain(chain.chain_id, self.address)
 
     @classmethod
@@ -85,7 +88,9 @@ class TraceRegistry:
         artifact = load_artifact("TraceRegistry")
         factory = chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         receipt = transact(chain, factory.constructor(admin or chain.relayer.address))
-        return cls(chain, receipt["contractAddress"])
+        address = receipt["contractAddress"]
+        assert address is not None, "a contract creation receipt names the contract"
+        return cls(chain, address)
 
     def grant_role(self, role: bytes, account: str) -> TxReceipt:
         """Sent by the relayer, which must hold the admin role."""
@@ -95,7 +100,9 @@ class TraceRegistry:
         return bool(call(self.contract.functions.hasRole(role, to_checksum_address(account))))
 
     def record(self, events: Sequence[SignedEvent], gas: int | None = None) -> RecordResult:
-        receipt = transact(self.chain, self.contract.functions.record([e.as_abi_tuple() for e in events]), gas)
+        receipt = transact(
+            self.chain, self.contract.functions.record([e.as_abi_tuple() for e in events]), gas
+        )
         logs = self.contract.events.EventRecorded().process_receipt(receipt)
         return RecordResult(receipt, [_recorded(log) for log in logs])
 
@@ -108,6 +115,28 @@ class TraceRegistry:
 
     def event_digest(self, event_tuple: tuple[Any, ...]) -> bytes:
         return bytes(call(self.contract.functions.eventDigest(event_tuple)))
+
+    def signed_events_in(self, transaction_hash: bytes) -> list[SignedEvent]:
+        """The signed events a record() transaction carried, read back from its calldata."""
+        transaction = self.chain.w3.eth.get_transaction(HexBytes(transaction_hash))
+        _, arguments = self.contract.decode_function_input(transaction["input"])
+        return [
+            SignedEvent(
+                TraceEvent(
+                    subject=bytes(item["ev"]["subject"]),
+                    kind=Kind(item["ev"]["kind"]),
+                    event_hash=bytes(item["ev"]["eventHash"]),
+                    counterpart=item["ev"]["counterpart"],
+                    ref=bytes(item["ev"]["ref"]),
+                    time=item["ev"]["time"],
+                    prev_head=bytes(item["ev"]["prevHead"]),
+                ),
+                signer=item["signer"],
+                r=bytes(item["r"]),
+                vs=bytes(item["vs"]),
+            )
+            for item in arguments["events"]
+        ]
 
     def recorded_events(
         self, from_block: int = 0, to_block: int | str = "latest", subject: bytes | None = None

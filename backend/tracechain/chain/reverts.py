@@ -38,7 +38,7 @@ def _errors_by_selector() -> dict[bytes, _ErrorSpec]:
 def _abi_type(arg: dict[str, Any]) -> str:
     if arg["type"].startswith("tuple"):
         inner = ",".join(_abi_type(component) for component in arg["components"])
-        return f"({inner}){arg['type'][len('tuple'):]}"
+        return f"({inner}){arg['type'][len('tuple') :]}"
     return str(arg["type"])
 
 

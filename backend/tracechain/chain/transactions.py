@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from web3.contract.contract import ContractConstructor, ContractFunction
-from web3.types import TxParams, TxReceipt
+from web3.types import TxParams, TxReceipt, Wei
 
 from tracechain.chain.connect import Chain
 from tracechain.chain.reverts import decode_revert, revert_data
@@ -28,13 +28,21 @@ def call(fn: ContractFunction) -> Any:
 def transact(chain: Chain, fn: ContractFunction | ContractConstructor, gas: int | None = None) -> TxReceipt:
     """Estimate (which surfaces a revert with its reason before anything is sent), sign, send, wait."""
     sender = chain.relayer.address
-    params: TxParams = {"from": sender, "nonce": chain.w3.eth.get_transaction_count(sender, "pending")}
+    gas_price = chain.w3.eth.gas_price
+    # Every field given up front, so building the transaction asks the node nothing more.
+    params: TxParams = {
+        "from": sender,
+        "chainId": chain.chain_id,
+        "nonce": chain.w3.eth.get_transaction_count(sender, "pending"),
+        "maxFeePerGas": Wei(gas_price * 2),
+        "maxPriorityFeePerGas": Wei(min(gas_price, 10**9)),
+    }
     try:
         params["gas"] = gas or int(fn.estimate_gas(params) * 1.2)
     except Exception as exc:
         raise as_tracechain_error(exc) from exc
     tx = fn.build_transaction(params)
-    signed = chain.relayer.sign_transaction(tx)
+    signed = chain.relayer.sign_transaction(tx)  # type: ignore[arg-type]
     tx_hash = chain.w3.eth.send_raw_transaction(signed.raw_transaction)
     receipt = chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
     if receipt["status"] != 1:

@@ -1,0 +1,50 @@
+# Two commands for a new user: `make demo` and `make test`. Both install what they need first
+# (a .venv with the Python package, node_modules with the pinned compiler and anvil) and say
+# nothing about it when it is already installed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+
+.PHONY: install demo test lint compile node clean
+
+install: $(PY_STAMP) $(NPM_STAMP)
+
+$(PY_STAMP): pyproject.toml
+	@echo "installing Python dependencies into $(VENV) ..."
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tracechain needs Python 3.11 or newer")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# --ignore-scripts: anvil's install script would download a binary when its platform package is
+# missing; the platform package from the registry already carries it.
+$(NPM_STAMP): package.json package-lock.json
+	@echo "installing the Solidity compiler, OpenZeppelin and anvil into node_modules ..."
+	@npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo: install
+	@$(BIN)/tracechain demo
+
+test: install
+	@$(BIN)/tracechain compile --check
+	@$(MAKE) --no-print-directory lint
+	@$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+lint: install
+	@$(BIN)/ruff check backend tests scripts
+	@$(BIN)/ruff format --check --quiet backend tests scripts
+	@$(BIN)/mypy
+
+compile: install
+	@$(BIN)/tracechain compile
+
+node: install
+	@$(BIN)/tracechain node
+
+clean:
+	rm -rf $(VENV) node_modules .tracechain .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -1,0 +1,64 @@
+"""EPCIS 2.0 events built from plain arguments, for users and demos that do not write EPCIS."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+
+def _when(at: datetime) -> dict[str, str]:
+    offset = at.strftime("%z")  # "+0800"
+    return {"eventTime": at.isoformat(), "eventTimeZoneOffset": f"{offset[:3]}:{offset[3:]}"}
+
+
+def _where(location: str | None) -> dict[str, Any]:
+    return {"readPoint": {"id": location}, "bizLocation": {"id": location}} if location else {}
+
+
+def object_event(
+    epcs: list[str],
+    *,
+    biz_step: str,
+    at: datetime,
+    action: str = "OBSERVE",
+    disposition: str | None = None,
+    location: str | None = None,
+    source: str | None = None,
+    destination: str | None = None,
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": "ObjectEvent",
+        **_when(at),
+        "epcList": list(epcs),
+        "action": action,
+        "bizStep": biz_step,
+    }
+    if disposition:
+        event["disposition"] = disposition
+    event.update(_where(location))
+    if source:
+        event["sourceList"] = [{"type": "owning_party", "source": source}]
+    if destination:
+        event["destinationList"] = [{"type": "owning_party", "destination": destination}]
+    return event
+
+
+def aggregation_event(
+    parent: str,
+    children: list[str],
+    *,
+    at: datetime,
+    action: str = "ADD",
+    biz_step: str = "packing",
+    location: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "type": "AggregationEvent",
+        **_when(at),
+        "parentID": parent,
+        "childEPCs": list(children),
+        "action": action,
+        "bizStep": biz_step,
+        "disposition": "in_progress",
+        **_where(location),
+    }
