@@ -22,9 +22,12 @@ $(PY_STAMP): pyproject.toml
 
 # --ignore-scripts: anvil's install script would download a binary when its platform package is
 # missing; the platform package from the registry already carries it.
+# `npm install --no-save` rather than `npm ci`: the lock pins every version, but it can only list
+# the anvil platform packages the registry served when it was written, and `npm ci` refuses a lock
+# that lacks another platform's optional package.
 $(NPM_STAMP): package.json package-lock.json
 	@echo "installing the Solidity compiler, OpenZeppelin and anvil into node_modules ..."
-	@npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@npm install --ignore-scripts --no-save --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 
 demo: install
