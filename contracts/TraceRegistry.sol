@@ -50,7 +50,7 @@ contract TraceRegistry is AccessControl, EIP712 {
         Receive, // the proposed receiver accepts custody
         Inspect, // customs records a verdict (`ref`: VERDICT_CLEARED or VERDICT_REJECTED)
         Sell, // retailer holding custody sells it to a consumer; custody ends
-        Recall, // the subject's manufacturer or an auditor recalls it, and what is packed in it
+        Recall, // its manufacturer or an auditor recalls it, and what is packed in it (units: auditors only)
         Consume, // custodian consumes the subject as an ingredient of `ref` (transformation)
         Excursion // custodian reports a sensor reading outside the agreed range
     }
@@ -102,6 +102,7 @@ contract TraceRegistry is AccessControl, EIP712 {
         bool cleared;
         uint16 excursions;
         uint8 height; // levels of packing below it, at the most it has held
+        bool packedUnit; // came into being by packing (a pallet's SSCC), not by commissioning
     }
 
     bytes32 private constant _TRACE_EVENT_TYPEHASH =
@@ -221,7 +222,7 @@ contract TraceRegistry is AccessControl, EIP712 {
 
     function _commission(bytes32 subject, address manufacturer) private {
         if (_products[subject].status != Status.Unknown) revert TraceRegistryAlreadyCommissioned(subject);
-        _products[subject] = Product(manufacturer, Status.Active, false, false, 0, 0);
+        _products[subject] = Product(manufacturer, Status.Active, false, false, 0, 0, false);
     }
 
     function _aggregate(bytes32 child, bytes32 parent, address signer) private {
@@ -232,7 +233,7 @@ contract TraceRegistry is AccessControl, EIP712 {
 
         if (_products[parent].status == Status.Unknown) {
             // A new logistic unit (a pallet's SSCC) comes into being when something is packed on it.
-            _products[parent] = Product(signer, Status.Active, false, false, 0, 0);
+            _products[parent] = Product(signer, Status.Active, false, false, 0, 0, true);
         } else {
             _checkFreeCustodian(parent, signer);
         }
@@ -309,8 +310,11 @@ contract TraceRegistry is AccessControl, EIP712 {
     function _recall(bytes32 subject, address signer) private {
         Product storage product = _products[subject];
         if (product.status == Status.Unknown) revert TraceRegistryUnknownSubject(subject);
-        if (signer != product.manufacturer && !hasRole(AUDITOR_ROLE, signer)) {
-            revert TraceRegistryNotManufacturerOrAuditor(subject, signer, product.manufacturer);
+        // Whoever packs a pallet "made" it, but not what is on it: a recall of a packed unit reaches
+        // every item on it, so only an auditor may recall one.
+        address manufacturer = product.packedUnit ? address(0) : product.manufacturer;
+        if (signer != manufacturer && !hasRole(AUDITOR_ROLE, signer)) {
+            revert TraceRegistryNotManufacturerOrAuditor(subject, signer, manufacturer);
         }
         product.recalled = true;
     }

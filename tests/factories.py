@@ -66,5 +66,19 @@ def sign_event(
     return actor.signer.sign(event)
 
 
-def record(registry: TraceRegistry, actor: Actor, kind: Kind, subject: bytes, **fields: object) -> RecordResult:
+def record(
+    registry: TraceRegistry, actor: Actor, kind: Kind, subject: bytes, **fields: object
+) -> RecordResult:
     return registry.record([sign_event(registry, actor, kind, subject, **fields)])  # type: ignore[arg-type]
+
+
+def pack(registry: TraceRegistry, actor: Actor, parent: bytes, *children: bytes) -> None:
+    """`actor` packs each child into `parent` (an Aggregate event per child), one transaction each."""
+    for child in children:
+        record(registry, actor, Kind.AGGREGATE, child, ref=parent)
+
+
+def hand_over(registry: TraceRegistry, sender: Actor, receiver: Actor, subject: bytes) -> None:
+    """`sender` ships `subject` to `receiver`, who receives it: custody moves in two signed events."""
+    record(registry, sender, Kind.SHIP, subject, counterpart=receiver.address)
+    record(registry, receiver, Kind.RECEIVE, subject)

@@ -46,6 +46,7 @@ class Unit:
     cleared: bool = False
     excursions: int = 0
     height: int = 0  # levels of packing below it, at the most it has held
+    packed_unit: bool = False  # came into being by packing: only an auditor may recall it
     custodian: str | None = None  # None while the manufacturer holds it, as on chain
     pending_receiver: str = ZERO_ADDRESS
     parent: bytes = ZERO_HASH
@@ -167,7 +168,7 @@ class CustodyState:
         if parent in self.units:
             self._require_free_custodian(parent, signer)
         else:
-            self.units[parent] = Unit(manufacturer=signer)
+            self.units[parent] = Unit(manufacturer=signer, packed_unit=True)
         ancestor, ancestors = parent, 0
         while ancestor != ZERO_HASH:
             if ancestor == child:
@@ -246,12 +247,13 @@ class CustodyState:
         unit = self.units.get(event.subject)
         if unit is None:
             raise CustodyViolation("TraceRegistryUnknownSubject", subject=event.subject)
-        if signer != unit.manufacturer and not self.has_role(signer, "auditor"):
+        manufacturer = ZERO_ADDRESS if unit.packed_unit else unit.manufacturer
+        if signer != manufacturer and not self.has_role(signer, "auditor"):
             raise CustodyViolation(
                 "TraceRegistryNotManufacturerOrAuditor",
                 subject=event.subject,
                 signer=signer,
-                manufacturer=unit.manufacturer,
+                manufacturer=manufacturer,
             )
         unit.recalled = True
 
