@@ -62,3 +62,23 @@ def aggregation_event(
         "disposition": "in_progress",
         **_where(location),
     }
+
+
+def sensor_event(
+    epcs: list[str],
+    *,
+    at: datetime,
+    measurement: str,
+    value: float,
+    uom: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    location: str | None = None,
+) -> dict[str, Any]:
+    """A sensor reading; outside [minimum, maximum] it carries the alarm that records an excursion."""
+    report: dict[str, Any] = {"type": measurement, "value": value, "uom": uom, "time": at.isoformat()}
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        report["exception"] = "ALARM_CONDITION"
+    event = object_event(epcs, biz_step="sensor_reporting", at=at, location=location)
+    event["sensorElementList"] = [{"sensorMetadata": {"time": at.isoformat()}, "sensorReport": [report]}]
+    return event

@@ -1,0 +1,217 @@
+"""Validation of EPCIS 2.0 JSON / JSON-LD documents against GS1's JSON schema, with readable problems.
+
+The schema (draft-07) ships in `data/` with the package and is compiled once. Its errors are
+turned into :class:`Problem` s a capturing client can act on: where (`epcisBody.eventList[0].eventTime`)
+and what, in a sentence. The schema states most alternatives as `anyOf`/`oneOf`, whose raw errors
+list every branch that did not match; only the most specific error of each is kept
+(`jsonschema.exceptions.best_match`), and none at all where a plainer error already names the field.
+
+Beyond the schema, a document may only name the EPCIS 2.0 context URLs the hash generator bundles:
+JSON-LD would otherwise fetch a named context from the network, and tracechain never fetches
+anything at run time. Inline context objects are fine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Final
+
+from jsonschema import Draft7Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from tracechain.epcis.event_hash import BUNDLED_CONTEXTS, EPCIS_CONTEXT
+
+_SCHEMA_FILE: Final = "EPCIS-JSON-Schema.json"
+_COMBINATORS: Final = frozenset({"anyOf", "oneOf", "allOf"})
+_JSON_TYPES: Final = {
+    "string": "a string",
+    "object": "an object",
+    "array": "a list",
+    "number": "a number",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "null": "null",
+}
+_ENUM_SHOWN: Final = 8
+# Fields whose pattern deserves an example rather than "has the wrong form".
+_FORMS: Final = {
+    "eventTimeZoneOffset": "a UTC offset such as +02:00",
+    "schemaVersion": "a version such as 2.0",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a document: where it is and, in a sentence, what."""
+
+    location: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.reason}"
+
+
+def _load_validator() -> Draft7Validator:
+    text = resources.files("tracechain.epcis").joinpath("data", _SCHEMA_FILE).read_text("utf-8")
+    schema = json.loads(text)
+    Draft7Validator.check_schema(schema)
+    # date-time and uri formats are checked with rfc3339-validator and rfc3986-validator.
+    return Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER)
+
+
+_VALIDATOR: Final = _load_validator()
+
+
+def validate_document(document: Any) -> list[Problem]:
+    """Every problem with an EPCIS document, in document order; an empty list means it is valid."""
+    if not isinstance(document, dict):
+        return [Problem("document", f"must be a JSON object, not {_json_type(document)}")]
+    problems = list(_context_problems(document))
+    plain: list[Problem] = []
+    combined: list[Problem] = []
+    for error in _VALIDATOR.iter_errors(document):
+        if "propertyNames" in error.schema_path:
+            plain.append(_unknown_field(error, document))
+        elif error.validator in _COMBINATORS:
+            combined.append(_combinator_problem(error))
+        else:
+            plain += _problems(error)
+    located = {problem.location for problem in plain}
+    # A field a plain error already names needs no second account of the branches it failed.
+    problems += plain + [p for p in combined if p.location not in located]
+    return sorted(dict.fromkeys(problems), key=_document_order(document))
+
+
+# ---------------------------------------------------------------- @context
+
+
+def _context_problems(document: dict[str, Any]) -> Iterator[Problem]:
+    for path, value in _walk(document, ()):
+        if path and path[-1] in ("@context", "@import"):
+            entries = value if isinstance(value, list) else [value]
+            for index, entry in enumerate(entries):
+                if isinstance(entry, str) and entry not in BUNDLED_CONTEXTS:
+                    where = path + ((index,) if isinstance(value, list) else ())
+                    yield Problem(
+                        _location(where),
+                        f"names the remote JSON-LD context {entry!r}; remote contexts are never "
+                        f"fetched, so use {EPCIS_CONTEXT} and put your own terms in an inline "
+                        "context object (inline contexts are fine)",
+                    )
+
+
+def _walk(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+    yield path, value
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _walk(child, (*path, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _walk(child, (*path, index))
+
+
+# ---------------------------------------------------------------- schema errors
+
+
+def _combinator_problem(error: ValidationError) -> Problem:
+    branches = list(error.context or ())
+    if branches and all(b.validator == "required" and not b.relative_path for b in branches):
+        # "epcList, or quantityList, or sensorElementList and readPoint"
+        needs: dict[Any, list[str]] = {}
+        for branch in branches:
+            needs.setdefault(branch.relative_schema_path[0], []).extend(_missing(branch))
+        alternatives = [" and ".join(names) for names in needs.values() if names]
+        return Problem(_location(error.absolute_path), "needs " + ", or ".join(alternatives))
+    deepest = best_match(branches) if branches else None
+    return _problems(deepest)[0] if deepest is not None else _problems(error)[0]
+
+
+def _unknown_field(error: ValidationError, document: dict[str, Any]) -> Problem:
+    element: Any = document
+    for part in error.absolute_path:
+        element = element[part]
+    kind = element.get("type") if isinstance(element, dict) else None
+    where = f"a field of {kind}" if isinstance(kind, str) else "a field here"
+    return Problem(
+        _location((*error.absolute_path, error.instance)),
+        f"is not {where}; extension fields need a namespace prefix (example:myField)",
+    )
+
+
+def _missing(error: ValidationError) -> list[str]:
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    return [str(name) for name in error.validator_value if name not in instance]
+
+
+def _problems(error: ValidationError) -> list[Problem]:
+    path = tuple(error.absolute_path)
+    kind, expected, value = error.validator, error.validator_value, error.instance
+    if kind == "required":
+        return [Problem(_location((*path, name)), "is required but missing") for name in _missing(error)]
+    location = _location(path)
+    if kind == "enum":
+        allowed = ", ".join(str(v) for v in expected) if len(expected) <= _ENUM_SHOWN else None
+        reason = (
+            f"must be one of {allowed} (got {value!r})" if allowed else f"{value!r} is not an allowed value"
+        )
+    elif kind == "const":
+        reason = f"must be {expected!r} (got {value!r})"
+    elif kind == "type":
+        wanted = " or ".join(
+            _JSON_TYPES.get(t, t) for t in ([expected] if isinstance(expected, str) else expected)
+        )
+        reason = f"must be {wanted}, not {_json_type(value)}"
+    elif kind == "format":
+        reason = f"{value!r} is not a valid {expected}"
+    elif kind == "pattern":
+        field = next((p for p in reversed(path) if isinstance(p, str)), "")
+        form = _FORMS.get(field)
+        reason = f"{value!r} is not {form}" if form else f"{value!r} does not have the expected form"
+    elif kind in ("minItems", "minLength", "minProperties"):
+        reason = "must not be empty"
+    elif kind == "uniqueItems":
+        reason = "lists the same value more than once"
+    elif kind == "additionalProperties":
+        reason = "has fields this element does not allow"
+    elif kind in ("maxItems", "maxLength", "maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum"):
+        reason = f"is out of range ({kind} {expected})"
+    elif kind == "not":
+        reason = "is not allowed here"
+    else:
+        reason = f"does not satisfy the EPCIS schema ({kind})"
+    return [Problem(location, reason)]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _location(path: Iterable[str | int]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "document"
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    for kind, python in (("object", dict), ("array", list), ("string", str), ("number", (int, float))):
+        if isinstance(value, python):
+            return _JSON_TYPES[kind]
+    return "null" if value is None else type(value).__name__
+
+
+def _document_order(document: dict[str, Any]) -> Callable[[Problem], int]:
+    """Sort key: problems in the order their fields appear, a missing field with its parent."""
+    order = {_location(path): index for index, (path, _) in enumerate(_walk(document, ()))}
+
+    def position(problem: Problem) -> int:
+        location = problem.location
+        while location not in order and location:
+            location = location[: max(location.rfind("."), location.rfind("["), 0)]
+        return order.get(location, 0)
+
+    return position

@@ -1,0 +1,314 @@
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+from biip.checksums import gs1_standard_check_digit
+from epcis_event_hash_generator.dl_normaliser import normaliser
+from hypothesis import given
+from hypothesis import strategies as st
+from tracechain.chain.trace_event import subject_id
+from tracechain.epcis.identifiers import (
+    InvalidIdentifier,
+    NotGS1Identifier,
+    canonical_epc,
+    company_prefix_length,
+    digital_link,
+    from_digital_link_path,
+    gs1_key,
+    is_class,
+)
+from tracechain.errors import TracechainError
+
+# GS1 AI 82 character set, which serials and lots are drawn from.
+CSET_82 = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _with_check_digit(payload: str) -> str:
+    return payload + str(gs1_standard_check_digit(payload))
+
+
+def _tds_escape(value: str) -> str:
+    """EPC URN escaping as GS1's Tag Data Standard writes it, independently of the module."""
+    return "".join(
+        {'"': "%22", "%": "%25", "&": "%26", "/": "%2F", "<": "%3C", ">": "%3E", "?": "%3F"}.get(c, c)
+        for c in value
+    )
+
+
+def _gtin_urn(kind: str, gtin: str, serial: str, split: int) -> str:
+    """An SGTIN or LGTIN URN split after `split` digits, whatever GS1's table says."""
+    return f"{kind}{gtin[1 : 1 + split]}.{gtin[0]}{gtin[1 + split : 13]}.{_tds_escape(serial)}"
+
+
+def _sscc_urn(sscc: str, split: int) -> str:
+    return f"urn:epc:id:sscc:{sscc[1 : 1 + split]}.{sscc[0]}{sscc[1 + split : 17]}"
+
+
+gtins = st.text("0123456789", min_size=13, max_size=13).map(_with_check_digit)
+ssccs = st.text("0123456789", min_size=17, max_size=17).map(_with_check_digit)
+serials = st.text(CSET_82, min_size=1, max_size=20)
+plain_serials = st.text(ALPHANUMERIC, min_size=1, max_size=20)
+partitions = st.integers(min_value=6, max_value=12)
+
+
+@pytest.mark.parametrize(
+    ("urn", "link"),
+    [
+        ("urn:epc:id:sgtin:0614141.107346.2017", "https://id.gs1.org/01/10614141073464/21/2017"),
+        ("urn:epc:class:lgtin:4012345.012345.998877", "https://id.gs1.org/01/04012345123456/10/998877"),
+        ("urn:epc:idpat:sgtin:4012345.098765.*", "https://id.gs1.org/01/04012345987652"),
+        ("urn:epc:id:sscc:0614141.1234567890", "https://id.gs1.org/00/106141412345678908"),
+        ("urn:epc:id:sgln:0614141.07346.1234", "https://id.gs1.org/414/0614141073467/254/1234"),
+        ("urn:epc:id:sgln:0614141.00777.0", "https://id.gs1.org/414/0614141007776"),
+        ("urn:epc:id:pgln:0614141.00001", "https://id.gs1.org/417/0614141000012"),
+        ("urn:epc:id:grai:4012345.55555.98765", "https://id.gs1.org/8003/0401234555555498765"),
+        ("urn:epc:id:giai:4000001.12345", "https://id.gs1.org/8004/400000112345"),
+    ],
+)
+def test_urn_and_digital_link_of_one_thing_are_one_subject(urn: str, link: str) -> None:
+    assert canonical_epc(urn) == urn
+    assert canonical_epc(link) == urn
+    assert subject_id(canonical_epc(link)) == subject_id(canonical_epc(urn))
+    assert digital_link(urn) == link
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://brand.example.com/01/10614141073464/21/2017",
+        "http://brand.example.com/products/01/10614141073464/21/2017?17=260101&linkType=gs1:pip",
+        "https://id.gs1.org/01/10614141073464/10/LOT7/21/2017",  # the serial is the finer level
+        "https://id.gs1.org/gtin/10614141073464/ser/2017",  # GS1 DL 1.0 short names
+        "https://id.gs1.org/01/614141073461/21/2017".replace("614141073461", "10614141073464"),
+    ],
+)
+def test_digital_link_on_any_host_names_the_same_item(link: str) -> None:
+    assert canonical_epc(link) == "urn:epc:id:sgtin:0614141.107346.2017"
+
+
+def test_short_names_are_only_read_in_key_positions() -> None:
+    assert (
+        canonical_epc("https://id.gs1.org/01/10614141073464/21/lot") == "urn:epc:id:sgtin:0614141.107346.lot"
+    )
+
+
+def test_gtin_13_in_a_digital_link_is_padded_to_14_digits() -> None:
+    assert canonical_epc("https://id.gs1.org/01/4012345123456/10/998877") == (
+        "urn:epc:class:lgtin:4012345.012345.998877"
+    )
+
+
+def test_urn_split_at_another_company_prefix_length_is_resplit_by_the_gs1_table() -> None:
+    assert canonical_epc("urn:epc:id:sgtin:061414.1107346.2017") == "urn:epc:id:sgtin:0614141.107346.2017"
+    # GS1 allocated 952000 as a 6-digit prefix; GS1's own example splits it after 7 digits.
+    assert canonical_epc("urn:epc:id:sgtin:9520001.012346.10000001001") == (
+        "urn:epc:id:sgtin:952000.0112346.10000001001"
+    )
+
+
+def test_company_prefix_length_comes_from_the_gs1_table_and_falls_back_to_7() -> None:
+    assert company_prefix_length("sgtin", "10614141073464") == 7
+    assert company_prefix_length("sgtin", "07044610873466") == 6
+    assert company_prefix_length("sscc", "106141412345678908") == 7
+    assert company_prefix_length("sgtin", "09529999999990") == 7  # not in the table
+
+
+def test_urn_escapes_are_read_and_written_canonically() -> None:
+    assert (
+        canonical_epc("urn:epc:id:sgtin:0614141.107346.a%2fb%21") == "urn:epc:id:sgtin:0614141.107346.a%2Fb!"
+    )
+
+
+def test_serial_is_percent_decoded_after_splitting_the_path() -> None:
+    assert from_digital_link_path("/01/10614141073464/21/a%2Fb") == "urn:epc:id:sgtin:0614141.107346.a%2Fb"
+    assert digital_link("urn:epc:id:sgtin:0614141.107346.a%2Fb") == (
+        "https://id.gs1.org/01/10614141073464/21/a%2Fb"
+    )
+
+
+def test_digital_link_paths_give_the_urn_of_an_item_and_of_a_lot() -> None:
+    assert from_digital_link_path("/01/10614141073464/21/2017") == "urn:epc:id:sgtin:0614141.107346.2017"
+    assert (
+        from_digital_link_path("01/04012345123456/10/99%2F88") == "urn:epc:class:lgtin:4012345.012345.99%2F88"
+    )
+
+
+def test_digital_link_uses_the_given_host_and_path_prefix() -> None:
+    urn = "urn:epc:id:sgtin:0614141.107346.2017"
+    assert digital_link(urn, host="https://trace.example.com/p/") == (
+        "https://trace.example.com/p/01/10614141073464/21/2017"
+    )
+    with pytest.raises(ValueError, match="http"):
+        digital_link(urn, host="trace.example.com")
+
+
+@pytest.mark.parametrize(
+    ("identifier", "reason"),
+    [
+        ("https://id.gs1.org/01/10614141073465/21/2017", "check digit of 10614141073465 is 5, should be 4"),
+        ("https://id.gs1.org/00/106141412345678907", "check digit of 106141412345678907 is 7, should be 8"),
+        ("https://id.gs1.org/414/0614141073468", "check digit of 0614141073468 is 8, should be 7"),
+        ("https://id.gs1.org/8003/0401234555556498765", "check digit of 4012345555564 is 4, should be 1"),
+    ],
+)
+def test_bad_check_digit_is_rejected_naming_the_digit(identifier: str, reason: str) -> None:
+    with pytest.raises(InvalidIdentifier) as raised:
+        canonical_epc(identifier)
+    assert raised.value.reason == reason
+    assert raised.value.identifier == identifier
+
+
+@pytest.mark.parametrize(
+    ("identifier", "said"),
+    [
+        ("0614141.107346.2017", "neither an EPC URN"),
+        ("urn:epc:id:sgtin:0614141.107346.", "1 to 20 characters, got 0"),
+        ("urn:epc:id:sgtin:0614141.10734.2017", "need 13 digits together, not 0614141.10734"),
+        ("urn:epc:id:sgtin:0614141.107346." + "9" * 21, "1 to 20 characters, got 21"),
+        ("urn:epc:id:sgtin:0614141.107346.a/b", "'/' is not allowed"),
+        ("urn:epc:id:sgtin:06141.1073466.1", "company prefix '06141' is not 6 to 12 digits"),
+        ("urn:epc:id:sgtin:0614141.107346", "3 parts"),
+        ("urn:epc:id:usdod:2S194.12345678901", "not supported"),
+        ("urn:epc:idpat:sgtin:0614141.*.*", "only GTIN patterns"),
+        ("https://example.com/about", "not a Digital Link"),
+        ("https://id.gs1.org/01/10614141073464/21/a%20b", "(21)"),
+        ("https://id.gs1.org/8003/04012345555554", "names a type"),
+    ],
+)
+def test_what_is_not_a_valid_identifier_is_rejected_saying_why(identifier: str, said: str) -> None:
+    with pytest.raises(InvalidIdentifier, match=r".*") as raised:
+        canonical_epc(identifier)
+    assert said in raised.value.reason
+
+
+def test_invalid_identifier_is_a_value_error_and_a_tracechain_error() -> None:
+    assert issubclass(InvalidIdentifier, ValueError)
+    assert issubclass(InvalidIdentifier, TracechainError)
+
+
+@pytest.mark.parametrize("identifier", ["https://parties.example.com/7", "urn:example:party:7", "retailer-7"])
+def test_what_is_no_gs1_identifier_at_all_is_told_apart(identifier: str) -> None:
+    with pytest.raises(NotGS1Identifier):
+        canonical_epc(identifier)
+
+
+def test_a_gs1_identifier_written_wrongly_is_not_told_apart_as_foreign() -> None:
+    with pytest.raises(InvalidIdentifier) as raised:
+        canonical_epc("https://id.gs1.org/417/0614141000028")
+    assert not isinstance(raised.value, NotGS1Identifier)
+
+
+def test_epc_without_gs1_key_is_kept_as_written_and_has_no_digital_link() -> None:
+    gid = "urn:epc:id:gid:95100000.12345.400"
+    assert canonical_epc(gid) == gid
+    with pytest.raises(InvalidIdentifier, match="no Digital Link form"):
+        digital_link(gid)
+
+
+def test_only_a_gtin_without_lot_or_serial_is_a_class() -> None:
+    assert is_class(canonical_epc("https://id.gs1.org/01/04012345987652"))
+    assert not is_class(canonical_epc("urn:epc:class:lgtin:4012345.012345.998877"))
+    assert not is_class(canonical_epc("urn:epc:id:sscc:0614141.1234567890"))
+
+
+def test_gs1_key_is_what_the_barcode_carries() -> None:
+    assert gs1_key("urn:epc:id:sscc:0614141.1234567890") == "106141412345678908"
+    assert gs1_key("urn:epc:id:sgtin:0614141.107346.2017") == "10614141073464"
+
+
+# ---------------------------------------------------------------- properties
+
+
+@given(gtins, serials)
+def test_sgtin_round_trips_between_urn_and_digital_link(gtin: str, serial: str) -> None:
+    link = f"https://id.gs1.org/01/{gtin}/21/{quote(serial, safe='')}"
+    urn = canonical_epc(link)
+    assert urn.startswith("urn:epc:id:sgtin:")
+    assert digital_link(urn) == link
+    assert canonical_epc(digital_link(urn)) == urn
+    assert canonical_epc(urn) == urn
+
+
+@given(gtins, serials)
+def test_lgtin_round_trips_between_urn_and_digital_link(gtin: str, lot: str) -> None:
+    link = f"https://id.gs1.org/01/{gtin}/10/{quote(lot, safe='')}"
+    urn = canonical_epc(link)
+    assert urn.startswith("urn:epc:class:lgtin:")
+    assert digital_link(urn) == link
+    assert canonical_epc(urn) == urn
+
+
+@given(ssccs)
+def test_sscc_round_trips_between_urn_and_digital_link(sscc: str) -> None:
+    link = f"https://id.gs1.org/00/{sscc}"
+    urn = canonical_epc(link)
+    assert urn.startswith("urn:epc:id:sscc:")
+    assert digital_link(urn) == link
+    assert canonical_epc(urn) == urn
+
+
+@given(gtins, serials, partitions)
+def test_sgtin_urn_split_anywhere_is_the_subject_of_its_digital_link(
+    gtin: str, serial: str, split: int
+) -> None:
+    urn = _gtin_urn("urn:epc:id:sgtin:", gtin, serial, split)
+    assert (
+        canonical_epc(urn)
+        == canonical_epc(digital_link(urn))
+        == canonical_epc(f"https://id.gs1.org/01/{gtin}/21/{quote(serial, safe='')}")
+    )
+
+
+@given(gtins, serials, partitions)
+def test_lgtin_urn_split_anywhere_is_the_subject_of_its_digital_link(gtin: str, lot: str, split: int) -> None:
+    urn = _gtin_urn("urn:epc:class:lgtin:", gtin, lot, split)
+    assert canonical_epc(urn) == canonical_epc(digital_link(urn))
+
+
+@given(ssccs, partitions)
+def test_sscc_urn_split_anywhere_is_the_subject_of_its_digital_link(sscc: str, split: int) -> None:
+    urn = _sscc_urn(sscc, split)
+    assert (
+        canonical_epc(urn)
+        == canonical_epc(digital_link(urn))
+        == canonical_epc(f"https://id.gs1.org/00/{sscc}")
+    )
+
+
+@given(gtins, plain_serials, partitions)
+def test_digital_link_agrees_with_the_cbv_hash_normaliser(gtin: str, serial: str, split: int) -> None:
+    """GS1's reference code turns URNs into Digital Links for the event hash; ours must match."""
+    sgtin = _gtin_urn("urn:epc:id:sgtin:", gtin, serial, split)
+    lgtin = _gtin_urn("urn:epc:class:lgtin:", gtin, serial, split)
+    assert digital_link(sgtin) == normaliser(sgtin)
+    assert digital_link(lgtin) == normaliser(lgtin)
+
+
+@given(ssccs, partitions)
+def test_sscc_digital_link_agrees_with_the_cbv_hash_normaliser(sscc: str, split: int) -> None:
+    urn = _sscc_urn(sscc, split)
+    assert digital_link(urn) == normaliser(urn)
+
+
+@given(st.text("0123456789", min_size=14, max_size=14).filter(lambda g: g != _with_check_digit(g[:13])))
+def test_gtin_with_a_wrong_check_digit_is_always_rejected(gtin: str) -> None:
+    with pytest.raises(InvalidIdentifier, match="check digit"):
+        canonical_epc(f"https://id.gs1.org/01/{gtin}/21/1")
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        "urn:epc:id:pgln:5790001.00000",  # a 12-digit company prefix: the reference becomes empty
+        "urn:epc:id:sgln:8712345.00002.0",
+        "urn:epc:id:pgln:6901234.00000",
+        "urn:epc:id:sgtin:6901234.067890.1",
+        "urn:epc:id:sscc:6901234.0000000001",
+    ],
+)
+def test_canonical_form_is_canonical_again(identifier: str) -> None:
+    """Participants and clients send back the canonical ids the API hands out."""
+    canonical = canonical_epc(identifier)
+    assert canonical_epc(canonical) == canonical
