@@ -61,6 +61,21 @@ def node() -> None:
 
 
 @app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+) -> None:
+    """Run the HTTP service (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from tracechain.api.app import create_app
+
+    settings = Settings()
+    settings.require_secrets()
+    uvicorn.run(create_app(settings), host=host, port=port)
+
+
+@app.command()
 def demo() -> None:
     """Record a product's journey from Shenzhen to Amsterdam and print its verified history."""
     from tracechain.demo import run_demo

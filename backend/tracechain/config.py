@@ -9,9 +9,14 @@ from pathlib import Path
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tracechain.errors import ConfigurationError
+
 # Where the repository's sources live when tracechain runs from a checkout: contracts/ and
 # node_modules/ are only needed to compile or to run the managed node, never to serve.
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+_PLACEHOLDERS = {"secret", "changeme", "change-me", "password", "test"}
 
 
 class ChainMode(StrEnum):
@@ -43,6 +48,23 @@ class Settings(BaseSettings):
     solc_binary: Path | None = None
     """A native solc to compile with instead of the npm `solc` package run by Node."""
 
+    database_url: str | None = None
+    """SQLAlchemy URL (sqlite:///… or postgresql://…); defaults to SQLite in the data folder."""
+
+    demo_mode: bool = False
+    """Allows a missing master secret and admin token (the demo's own are used). Never in production."""
+    admin_token: SecretStr | None = None
+    """Bearer token of the administrator, who creates participants."""
+    master_secret: SecretStr | None = None
+    """Encrypts the participant keys the service holds (AES-256-GCM under a key derived from it)."""
+
+    confirmations: int = 0
+    """Blocks a record must be buried under before the read model calls it confirmed."""
+    batch_size: int = 200
+    """Most signed events per transaction."""
+    poll_interval: float = 0.2
+    """Seconds between the submitter's and the indexer's rounds when idle."""
+
     @model_validator(mode="after")
     def _rpc_url_selects_rpc(self) -> Settings:
         if self.rpc_url and "chain" not in self.model_fields_set:
@@ -50,6 +72,25 @@ class Settings(BaseSettings):
         if self.chain is ChainMode.RPC and not self.rpc_url:
             raise ValueError("chain=rpc needs TRACECHAIN_RPC_URL, the node's JSON-RPC address")
         return self
+
+    def require_secrets(self) -> None:
+        """Refuse to serve without real secrets unless this is explicitly a demo."""
+        if self.demo_mode:
+            return
+        for name, value in (
+            ("TRACECHAIN_MASTER_SECRET", self.master_secret),
+            ("TRACECHAIN_ADMIN_TOKEN", self.admin_token),
+        ):
+            secret = value.get_secret_value() if value else ""
+            if len(secret) < 32 or secret.lower() in _PLACEHOLDERS or secret.startswith("change"):
+                raise ConfigurationError(
+                    f"{name} must be set to a random secret of at least 32 characters "
+                    "(or set TRACECHAIN_DEMO_MODE=true for a throwaway demo)"
+                )
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'tracechain.db').resolve()}"
 
     @property
     def anvil_state_file(self) -> Path:

@@ -1,0 +1,1 @@
+"""HTTP: the app factory, dependencies, problem+json errors and one router per resource."""

@@ -1,0 +1,54 @@
+"""Request dependencies: services, a database session per request, and who is calling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from tracechain.api.problems import Problem
+from tracechain.api.services import Services
+from tracechain.keys import hash_api_key, same_secret
+from tracechain.store import queries
+from tracechain.store.models import Participant
+
+_bearer = HTTPBearer(auto_error=False, description="A participant's API key, or the admin token")
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_session(services: ServicesDep) -> Iterator[Session]:
+    """One transaction per request: committed if the route returns, rolled back whole if it raises."""
+    with services.sessions() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def require_admin(services: ServicesDep, credentials: Credentials) -> None:
+    if credentials is None or not same_secret(credentials.credentials, services.admin_token):
+        raise Problem(401, "Unauthorized", "this needs the admin token as a Bearer credential")
+
+
+def current_participant(session: SessionDep, credentials: Credentials) -> Participant:
+    if credentials is None:
+        raise Problem(401, "Unauthorized", "send your API key as 'Authorization: Bearer <key>'")
+    participant = queries.participant_by_api_key_hash(session, hash_api_key(credentials.credentials))
+    if participant is None:
+        raise Problem(401, "Unauthorized", "unknown API key")
+    return participant
+
+
+AdminDep = Annotated[None, Depends(require_admin)]
+ParticipantDep = Annotated[Participant, Depends(current_participant)]

@@ -1,0 +1,92 @@
+"""What the app runs on: chain, registry, database, key vault and the two background workers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from tracechain.chain.connect import Chain
+from tracechain.chain.deployments import load_or_deploy_registry
+from tracechain.chain.registry import TraceRegistry
+from tracechain.config import Settings
+from tracechain.indexer import Indexer
+from tracechain.keys import KeyVault
+from tracechain.store.db import make_engine, migrate, session_factory
+from tracechain.submission import Submitter
+
+log = logging.getLogger(__name__)
+
+# Demo mode only: fixed throwaway secrets so `tracechain demo` and `serve` agree without set-up.
+DEMO_MASTER_SECRET = "tracechain-demo-master-secret-not-for-production"
+DEMO_ADMIN_TOKEN = "tracechain-demo-admin-token-not-for-production"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    chain: Chain
+    registry: TraceRegistry
+    engine: Engine
+    sessions: sessionmaker[Session]
+    vault: KeyVault
+    admin_token: str
+    submitter: Submitter
+    indexer: Indexer
+    capture_lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, settings: Settings, chain: Chain) -> Services:
+        settings.require_secrets()
+        master = settings.master_secret.get_secret_value() if settings.master_secret else DEMO_MASTER_SECRET
+        admin = settings.admin_token.get_secret_value() if settings.admin_token else DEMO_ADMIN_TOKEN
+        engine = make_engine(settings.effective_database_url)
+        migrate(engine)
+        sessions = session_factory(engine)
+        registry = load_or_deploy_registry(chain, settings)
+        return cls(
+            settings=settings,
+            chain=chain,
+            registry=registry,
+            engine=engine,
+            sessions=sessions,
+            vault=KeyVault(master),
+            admin_token=admin,
+            submitter=Submitter(sessions, registry, settings.batch_size),
+            indexer=Indexer(sessions, registry, settings.confirmations),
+        )
+
+    def settle(self) -> None:
+        """One round of both workers, in order: for tests and for callers that run no threads."""
+        self.submitter.run_once()
+        self.indexer.run_once()
+
+    def start_workers(self) -> None:
+        for name, step in (("submitter", self.submitter.run_once), ("indexer", self.indexer.run_once)):
+            thread = threading.Thread(
+                target=self._loop, args=(name, step), name=f"tracechain-{name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _loop(self, name: str, step: object) -> None:
+        assert callable(step)
+        while not self._stop.is_set():
+            try:
+                busy = step()
+            except Exception:  # a worker must outlive a node restart or a database hiccup
+                log.exception("%s round failed; retrying", name)
+                busy = 0
+            if not busy:
+                self._stop.wait(self.settings.poll_interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.engine.dispose()

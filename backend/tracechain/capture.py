@@ -1,0 +1,284 @@
+"""Capture: an EPCIS document becomes stored events and signed chain records, or nothing at all.
+
+The whole document is checked before anything is written: the schema, identifiers, parties, and
+every event's effect against the custody projection (the contract's rules in `custody.py`, applied
+to the state the chain will have once the queued records land). One bad event rejects the document
+with every reason found. Accepted events are signed over their subjects' projected heads and queued
+for the submitter in the same database transaction, so a crash loses or duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tracechain.chain.eip712 import Domain, EventSigner
+from tracechain.chain.trace_event import ZERO_ADDRESS, ZERO_HASH, Kind, Status, TraceEvent, subject_id
+from tracechain.custody import CustodyState, CustodyViolation, Unit
+from tracechain.epcis.event_hash import EventHashError, event_hash_ids, hash_id_digest
+from tracechain.epcis.identifiers import InvalidIdentifier
+from tracechain.epcis.mapping import Effect, InvalidEvent, bare_vocabulary, effects_of, identifiers_of
+from tracechain.epcis.schema import Problem, validate_document
+from tracechain.errors import TracechainError
+from tracechain.keys import KeyVault
+from tracechain.store import queries
+from tracechain.store.models import (
+    CaptureJob,
+    CaptureStatus,
+    ChainRecord,
+    Event,
+    EventEpc,
+    Participant,
+    RecordStatus,
+)
+
+# Kinds that need the subject to exist on chain; on a subject never commissioned they are recorded
+# as observations, and the trace shows the subject's origin as unverified (DOMAIN.md).
+_NEEDS_KNOWN_SUBJECT = {
+    Kind.AGGREGATE,
+    Kind.DISAGGREGATE,
+    Kind.SHIP,
+    Kind.RECEIVE,
+    Kind.INSPECT,
+    Kind.SELL,
+    Kind.RECALL,
+    Kind.CONSUME,
+    Kind.EXCURSION,
+}
+
+
+class DocumentRejected(TracechainError):
+    """The document was refused whole; `problems` lists every reason, each with its location."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p.location}: {p.reason}" for p in problems))
+
+
+class CannotSign(TracechainError):
+    """The participant keeps its own key, so the service cannot sign for it."""
+
+
+@dataclass(frozen=True)
+class Capture:
+    job: CaptureJob
+    new_events: int
+    duplicates: int
+
+
+def capture_document(
+    session: Session,
+    participant: Participant,
+    document: dict[str, Any],
+    vault: KeyVault,
+    domain: Domain,
+) -> Capture:
+    """Check, sign and queue every new event of `document` for `participant`, in `session`.
+
+    Raises DocumentRejected (and writes nothing) if any event is invalid or breaks custody.
+    """
+    problems = validate_document(document)
+    if problems:
+        raise DocumentRejected(problems)
+    if participant.encrypted_key is None:
+        raise CannotSign(f"participant {participant.id} signs with its own key; submit signed events instead")
+
+    events = _event_list(document)
+    try:
+        hash_ids = event_hash_ids(document)
+    except EventHashError as exc:
+        raise DocumentRejected([Problem("epcisBody", f"events cannot be hashed: {exc}")]) from exc
+    context = document.get("@context")
+    now = datetime.now(UTC)
+    signer = EventSigner(vault.decrypt(participant.encrypted_key, participant.address), domain)
+    state = _ProjectedState(session)
+    parties = queries.participant_addresses_by_party(session)
+
+    fresh: list[tuple[int, dict[str, Any], str, list[Effect]]] = []
+    seen: set[str] = set()
+    for index, (event, hash_id) in enumerate(zip(events, hash_ids, strict=True)):
+        if hash_id in seen or queries.event_exists(session, hash_id):
+            continue  # the same event captured twice is recorded once
+        seen.add(hash_id)
+        try:
+            effects = effects_of(event)
+        except (InvalidIdentifier, InvalidEvent) as exc:
+            problems.append(Problem(_location(index), str(exc)))
+            continue
+        fresh.append((index, event, hash_id, effects))
+
+    records: list[ChainRecord] = []
+    for index, event, hash_id, effects in fresh:
+        event_time = _event_time(event)
+        for effect in effects:
+            subject = subject_id(effect.subject)
+            state.load(subject)
+            if effect.ref_subject:
+                state.load(subject_id(effect.ref_subject))
+            counterpart = ZERO_ADDRESS
+            if effect.counterpart_party:
+                counterpart = parties.get(effect.counterpart_party, "")
+                if not counterpart:
+                    problems.append(
+                        Problem(
+                            _location(index), f"{effect.counterpart_party} is not a registered participant"
+                        )
+                    )
+                    continue
+            kind = effect.kind
+            if kind in _NEEDS_KNOWN_SUBJECT and subject not in state.model.units:
+                kind = Kind.OBSERVE
+            trace_event = TraceEvent(
+                subject=subject,
+                kind=kind,
+                event_hash=hash_id_digest(hash_id),
+                counterpart=counterpart if kind is Kind.SHIP else ZERO_ADDRESS,
+                ref=_ref(effect, kind),
+                time=int(event_time.timestamp()),
+                prev_head=state.model.head(subject),
+            )
+            try:
+                head = state.model.apply(trace_event, signer.address)
+            except CustodyViolation as violation:
+                problems.append(Problem(_location(index), _plain(violation, effect)))
+                continue
+            state.touch(subject, effect.subject)
+            if effect.ref_subject:
+                state.touch(subject_id(effect.ref_subject), effect.ref_subject)
+            signed = signer.sign(trace_event)
+            records.append(
+                ChainRecord(
+                    event_id=hash_id,
+                    subject=subject,
+                    subject_epc=effect.subject,
+                    kind=int(kind),
+                    event_hash=trace_event.event_hash,
+                    counterpart=trace_event.counterpart,
+                    ref=trace_event.ref,
+                    time=trace_event.time,
+                    prev_head=trace_event.prev_head,
+                    head=head,
+                    signer=signer.address,
+                    r=signed.r,
+                    vs=signed.vs,
+                    status=RecordStatus.QUEUED,
+                )
+            )
+    if problems:
+        raise DocumentRejected(problems)
+
+    job = CaptureJob(
+        id=str(uuid.uuid4()),
+        participant_id=participant.id,
+        status=CaptureStatus.PENDING if fresh else CaptureStatus.SUCCEEDED,
+        created_at=now,
+        finished_at=None if fresh else now,
+        event_count=len(fresh),
+    )
+    session.add(job)
+    session.flush()
+    by_event: dict[str, list[ChainRecord]] = {}
+    for record in records:
+        by_event.setdefault(record.event_id, []).append(record)
+    for _, event, hash_id, _ in fresh:
+        session.add(
+            Event(
+                event_id=hash_id,
+                capture_id=job.id,
+                event_type=event["type"],
+                biz_step=_bare(event.get("bizStep")),
+                disposition=_bare(event.get("disposition")),
+                event_time=_event_time(event),
+                record_time=now,
+                body=event,
+                context=context,
+                signer=signer.address,
+                epcs=[EventEpc(epc=epc, role=role) for epc, role in sorted(identifiers_of(event))],
+                records=by_event.get(hash_id, []),
+            )
+        )
+    state.save()
+    return Capture(job, len(fresh), len(events) - len(fresh))
+
+
+def _event_list(document: dict[str, Any]) -> list[dict[str, Any]]:
+    body = document["epcisBody"]
+    events: list[dict[str, Any]] = body["eventList"] if "eventList" in body else [body["event"]]
+    return events
+
+
+def _event_time(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(event["eventTime"].replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _bare(value: str | None) -> str | None:
+    """Stored as the bare CBV word, so queries match however the capture spelled it."""
+    return bare_vocabulary(value) if value else None
+
+
+def _location(index: int) -> str:
+    return f"epcisBody.eventList[{index}]"
+
+
+def _ref(effect: Effect, kind: Kind) -> bytes:
+    if kind is Kind.INSPECT and effect.verdict:
+        return effect.verdict
+    if kind in (Kind.AGGREGATE, Kind.DISAGGREGATE, Kind.CONSUME) and effect.ref_subject:
+        return subject_id(effect.ref_subject)
+    return ZERO_HASH
+
+
+def _plain(violation: CustodyViolation, effect: Effect) -> str:
+    """The contract's reason in words, naming the EPC rather than its hash."""
+    arguments = {k: v for k, v in violation.arguments.items() if k != "subject"}
+    facts = ", ".join(f"{k}={v.hex() if isinstance(v, bytes) else v}" for k, v in arguments.items())
+    return f"{effect.kind.name.lower()} of {effect.subject} refused: {violation.error}({facts})"
+
+
+class _ProjectedState:
+    """The custody projection rows a document touches, loaded into a CustodyState and saved back."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.model = CustodyState(roles=queries.roles_by_address(session))
+        self._epcs: dict[bytes, str] = {}
+
+    def load(self, subject: bytes) -> None:
+        """Load the subject and the units it is packed in (custody follows the outermost)."""
+        while subject not in self._epcs and subject != ZERO_HASH:
+            row = queries.subject_state(self.session, subject)
+            if row is None:
+                return
+            self._epcs[subject] = row.epc
+            self.model.heads[subject] = row.head
+            if row.unit is None:
+                return
+            unit = Unit(
+                **{
+                    **row.unit,
+                    "status": Status(row.unit["status"]),
+                    "parent": bytes.fromhex(row.unit["parent"]),
+                }
+            )
+            self.model.units[subject] = unit
+            subject = unit.parent
+
+    def touch(self, subject: bytes, epc: str) -> None:
+        self._epcs[subject] = epc
+
+    def save(self) -> None:
+        for subject, epc in self._epcs.items():
+            unit = self.model.units.get(subject)
+            queries.save_subject_state(
+                self.session,
+                subject,
+                epc,
+                self.model.head(subject),
+                None
+                if unit is None
+                else {**asdict(unit), "status": int(unit.status), "parent": unit.parent.hex()},
+            )

@@ -1,0 +1,85 @@
+"""Follows TraceRegistry's logs into the read model.
+
+A record is confirmed once its log is `confirmations` blocks deep. The indexer keeps the hash of
+every block it read up to, so after a restart it resumes where it stopped, and when the chain's hash
+at that height has changed (a reorganisation) it walks back to the last block both agree on, undoes
+what it confirmed above it, and hands those transactions back to the submitter to broadcast again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from hexbytes import HexBytes
+from sqlalchemy.orm import Session, sessionmaker
+
+from tracechain.chain.registry import TraceRegistry
+from tracechain.store import queries
+from tracechain.store.db import transaction
+from tracechain.store.models import IndexedBlock, RecordStatus
+
+log = logging.getLogger(__name__)
+
+MAX_BLOCK_RANGE = 2_000  # blocks per eth_getLogs request, within what public nodes allow
+
+
+class Indexer:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        registry: TraceRegistry,
+        confirmations: int = 0,
+        start_block: int = 0,
+    ) -> None:
+        self.sessions = sessions
+        self.registry = registry
+        self.w3 = registry.chain.w3
+        self.confirmations = confirmations
+        self.start_block = start_block
+
+    def run_once(self) -> int:
+        """Index up to the confirmed tip. Returns how many records were confirmed."""
+        with transaction(self.sessions) as session:
+            next_block = self._resume_point(session)
+            safe = self.w3.eth.block_number - self.confirmations
+            if safe < next_block:
+                return 0
+            to_block = min(safe, next_block + MAX_BLOCK_RANGE - 1)
+            confirmed = 0
+            capture_ids: set[str] = set()
+            for logged in self.registry.recorded_events(from_block=next_block, to_block=to_block):
+                record = queries.record_for_log(session, logged.subject, logged.head)
+                if record is None:
+                    continue  # recorded by someone else's service: its content is not ours to show
+                record.status = RecordStatus.CONFIRMED
+                record.block_number, record.log_index = logged.block_number, logged.log_index
+                record.tx_hash = HexBytes(logged.transaction_hash).to_0x_hex()
+                capture_ids.add(_capture_id(session, record.event_id))
+                confirmed += 1
+            block = self.w3.eth.get_block(to_block)
+            session.add(IndexedBlock(number=to_block, hash=HexBytes(block["hash"]).to_0x_hex()))
+            queries.complete_jobs(session, capture_ids, datetime.now(UTC))
+        return confirmed
+
+    def _resume_point(self, session: Session) -> int:
+        """The first block not yet indexed, after undoing anything a reorganisation replaced."""
+        last = queries.last_indexed_block(session)
+        while last is not None:
+            on_chain = self.w3.eth.get_block(last.number) if last.number <= self.w3.eth.block_number else None
+            if on_chain is not None and HexBytes(on_chain["hash"]).to_0x_hex() == last.hash:
+                return last.number + 1
+            log.warning("block %d was replaced by a reorganisation; re-indexing from below it", last.number)
+            session.delete(last)
+            session.flush()
+            last = queries.last_indexed_block(session)
+            queries.forget_blocks_after(session, last.number if last else self.start_block - 1)
+        return self.start_block
+
+
+def _capture_id(session: Session, event_id: str) -> str:
+    from tracechain.store.models import Event
+
+    event = session.get(Event, event_id)
+    assert event is not None
+    return event.capture_id

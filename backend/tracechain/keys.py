@@ -1,0 +1,57 @@
+"""Secrets at rest: participant signing keys under AES-256-GCM, API keys stored only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from tracechain.errors import TracechainError
+
+_NONCE_BYTES = 12
+API_KEY_PREFIX = "tc_"
+
+
+class KeyDecryptionFailed(TracechainError):
+    """A stored key does not decrypt: wrong master secret, or the row was altered."""
+
+
+class KeyVault:
+    """Encrypts private keys under a key derived from the master secret.
+
+    The participant's address is bound in as associated data, so a ciphertext copied onto another
+    participant's row does not decrypt.
+    """
+
+    def __init__(self, master_secret: str) -> None:
+        kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"tracechain/key-vault", info=b"v1")
+        self._aead = AESGCM(kdf.derive(master_secret.encode()))
+
+    def encrypt(self, private_key: bytes, address: str) -> bytes:
+        nonce = os.urandom(_NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, private_key, address.lower().encode())
+
+    def decrypt(self, blob: bytes, address: str) -> bytes:
+        try:
+            return self._aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], address.lower().encode())
+        except InvalidTag as exc:
+            raise KeyDecryptionFailed(f"the stored key of {address} does not decrypt") from exc
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(api_key: str) -> str:
+    """API keys carry 256 random bits, so one fast hash is enough: nothing to brute-force."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def same_secret(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())

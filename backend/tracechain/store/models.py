@@ -1,0 +1,189 @@
+"""Tables. Every EPCIS event the service accepted, the signed chain records it became, the
+transactions that carry them (the outbox), and where the indexer stands on the chain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class Participant(Base):
+    __tablename__ = "participants"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    roles: Mapped[list[str]]
+    party_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    """The participant's GLN as an EPC URN (pgln or sgln): how EPCIS source/destination lists name it."""
+    country: Mapped[str] = mapped_column(String(2))
+    address: Mapped[str] = mapped_column(String(42), unique=True)
+    encrypted_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """Set when the service holds the key (AES-GCM under the master secret); None for own-wallet signers."""
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+
+
+class CaptureStatus(StrEnum):
+    PENDING = "pending"  # accepted; its chain records wait to be confirmed
+    SUCCEEDED = "succeeded"  # every record confirmed on chain
+    FAILED = "failed"  # the chain refused a record; `errors` says why
+
+
+class CaptureJob(Base):
+    __tablename__ = "capture_jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    status: Mapped[str] = mapped_column(String(16), default=CaptureStatus.PENDING)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    event_count: Mapped[int] = mapped_column(Integer)
+    errors: Mapped[dict[str, Any] | None]
+
+
+class Event(Base):
+    """An EPCIS event as captured, keyed by its CBV 2.0 hash id."""
+
+    __tablename__ = "events"
+
+    event_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    capture_id: Mapped[str] = mapped_column(ForeignKey("capture_jobs.id"))
+    event_type: Mapped[str] = mapped_column(String(40))
+    biz_step: Mapped[str | None] = mapped_column(String(200))
+    disposition: Mapped[str | None] = mapped_column(String(200))
+    event_time: Mapped[datetime]
+    record_time: Mapped[datetime]
+    body: Mapped[dict[str, Any]]
+    context: Mapped[Any] = mapped_column(JSON)
+    """The capture document's @context, needed to recompute the hash id."""
+    signer: Mapped[str] = mapped_column(String(42))
+
+    epcs: Mapped[list[EventEpc]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+    records: Mapped[list[ChainRecord]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ChainRecord.id"
+    )
+
+    __table_args__ = (
+        Index("ix_events_event_time", "event_time"),
+        Index("ix_events_record_time_event_id", "record_time", "event_id"),
+        Index("ix_events_biz_step", "biz_step"),
+        Index("ix_events_event_type", "event_type"),
+    )
+
+
+class EventEpc(Base):
+    """Which identifiers an event names, and how (epc, parent, child, input, output, quantity)."""
+
+    __tablename__ = "event_epcs"
+
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.event_id"), primary_key=True)
+    epc: Mapped[str] = mapped_column(String(255), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+    __table_args__ = (Index("ix_event_epcs_epc", "epc"),)
+
+
+class RecordStatus(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+
+
+class ChainRecord(Base):
+    """One signed TraceEvent: an EPCIS event's effect on one subject, as recorded on chain."""
+
+    __tablename__ = "chain_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.event_id"))
+    subject: Mapped[bytes] = mapped_column(LargeBinary(32))
+    subject_epc: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[int] = mapped_column(Integer)
+    event_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    counterpart: Mapped[str] = mapped_column(String(42))
+    ref: Mapped[bytes] = mapped_column(LargeBinary(32))
+    time: Mapped[int] = mapped_column(BigInteger)
+    prev_head: Mapped[bytes] = mapped_column(LargeBinary(32))
+    head: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signer: Mapped[str] = mapped_column(String(42))
+    r: Mapped[bytes] = mapped_column(LargeBinary(32))
+    vs: Mapped[bytes] = mapped_column(LargeBinary(32))
+    status: Mapped[str] = mapped_column(String(16), default=RecordStatus.QUEUED)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    log_index: Mapped[int | None] = mapped_column(Integer)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+
+    __table_args__ = (
+        UniqueConstraint("subject", "prev_head", name="uq_chain_records_subject_prev_head"),
+        Index("ix_chain_records_status", "status"),
+        Index("ix_chain_records_subject", "subject"),
+    )
+
+
+class BatchStatus(StrEnum):
+    PREPARED = "prepared"  # signed and stored, maybe sent: resend after a crash
+    MINED = "mined"  # in a block; the indexer confirms its records
+    FAILED = "failed"
+
+
+class Batch(Base):
+    """One transaction of the outbox, stored signed before it is sent."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    sender: Mapped[str] = mapped_column(String(42))
+    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default=BatchStatus.PREPARED)
+    created_at: Mapped[datetime]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("sender", "nonce", name="uq_batches_sender_nonce"),)
+
+
+class SubjectState(Base):
+    """The custody projection: each subject as the contract will hold it once queued records land."""
+
+    __tablename__ = "subject_states"
+
+    subject: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    epc: Mapped[str] = mapped_column(String(255))
+    head: Mapped[bytes] = mapped_column(LargeBinary(32))
+    unit: Mapped[dict[str, Any] | None]
+    """custody.Unit as JSON, or None for a subject that was only observed."""
+
+
+class IndexedBlock(Base):
+    """Blocks the indexer has read, with their hashes, to notice a reorganisation."""
+
+    __tablename__ = "indexed_blocks"
+
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(66))

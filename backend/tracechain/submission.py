@@ -1,0 +1,172 @@
+"""The one component that sends transactions: an outbox in the database.
+
+A transaction is signed and stored (with its nonce and hash) in the same database transaction that
+marks its records as sent, and only then broadcast. After a crash or a node restart, every stored
+transaction not yet mined is broadcast again, byte for byte: the same nonce and hash, so the chain
+takes it at most once and nothing is lost or recorded twice. Nonces are allocated here, from the
+outbox itself, never by asking the node for a pending count that other senders could race.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from hexbytes import HexBytes
+from sqlalchemy.orm import Session, sessionmaker
+from web3.contract.contract import ContractFunction
+from web3.exceptions import TransactionNotFound
+from web3.types import Nonce, TxParams, Wei
+
+from tracechain.chain.registry import TraceRegistry
+from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent
+from tracechain.chain.transactions import as_tracechain_error
+from tracechain.store import queries
+from tracechain.store.db import transaction
+from tracechain.store.models import Batch, BatchStatus, ChainRecord, RecordStatus
+
+log = logging.getLogger(__name__)
+
+# Gas limits are computed, not estimated: an estimate runs against the latest block, which does not
+# yet hold the batches sent before this one, so it would fail exactly when pipelining.
+GAS_PER_RECORD = 150_000
+GAS_BASE = 60_000
+
+
+class Submitter:
+    def __init__(
+        self, sessions: sessionmaker[Session], registry: TraceRegistry, batch_size: int = 200
+    ) -> None:
+        self.sessions = sessions
+        self.registry = registry
+        self.chain = registry.chain
+        self.batch_size = batch_size
+        self._nonce_lock = threading.Lock()
+
+    # ---------------------------------------------------------------- preparing
+
+    @contextmanager
+    def outbox(self) -> Iterator[Session]:
+        """A database transaction that may add to the outbox.
+
+        Nonces come from the outbox itself, so whoever adds to it holds the lock until its
+        transaction commits: no two writers take the same nonce. (Several processes sharing one
+        database would still collide on the (sender, nonce) constraint; the loser fails and retries.)
+        """
+        with self._nonce_lock, transaction(self.sessions) as session:
+            yield session
+
+    def prepare_call(self, session: Session, fn: ContractFunction, gas: int = 200_000) -> Batch:
+        """Sign `fn` as the next transaction and add it to the outbox (a session from `outbox()`).
+
+        Broadcasting is the worker's job, after the caller commits.
+        """
+        assert self._nonce_lock.locked(), "prepare transactions inside Submitter.outbox()"
+        sender = self.chain.relayer.address
+        stored = queries.highest_nonce(session, sender)
+        # The chain's count wins when transactions were sent outside the outbox (the deployment).
+        nonce = max(-1 if stored is None else stored, self.chain.w3.eth.get_transaction_count(sender) - 1) + 1
+        gas_price = self.chain.w3.eth.gas_price
+        params: TxParams = {
+            "from": sender,
+            "chainId": self.chain.chain_id,
+            "nonce": Nonce(nonce),
+            "gas": gas,
+            "maxFeePerGas": Wei(gas_price * 2),
+            "maxPriorityFeePerGas": Wei(min(gas_price, 10**9)),
+        }
+        signed = self.chain.relayer.sign_transaction(fn.build_transaction(params))  # type: ignore[arg-type]
+        batch = Batch(
+            nonce=nonce,
+            sender=sender,
+            tx_hash=HexBytes(signed.hash).to_0x_hex(),
+            raw_tx=bytes(signed.raw_transaction),
+            status=BatchStatus.PREPARED,
+            created_at=datetime.now(UTC),
+        )
+        session.add(batch)
+        session.flush()
+        return batch
+
+    def prepare_records(self, session: Session, records: Sequence[ChainRecord]) -> Batch:
+        fn = self.registry.contract.functions.record([_signed(record).as_abi_tuple() for record in records])
+        batch = self.prepare_call(session, fn, gas=GAS_BASE + GAS_PER_RECORD * len(records))
+        for record in records:
+            record.batch_id, record.status = batch.id, RecordStatus.SENT
+        return batch
+
+    # ---------------------------------------------------------------- the worker's round
+
+    def run_once(self) -> int:
+        """Settle what was sent, then batch and send what is queued. Returns records sent."""
+        self._settle_sent()
+        with self.outbox() as session:
+            records = queries.queued_records(session, self.batch_size)
+            if not records:
+                return 0
+            batch = self.prepare_records(session, records)
+            raw_tx = batch.raw_tx
+        self._broadcast(raw_tx)
+        return len(records)
+
+    def _settle_sent(self) -> None:
+        with transaction(self.sessions) as session:
+            for batch in queries.unmined_batches(session):
+                receipt = self._receipt(batch.tx_hash)
+                if receipt is None:
+                    self._broadcast(batch.raw_tx)  # again after a crash or a node restart: same bytes
+                    continue
+                if receipt["status"] == 1:
+                    batch.status = BatchStatus.MINED
+                else:
+                    self._fail(session, batch, receipt["blockNumber"])
+
+    def _receipt(self, tx_hash: str) -> dict | None:  # type: ignore[type-arg]
+        try:
+            return dict(self.chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash)))
+        except TransactionNotFound:
+            return None
+
+    def _broadcast(self, raw_tx: bytes) -> None:
+        try:
+            self.chain.w3.eth.send_raw_transaction(raw_tx)
+        except Exception as exc:  # already known, nonce already used, node away: settled next round
+            log.debug("broadcast deferred: %s", exc)
+
+    def _fail(self, session: Session, batch: Batch, block_number: int) -> None:
+        """The chain refused the batch: its records and their capture jobs fail with the reason."""
+        transaction_ = self.chain.w3.eth.get_transaction(HexBytes(batch.tx_hash))
+        try:
+            self.chain.w3.eth.call(
+                {"from": batch.sender, "to": transaction_["to"], "data": transaction_["input"]},
+                block_number - 1,
+            )
+            reason = "reverted without a reason"
+        except Exception as exc:
+            reason = str(as_tracechain_error(exc))
+        batch.status, batch.error = BatchStatus.FAILED, reason
+        records = queries.records_of_batch(session, batch.id)
+        for record in records:
+            record.status = RecordStatus.FAILED
+        queries.fail_jobs_of(session, records, reason, datetime.now(UTC))
+        log.warning("transaction %s failed: %s", batch.tx_hash, reason)
+
+
+def _signed(record: ChainRecord) -> SignedEvent:
+    return SignedEvent(
+        TraceEvent(
+            record.subject,
+            Kind(record.kind),
+            record.event_hash,
+            record.counterpart,
+            record.ref,
+            record.time,
+            record.prev_head,
+        ),
+        record.signer,
+        record.r,
+        record.vs,
+    )

@@ -1,0 +1,276 @@
+"""A product's full history, verified: its own events, those of the units it travelled in, and its
+ingredients' histories, recursively. Pure functions over store rows: no chain calls.
+
+Each event is checked against what was signed and recorded: its CBV hash id recomputed from the
+stored content, every chain record's signature recovered to the stored signer, the signer holding a
+role, each subject's records forming an unbroken head chain from zero, and a receipt accepted only
+by the party the shipment named. One overall verdict: `tampered` if any check fails (with the
+reasons), else `pending` while any record awaits confirmation, else `verified`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tracechain.chain.eip712 import Domain, recover_signer
+from tracechain.chain.trace_event import ZERO_HASH, Kind, SignedEvent, TraceEvent, next_head, subject_id
+from tracechain.epcis.event_hash import event_hash_id, hash_id_digest
+from tracechain.epcis.mapping import bare_vocabulary
+from tracechain.store import queries
+from tracechain.store.models import ChainRecord, Event, RecordStatus
+
+MAX_TRACE_DEPTH = 16  # levels of packing and ingredients followed
+
+
+class Verdict(StrEnum):
+    VERIFIED = "verified"
+    PENDING = "pending"
+    TAMPERED = "tampered"
+
+
+@dataclass
+class EventCheck:
+    """The verification of one event; `problems` empty means it holds."""
+
+    content_hash_matches: bool = True
+    signature_valid: bool = True
+    signer_holds_role: bool = True
+    head_matches: bool = True
+    custody_continuous: bool = True
+    confirmed: bool = True
+    problems: list[str] = field(default_factory=list)
+
+    def fail(self, check: str, problem: str) -> None:
+        setattr(self, check, False)
+        self.problems.append(problem)
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.problems:
+            return Verdict.TAMPERED
+        return Verdict.VERIFIED if self.confirmed else Verdict.PENDING
+
+
+@dataclass
+class TraceEntry:
+    event: Event
+    via: str
+    """The identifier that brought the event in: the product, a unit it was packed in, an ingredient."""
+    relation: str  # "self", "packed in", "ingredient"
+    check: EventCheck
+
+
+@dataclass
+class Trace:
+    epc: str
+    entries: list[TraceEntry]
+    units: list[str]
+    ingredients: list[str]
+    origin_verified: bool
+
+    @property
+    def verdict(self) -> Verdict:
+        verdicts = {entry.check.verdict for entry in self.entries}
+        if Verdict.TAMPERED in verdicts:
+            return Verdict.TAMPERED
+        return Verdict.PENDING if Verdict.PENDING in verdicts or not self.entries else Verdict.VERIFIED
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"{e.event.event_id}: {p}" for e in self.entries for p in e.check.problems]
+
+
+def build_trace(session: Session, epc: str, domain: Domain) -> Trace:
+    """The verified history of `epc` (canonical form) from the read model."""
+    related = _related_identifiers(session, epc)
+    # Events of one capture can share a time: then the order they were captured in decides.
+    events = sorted(
+        queries.events_naming(session, list(related)),
+        key=lambda e: (e.event_time, min((r.id for r in e.records), default=0)),
+    )
+    roles = queries.roles_by_address(session)
+    chains = _head_chains(events)
+    entries = []
+    for event in events:
+        via, relation = _why_included(event, related, epc)
+        entries.append(TraceEntry(event, via, relation, _check(event, domain, roles, chains)))
+    own_records = [r for e in events for r in e.records if r.subject_epc == epc]
+    return Trace(
+        epc=epc,
+        entries=entries,
+        units=sorted(i for i, rel in related.items() if rel == "packed in"),
+        ingredients=sorted(i for i, rel in related.items() if rel == "ingredient"),
+        origin_verified=any(r.kind == Kind.COMMISSION for r in own_records),
+    )
+
+
+def _related_identifiers(session: Session, epc: str) -> dict[str, str]:
+    """epc -> how it relates: the product itself, units it was packed in, ingredients (recursively)."""
+    related = {epc: "self"}
+    frontier = [epc]
+    for _ in range(MAX_TRACE_DEPTH):
+        found: list[str] = []
+        for event in queries.events_naming(session, frontier):
+            for record in event.records:
+                if record.subject_epc in frontier and record.kind == Kind.AGGREGATE:
+                    parent = _epc_of(event, record.ref)
+                    if parent and parent not in related:
+                        related[parent] = "packed in"
+                        found.append(parent)
+                consumed_into_frontier = record.kind == Kind.CONSUME and record.ref in {
+                    subject_id(f) for f in frontier
+                }
+                if consumed_into_frontier and record.subject_epc not in related:
+                    related[record.subject_epc] = "ingredient"
+                    found.append(record.subject_epc)
+        if not found:
+            break
+        frontier = found
+    return related
+
+
+def _epc_of(event: Event, subject: bytes) -> str | None:
+    """The identifier of a subject hash among those the event names."""
+    return next((item.epc for item in event.epcs if subject_id(item.epc) == subject), None)
+
+
+def _why_included(event: Event, related: dict[str, str], epc: str) -> tuple[str, str]:
+    named = {item.epc for item in event.epcs}
+    if epc in named:
+        return epc, "self"
+    via = next(identifier for identifier in related if identifier in named)
+    return via, related[via]
+
+
+def _head_chains(events: list[Event]) -> dict[bytes, list[ChainRecord]]:
+    chains: dict[bytes, list[ChainRecord]] = {}
+    for event in events:
+        for record in event.records:
+            chains.setdefault(record.subject, []).append(record)
+    return chains
+
+
+def _check(
+    event: Event, domain: Domain, roles: dict[str, set[str]], chains: dict[bytes, list[ChainRecord]]
+) -> EventCheck:
+    check = EventCheck()
+    recomputed = _recomputed_hash_id(event)
+    if recomputed != event.event_id:
+        check.fail("content_hash_matches", "stored content does not hash to the event's id")
+    body_biz_step = event.body.get("bizStep")
+    if event.event_type != event.body.get("type") or event.biz_step != (
+        bare_vocabulary(body_biz_step) if body_biz_step else None
+    ):
+        check.fail("content_hash_matches", "indexed fields disagree with the stored content")
+    if not roles.get(event.signer):
+        check.fail("signer_holds_role", f"signer {event.signer} holds no participant role")
+    digest = _digest(event.event_id)
+    for record in event.records:
+        if record.event_hash != digest:
+            check.fail(
+                "content_hash_matches", f"the recorded hash of {record.subject_epc} is not the event's"
+            )
+        if (
+            record.signer != event.signer
+            or recover_signer(domain.separator, _signed(record)) != record.signer
+        ):
+            check.fail("signature_valid", f"the signature on {record.subject_epc}'s record does not recover")
+        if record.head != next_head(record.prev_head, record.event_hash):
+            check.fail(
+                "head_matches", f"the head of {record.subject_epc} is not keccak256(previous head, hash)"
+            )
+        if not _continuous(record, chains[record.subject]):
+            check.fail("custody_continuous", f"an event of {record.subject_epc} is missing before this one")
+        if record.status != RecordStatus.CONFIRMED:
+            check.confirmed = False
+    return check
+
+
+def _digest(hash_id: str) -> bytes | None:
+    try:
+        return hash_id_digest(hash_id)
+    except ValueError:
+        return None
+
+
+def _recomputed_hash_id(event: Event) -> str:
+    try:
+        return event_hash_id(event.body, event.context)
+    except Exception:  # a body edited into something the hash algorithm cannot read
+        return ""
+
+
+def _continuous(record: ChainRecord, chain: list[ChainRecord]) -> bool:
+    """The record follows its predecessor in the subject's head chain, which starts at zero.
+
+    Every record of a subject belongs to an event naming it, so the trace holds the whole chain.
+    """
+    ordered = sorted(chain, key=lambda r: r.id)
+    position = ordered.index(record)
+    expected_prev = ZERO_HASH if position == 0 else ordered[position - 1].head
+    if record.prev_head != expected_prev:
+        return False
+    if record.kind == Kind.RECEIVE:
+        ship = next((r for r in reversed(ordered[:position]) if r.kind == Kind.SHIP), None)
+        return ship is not None and ship.counterpart == record.signer
+    return True
+
+
+def _signed(record: ChainRecord) -> SignedEvent:
+    event = TraceEvent(
+        record.subject,
+        Kind(record.kind),
+        record.event_hash,
+        record.counterpart,
+        record.ref,
+        record.time,
+        record.prev_head,
+    )
+    return SignedEvent(event, record.signer, record.r, record.vs)
+
+
+def trace_document(trace: Trace) -> dict[str, Any]:
+    """The JSON the API answers with."""
+    return {
+        "epc": trace.epc,
+        "verdict": trace.verdict.value,
+        "reasons": trace.reasons,
+        "originVerified": trace.origin_verified,
+        "units": trace.units,
+        "ingredients": trace.ingredients,
+        "events": [
+            {
+                "eventID": entry.event.event_id,
+                "via": entry.via,
+                "relation": entry.relation,
+                "event": {**entry.event.body, "eventID": entry.event.event_id},
+                "signer": entry.event.signer,
+                "verification": {
+                    "status": entry.check.verdict.value,
+                    "contentHashMatches": entry.check.content_hash_matches,
+                    "signatureValid": entry.check.signature_valid,
+                    "signerHoldsRole": entry.check.signer_holds_role,
+                    "headMatches": entry.check.head_matches,
+                    "custodyContinuous": entry.check.custody_continuous,
+                    "confirmed": entry.check.confirmed,
+                    "problems": entry.check.problems,
+                    "records": [
+                        {
+                            "subject": record.subject_epc,
+                            "kind": Kind(record.kind).name.lower(),
+                            "status": record.status,
+                            "block": record.block_number,
+                            "logIndex": record.log_index,
+                            "transaction": record.tx_hash,
+                        }
+                        for record in entry.event.records
+                    ],
+                },
+            }
+            for entry in trace.entries
+        ],
+    }

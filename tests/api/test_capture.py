@@ -1,0 +1,202 @@
+"""Capture through the HTTP API: accepted, signed, recorded on chain, idempotent, or rejected whole."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from tracechain.chain.registry import Role
+from tracechain.chain.trace_event import subject_id
+from tracechain.epcis.builders import aggregation_event, object_event
+from tracechain.epcis.event_hash import event_hash_ids
+from tracechain.store.models import Batch, ChainRecord, Event, Participant
+
+from .conftest import Api, document
+
+ITEM = "urn:epc:id:sgtin:6901234.067890.1001"
+OTHER_ITEM = "urn:epc:id:sgtin:6901234.067890.1002"
+PALLET = "urn:epc:id:sscc:6901234.0000000001"
+T0 = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
+
+
+def commissioning(epc: str = ITEM, at: datetime = T0) -> dict[str, Any]:
+    return object_event([epc], biz_step="commissioning", action="ADD", disposition="active", at=at)
+
+
+def count(api: Api, model: type) -> int:
+    with api.services.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_creating_a_participant_needs_the_admin_token(api: Api) -> None:
+    response = api.client.post(
+        "/participants",
+        json={"name": "x", "roles": ["carrier"], "country": "NL"},
+        headers={"Authorization": "Bearer not-the-token"},
+    )
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["title"] == "Unauthorized"
+    assert count(api, Participant) == 0
+
+
+def test_a_created_participant_holds_its_roles_on_chain_and_its_key_only_encrypted(api: Api) -> None:
+    created = api.create_participant("Carrier", ["carrier", "auditor"], "urn:epc:id:pgln:5790001.00000")
+    api.settle()
+    registry = api.services.registry
+    assert registry.has_role(Role.CARRIER, created["address"])
+    assert registry.has_role(Role.AUDITOR, created["address"])
+    assert not registry.has_role(Role.MANUFACTURER, created["address"])
+    with api.services.sessions() as session:
+        row = session.get(Participant, created["id"])
+        assert row is not None and row.encrypted_key is not None
+        assert created["apiKey"] not in (row.api_key_hash, row.id)
+    me = api.client.get("/participants/me", headers=api.as_participant(created))
+    assert me.json()["address"] == created["address"] and "apiKey" not in me.json()
+
+
+def test_participant_input_errors_name_the_field(api: Api) -> None:
+    response = api.admin(
+        "POST", "/participants", json={"name": "x", "roles": ["pilot"], "country": "Netherlands"}
+    )
+    assert response.status_code == 422
+    locations = {error["location"] for error in response.json()["errors"]}
+    assert {"body.roles.0", "body.country"} <= locations
+    assert count(api, Participant) == 0
+
+
+def test_capture_answers_202_and_the_job_succeeds_once_recorded_on_chain(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    response = api.capture(parties["manufacturer"], [commissioning()])
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert response.headers["Location"] == f"/capture/{job['captureID']}"
+    assert job["running"] and not job["success"] and job["eventCount"] == 1
+
+    api.settle()
+
+    done = api.client.get(
+        response.headers["Location"], headers=api.as_participant(parties["manufacturer"])
+    ).json()
+    assert done["success"] and not done["running"] and done["finishedAt"]
+    state = api.services.registry.product_of(subject_id(ITEM))
+    assert state.manufacturer == parties["manufacturer"]["address"]
+    with api.services.sessions() as session:
+        (record,) = session.scalars(select(ChainRecord)).all()
+        assert record.status == "confirmed" and record.block_number is not None
+        assert state.head == record.head
+
+
+def test_event_ids_are_the_reference_cbv_hashes(api: Api, parties: dict[str, dict[str, Any]]) -> None:
+    events = [commissioning(), commissioning(OTHER_ITEM)]
+    api.capture(parties["manufacturer"], events)
+    expected = event_hash_ids(document(events))
+    with api.services.sessions() as session:
+        assert sorted(session.scalars(select(Event.event_id))) == sorted(expected)
+
+
+def test_capturing_the_same_event_twice_records_it_once(api: Api, parties: dict[str, dict[str, Any]]) -> None:
+    first = api.capture(parties["manufacturer"], [commissioning()])
+    api.settle()
+    second = api.capture(parties["manufacturer"], [commissioning(), commissioning(OTHER_ITEM)])
+    api.settle()
+    assert first.status_code == second.status_code == 202
+    assert second.json()["eventCount"] == 1  # only the new one
+    assert count(api, Event) == 2
+    assert len(api.services.registry.recorded_events()) == 2
+
+
+def test_a_schema_invalid_document_is_rejected_naming_the_field_and_nothing_is_written(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    broken = commissioning(OTHER_ITEM)
+    del broken["eventTime"]
+    response = api.capture(parties["manufacturer"], [commissioning(), broken])
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert any(
+        "eventList[1]" in e["location"] and "eventTime" in e["reason"] + e["location"]
+        for e in response.json()["errors"]
+    )
+    assert count(api, Event) == 0 and count(api, ChainRecord) == 0
+
+
+def test_a_custody_violation_rejects_the_whole_document(api: Api, parties: dict[str, dict[str, Any]]) -> None:
+    api.capture(parties["manufacturer"], [commissioning()])
+    api.settle()
+    # The carrier ships goods it never received, alongside a harmless observation.
+    shipping = object_event(
+        [ITEM], biz_step="shipping", at=T0 + timedelta(days=1), destination="urn:epc:id:pgln:8712345.00002"
+    )
+    observing = object_event([ITEM], biz_step="inspecting", at=T0 + timedelta(days=1))
+    response = api.capture(parties["carrier"], [observing, shipping])
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["location"] == "epcisBody.eventList[1]"
+    assert "TraceRegistryNotCustodian" in error["reason"] and ITEM in error["reason"]
+    assert count(api, Event) == 1
+
+
+def test_a_participant_without_the_role_is_refused(api: Api, parties: dict[str, dict[str, Any]]) -> None:
+    response = api.capture(parties["carrier"], [commissioning()])
+    assert response.status_code == 400
+    assert "TraceRegistryMissingRole" in response.json()["errors"][0]["reason"]
+    assert count(api, Event) == 0
+
+
+def test_shipping_to_a_party_that_is_not_a_participant_is_refused(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    api.capture(parties["manufacturer"], [commissioning()])
+    shipping = object_event(
+        [ITEM], biz_step="shipping", at=T0 + timedelta(days=1), destination="urn:epc:id:pgln:0000001.00000"
+    )
+    response = api.capture(parties["manufacturer"], [shipping])
+    assert response.status_code == 400
+    assert "not a registered participant" in response.json()["errors"][0]["reason"]
+
+
+def test_unknown_api_key_is_refused(api: Api) -> None:
+    response = api.client.post(
+        "/capture", json=document([commissioning()]), headers={"Authorization": "Bearer nope"}
+    )
+    assert response.status_code == 401 and response.json()["detail"] == "unknown API key"
+
+
+def test_a_whole_journey_is_recorded_with_custody_on_chain(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    journey(api, parties)
+    registry = api.services.registry
+    assert registry.product_of(subject_id(ITEM)).status.name == "SOLD"
+    assert registry.product_of(subject_id(PALLET)).custodian == parties["retailer"]["address"]
+    assert registry.product_of(subject_id(PALLET)).cleared
+    with api.services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Batch).where(Batch.status != "mined")) == 0
+
+
+def journey(api: Api, parties: dict[str, dict[str, Any]]) -> None:
+    """Commission, pack, ship to the carrier, load, clear customs, deliver, receive, sell."""
+    day = timedelta(days=1)
+    carrier, retailer = "urn:epc:id:pgln:5790001.00000", "urn:epc:id:pgln:8712345.00002"
+    steps = [
+        ("manufacturer", [commissioning(), aggregation_event(PALLET, [ITEM], at=T0 + day / 4)]),
+        ("manufacturer", [object_event([PALLET], biz_step="shipping", at=T0 + day, destination=carrier)]),
+        ("carrier", [object_event([PALLET], biz_step="receiving", at=T0 + 2 * day)]),
+        (
+            "customs",
+            [object_event([PALLET], biz_step="inspecting", disposition="conformant", at=T0 + 30 * day)],
+        ),
+        ("carrier", [object_event([PALLET], biz_step="shipping", at=T0 + 31 * day, destination=retailer)]),
+        ("retailer", [object_event([PALLET], biz_step="receiving", at=T0 + 32 * day)]),
+        (
+            "retailer",
+            [object_event([ITEM], biz_step="retail_selling", disposition="retail_sold", at=T0 + 35 * day)],
+        ),
+    ]
+    for party, events in steps:
+        response = api.capture(parties[party], events)
+        assert response.status_code == 202, response.text
+    api.settle()

@@ -1,0 +1,150 @@
+"""The consumer trace: the full journey, verified, and any edited row turns the verdict to tampered."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import select, update
+from tracechain.store.models import ChainRecord, Event, Participant
+
+from .conftest import Api
+from .test_capture import ITEM, PALLET, commissioning, journey
+
+DIGITAL_LINK = "/01/06901234678901/21/1001"  # ITEM as a GS1 Digital Link path
+
+
+@pytest.fixture
+def traced(api: Api, parties: dict[str, dict[str, Any]]) -> Api:
+    journey(api, parties)
+    return api
+
+
+def test_trace_shows_the_item_and_its_pallet_events_all_verified(traced: Api) -> None:
+    trace = traced.client.get(f"/trace/{ITEM}").json()
+    assert trace["verdict"] == "verified", trace["reasons"]
+    assert trace["originVerified"] is True
+    assert trace["units"] == [PALLET]
+    relations = [(e["event"]["bizStep"], e["relation"]) for e in trace["events"]]
+    assert relations == [
+        ("commissioning", "self"),
+        ("packing", "self"),
+        ("shipping", "packed in"),
+        ("receiving", "packed in"),
+        ("inspecting", "packed in"),
+        ("shipping", "packed in"),
+        ("receiving", "packed in"),
+        ("retail_selling", "self"),
+    ]
+    for entry in trace["events"]:
+        checks = entry["verification"]
+        assert checks["status"] == "verified"
+        assert all(
+            checks[name]
+            for name in (
+                "signatureValid",
+                "signerHoldsRole",
+                "contentHashMatches",
+                "headMatches",
+                "custodyContinuous",
+                "confirmed",
+            )
+        )
+        assert all(record["block"] is not None for record in checks["records"])
+
+
+def test_digital_link_paths_and_encoded_links_answer_the_same_trace(traced: Api) -> None:
+    by_urn = traced.client.get(f"/trace/{ITEM}").json()
+    by_path = traced.client.get(DIGITAL_LINK).json()
+    by_link = traced.client.get("/trace/" + quote("https://id.gs1.org" + DIGITAL_LINK, safe="")).json()
+    assert by_urn["epc"] == by_path["epc"] == by_link["epc"] == ITEM
+    assert [e["eventID"] for e in by_path["events"]] == [e["eventID"] for e in by_urn["events"]]
+
+
+def test_trace_is_pending_until_the_records_are_confirmed(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    api.capture(parties["manufacturer"], [commissioning()])
+    assert api.client.get(f"/trace/{ITEM}").json()["verdict"] == "pending"
+    api.settle()
+    assert api.client.get(f"/trace/{ITEM}").json()["verdict"] == "verified"
+
+
+def test_unknown_product_is_a_404_problem(api: Api) -> None:
+    response = api.client.get("/trace/urn:epc:id:sgtin:6901234.067890.99999")
+    assert response.status_code == 404 and response.headers["content-type"] == "application/problem+json"
+
+
+def test_an_invalid_identifier_is_a_400_naming_it(api: Api) -> None:
+    response = api.client.get("/01/06901234678907/21/1001")  # wrong check digit
+    assert response.status_code == 400
+    assert "06901234678907" in response.json()["detail"]
+
+
+def _tamper(api: Api, statement: Any) -> dict[str, Any]:
+    with api.services.sessions() as session, session.begin():
+        session.execute(statement)
+    trace: dict[str, Any] = api.client.get(f"/trace/{ITEM}").json()
+    return trace
+
+
+def _first_event_id(api: Api) -> str:
+    with api.services.sessions() as session:
+        return str(session.scalars(select(Event.event_id).order_by(Event.event_time)).first())
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda e: {"body": {**e.body, "eventTime": "2026-10-01T09:00:00+00:00"}}, id="body"),
+        pytest.param(lambda e: {"biz_step": "receiving"}, id="biz_step"),
+        pytest.param(lambda e: {"event_type": "AggregationEvent"}, id="event_type"),
+        pytest.param(lambda e: {"signer": "0x" + "00" * 19 + "01"}, id="signer"),
+    ],
+)
+def test_editing_an_event_row_turns_the_verdict_to_tampered(traced: Api, edit: Any) -> None:
+    event_id = _first_event_id(traced)
+    with traced.services.sessions() as session:
+        event = session.get(Event, event_id)
+        assert event is not None
+        values = edit(event)
+    trace = _tamper(traced, update(Event).where(Event.event_id == event_id).values(**values))
+    assert trace["verdict"] == "tampered"
+    assert any(event_id in reason for reason in trace["reasons"])
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param({"event_hash": b"\x01" * 32}, id="event_hash"),
+        pytest.param({"head": b"\x02" * 32}, id="head"),
+        pytest.param({"prev_head": b"\x03" * 32}, id="prev_head"),
+        pytest.param({"r": b"\x04" * 32}, id="signature"),
+        pytest.param({"counterpart": "0x" + "00" * 19 + "02"}, id="counterpart"),
+        pytest.param({"time": 1}, id="time"),
+    ],
+)
+def test_editing_a_chain_record_turns_the_verdict_to_tampered(traced: Api, values: dict[str, Any]) -> None:
+    with traced.services.sessions() as session:
+        record_id = session.scalars(select(ChainRecord.id).order_by(ChainRecord.id)).first()
+    trace = _tamper(traced, update(ChainRecord).where(ChainRecord.id == record_id).values(**values))
+    assert trace["verdict"] == "tampered"
+
+
+def test_deleting_an_event_breaks_the_head_chain(traced: Api) -> None:
+    with traced.services.sessions() as session, session.begin():
+        shipping = session.scalars(select(Event).where(Event.biz_step == "shipping")).first()
+        assert shipping is not None
+        session.delete(shipping)
+    trace = traced.client.get(f"/trace/{ITEM}").json()
+    assert trace["verdict"] == "tampered"
+    assert any("missing" in reason for reason in trace["reasons"])
+
+
+def test_a_signer_stripped_of_its_participant_roles_is_reported(traced: Api) -> None:
+    trace = _tamper(
+        traced, update(Participant).where(Participant.name == "EU Customs Rotterdam").values(roles=[])
+    )
+    assert trace["verdict"] == "tampered"
+    assert any("holds no participant role" in reason for reason in trace["reasons"])
