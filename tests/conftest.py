@@ -7,15 +7,21 @@ real anvil node that the session starts on a free port and stops at the end.
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator
 
+import psycopg
 import pytest
+
 from tracechain.chain.connect import Chain, in_process_chain, rpc_chain
 from tracechain.chain.node import ANVIL_DEV_KEY, AnvilNode, find_anvil_binary
 from tracechain.chain.registry import Role, TraceRegistry
 from tracechain.config import Settings
 
 from .factories import Actor
+
+POSTGRES_ADMIN_URL = "postgresql://root@127.0.0.1:5432/test"
+"""The PostgreSQL server every machine of this project runs (trust auth)."""
 
 
 def free_port() -> int:
@@ -89,3 +95,16 @@ def auditor(registry: TraceRegistry) -> Actor:
 def outsider(registry: TraceRegistry) -> Actor:
     """Holds no role at all."""
     return Actor.new("outsider", registry)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database on the machine's server, dropped afterwards."""
+    name = f"tracechain_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://root@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+
 from tracechain.chain.connect import Chain
 from tracechain.chain.registry import Role, TraceRegistry
 from tracechain.chain.trace_event import (

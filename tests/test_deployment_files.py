@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
 from tracechain.chain.node import ANVIL_DEV_KEY, AnvilNode
 from tracechain.config import ChainMode, Settings
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from tracechain.keys import KeyDecryptionFailed, KeyVault, hash_api_key, new_api_key
 
 ADDRESS = "0x1111111111111111111111111111111111111111"

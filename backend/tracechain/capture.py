@@ -37,7 +37,8 @@ from tracechain.store.models import (
 )
 
 # Kinds that need the subject to exist on chain; on a subject never commissioned they are recorded
-# as observations, and the trace shows the subject's origin as unverified (DOMAIN.md).
+# as observations, and the trace shows the subject's origin as unverified (DOMAIN.md). So is a
+# shipment to a party that is not a participant: EPCIS documents name parties outside tracechain.
 _NEEDS_KNOWN_SUBJECT = {
     Kind.AGGREGATE,
     Kind.DISAGGREGATE,
@@ -119,18 +120,12 @@ def capture_document(
             state.load(subject)
             if effect.ref_subject:
                 state.load(subject_id(effect.ref_subject))
-            counterpart = ZERO_ADDRESS
-            if effect.counterpart_party:
-                counterpart = parties.get(effect.counterpart_party, "")
-                if not counterpart:
-                    problems.append(
-                        Problem(
-                            _location(index), f"{effect.counterpart_party} is not a registered participant"
-                        )
-                    )
-                    continue
+            counterpart = parties.get(effect.counterpart_party or "", ZERO_ADDRESS)
             kind = effect.kind
             if kind in _NEEDS_KNOWN_SUBJECT and subject not in state.model.units:
+                kind = Kind.OBSERVE
+            if kind is Kind.SHIP and counterpart == ZERO_ADDRESS:
+                # Shipped to a party outside tracechain: recorded, but custody cannot be proposed to it.
                 kind = Kind.OBSERVE
             trace_event = TraceEvent(
                 subject=subject,

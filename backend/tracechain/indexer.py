@@ -55,7 +55,7 @@ class Indexer:
                 record.status = RecordStatus.CONFIRMED
                 record.block_number, record.log_index = logged.block_number, logged.log_index
                 record.tx_hash = HexBytes(logged.transaction_hash).to_0x_hex()
-                capture_ids.add(_capture_id(session, record.event_id))
+                capture_ids.add(record.event.capture_id)
                 confirmed += 1
             block = self.w3.eth.get_block(to_block)
             session.add(IndexedBlock(number=to_block, hash=HexBytes(block["hash"]).to_0x_hex()))
@@ -75,11 +75,3 @@ class Indexer:
             last = queries.last_indexed_block(session)
             queries.forget_blocks_after(session, last.number if last else self.start_block - 1)
         return self.start_block
-
-
-def _capture_id(session: Session, event_id: str) -> str:
-    from tracechain.store.models import Event
-
-    event = session.get(Event, event_id)
-    assert event is not None
-    return event.capture_id

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
 from tracechain.api.app import create_app
 from tracechain.api.services import Services
 from tracechain.chain.connect import Chain
@@ -109,26 +110,6 @@ def _cast(api: Api) -> dict[str, dict[str, Any]]:
     }
     api.settle()
     return cast
-
-
-POSTGRES_ADMIN_URL = "postgresql://root@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A new, empty PostgreSQL database on the machine's server, dropped afterwards."""
-    import uuid
-
-    import psycopg
-
-    name = f"tracechain_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://root@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+
 from tracechain.chain.registry import Role
-from tracechain.chain.trace_event import subject_id
+from tracechain.chain.trace_event import ZERO_ADDRESS, subject_id
 from tracechain.epcis.builders import aggregation_event, object_event
 from tracechain.epcis.event_hash import event_hash_ids
 from tracechain.store.models import Batch, ChainRecord, Event, Participant
@@ -146,7 +147,7 @@ def test_a_participant_without_the_role_is_refused(api: Api, parties: dict[str, 
     assert count(api, Event) == 0
 
 
-def test_shipping_to_a_party_that_is_not_a_participant_is_refused(
+def test_shipping_to_a_party_outside_tracechain_is_recorded_without_moving_custody(
     api: Api, parties: dict[str, dict[str, Any]]
 ) -> None:
     api.capture(parties["manufacturer"], [commissioning()])
@@ -154,8 +155,11 @@ def test_shipping_to_a_party_that_is_not_a_participant_is_refused(
         [ITEM], biz_step="shipping", at=T0 + timedelta(days=1), destination="urn:epc:id:pgln:0000001.00000"
     )
     response = api.capture(parties["manufacturer"], [shipping])
-    assert response.status_code == 400
-    assert "not a registered participant" in response.json()["errors"][0]["reason"]
+    api.settle()
+    assert response.status_code == 202
+    state = api.services.registry.product_of(subject_id(ITEM))
+    assert state.pending_receiver == ZERO_ADDRESS and state.custodian == parties["manufacturer"]["address"]
+    assert [e.kind.name for e in api.services.registry.recorded_events()] == ["COMMISSION", "OBSERVE"]
 
 
 def test_unknown_api_key_is_refused(api: Api) -> None:

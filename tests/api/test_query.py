@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
+
 from tracechain.epcis.builders import object_event
 
 from .conftest import Api

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select, update
+
 from tracechain.indexer import Indexer
 from tracechain.store.models import Batch, BatchStatus, CaptureJob, ChainRecord, RecordStatus
 from tracechain.submission import Submitter

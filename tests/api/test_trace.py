@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 import pytest
 from sqlalchemy import select, update
+
 from tracechain.store.models import ChainRecord, Event, Participant
 
 from .conftest import Api

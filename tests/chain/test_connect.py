@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from tracechain.chain import reverts
 from tracechain.chain.connect import Chain, open_chain
 from tracechain.chain.node import AnvilNode, find_anvil_binary

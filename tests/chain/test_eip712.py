@@ -10,6 +10,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tracechain.chain import reverts
 from tracechain.chain.connect import Chain, rpc_chain
 from tracechain.chain.eip712 import Domain, EventSigner, digest, typed_data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tracechain.chain.registry import TraceRegistry
 from tracechain.chain.trace_event import Kind
 

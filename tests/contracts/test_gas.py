@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from tracechain.chain.connect import Chain
 from tracechain.chain.registry import Role, TraceRegistry
 from tracechain.chain.trace_event import Kind, SignedEvent

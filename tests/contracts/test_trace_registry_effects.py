@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from tracechain.chain import reverts
 from tracechain.chain.registry import ProductState, RecordedEvent, Role, TraceRegistry
 from tracechain.chain.trace_event import (

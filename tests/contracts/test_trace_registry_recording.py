@@ -8,6 +8,7 @@ from typing import Any, cast
 import pytest
 from coincurve import PublicKey
 from eth_utils import keccak, to_checksum_address
+
 from tracechain.chain import reverts
 from tracechain.chain.registry import TraceRegistry
 from tracechain.chain.trace_event import ZERO_ADDRESS, Kind, SignedEvent, Status, next_head

@@ -10,6 +10,7 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
+
 from tracechain.chain import reverts
 from tracechain.chain.registry import Role, TraceRegistry
 from tracechain.chain.trace_event import (

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from epcis_event_hash_generator import file_document_loader
 from pyld import jsonld
+
 from tracechain.epcis import event_hash
 from tracechain.epcis.event_hash import (
     EPCIS_CONTEXT,

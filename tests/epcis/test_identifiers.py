@@ -7,6 +7,7 @@ from biip.checksums import gs1_standard_check_digit
 from epcis_event_hash_generator.dl_normaliser import normaliser
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tracechain.chain.trace_event import subject_id
 from tracechain.epcis.identifiers import (
     InvalidIdentifier,

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tracechain.chain.trace_event import VERDICT_CLEARED, VERDICT_REJECTED, Kind
 from tracechain.epcis.identifiers import InvalidIdentifier
 from tracechain.epcis.mapping import (

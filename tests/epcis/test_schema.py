@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+
 from tracechain.epcis.schema import Problem, validate_document
 
 from .examples import EPCIS_CONTEXT, capture_documents, document_of, event, example, example_files, load, name

@@ -83,7 +83,7 @@ class Event(Base):
 
     epcs: Mapped[list[EventEpc]] = relationship(cascade="all, delete-orphan", lazy="selectin")
     records: Mapped[list[ChainRecord]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin", order_by="ChainRecord.id"
+        cascade="all, delete-orphan", lazy="selectin", order_by="ChainRecord.id", back_populates="event"
     )
 
     __table_args__ = (
@@ -137,6 +137,8 @@ class ChainRecord(Base):
     block_number: Mapped[int | None] = mapped_column(BigInteger)
     log_index: Mapped[int | None] = mapped_column(Integer)
     tx_hash: Mapped[str | None] = mapped_column(String(66))
+
+    event: Mapped[Event] = relationship(back_populates="records")
 
     __table_args__ = (
         UniqueConstraint("subject", "prev_head", name="uq_chain_records_subject_prev_head"),

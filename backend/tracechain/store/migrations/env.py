@@ -1,6 +1,7 @@
 """Alembic environment: migrations run on the connection tracechain hands over (store.db.migrate)."""
 
 from alembic import context
+
 from tracechain.store.models import Base
 
 connection = context.config.attributes["connection"]

@@ -1,0 +1,73 @@
+"""The app as a whole: secrets required outside demo mode, OpenAPI docs, problem+json everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tracechain.api.app import create_app
+from tracechain.chain.connect import Chain
+from tracechain.config import ChainMode, Settings
+from tracechain.errors import ConfigurationError
+
+from .conftest import Api
+
+
+@pytest.mark.parametrize(
+    ("admin_token", "master_secret", "missing"),
+    [
+        (None, None, "TRACECHAIN_MASTER_SECRET"),
+        ("a" * 40, None, "TRACECHAIN_MASTER_SECRET"),
+        ("a" * 40, "changeme", "TRACECHAIN_MASTER_SECRET"),
+        (None, "b" * 40, "TRACECHAIN_ADMIN_TOKEN"),
+        ("short", "b" * 40, "TRACECHAIN_ADMIN_TOKEN"),
+    ],
+)
+def test_the_service_refuses_to_start_without_real_secrets(
+    tmp_path: Path, tester_chain: Chain, admin_token: str | None, master_secret: str | None, missing: str
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path, chain=ChainMode.TESTER, admin_token=admin_token, master_secret=master_secret
+    )
+    with (
+        pytest.raises(ConfigurationError, match=missing),
+        TestClient(create_app(settings, chain=tester_chain)),
+    ):
+        pass
+
+
+def test_demo_mode_starts_without_secrets(tmp_path: Path, tester_chain: Chain) -> None:
+    settings = Settings(data_dir=tmp_path, chain=ChainMode.TESTER, demo_mode=True)
+    with TestClient(create_app(settings, chain=tester_chain, run_workers=False)) as client:
+        assert client.get("/eip712").json()["domain"]["name"] == "TraceRegistry"
+
+
+def test_openapi_docs_are_served(api: Api) -> None:
+    assert api.client.get("/docs").status_code == 200
+    paths = api.client.get("/openapi.json").json()["paths"]
+    assert {"/capture", "/events", "/trace/{epc}", "/01/{gtin}/21/{serial}", "/participants"} <= set(paths)
+
+
+def test_an_unknown_path_is_a_problem_document(api: Api) -> None:
+    response = api.client.get("/no/such/thing")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["instance"] == "/no/such/thing"
+
+
+def test_a_body_that_is_not_json_is_a_4xx_problem(api: Api) -> None:
+    response = api.client.post(
+        "/participants",
+        content=b"{not json",
+        headers={"Authorization": "Bearer x", "Content-Type": "application/json"},
+    )
+    assert 400 <= response.status_code < 500
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_the_published_eip712_domain_is_the_registry_s(api: Api) -> None:
+    published = api.client.get("/eip712").json()
+    assert published["domain"] == api.services.registry.domain.as_dict()
+    assert published["types"]["TraceEvent"][0] == {"name": "subject", "type": "bytes32"}
