@@ -16,8 +16,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tracechain.chain.eip712 import Domain, EventSigner
-from tracechain.chain.trace_event import ZERO_ADDRESS, ZERO_HASH, Kind, Status, TraceEvent, subject_id
+from tracechain.chain.eip712 import Domain, EventSigner, recover_signer
+from tracechain.chain.trace_event import (
+    ZERO_ADDRESS,
+    ZERO_HASH,
+    Kind,
+    SignedEvent,
+    Status,
+    TraceEvent,
+    subject_id,
+)
 from tracechain.custody import CustodyState, CustodyViolation, Unit
 from tracechain.epcis.event_hash import EventHashError, event_hash_ids, hash_id_digest
 from tracechain.epcis.identifiers import InvalidIdentifier
@@ -60,8 +68,12 @@ class DocumentRejected(TracechainError):
         super().__init__("; ".join(f"{p.location}: {p.reason}" for p in problems))
 
 
-class CannotSign(TracechainError):
-    """The participant keeps its own key, so the service cannot sign for it."""
+class InvalidSignatures(TracechainError):
+    """Submitted signatures that are malformed, for records not awaiting one, or by another key."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p.location}: {p.reason}" for p in problems))
 
 
 @dataclass(frozen=True)
@@ -80,13 +92,13 @@ def capture_document(
 ) -> Capture:
     """Check, sign and queue every new event of `document` for `participant`, in `session`.
 
-    Raises DocumentRejected (and writes nothing) if any event is invalid or breaks custody.
+    Raises DocumentRejected (and writes nothing) if any event is invalid or breaks custody. A
+    participant that keeps its own key gets its records back unsigned, the job awaiting its
+    signatures (`sign_records`).
     """
     problems = validate_document(document)
     if problems:
         raise DocumentRejected(problems)
-    if participant.encrypted_key is None:
-        raise CannotSign(f"participant {participant.id} signs with its own key; submit signed events instead")
 
     events = _event_list(document)
     try:
@@ -95,7 +107,11 @@ def capture_document(
         raise DocumentRejected([Problem("epcisBody", f"events cannot be hashed: {exc}")]) from exc
     context = document.get("@context")
     now = datetime.now(UTC)
-    signer = EventSigner(vault.decrypt(participant.encrypted_key, participant.address), domain)
+    signer = (
+        EventSigner(vault.decrypt(participant.encrypted_key, participant.address), domain)
+        if participant.encrypted_key is not None
+        else None
+    )
     state = _ProjectedState(session)
     parties = queries.participant_addresses_by_party(session)
 
@@ -137,14 +153,14 @@ def capture_document(
                 prev_head=state.model.head(subject),
             )
             try:
-                head = state.model.apply(trace_event, signer.address)
+                head = state.model.apply(trace_event, participant.address)
             except CustodyViolation as violation:
                 problems.append(Problem(_location(index), _plain(violation, effect)))
                 continue
             state.touch(subject, effect.subject)
             if effect.ref_subject:
                 state.touch(subject_id(effect.ref_subject), effect.ref_subject)
-            signed = signer.sign(trace_event)
+            signed = signer.sign(trace_event) if signer else None
             records.append(
                 ChainRecord(
                     event_id=hash_id,
@@ -157,10 +173,10 @@ def capture_document(
                     time=trace_event.time,
                     prev_head=trace_event.prev_head,
                     head=head,
-                    signer=signer.address,
-                    r=signed.r,
-                    vs=signed.vs,
-                    status=RecordStatus.QUEUED,
+                    signer=participant.address,
+                    r=signed.r if signed else None,
+                    vs=signed.vs if signed else None,
+                    status=RecordStatus.QUEUED if signed else RecordStatus.UNSIGNED,
                 )
             )
     if problems:
@@ -169,7 +185,9 @@ def capture_document(
     job = CaptureJob(
         id=str(uuid.uuid4()),
         participant_id=participant.id,
-        status=CaptureStatus.PENDING if fresh else CaptureStatus.SUCCEEDED,
+        status=(CaptureStatus.PENDING if signer else CaptureStatus.AWAITING_SIGNATURES)
+        if fresh
+        else CaptureStatus.SUCCEEDED,
         created_at=now,
         finished_at=None if fresh else now,
         event_count=len(fresh),
@@ -191,7 +209,7 @@ def capture_document(
                 record_time=now,
                 body=event,
                 context=context,
-                signer=signer.address,
+                signer=participant.address,
                 epcs=[EventEpc(epc=epc, role=role) for epc, role in sorted(identifiers_of(event))],
                 records=by_event.get(hash_id, []),
             )
@@ -277,3 +295,45 @@ class _ProjectedState:
                 if unit is None
                 else {**asdict(unit), "status": int(unit.status), "parent": unit.parent.hex()},
             )
+
+
+def unsigned_events(job_records: list[ChainRecord]) -> list[tuple[int, TraceEvent]]:
+    """The records of a job still awaiting their participant's signature, as events to sign."""
+    return [(r.id, r.trace_event()) for r in job_records if r.status == RecordStatus.UNSIGNED]
+
+
+def sign_records(
+    session: Session, job: CaptureJob, participant: Participant, signatures: dict[int, bytes], domain: Domain
+) -> None:
+    """Attach signatures (65 bytes r‖s‖v, as wallets return them) to a job's unsigned records.
+
+    All or nothing: one bad signature rejects them all. When none is left unsigned, the job's
+    records are queued for the submitter.
+    """
+    records = {r.id: r for r in queries.records_of_capture(session, job.id)}
+    problems: list[Problem] = []
+    for record_id, signature in signatures.items():
+        record = records.get(record_id)
+        location = f"signatures[{record_id}]"
+        if record is None or record.status != RecordStatus.UNSIGNED:
+            problems.append(Problem(location, "no record of this job awaits a signature under this id"))
+            continue
+        if len(signature) != 65:
+            problems.append(Problem(location, f"a signature has 65 bytes (r, s, v), not {len(signature)}"))
+            continue
+        r, s, v = signature[:32], int.from_bytes(signature[32:64], "big"), signature[64]
+        recovery_id = v - 27 if v >= 27 else v
+        vs = (s | (recovery_id << 255)).to_bytes(32, "big")
+        signed = SignedEvent(record.trace_event(), participant.address, r, vs)
+        if recovery_id not in (0, 1) or recover_signer(domain.separator, signed) != participant.address:
+            problems.append(
+                Problem(location, f"the signature is not {participant.address}'s over this record")
+            )
+            continue
+        record.r, record.vs = r, vs
+    if problems:
+        raise InvalidSignatures(problems)
+    if all(record.r is not None for record in records.values()):
+        for record in records.values():
+            record.status = RecordStatus.QUEUED
+        job.status = CaptureStatus.PENDING

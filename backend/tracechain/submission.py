@@ -22,7 +22,6 @@ from web3.exceptions import TransactionNotFound
 from web3.types import Nonce, TxParams, Wei
 
 from tracechain.chain.registry import TraceRegistry
-from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent
 from tracechain.chain.transactions import as_tracechain_error
 from tracechain.store import queries
 from tracechain.store.db import transaction
@@ -92,7 +91,9 @@ class Submitter:
         return batch
 
     def prepare_records(self, session: Session, records: Sequence[ChainRecord]) -> Batch:
-        fn = self.registry.contract.functions.record([_signed(record).as_abi_tuple() for record in records])
+        fn = self.registry.contract.functions.record(
+            [record.signed_event().as_abi_tuple() for record in records]
+        )
         batch = self.prepare_call(session, fn, gas=GAS_BASE + GAS_PER_RECORD * len(records))
         for record in records:
             record.batch_id, record.status = batch.id, RecordStatus.SENT
@@ -153,20 +154,3 @@ class Submitter:
             record.status = RecordStatus.FAILED
         queries.fail_jobs_of(session, records, reason, datetime.now(UTC))
         log.warning("transaction %s failed: %s", batch.tx_hash, reason)
-
-
-def _signed(record: ChainRecord) -> SignedEvent:
-    return SignedEvent(
-        TraceEvent(
-            record.subject,
-            Kind(record.kind),
-            record.event_hash,
-            record.counterpart,
-            record.ref,
-            record.time,
-            record.prev_head,
-        ),
-        record.signer,
-        record.r,
-        record.vs,
-    )

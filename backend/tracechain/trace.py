@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tracechain.chain.eip712 import Domain, recover_signer
-from tracechain.chain.trace_event import ZERO_HASH, Kind, SignedEvent, TraceEvent, next_head, subject_id
+from tracechain.chain.trace_event import ZERO_HASH, Kind, next_head, subject_id
 from tracechain.epcis.event_hash import event_hash_id, hash_id_digest
 from tracechain.epcis.mapping import bare_vocabulary
 from tracechain.store import queries
@@ -174,9 +174,11 @@ def _check(
             check.fail(
                 "content_hash_matches", f"the recorded hash of {record.subject_epc} is not the event's"
             )
-        if (
+        if record.r is None:
+            check.confirmed = False  # still awaiting its participant's own signature
+        elif (
             record.signer != event.signer
-            or recover_signer(domain.separator, _signed(record)) != record.signer
+            or recover_signer(domain.separator, record.signed_event()) != record.signer
         ):
             check.fail("signature_valid", f"the signature on {record.subject_epc}'s record does not recover")
         if record.head != next_head(record.prev_head, record.event_hash):
@@ -218,19 +220,6 @@ def _continuous(record: ChainRecord, chain: list[ChainRecord]) -> bool:
         ship = next((r for r in reversed(ordered[:position]) if r.kind == Kind.SHIP), None)
         return ship is not None and ship.counterpart == record.signer
     return True
-
-
-def _signed(record: ChainRecord) -> SignedEvent:
-    event = TraceEvent(
-        record.subject,
-        Kind(record.kind),
-        record.event_hash,
-        record.counterpart,
-        record.ref,
-        record.time,
-        record.prev_head,
-    )
-    return SignedEvent(event, record.signer, record.r, record.vs)
 
 
 def trace_document(trace: Trace) -> dict[str, Any]:

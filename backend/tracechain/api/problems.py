@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tracechain.capture import CannotSign, DocumentRejected
+from tracechain.capture import DocumentRejected, InvalidSignatures
 from tracechain.epcis.identifiers import InvalidIdentifier
 from tracechain.errors import ContractRevert, TracechainError
 
@@ -59,9 +59,10 @@ def install(app: FastAPI) -> None:
     async def _identifier(request: Request, exc: InvalidIdentifier) -> JSONResponse:
         return problem_response(400, "Invalid identifier", str(exc), request.url.path)
 
-    @app.exception_handler(CannotSign)
-    async def _cannot_sign(request: Request, exc: CannotSign) -> JSONResponse:
-        return problem_response(409, "Participant signs its own events", str(exc), request.url.path)
+    @app.exception_handler(InvalidSignatures)
+    async def _bad_signatures(request: Request, exc: InvalidSignatures) -> JSONResponse:
+        errors = [{"location": p.location, "reason": p.reason} for p in exc.problems]
+        return problem_response(400, "Signatures rejected", str(exc), request.url.path, errors=errors)
 
     @app.exception_handler(ContractRevert)
     async def _revert(request: Request, exc: ContractRevert) -> JSONResponse:

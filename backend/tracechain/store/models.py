@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent
+
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
@@ -47,6 +49,7 @@ class Participant(Base):
 
 
 class CaptureStatus(StrEnum):
+    AWAITING_SIGNATURES = "awaiting_signatures"  # accepted; its participant signs client-side
     PENDING = "pending"  # accepted; its chain records wait to be confirmed
     SUCCEEDED = "succeeded"  # every record confirmed on chain
     FAILED = "failed"  # the chain refused a record; `errors` says why
@@ -107,6 +110,7 @@ class EventEpc(Base):
 
 
 class RecordStatus(StrEnum):
+    UNSIGNED = "unsigned"  # awaiting its participant's own signature
     QUEUED = "queued"
     SENT = "sent"
     CONFIRMED = "confirmed"
@@ -130,8 +134,8 @@ class ChainRecord(Base):
     prev_head: Mapped[bytes] = mapped_column(LargeBinary(32))
     head: Mapped[bytes] = mapped_column(LargeBinary(32))
     signer: Mapped[str] = mapped_column(String(42))
-    r: Mapped[bytes] = mapped_column(LargeBinary(32))
-    vs: Mapped[bytes] = mapped_column(LargeBinary(32))
+    r: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    vs: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     status: Mapped[str] = mapped_column(String(16), default=RecordStatus.QUEUED)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
     block_number: Mapped[int | None] = mapped_column(BigInteger)
@@ -139,6 +143,23 @@ class ChainRecord(Base):
     tx_hash: Mapped[str | None] = mapped_column(String(66))
 
     event: Mapped[Event] = relationship(back_populates="records")
+
+    def trace_event(self) -> TraceEvent:
+        """What the signer signed."""
+        return TraceEvent(
+            self.subject,
+            Kind(self.kind),
+            self.event_hash,
+            self.counterpart,
+            self.ref,
+            self.time,
+            self.prev_head,
+        )
+
+    def signed_event(self) -> SignedEvent:
+        """What record() carries; only for a record that has its signature."""
+        assert self.r is not None and self.vs is not None, f"record {self.id} is not signed yet"
+        return SignedEvent(self.trace_event(), self.signer, self.r, self.vs)
 
     __table_args__ = (
         UniqueConstraint("subject", "prev_head", name="uq_chain_records_subject_prev_head"),

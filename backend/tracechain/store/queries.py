@@ -117,8 +117,19 @@ def save_subject_state(
 
 
 def queued_records(session: Session, limit: int) -> list[ChainRecord]:
-    query = select(ChainRecord).where(ChainRecord.status == RecordStatus.QUEUED).order_by(ChainRecord.id)
-    return list(session.scalars(query.limit(limit)))
+    """Queued records in capture order, up to the first one still awaiting a client's signature:
+    later records may be signed over heads that one leads to, so none may overtake it."""
+    first_unsigned = select(func.min(ChainRecord.id)).where(ChainRecord.status == RecordStatus.UNSIGNED)
+    query = select(ChainRecord).where(ChainRecord.status == RecordStatus.QUEUED)
+    blocker = session.scalar(first_unsigned)
+    if blocker is not None:
+        query = query.where(ChainRecord.id < blocker)
+    return list(session.scalars(query.order_by(ChainRecord.id).limit(limit)))
+
+
+def records_of_capture(session: Session, capture_id: str) -> list[ChainRecord]:
+    query = select(ChainRecord).join(Event).where(Event.capture_id == capture_id).order_by(ChainRecord.id)
+    return list(session.scalars(query))
 
 
 def unmined_batches(session: Session) -> list[Batch]:

@@ -8,11 +8,14 @@ from typing import Any
 from fastapi import APIRouter, Body, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from tracechain.api.deps import ParticipantDep, ServicesDep, SessionDep
 from tracechain.api.problems import Problem
 from tracechain.api.services import Services
-from tracechain.capture import capture_document
+from tracechain.capture import capture_document, sign_records, unsigned_events
+from tracechain.chain.eip712 import Domain, typed_data
+from tracechain.store import queries
 from tracechain.store.db import transaction
 from tracechain.store.models import CaptureJob, CaptureStatus, Participant
 
@@ -33,10 +36,40 @@ class CaptureJobPublic(BaseModel):
         description="A rejected document writes nothing",
     )
     errors: list[dict[str, Any]]
+    signing_requests: list[SigningRequest] = Field(
+        default_factory=list,
+        serialization_alias="signingRequests",
+        description="For participants that keep their own key: EIP-712 messages to sign and post back",
+    )
 
 
-def job_public(job: CaptureJob) -> CaptureJobPublic:
+class SigningRequest(BaseModel):
+    record_id: int = Field(serialization_alias="recordId")
+    typed_data: dict[str, Any] = Field(serialization_alias="typedData")
+
+
+class SignatureSubmission(BaseModel):
+    record_id: int = Field(alias="recordId")
+    signature: str = Field(
+        pattern=r"^0x[0-9a-fA-F]{130}$", description="65 bytes r, s, v as a wallet returns them"
+    )
+
+
+class SignaturesCreate(BaseModel):
+    signatures: list[SignatureSubmission] = Field(min_length=1)
+
+
+def job_public(
+    job: CaptureJob, session: Session | None = None, domain: Domain | None = None
+) -> CaptureJobPublic:
+    requests = []
+    if session is not None and domain is not None and job.status == CaptureStatus.AWAITING_SIGNATURES:
+        requests = [
+            SigningRequest(record_id=record_id, typed_data=typed_data(domain, event))
+            for record_id, event in unsigned_events(queries.records_of_capture(session, job.id))
+        ]
     return CaptureJobPublic(
+        signing_requests=requests,
         capture_id=job.id,
         status=job.status,
         running=job.status == CaptureStatus.PENDING,
@@ -74,17 +107,40 @@ def submit_document(
     try:
         # Captures are serialised: each signs over the heads the one before it left.
         with services.capture_lock, transaction(services.sessions) as session:
-            result = capture_document(
-                session, participant, document, services.vault, services.registry.domain
-            )
-            return job_public(result.job)
+            domain = services.registry.domain
+            result = capture_document(session, participant, document, services.vault, domain)
+            return job_public(result.job, session, domain)
     except IntegrityError as exc:  # another process captured the same events or subjects first
         raise Problem(409, "Conflict", "a concurrent capture touched the same events; send it again") from exc
 
 
-@router.get("/capture/{capture_id}", response_model=CaptureJobPublic, response_model_by_alias=True)
-def capture_job(capture_id: str, participant: ParticipantDep, session: SessionDep) -> CaptureJobPublic:
+def _own_job(session: Session, capture_id: str, participant: Participant) -> CaptureJob:
     job = session.get(CaptureJob, capture_id)
     if job is None or job.participant_id != participant.id:
         raise Problem(404, "Not Found", f"no capture job {capture_id} of yours")
-    return job_public(job)
+    return job
+
+
+@router.get("/capture/{capture_id}", response_model=CaptureJobPublic, response_model_by_alias=True)
+def capture_job(
+    capture_id: str, participant: ParticipantDep, session: SessionDep, services: ServicesDep
+) -> CaptureJobPublic:
+    return job_public(_own_job(session, capture_id, participant), session, services.registry.domain)
+
+
+@router.post(
+    "/capture/{capture_id}/signatures", response_model=CaptureJobPublic, response_model_by_alias=True
+)
+def submit_signatures(
+    capture_id: str,
+    body: SignaturesCreate,
+    participant: ParticipantDep,
+    session: SessionDep,
+    services: ServicesDep,
+) -> CaptureJobPublic:
+    """Sign each `typedData` of the job's `signingRequests` with your key (eth_signTypedData_v4) and
+    post the signatures here; once all are in, the events are queued for the chain."""
+    job = _own_job(session, capture_id, participant)
+    signatures = {item.record_id: bytes.fromhex(item.signature[2:]) for item in body.signatures}
+    sign_records(session, job, participant, signatures, services.registry.domain)
+    return job_public(job, session, services.registry.domain)

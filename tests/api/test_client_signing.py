@@ -1,0 +1,112 @@
+"""Participants that keep their own key: the service hands out EIP-712 messages, any wallet signs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from tracechain.chain.trace_event import subject_id
+
+from .conftest import Api
+from .test_capture import ITEM, OTHER_ITEM, commissioning
+
+
+@pytest.fixture
+def wallet() -> LocalAccount:
+    return Account.from_key(os.urandom(32))
+
+
+@pytest.fixture
+def own_key_maker(api: Api, wallet: LocalAccount) -> dict[str, Any]:
+    response = api.admin(
+        "POST",
+        "/participants",
+        json={"name": "Own-key Maker", "roles": ["manufacturer"], "partyId": "urn:epc:id:pgln:6901234.00007",
+              "country": "CN", "address": wallet.address},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    assert created["custodialKey"] is False and created["address"] == wallet.address
+    api.settle()
+    return created
+
+
+def signatures_for(job: dict[str, Any], wallet: LocalAccount) -> dict[str, Any]:
+    return {
+        "signatures": [
+            {"recordId": request["recordId"],
+             "signature": wallet.sign_typed_data(full_message=request["typedData"]).signature.to_0x_hex()}
+            for request in job["signingRequests"]
+        ]
+    }  # fmt: skip
+
+
+def test_a_wallet_signs_the_published_messages_and_the_events_are_recorded(
+    api: Api, own_key_maker: dict[str, Any], wallet: LocalAccount
+) -> None:
+    job = api.capture(own_key_maker, [commissioning()]).json()
+    assert job["status"] == "awaiting_signatures" and len(job["signingRequests"]) == 1
+    assert job["signingRequests"][0]["typedData"]["domain"] == api.services.registry.domain.as_dict()
+    api.settle()
+    assert api.services.registry.recorded_events() == []  # nothing goes on chain unsigned
+
+    signed = api.client.post(
+        f"/capture/{job['captureID']}/signatures", json=signatures_for(job, wallet),
+        headers=api.as_participant(own_key_maker),
+    )  # fmt: skip
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["status"] == "pending" and signed.json()["signingRequests"] == []
+    api.settle()
+
+    assert api.services.registry.product_of(subject_id(ITEM)).manufacturer == wallet.address
+    assert api.client.get(f"/trace/{ITEM}").json()["verdict"] == "verified"
+
+
+def test_a_signature_by_another_key_is_rejected_naming_the_record(
+    api: Api, own_key_maker: dict[str, Any], wallet: LocalAccount
+) -> None:
+    job = api.capture(own_key_maker, [commissioning()]).json()
+    forged = signatures_for(job, Account.from_key(os.urandom(32)))
+    response = api.client.post(
+        f"/capture/{job['captureID']}/signatures", json=forged, headers=api.as_participant(own_key_maker)
+    )
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["location"] == f"signatures[{job['signingRequests'][0]['recordId']}]"
+    assert wallet.address in error["reason"]
+    again = api.client.get(f"/capture/{job['captureID']}", headers=api.as_participant(own_key_maker)).json()
+    assert again["status"] == "awaiting_signatures" and len(again["signingRequests"]) == 1
+
+
+def test_events_captured_after_an_unsigned_one_wait_for_it(
+    api: Api, parties: dict[str, dict[str, Any]], own_key_maker: dict[str, Any], wallet: LocalAccount
+) -> None:
+    waiting = api.capture(own_key_maker, [commissioning()]).json()
+    api.capture(parties["manufacturer"], [commissioning(OTHER_ITEM)])
+    api.settle()
+    assert api.services.registry.recorded_events() == []
+
+    api.client.post(
+        f"/capture/{waiting['captureID']}/signatures", json=signatures_for(waiting, wallet),
+        headers=api.as_participant(own_key_maker),
+    )  # fmt: skip
+    api.settle()
+    assert [e.subject for e in api.services.registry.recorded_events()] == [
+        subject_id(ITEM),
+        subject_id(OTHER_ITEM),
+    ]
+
+
+def test_signatures_for_another_participants_job_are_a_404(
+    api: Api, parties: dict[str, dict[str, Any]], own_key_maker: dict[str, Any], wallet: LocalAccount
+) -> None:
+    job = api.capture(own_key_maker, [commissioning()]).json()
+    response = api.client.post(
+        f"/capture/{job['captureID']}/signatures", json=signatures_for(job, wallet),
+        headers=api.as_participant(parties["manufacturer"]),
+    )  # fmt: skip
+    assert response.status_code == 404
