@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from tracechain.chain.connect import Chain
 from tracechain.config import ChainMode, Settings
 from tracechain.errors import ConfigurationError
 
-from .conftest import Api
+from .conftest import Api, service_settings
+from .test_capture import ITEM, commissioning
 
 
 @pytest.mark.parametrize(
@@ -71,3 +73,17 @@ def test_the_published_eip712_domain_is_the_registry_s(api: Api) -> None:
     published = api.client.get("/eip712").json()
     assert published["domain"] == api.services.registry.domain.as_dict()
     assert published["types"]["TraceEvent"][0] == {"name": "subject", "type": "bytes32"}
+
+
+def test_background_workers_complete_a_capture_on_their_own(tmp_path: Path, anvil_chain: Chain) -> None:
+    """As `tracechain serve` runs: the submitter and indexer threads, no test driving them."""
+    settings = service_settings(tmp_path, poll_interval=0.05)
+    with TestClient(create_app(settings, chain=anvil_chain, run_workers=True)) as client:
+        api = Api(client)
+        maker = api.create_participant("Maker", ["manufacturer"], "urn:epc:id:pgln:6901234.00000", "CN")
+        location = api.capture(maker, [commissioning()]).headers["Location"]
+        deadline = time.monotonic() + 30
+        while not (job := client.get(location, headers=api.as_participant(maker)).json())["success"]:
+            assert time.monotonic() < deadline, f"capture job still {job['status']} after 30 s"
+            time.sleep(0.05)
+        assert client.get(f"/trace/{ITEM}").json()["verdict"] == "verified"
