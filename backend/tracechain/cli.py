@@ -17,7 +17,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# Piped or in CI, rich would wrap tables at 80 columns; a terminal gets its own width.
+console = Console(width=None if sys.stdout.isatty() else 120)
 
 
 @app.command()

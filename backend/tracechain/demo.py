@@ -42,6 +42,7 @@ class DemoParty:
     name: str
     role: bytes
     location: str  # SGLN of where it acts
+    short: str  # for tables
 
     def signer(self, registry: TraceRegistry) -> EventSigner:
         # Demo only: a key anyone can derive from the name. Real participants hold their own.
@@ -49,11 +50,18 @@ class DemoParty:
 
 
 MANUFACTURER = DemoParty(
-    "Shenzhen Bright Electronics (CN)", Role.MANUFACTURER, "urn:epc:id:sgln:6901234.00001.0"
+    "Shenzhen Bright Electronics (CN)",
+    Role.MANUFACTURER,
+    "urn:epc:id:sgln:6901234.00001.0",
+    "Shenzhen Bright",
 )
-CARRIER = DemoParty("Blue Water Ocean Lines", Role.CARRIER, "urn:epc:id:sgln:5790001.00001.0")
-CUSTOMS = DemoParty("EU Customs Rotterdam (NL)", Role.CUSTOMS, "urn:epc:id:sgln:8712345.00009.0")
-RETAILER = DemoParty("Amsterdam Home Retail (NL)", Role.RETAILER, "urn:epc:id:sgln:8712345.00002.0")
+CARRIER = DemoParty("Blue Water Ocean Lines", Role.CARRIER, "urn:epc:id:sgln:5790001.00001.0", "Blue Water")
+CUSTOMS = DemoParty(
+    "EU Customs Rotterdam (NL)", Role.CUSTOMS, "urn:epc:id:sgln:8712345.00009.0", "EU Customs"
+)
+RETAILER = DemoParty(
+    "Amsterdam Home Retail (NL)", Role.RETAILER, "urn:epc:id:sgln:8712345.00002.0", "Amsterdam Retail"
+)
 PARTIES = (MANUFACTURER, CARRIER, CUSTOMS, RETAILER)
 
 
@@ -214,7 +222,7 @@ def run_demo(settings: Settings, console: Console) -> bool:
                 recorded.append(registry.record([signer.sign(event)]))
                 progress.advance(task)
 
-        names: dict[str, str] = {signers[p.name].address: p.name for p in PARTIES}
+        names: dict[str, str] = {signers[p.name].address: p.short for p in PARTIES}
         labels = {(subject_id(s.subject), hash_id_digest(event_hash_id(s.epcis))): s.label for s in steps}
         history = sorted(
             verify_history(registry, subject_id(item)) + verify_history(registry, subject_id(pallet)),
