@@ -22,6 +22,7 @@ from tracechain.store.models import IndexedBlock, RecordStatus
 log = logging.getLogger(__name__)
 
 MAX_BLOCK_RANGE = 2_000  # blocks per eth_getLogs request, within what public nodes allow
+KEPT_BLOCKS = 1_000  # block hashes kept to find where a reorganisation forked: far deeper than any
 
 
 class Indexer:
@@ -59,6 +60,7 @@ class Indexer:
                 confirmed += 1
             block = self.w3.eth.get_block(to_block)
             session.add(IndexedBlock(number=to_block, hash=HexBytes(block["hash"]).to_0x_hex()))
+            queries.forget_blocks_before(session, to_block - KEPT_BLOCKS)
             queries.complete_jobs(session, capture_ids, datetime.now(UTC))
         return confirmed
 

@@ -173,6 +173,10 @@ def indexed_block(session: Session, number: int) -> IndexedBlock | None:
     return session.get(IndexedBlock, number)
 
 
+def forget_blocks_before(session: Session, number: int) -> None:
+    session.execute(delete(IndexedBlock).where(IndexedBlock.number < number))
+
+
 def forget_blocks_after(session: Session, number: int) -> list[ChainRecord]:
     """Undo indexing above block `number` (a reorganisation): those records are unconfirmed again."""
     session.execute(delete(IndexedBlock).where(IndexedBlock.number > number))
