@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -74,6 +76,50 @@ def serve(
     settings = Settings()
     settings.require_secrets()
     uvicorn.run(create_app(settings), host=host, port=port)
+
+
+@app.command()
+def verify(
+    bundle: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="A proof bundle (GET /trace/{epc}/proof).")
+    ],
+    rpc: Annotated[
+        str | None,
+        typer.Option(help="JSON-RPC URL of a node of the bundle's chain (default: the managed node)."),
+    ] = None,
+) -> None:
+    """Check a proof bundle against the chain, trusting nothing else; exit 0 only if all of it holds."""
+    import json
+
+    from rich.table import Table
+    from web3 import HTTPProvider, Web3
+
+    from tracechain.verification import verify_bundle
+
+    settings = Settings()
+    url = rpc or settings.rpc_url or f"http://{settings.anvil_host}:{settings.anvil_port}"
+    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 30}))
+    if not w3.is_connected():
+        console.print(f"[red]no node answers at {url}[/]")
+        raise typer.Exit(2)
+    try:
+        claims = json.loads(bundle.read_text())
+    except json.JSONDecodeError as exc:
+        console.print(f"[red]{bundle} is not JSON: {exc}[/]")
+        raise typer.Exit(1) from exc
+    result = verify_bundle(claims, w3)
+    table = Table(title=f"Proof of {claims.get('epc', '?')}")
+    for column in ("#", "event", "subject", "kind", "block", "result"):
+        table.add_column(column)
+    for number, check in enumerate(result.records, 1):
+        verdict = "[green]verified[/]" if not check.problems else "[red]" + "; ".join(check.problems) + "[/]"
+        table.add_row(str(number), check.biz_step, check.subject_epc, check.kind, str(check.block), verdict)
+    console.print(table)
+    for problem in result.problems:
+        console.print(f"[red]{problem}[/]")
+    console.print("[bold green]verified[/]" if result.verified else "[bold red]NOT verified[/]")
+    if not result.verified:
+        raise typer.Exit(1)
 
 
 @app.command()

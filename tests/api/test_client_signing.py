@@ -25,9 +25,14 @@ def own_key_maker(api: Api, wallet: LocalAccount) -> dict[str, Any]:
     response = api.admin(
         "POST",
         "/participants",
-        json={"name": "Own-key Maker", "roles": ["manufacturer"], "partyId": "urn:epc:id:pgln:6901234.00007",
-              "country": "CN", "address": wallet.address},
-    )  # fmt: skip
+        json={
+            "name": "Own-key Maker",
+            "roles": ["manufacturer"],
+            "partyId": "urn:epc:id:pgln:6901234.00007",
+            "country": "CN",
+            "address": wallet.address,
+        },
+    )
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     assert created["custodialKey"] is False and created["address"] == wallet.address
@@ -38,11 +43,13 @@ def own_key_maker(api: Api, wallet: LocalAccount) -> dict[str, Any]:
 def signatures_for(job: dict[str, Any], wallet: LocalAccount) -> dict[str, Any]:
     return {
         "signatures": [
-            {"recordId": request["recordId"],
-             "signature": wallet.sign_typed_data(full_message=request["typedData"]).signature.to_0x_hex()}
+            {
+                "recordId": request["recordId"],
+                "signature": wallet.sign_typed_data(full_message=request["typedData"]).signature.to_0x_hex(),
+            }
             for request in job["signingRequests"]
         ]
-    }  # fmt: skip
+    }
 
 
 def test_a_wallet_signs_the_published_messages_and_the_events_are_recorded(
@@ -55,9 +62,10 @@ def test_a_wallet_signs_the_published_messages_and_the_events_are_recorded(
     assert api.services.registry.recorded_events() == []  # nothing goes on chain unsigned
 
     signed = api.client.post(
-        f"/capture/{job['captureID']}/signatures", json=signatures_for(job, wallet),
+        f"/capture/{job['captureID']}/signatures",
+        json=signatures_for(job, wallet),
         headers=api.as_participant(own_key_maker),
-    )  # fmt: skip
+    )
     assert signed.status_code == 200, signed.text
     assert signed.json()["status"] == "pending" and signed.json()["signingRequests"] == []
     api.settle()
@@ -91,9 +99,10 @@ def test_events_captured_after_an_unsigned_one_wait_for_it(
     assert api.services.registry.recorded_events() == []
 
     api.client.post(
-        f"/capture/{waiting['captureID']}/signatures", json=signatures_for(waiting, wallet),
+        f"/capture/{waiting['captureID']}/signatures",
+        json=signatures_for(waiting, wallet),
         headers=api.as_participant(own_key_maker),
-    )  # fmt: skip
+    )
     api.settle()
     assert [e.subject for e in api.services.registry.recorded_events()] == [
         subject_id(ITEM),
@@ -106,7 +115,8 @@ def test_signatures_for_another_participants_job_are_a_404(
 ) -> None:
     job = api.capture(own_key_maker, [commissioning()]).json()
     response = api.client.post(
-        f"/capture/{job['captureID']}/signatures", json=signatures_for(job, wallet),
+        f"/capture/{job['captureID']}/signatures",
+        json=signatures_for(job, wallet),
         headers=api.as_participant(parties["manufacturer"]),
-    )  # fmt: skip
+    )
     assert response.status_code == 404

@@ -170,9 +170,11 @@ def test_cbv_words_and_uris_map_alike(biz_step: str, disposition: str) -> None:
 
 
 def test_a_custom_biz_step_uri_is_only_observed() -> None:
-    custom = event(bizStep="https://example.com/bizstep/shipping", epcList=[ITEM], destinationList=[
-        {"type": "owning_party", "destination": RETAILER}
-    ])  # fmt: skip
+    custom = event(
+        bizStep="https://example.com/bizstep/shipping",
+        epcList=[ITEM],
+        destinationList=[{"type": "owning_party", "destination": RETAILER}],
+    )
     assert effects_of(custom) == [Effect(ITEM, Kind.OBSERVE)]
 
 
@@ -240,9 +242,13 @@ def test_sensor_report_without_alarm_is_no_excursion(exception: str | None) -> N
 
 def test_aggregation_add_aggregates_each_child_into_the_parent() -> None:
     packing = event(
-        "AggregationEvent", action="ADD", bizStep="packing", parentID=PALLET,
-        childEPCs=[ITEM, OTHER], childQuantityList=_quantities(LOT, PRODUCT),
-    )  # fmt: skip
+        "AggregationEvent",
+        action="ADD",
+        bizStep="packing",
+        parentID=PALLET,
+        childEPCs=[ITEM, OTHER],
+        childQuantityList=_quantities(LOT, PRODUCT),
+    )
     assert effects_of(packing) == [
         Effect(ITEM, Kind.AGGREGATE, ref_subject=PALLET),
         Effect(OTHER, Kind.AGGREGATE, ref_subject=PALLET),
@@ -439,27 +445,39 @@ def test_error_declaration_example_only_observes() -> None:
         (event(action="ADD", bizStep="commissioning", epcList=[ITEM]), "Produced"),
         (event(bizStep="shipping", epcList=[ITEM]), "Shipped"),
         (event(bizStep="urn:epcglobal:cbv:bizstep:receiving", epcList=[ITEM]), "Received"),
-        (event("AggregationEvent", action="ADD", bizStep="packing", parentID=PALLET, childEPCs=[ITEM]),
-         "Packed onto pallet 069012340000000016"),
-        (event("AggregationEvent", action="DELETE", parentID=PALLET, childEPCs=[ITEM]),
-         "Unpacked from pallet 069012340000000016"),
+        (
+            event("AggregationEvent", action="ADD", bizStep="packing", parentID=PALLET, childEPCs=[ITEM]),
+            "Packed onto pallet 069012340000000016",
+        ),
+        (
+            event("AggregationEvent", action="DELETE", parentID=PALLET, childEPCs=[ITEM]),
+            "Unpacked from pallet 069012340000000016",
+        ),
         (event("AggregationEvent", action="ADD", parentID=OTHER, childEPCs=[ITEM]), f"Packed into {OTHER}"),
         (event(bizStep="inspecting", disposition="conformant", epcList=[ITEM]), "Inspected: cleared"),
         (event(bizStep="inspecting", disposition="non_conformant", epcList=[ITEM]), "Inspected: rejected"),
         (event(bizStep="inspecting", epcList=[ITEM]), "Inspected"),
         (event(bizStep="retail_selling", epcList=[ITEM]), "Sold"),
         (event(bizStep="holding", disposition="recalled", epcList=[ITEM]), "Recalled"),
-        (event("TransformationEvent", inputEPCList=[ITEM, OTHER], outputEPCList=[LOT]),
-         "Made from 2 ingredients"),
-        (event(bizStep="shipping", epcList=[ITEM], sensorElementList=_alarm()),
-         "Shipped; temperature out of range"),
-        (event(bizStep="storing", epcList=[ITEM], sensorElementList=_alarm("AbsoluteHumidity")),
-         "Stored; absolute humidity out of range"),
+        (
+            event("TransformationEvent", inputEPCList=[ITEM, OTHER], outputEPCList=[LOT]),
+            "Made from 2 ingredients",
+        ),
+        (
+            event(bizStep="shipping", epcList=[ITEM], sensorElementList=_alarm()),
+            "Shipped; temperature out of range",
+        ),
+        (
+            event(bizStep="storing", epcList=[ITEM], sensorElementList=_alarm("AbsoluteHumidity")),
+            "Stored; absolute humidity out of range",
+        ),
         (event(bizStep="https://example.com/bizstep/blessing", epcList=[ITEM]), "Recorded"),
-        (event(epcList=[ITEM], errorDeclaration={"declarationTime": "2024-05-02T10:00:00Z"}),
-         "Record withdrawn as erroneous"),
+        (
+            event(epcList=[ITEM], errorDeclaration={"declarationTime": "2024-05-02T10:00:00Z"}),
+            "Record withdrawn as erroneous",
+        ),
     ],
-)  # fmt: skip
+)
 def test_describe_says_what_happened_in_plain_words(built: dict[str, Any], line: str) -> None:
     assert describe(built) == line
 

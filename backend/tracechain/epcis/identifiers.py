@@ -111,10 +111,23 @@ _BY_AI: Final = {scheme.ai: scheme for scheme in _SCHEMES.values() if scheme.ai 
 _PRIMARY_AIS: Final = {"01", *_BY_AI}
 # Deprecated Digital Link short names (GS1 DL 1.0), still read by the CBV hash's normaliser.
 _SHORT_NAMES: Final = {
-    "gtin": "01", "ser": "21", "lot": "10", "cpv": "22", "sscc": "00", "gln": "414", "glnx": "254",
-    "party": "417", "grai": "8003", "giai": "8004", "gsrn": "8018", "gsrnp": "8017", "gdti": "253",
-    "gcn": "255", "ginc": "401", "gsin": "402",
-}  # fmt: skip
+    "gtin": "01",
+    "ser": "21",
+    "lot": "10",
+    "cpv": "22",
+    "sscc": "00",
+    "gln": "414",
+    "glnx": "254",
+    "party": "417",
+    "grai": "8003",
+    "giai": "8004",
+    "gsrn": "8018",
+    "gsrnp": "8017",
+    "gdti": "253",
+    "gcn": "255",
+    "ginc": "401",
+    "gsin": "402",
+}
 _COMPANY_PREFIX: Final = re.compile(r"\d{6,12}")
 _LEADING_DIGITS: Final = re.compile(r"\d*")
 _GID: Final = re.compile(r"urn:epc:id:gid:\d{1,9}\.\d{1,8}\.\d{1,11}")

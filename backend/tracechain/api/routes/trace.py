@@ -9,17 +9,28 @@ from fastapi import APIRouter
 from tracechain.api.deps import ServicesDep, SessionDep
 from tracechain.api.problems import Problem
 from tracechain.epcis.identifiers import canonical_epc
-from tracechain.trace import build_trace, trace_document
+from tracechain.proof import proof_bundle
+from tracechain.trace import Trace, build_trace, trace_document
 
 router = APIRouter(tags=["trace"])
 
 
-def _trace(epc: str, session: SessionDep, services: ServicesDep) -> dict[str, Any]:
+def _found_trace(epc: str, session: SessionDep, services: ServicesDep) -> Trace:
     canonical = canonical_epc(epc)
     trace = build_trace(session, canonical, services.registry.domain)
     if not trace.entries:
         raise Problem(404, "Not Found", f"tracechain holds no events for {canonical}")
-    return trace_document(trace)
+    return trace
+
+
+def _trace(epc: str, session: SessionDep, services: ServicesDep) -> dict[str, Any]:
+    return trace_document(_found_trace(epc, session, services))
+
+
+@router.get("/trace/{epc:path}/proof")
+def proof(epc: str, session: SessionDep, services: ServicesDep) -> dict[str, Any]:
+    """A self-contained proof bundle: check it with `tracechain verify BUNDLE --rpc URL`."""
+    return proof_bundle(_found_trace(epc, session, services), services.registry.domain)
 
 
 @router.get("/trace/{epc:path}")
