@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
+BROWSER_STAMP := $(VENV)/.browser
 
 .PHONY: install demo test lint compile node clean
 
@@ -30,10 +31,16 @@ $(NPM_STAMP): package.json package-lock.json
 	@npm install --ignore-scripts --no-save --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 
+# The consumer page is tested in a real browser: Debian's chromium (the tests drive it headless).
+$(BROWSER_STAMP):
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser tests ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@touch $@
+
 demo: install
 	@$(BIN)/tracechain demo
 
-test: install
+test: install $(BROWSER_STAMP)
 	@$(BIN)/tracechain compile --check
 	@$(MAKE) --no-print-directory lint
 	@$(BIN)/python -m pytest -n 2 --dist loadgroup

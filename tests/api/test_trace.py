@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from sqlalchemy import select, update
 
+from tracechain.epcis.builders import object_event
 from tracechain.store.models import ChainRecord, Event, Participant
 
 from .conftest import Api
-from .test_capture import ITEM, PALLET, commissioning, journey
+from .test_capture import ITEM, PALLET, T0, commissioning, journey
 
 DIGITAL_LINK = "/01/06901234678901/21/1001"  # ITEM as a GS1 Digital Link path
 
@@ -149,3 +151,49 @@ def test_a_signer_stripped_of_its_participant_roles_is_reported(traced: Api) -> 
     )
     assert trace["verdict"] == "tampered"
     assert any("holds no participant role" in reason for reason in trace["reasons"])
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+def test_a_browser_gets_the_consumer_page_and_a_program_gets_json(traced: Api) -> None:
+    page = traced.client.get(DIGITAL_LINK, headers={"Accept": BROWSER_ACCEPT})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Verified" in page.text and "Sold" in page.text and "<svg" in page.text
+    program = traced.client.get(DIGITAL_LINK, headers={"Accept": "application/json"})
+    assert program.headers["content-type"] == "application/json" and program.json()["verdict"] == "verified"
+    assert traced.client.get(DIGITAL_LINK).json()["epc"] == ITEM  # no Accept at all: JSON
+
+
+def test_link_types_are_answered_as_gs1_resolvers_do(traced: Api) -> None:
+    pip = traced.client.get(
+        DIGITAL_LINK, params={"linkType": "gs1:pip"}, headers={"Accept": "application/json"}
+    )
+    assert pip.headers["content-type"].startswith("text/html")
+    traceability = traced.client.get(
+        DIGITAL_LINK, params={"linkType": "gs1:traceability"}, headers={"Accept": BROWSER_ACCEPT}
+    )
+    assert traceability.json()["verdict"] == "verified"
+    linkset = traced.client.get(DIGITAL_LINK, params={"linkType": "linkset"})
+    assert linkset.headers["content-type"] == "application/linkset+json"
+    (links,) = linkset.json()["linkset"]
+    assert links["anchor"].endswith(DIGITAL_LINK)
+    assert links["https://gs1.org/voc/pip"][0]["type"] == "text/html"
+    assert links["https://gs1.org/voc/traceability"][0]["href"].endswith("linkType=gs1:traceability")
+
+
+def test_an_unknown_product_gets_a_clear_404_page_in_a_browser(traced: Api) -> None:
+    response = traced.client.get("/01/06901234678901/21/99999", headers={"Accept": BROWSER_ACCEPT})
+    assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
+    assert "We do not know this product" in response.text and "Traceback" not in response.text
+    bad = traced.client.get("/01/06901234678907/21/1", headers={"Accept": BROWSER_ACCEPT})
+    assert bad.status_code == 400 and "check digit" in bad.text
+
+
+def test_a_recalled_product_shows_the_recall_banner(api: Api, parties: dict[str, dict[str, Any]]) -> None:
+    api.capture(parties["manufacturer"], [commissioning()])
+    recall = object_event([ITEM], biz_step="holding", disposition="recalled", at=T0 + timedelta(days=1))
+    api.capture(parties["manufacturer"], [recall])
+    api.settle()
+    page = api.client.get(DIGITAL_LINK, headers={"Accept": BROWSER_ACCEPT}).text
+    assert "This product has been recalled" in page

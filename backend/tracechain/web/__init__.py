@@ -1,0 +1,1 @@
+"""The consumer page: server-rendered HTML with everything inline, so no request leaves the server."""

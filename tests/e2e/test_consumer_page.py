@@ -1,0 +1,98 @@
+"""The consumer page in a real headless Chromium on a phone-sized screen: it loads, shows the journey
+and the verdict, and asks nothing of any host but this server. A screenshot is left for a person in
+tests/output/."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import uvicorn
+
+from ..api.conftest import Api
+from ..api.test_capture import journey
+from ..conftest import free_port
+
+OUTPUT = Path(__file__).parents[1] / "output"
+PAGE = "/01/06901234678901/21/1001"  # the journey's item
+PHONE = "375,1800"
+
+
+def chromium() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium)")
+    return found
+
+
+def run_chromium(*arguments: str, profile: Path) -> subprocess.CompletedProcess[str]:
+    # The flags keep Chromium from calling home: this machine's network is closed.
+    command = [
+        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-default-apps", "--hide-scrollbars", f"--user-data-dir={profile}", *arguments,
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+
+
+@pytest.fixture
+def served(api: Api, parties: dict[str, dict[str, Any]]) -> Iterator[str]:
+    """The journey recorded, then the same app served over real HTTP on a free port."""
+    journey(api, parties)
+    api.services.settle()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(api.client.app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_the_page_loads_on_a_phone_shows_the_verified_journey_and_stays_on_this_server(
+    served: str, tmp_path: Path
+) -> None:
+    OUTPUT.mkdir(exist_ok=True)
+    netlog, screenshot = tmp_path / "netlog.json", OUTPUT / "consumer-page-375px.png"
+    run_chromium(f"--window-size={PHONE}", f"--screenshot={screenshot}", f"--log-net-log={netlog}",
+                 served + PAGE, profile=tmp_path / "profile-1")  # fmt: skip
+    dom = run_chromium("--dump-dom", served + PAGE, profile=tmp_path / "profile-2").stdout
+
+    assert screenshot.stat().st_size > 10_000
+    assert "Verified" in dom and "Every step below is signed" in dom
+    for step in ("Made", "Packed", "Shipped", "Received", "Inspected: cleared", "Sold"):
+        assert step in dom, step
+    assert dom.count('class="badge verified"') == 8
+    assert "<svg" in dom and 'class="route"' in dom  # the route and the QR code, inline
+
+    page_requests = _requests_of_site(netlog, "http://127.0.0.1")
+    assert any(url.endswith(PAGE) for url in page_requests)
+    hosts = {urlparse(url).hostname for url in page_requests}
+    assert hosts == {"127.0.0.1"}, f"the page asked other hosts: {hosts}"
+
+
+def _requests_of_site(netlog: Path, site: str) -> list[str]:
+    """URLs requested on behalf of pages of `site` (Chromium's own background calls are keyed to
+    no site, and fail here anyway: the network is closed)."""
+    log = json.loads(netlog.read_text())
+    type_id = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    return [
+        event["params"]["url"]
+        for event in log["events"]
+        if event["type"] == type_id
+        and "url" in event.get("params", {})
+        and event["params"].get("network_isolation_key", "").startswith(site)
+    ]
