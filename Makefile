@@ -9,7 +9,7 @@ PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 BROWSER_STAMP := $(VENV)/.browser
 
-.PHONY: install demo test lint compile node clean
+.PHONY: install demo test lint compile node serve clean
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -55,6 +55,10 @@ compile: install
 
 node: install
 	@$(BIN)/tracechain node
+
+# The service on the demo's data: demo mode (its public secrets) unless you set your own.
+serve: install
+	@TRACECHAIN_DEMO_MODE=$${TRACECHAIN_DEMO_MODE:-true} $(BIN)/tracechain serve
 
 clean:
 	rm -rf $(VENV) node_modules .tracechain .pytest_cache .hypothesis .mypy_cache .ruff_cache

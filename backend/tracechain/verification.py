@@ -1,9 +1,9 @@
-"""Checks histories against the chain without trusting whoever recorded them: a subject's logs
-(`verify_history`, for the demo) and a proof bundle (`verify_bundle`, for `tracechain verify`).
+"""Checks a proof bundle against the chain without trusting whoever produced it (`tracechain verify`).
 
-For every EventRecorded log of a subject: the signature carried in the transaction recovers to the
-logged signer over the event as the contract rebuilt it, and the logged head equals
-`keccak256(previous head, event hash)`; at the end, the subject's on-chain head equals the last one.
+For every chain record it claims: the event's content hashes to its id, the signature recovers to
+the signer over the event as the contract rebuilt it, the transaction holds an EventRecorded log at
+the claimed index that matches field by field, the signer held a fitting role at that block, and
+each subject's heads chain from zero with nothing missing.
 """
 
 from __future__ import annotations
@@ -17,48 +17,9 @@ from web3.contract import Contract
 
 from tracechain.chain.artifacts import load_artifact
 from tracechain.chain.eip712 import Domain, recover_signer
-from tracechain.chain.registry import RecordedEvent, Role, TraceRegistry
-from tracechain.chain.trace_event import ZERO_HASH, Kind, SignedEvent, TraceEvent, next_head
+from tracechain.chain.registry import Role
+from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent, next_head
 from tracechain.epcis.event_hash import event_hash_id, hash_id_digest
-
-
-@dataclass
-class VerifiedEvent:
-    recorded: RecordedEvent
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def verified(self) -> bool:
-        return not self.problems
-
-
-def verify_history(registry: TraceRegistry, subject: bytes) -> list[VerifiedEvent]:
-    history = registry.recorded_events(subject=subject)
-    carried: dict[bytes, list] = {}
-    separator = registry.domain.separator
-    verified: list[VerifiedEvent] = []
-    head = ZERO_HASH
-    for logged in history:
-        result = VerifiedEvent(logged)
-        event = TraceEvent(
-            logged.subject, logged.kind, logged.event_hash, logged.counterpart, logged.ref, logged.time, head
-        )
-        if logged.transaction_hash not in carried:
-            carried[logged.transaction_hash] = registry.signed_events_in(logged.transaction_hash)
-        signed = next((s for s in carried[logged.transaction_hash] if s.event == event), None)
-        if signed is None:
-            result.problems.append("no signed event in its transaction matches the log")
-        elif recover_signer(separator, signed) != logged.signer:
-            result.problems.append(f"signature does not recover to {logged.signer}")
-        head = next_head(head, logged.event_hash)
-        if logged.head != head:
-            result.problems.append("logged head is not the hash chain of the events before it")
-        verified.append(result)
-    on_chain = registry.head_of(subject)
-    if verified and on_chain != head:
-        verified[-1].problems.append("the subject's on-chain head is not the end of its logged chain")
-    return verified
-
 
 # ---------------------------------------------------------------- proof bundles
 

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_utils import keccak, to_checksum_address
-from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.types import TxReceipt
 
 from tracechain.chain.artifacts import load_artifact
 from tracechain.chain.connect import Chain
 from tracechain.chain.eip712 import Domain
-from tracechain.chain.trace_event import Kind, SignedEvent, Status, TraceEvent
+from tracechain.chain.trace_event import Kind, SignedEvent, Status
 from tracechain.chain.transactions import call, transact
 
 
@@ -115,28 +114,6 @@ class TraceRegistry:
 
     def event_digest(self, event_tuple: tuple[Any, ...]) -> bytes:
         return bytes(call(self.contract.functions.eventDigest(event_tuple)))
-
-    def signed_events_in(self, transaction_hash: bytes) -> list[SignedEvent]:
-        """The signed events a record() transaction carried, read back from its calldata."""
-        transaction = self.chain.w3.eth.get_transaction(HexBytes(transaction_hash))
-        _, arguments = self.contract.decode_function_input(transaction["input"])
-        return [
-            SignedEvent(
-                TraceEvent(
-                    subject=bytes(item["ev"]["subject"]),
-                    kind=Kind(item["ev"]["kind"]),
-                    event_hash=bytes(item["ev"]["eventHash"]),
-                    counterpart=item["ev"]["counterpart"],
-                    ref=bytes(item["ev"]["ref"]),
-                    time=item["ev"]["time"],
-                    prev_head=bytes(item["ev"]["prevHead"]),
-                ),
-                signer=item["signer"],
-                r=bytes(item["r"]),
-                vs=bytes(item["vs"]),
-            )
-            for item in arguments["events"]
-        ]
 
     def recorded_events(
         self, from_block: int = 0, to_block: int | str = "latest", subject: bytes | None = None
