@@ -491,12 +491,21 @@ def test_event_reverts_when_the_subject_is_packed(
 # ---------------------------------------------------------------- packing
 
 
+@pytest.mark.parametrize("names_parent", [True, False], ids=["naming_a_unit", "naming_none"])
 def test_disaggregate_reverts_when_the_item_is_not_packed(
-    registry: TraceRegistry, manufacturer: Actor, item: bytes, packed_item: bytes, case: bytes
+    registry: TraceRegistry,
+    manufacturer: Actor,
+    item: bytes,
+    packed_item: bytes,
+    case: bytes,
+    names_parent: bool,
 ) -> None:
+    """Naming no parent for an item packed in none is no match either: nothing gets unpacked."""
+    named_parent = case if names_parent else ZERO_HASH
+
     with pytest.raises(reverts.TraceRegistryNotPackedIn) as exc:
-        record(registry, manufacturer, Kind.DISAGGREGATE, item, ref=case)
-    assert exc.value.arguments == {"subject": item, "expectedParent": case, "actualParent": ZERO_HASH}
+        record(registry, manufacturer, Kind.DISAGGREGATE, item, ref=named_parent)
+    assert exc.value.arguments == {"subject": item, "expectedParent": named_parent, "actualParent": ZERO_HASH}
 
 
 @pytest.mark.parametrize("named_parent", [PALLET, ZERO_HASH], ids=["another_unit", "zero"])
@@ -595,6 +604,29 @@ def test_aggregate_counts_the_items_in_a_case_packed_into_a_deep_unit(
 
     pack(registry, manufacturer, units[6], case)
     assert registry.product_of(case).parent == units[6]
+
+
+def test_aggregate_counts_items_packed_into_a_case_after_the_case_went_onto_its_pallet(
+    registry: TraceRegistry, manufacturer: Actor, item: bytes
+) -> None:
+    """Packing the item into the case deepens the pallet above it too: pallet, case, item are three
+    levels, so the pallet fits in units[5] but not in units[6], which is packed in six units."""
+    units = [sscc(f"nest-{level}") for level in range(7)]
+    for child in units[1:]:
+        record(registry, manufacturer, Kind.COMMISSION, child)
+    for parent, child in pairwise(units):
+        pack(registry, manufacturer, parent, child)
+    empty_case = sgtin("case-packed-empty")
+    record(registry, manufacturer, Kind.COMMISSION, empty_case)
+    pack(registry, manufacturer, PALLET, empty_case)
+    pack(registry, manufacturer, empty_case, item)
+
+    with pytest.raises(reverts.TraceRegistryPackingTooDeep) as exc:
+        record(registry, manufacturer, Kind.AGGREGATE, PALLET, ref=units[6])
+    assert exc.value.arguments == {"subject": PALLET, "maxDepth": 8}
+
+    pack(registry, manufacturer, units[5], PALLET)
+    assert registry.product_of(PALLET).parent == units[5]
 
 
 def test_aggregate_still_counts_the_height_a_unit_had_before_it_was_emptied(
