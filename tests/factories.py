@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3.contract import Contract
+
+from tracechain.chain.artifacts import load_artifact
+from tracechain.chain.connect import Chain
 from tracechain.chain.eip712 import EventSigner
+from tracechain.chain.escrow import EscrowResult, OrderTerms, Token, TradeEscrow
 from tracechain.chain.registry import RecordResult, TraceRegistry
-from tracechain.chain.trace_event import ZERO_ADDRESS, ZERO_HASH, Kind, SignedEvent, TraceEvent, subject_id
+from tracechain.chain.trace_event import (
+    VERDICT_CLEARED,
+    ZERO_ADDRESS,
+    ZERO_HASH,
+    Kind,
+    SignedEvent,
+    TraceEvent,
+    subject_id,
+)
+from tracechain.chain.transactions import transact
 
 
 def random_hash() -> bytes:
@@ -82,3 +99,133 @@ def hand_over(registry: TraceRegistry, sender: Actor, receiver: Actor, subject: 
     """`sender` ships `subject` to `receiver`, who receives it: custody moves in two signed events."""
     record(registry, sender, Kind.SHIP, subject, counterpart=receiver.address)
     record(registry, receiver, Kind.RECEIVE, subject)
+
+
+# ---------------------------------------------------------------- settlement
+
+
+def account_of(actor: Actor) -> LocalAccount:
+    """The actor's key as an account that sends transactions (a buyer funding an order, say)."""
+    account: LocalAccount = Account.from_key(actor.key)
+    return account
+
+
+def latest_timestamp(chain: Chain) -> int:
+    return int(chain.w3.eth.get_block("latest")["timestamp"])
+
+
+def pass_time_to(chain: Chain, timestamp: int) -> None:
+    """The next transaction runs in a block stamped `timestamp` (the in-process chain only)."""
+    chain.w3.testing.timeTravel(timestamp)  # type: ignore[attr-defined]
+
+
+def give_gas(chain: Chain, address: str) -> None:
+    """Sends the account 1 ETH from the in-process chain's unlocked relayer, so its first own
+    transaction needs no top-up on the way."""
+    tx_hash = chain.w3.eth.send_transaction({"from": chain.relayer.address, "to": address, "value": 10**18})
+    chain.w3.eth.wait_for_transaction_receipt(tx_hash)
+
+
+DUSD = 10**6
+"""One Demo USD in its smallest units (6 decimals)."""
+
+
+@dataclass
+class Trade:
+    """A buyer, a seller and the pallet between them, with an escrow: builds orders and moves the
+    pallet on the registry with each participant signing its own events.
+
+    The manufacturer sells; the retailer buys and receives (its address is the receiving address);
+    a carrier carries; customs inspects; an auditor can recall the pallet (a packed unit: only
+    auditors may recall one).
+    """
+
+    chain: Chain
+    registry: TraceRegistry
+    escrow: TradeEscrow
+    token: Token
+    manufacturer: Actor
+    carrier: Actor
+    customs: Actor
+    retailer: Actor
+    auditor: Actor
+    arbiter: LocalAccount
+    item: bytes
+    shipment: bytes
+
+    @property
+    def buyer(self) -> LocalAccount:
+        return account_of(self.retailer)
+
+    @property
+    def seller(self) -> LocalAccount:
+        return account_of(self.manufacturer)
+
+    def terms(self, **overrides: Any) -> OrderTerms:
+        """1,000 dUSD, FOB-like 3000/0/7000, due in a day, no arbiter or penalties unless overridden."""
+        fields: dict[str, Any] = {
+            "seller": self.manufacturer.address,
+            "token": self.token.address,
+            "amount": 1_000 * DUSD,
+            "shipment": self.shipment,
+            "receiver": self.retailer.address,
+            "milestone_bps": (3000, 0, 7000),
+            "deadline": latest_timestamp(self.chain) + 86_400,
+        }
+        return OrderTerms(**{**fields, **overrides})
+
+    def create(self, **overrides: Any) -> int:
+        return self.escrow.create_order(self.buyer, self.terms(**overrides)).order_id
+
+    def fund(self, order_id: int) -> EscrowResult:
+        """The buyer gets the amount from the faucet, approves the escrow and funds the order."""
+        amount = self.escrow.order_of(order_id).terms.amount
+        self.token.faucet(self.buyer.address, amount)
+        self.token.approve(self.buyer, self.escrow.address, amount)
+        return self.escrow.fund(self.buyer, order_id)
+
+    def funded(self, **overrides: Any) -> int:
+        order_id = self.create(**overrides)
+        self.fund(order_id)
+        return order_id
+
+    def balances(self) -> tuple[int, int, int]:
+        """The seller's, the buyer's and the escrow's token balances."""
+        return (
+            self.token.balance_of(self.manufacturer.address),
+            self.token.balance_of(self.buyer.address),
+            self.token.balance_of(self.escrow.address),
+        )
+
+    # -------------------------------------------------- the pallet's journey, as the registry sees it
+
+    def ship(self) -> None:
+        """The seller hands the pallet to the carrier: proposed, then accepted."""
+        record(self.registry, self.manufacturer, Kind.SHIP, self.shipment, counterpart=self.carrier.address)
+        record(self.registry, self.carrier, Kind.RECEIVE, self.shipment)
+
+    def clear_customs(self, verdict: bytes = VERDICT_CLEARED) -> None:
+        record(self.registry, self.customs, Kind.INSPECT, self.shipment, ref=verdict)
+
+    def report_excursion(self, by: Actor | None = None) -> None:
+        """The custodian (the carrier unless told) reports a reading outside the agreed range."""
+        record(self.registry, by or self.carrier, Kind.EXCURSION, self.shipment)
+
+    def recall(self) -> None:
+        record(self.registry, self.auditor, Kind.RECALL, self.shipment)
+
+    def deliver(self) -> None:
+        """The carrier hands the pallet to the buyer's receiving address, which signs its receipt."""
+        record(self.registry, self.carrier, Kind.SHIP, self.shipment, counterpart=self.retailer.address)
+        record(self.registry, self.retailer, Kind.RECEIVE, self.shipment)
+
+
+def deploy_contract(chain: Chain, name: str, *args: Any) -> Contract:
+    """Deploys a compiled contract by name (the test tokens in contracts/mocks, say)."""
+    artifact = load_artifact(name)
+    receipt = transact(
+        chain, chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode).constructor(*args)
+    )
+    address = receipt["contractAddress"]
+    assert address is not None
+    return chain.w3.eth.contract(address=address, abi=artifact.abi)

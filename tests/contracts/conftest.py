@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from eth_account import Account
 
-from tracechain.chain.registry import TraceRegistry
+from tracechain.chain.connect import Chain
+from tracechain.chain.escrow import Token, TradeEscrow
+from tracechain.chain.registry import Role, TraceRegistry
 from tracechain.chain.trace_event import Kind
 
-from ..factories import Actor, pack, record, sgtin, sscc
+from ..factories import Actor, Trade, account_of, give_gas, pack, record, sgtin, sscc
 
 
 @pytest.fixture
@@ -31,3 +34,48 @@ def packed_item(registry: TraceRegistry, manufacturer: Actor, case: bytes) -> by
     record(registry, manufacturer, Kind.COMMISSION, subject)
     pack(registry, manufacturer, case, subject)
     return subject
+
+
+# ---------------------------------------------------------------- settlement (TradeEscrow)
+
+
+@pytest.fixture(scope="module")
+def trade_world(tester_chain: Chain) -> tuple[Trade, int]:
+    """A registry with its participants, a packed pallet, an escrow and dUSD, deployed once per module,
+    and the chain snapshot every `trade` starts from (twenty-odd transactions saved per test)."""
+    registry = TraceRegistry.deploy(tester_chain)
+    cast = {}
+    for name, role in [
+        ("manufacturer", Role.MANUFACTURER),
+        ("carrier", Role.CARRIER),
+        ("customs", Role.CUSTOMS),
+        ("retailer", Role.RETAILER),
+        ("auditor", Role.AUDITOR),
+    ]:
+        cast[name] = Actor.new(name, registry)
+        registry.grant_role(role, cast[name].address)
+    item, pallet = sgtin(1), sscc(1)
+    record(registry, cast["manufacturer"], Kind.COMMISSION, item)
+    pack(registry, cast["manufacturer"], pallet, item)
+    trade = Trade(
+        chain=tester_chain,
+        registry=registry,
+        escrow=TradeEscrow.deploy(tester_chain, registry.address),
+        token=Token.deploy_demo_stablecoin(tester_chain),
+        arbiter=Account.create(),
+        item=item,
+        shipment=pallet,
+        **cast,
+    )
+    for account in (trade.buyer, trade.seller, trade.arbiter, account_of(trade.carrier)):
+        give_gas(tester_chain, account.address)
+    return trade, tester_chain.w3.testing.snapshot()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def trade(trade_world: tuple[Trade, int]) -> Trade:
+    """The manufacturer sells the retailer a pallet it packed and still holds, through an escrow
+    paying in dUSD; the chain is as `trade_world` left it, whatever the test before did."""
+    trade, snapshot = trade_world
+    trade.chain.w3.testing.revert(snapshot)  # type: ignore[attr-defined]
+    return trade
