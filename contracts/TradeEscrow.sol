@@ -28,6 +28,11 @@ import {TraceRegistry} from "./TraceRegistry.sol";
 /// Shipped and CustomsCleared conditions count as met whatever the registry shows later, and no
 /// order with a released Received milestone can be left holding funds no condition will ever free.
 ///
+/// Deadline: once it has passed and Received was not released, the buyer may take back everything
+/// unreleased, unless the registry shows the shipment at the receiving address (delivered goods are
+/// paid for: anyone can release Received instead). Until the buyer does, milestones whose conditions
+/// hold can still be released.
+///
 /// Penalties: an order may agree a share of the amount (basis points) to refund to the buyer on a
 /// temperature excursion recorded for the shipment (`excursions > 0`) and another on a recall. Each is
 /// applied at most once, by anyone, while the registry shows it; it refunds
@@ -47,7 +52,7 @@ import {TraceRegistry} from "./TraceRegistry.sol";
 /// SafeERC20. A token that can block transfers to an address (a blacklist) can hold up a payment
 /// to that address.
 ///
-/// Every function that moves tokens or changes an order's state is `nonReentrant` (OpenZeppelin's
+/// Every function that moves tokens or changes an existing order is `nonReentrant` (OpenZeppelin's
 /// transient-storage guard: Cancun runs on every chain tracechain supports) and follows
 /// checks-effects-interactions.
 contract TradeEscrow is ReentrancyGuardTransient {

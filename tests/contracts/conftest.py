@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from eth_account import Account
 
@@ -73,9 +75,11 @@ def trade_world(tester_chain: Chain) -> tuple[Trade, int]:
 
 
 @pytest.fixture
-def trade(trade_world: tuple[Trade, int]) -> Trade:
+def trade(trade_world: tuple[Trade, int]) -> Iterator[Trade]:
     """The manufacturer sells the retailer a pallet it packed and still holds, through an escrow
-    paying in dUSD; the chain is as `trade_world` left it, whatever the test before did."""
+    paying in dUSD. The chain is as `trade_world` left it, whatever the test before did, and is put
+    back afterwards, so no later test inherits this one's blocks or its time travel."""
     trade, snapshot = trade_world
     trade.chain.w3.testing.revert(snapshot)  # type: ignore[attr-defined]
-    return trade
+    yield trade
+    trade.chain.w3.testing.revert(snapshot)  # type: ignore[attr-defined]
