@@ -1,5 +1,6 @@
 """Tables. Every EPCIS event the service accepted, the signed chain records it became, the
-transactions that carry them (the outbox), and where the indexer stands on the chain."""
+transactions that carry them (the outbox), where the indexer stands on the chain, and the escrow
+orders placed through the service."""
 
 from __future__ import annotations
 
@@ -210,3 +211,38 @@ class IndexedBlock(Base):
 
     number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     hash: Mapped[str] = mapped_column(String(66))
+
+
+class Order(Base):
+    """A TradeEscrow order created through the service, with the settlement it last read from chain.
+
+    The chain is the truth: `settlement` is a snapshot (state, paid, refunded, releases, penalties)
+    refreshed after every action and by the settler's rounds, so traces and lists need no chain call.
+    """
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    escrow: Mapped[str] = mapped_column(String(42))
+    order_id: Mapped[int] = mapped_column(BigInteger)
+    """The order's number in its escrow contract: what the API and the chain call it."""
+    buyer_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    seller_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    arbiter_id: Mapped[str | None] = mapped_column(ForeignKey("participants.id"))
+    shipment_epc: Mapped[str] = mapped_column(String(255))
+    token: Mapped[str] = mapped_column(String(42))
+    amount: Mapped[str] = mapped_column(String(80))
+    """In the token's smallest unit, as a decimal string: ERC-20 amounts outgrow 64-bit integers."""
+    state: Mapped[str] = mapped_column(String(16))
+    settlement: Mapped[dict[str, Any]]
+    settling_batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+    """The settler's release or penalty transaction in flight for this order, if any."""
+    created_tx: Mapped[str] = mapped_column(String(66))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("escrow", "order_id", name="uq_orders_escrow_order_id"),
+        Index("ix_orders_shipment_epc", "shipment_epc"),
+        Index("ix_orders_state", "state"),
+    )

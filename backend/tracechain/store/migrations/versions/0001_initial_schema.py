@@ -75,6 +75,46 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
+        "orders",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("escrow", sa.String(length=42), nullable=False),
+        sa.Column("order_id", sa.BigInteger(), nullable=False),
+        sa.Column("buyer_id", sa.String(length=36), nullable=False),
+        sa.Column("seller_id", sa.String(length=36), nullable=False),
+        sa.Column("arbiter_id", sa.String(length=36), nullable=True),
+        sa.Column("shipment_epc", sa.String(length=255), nullable=False),
+        sa.Column("token", sa.String(length=42), nullable=False),
+        sa.Column("amount", sa.String(length=80), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("settlement", sa.JSON(), nullable=False),
+        sa.Column("settling_batch_id", sa.Integer(), nullable=True),
+        sa.Column("created_tx", sa.String(length=66), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["arbiter_id"],
+            ["participants.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["buyer_id"],
+            ["participants.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["seller_id"],
+            ["participants.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["settling_batch_id"],
+            ["batches.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("escrow", "order_id", name="uq_orders_escrow_order_id"),
+    )
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.create_index("ix_orders_shipment_epc", ["shipment_epc"], unique=False)
+        batch_op.create_index("ix_orders_state", ["state"], unique=False)
+
+    op.create_table(
         "events",
         sa.Column("event_id", sa.String(length=120), nullable=False),
         sa.Column("capture_id", sa.String(length=36), nullable=False),
@@ -169,6 +209,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_events_biz_step")
 
     op.drop_table("events")
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.drop_index("ix_orders_state")
+        batch_op.drop_index("ix_orders_shipment_epc")
+
+    op.drop_table("orders")
     op.drop_table("capture_jobs")
     op.drop_table("subject_states")
     op.drop_table("participants")
