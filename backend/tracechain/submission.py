@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -19,10 +19,11 @@ from hexbytes import HexBytes
 from sqlalchemy.orm import Session, sessionmaker
 from web3.contract.contract import ContractFunction
 from web3.exceptions import TransactionNotFound
-from web3.types import Nonce, TxParams, Wei
+from web3.types import Nonce, TxParams, TxReceipt, Wei
 
 from tracechain.chain.registry import TraceRegistry
 from tracechain.chain.transactions import as_tracechain_error
+from tracechain.errors import ChainError
 from tracechain.store import queries
 from tracechain.store.db import transaction
 from tracechain.store.models import Batch, BatchStatus, ChainRecord, RecordStatus
@@ -59,10 +60,30 @@ class Submitter:
             yield session
 
     def prepare_call(self, session: Session, fn: ContractFunction, gas: int = 200_000) -> Batch:
-        """Sign `fn` as the next transaction and add it to the outbox (a session from `outbox()`).
+        """Sign `fn` as the relayer's next transaction and add it to the outbox (a session from
+        `outbox()`). Broadcasting is the worker's job, after the caller commits."""
+        return self._prepare(session, lambda params: fn.build_transaction({**params, "gas": gas}))
 
-        Broadcasting is the worker's job, after the caller commits.
+    def prepare_transfer(self, session: Session, to: str, value: Wei) -> Batch:
+        """A plain value transfer from the relayer (gas money for a participant on a local chain)."""
+        return self._prepare(session, lambda params: {**params, "to": to, "value": value, "gas": 21_000})
+
+    def send_and_wait(self, prepare: Callable[[Session], Batch], timeout: float = 120) -> TxReceipt:
+        """Add one transaction to the outbox, broadcast it now and wait until it is mined.
+
+        For the few relayer transactions a request must see mined before it goes on; the worker
+        settles the batch's status as for any other.
         """
+        with self.outbox() as session:
+            batch = prepare(session)
+            tx_hash, raw_tx = batch.tx_hash, batch.raw_tx
+        self._broadcast(raw_tx)
+        receipt = self.chain.w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=timeout)
+        if receipt["status"] != 1:
+            raise ChainError(f"relayer transaction {tx_hash} failed")
+        return receipt
+
+    def _prepare(self, session: Session, build: Callable[[TxParams], TxParams]) -> Batch:
         assert self._nonce_lock.locked(), "prepare transactions inside Submitter.outbox()"
         sender = self.chain.relayer.address
         stored = queries.highest_nonce(session, sender)
@@ -73,11 +94,10 @@ class Submitter:
             "from": sender,
             "chainId": self.chain.chain_id,
             "nonce": Nonce(nonce),
-            "gas": gas,
             "maxFeePerGas": Wei(gas_price * 2),
             "maxPriorityFeePerGas": Wei(min(gas_price, 10**9)),
         }
-        signed = self.chain.relayer.sign_transaction(fn.build_transaction(params))  # type: ignore[arg-type]
+        signed = self.chain.relayer.sign_transaction(build(params))  # type: ignore[arg-type]
         batch = Batch(
             nonce=nonce,
             sender=sender,
