@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     master_secret: SecretStr | None = None
     """Encrypts the participant keys the service holds (AES-256-GCM under a key derived from it)."""
 
+    settlement_token: str | None = None
+    """ERC-20 address escrow orders pay in. Local chains deploy the demo stablecoin (dUSD) when unset."""
+
     confirmations: int = 0
     """Blocks a record must be buried under before the read model calls it confirmed."""
     batch_size: int = 200

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 from eth_utils import to_checksum_address
 
 from tracechain.chain.connect import Chain
+from tracechain.chain.escrow import Token, TradeEscrow
 from tracechain.chain.registry import TraceRegistry
+from tracechain.chain.transactions import LOCAL_CHAINS, call
 from tracechain.config import ChainMode, Settings
+from tracechain.errors import ConfigurationError
 
 
 def load_or_deploy_registry(chain: Chain, settings: Settings) -> TraceRegistry:
@@ -17,13 +22,62 @@ def load_or_deploy_registry(chain: Chain, settings: Settings) -> TraceRegistry:
     A chain that was reset (a wiped anvil state file, a new in-process chain) no longer holds the
     code, so the registry is deployed again rather than pointing at an empty address.
     """
+    address = _load_or_deploy(chain, settings, "TraceRegistry", lambda: TraceRegistry.deploy(chain).address)
+    return TraceRegistry(chain, address)
+
+
+def load_or_deploy_escrow(chain: Chain, settings: Settings, registry: TraceRegistry) -> TradeEscrow:
+    """The TradeEscrow bound to `registry`: a registry deployed anew gets a new escrow too."""
+
+    def usable(address: str) -> bool:
+        escrow = TradeEscrow(chain, address)
+        return bool(to_checksum_address(call(escrow.contract.functions.registry())) == registry.address)
+
+    address = _load_or_deploy(
+        chain, settings, "TradeEscrow", lambda: TradeEscrow.deploy(chain, registry.address).address, usable
+    )
+    return TradeEscrow(chain, address)
+
+
+def settlement_token(chain: Chain, settings: Settings) -> Token:
+    """The ERC-20 orders pay in: TRACECHAIN_SETTLEMENT_TOKEN, or on a local chain the demo stablecoin."""
+    if settings.settlement_token:
+        token = Token(chain, settings.settlement_token)
+        if not chain.w3.eth.get_code(token.address):
+            raise ConfigurationError(
+                f"TRACECHAIN_SETTLEMENT_TOKEN {token.address} holds no contract on this chain"
+            )
+        return token
+    if chain.mode not in LOCAL_CHAINS:
+        raise ConfigurationError(
+            "set TRACECHAIN_SETTLEMENT_TOKEN to the ERC-20 orders pay in; the demo stablecoin is only "
+            "deployed on local chains"
+        )
+    address = _load_or_deploy(
+        chain, settings, "DemoStablecoin", lambda: Token.deploy_demo_stablecoin(chain).address
+    )
+    return Token(chain, address)
+
+
+def _load_or_deploy(
+    chain: Chain,
+    settings: Settings,
+    name: str,
+    deploy: Callable[[], str],
+    usable: Callable[[str], bool] = lambda address: True,
+) -> str:
     path = settings.deployments_dir / f"{chain.chain_id}.json"
-    if chain.mode is not ChainMode.TESTER and path.is_file():
-        address = to_checksum_address(json.loads(path.read_text())["TraceRegistry"])
-        if chain.w3.eth.get_code(address):
-            return TraceRegistry(chain, address)
-    registry = TraceRegistry.deploy(chain)
+    known = _read(path) if chain.mode is not ChainMode.TESTER else {}
+    if name in known:
+        kept = to_checksum_address(known[name])
+        if chain.w3.eth.get_code(kept) and usable(kept):
+            return kept
+    address = deploy()
     if chain.mode is not ChainMode.TESTER:  # the in-process chain dies with the process
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"TraceRegistry": registry.address}, indent=2) + "\n")
-    return registry
+        path.write_text(json.dumps({**_read(path), name: address}, indent=2) + "\n")
+    return address
+
+
+def _read(path: Path) -> dict[str, str]:
+    return dict(json.loads(path.read_text())) if path.is_file() else {}
