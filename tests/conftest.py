@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -97,10 +98,11 @@ def outsider(registry: TraceRegistry) -> Actor:
     return Actor.new("outsider", registry)
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A new, empty PostgreSQL database on the machine's server, dropped afterwards."""
-    name = f"tracechain_test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def temporary_database(prefix: str = "tracechain_test") -> Iterator[str]:
+    """A new, empty PostgreSQL database on the machine's server, dropped afterwards (also used by
+    scripts/bench.py)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -108,3 +110,10 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database on the machine's server, dropped afterwards."""
+    with temporary_database() as url:
+        yield url

@@ -1,0 +1,657 @@
+"""`make bench`: tracechain's ingest speed, gas and trace latency, measured in one run.
+
+Everything runs in this process tree against a real anvil node (started here on a free port) and a
+PostgreSQL database made for the run and dropped after it:
+
+1. naive: one `record([one signed event])` transaction per event, each estimated, sent and waited
+   for, as a public dApp records events;
+2. ingest, batched mode (and Merkle mode when the service has `recording_mode`): the service runs
+   in this process under uvicorn and is driven over real HTTP (httpx), as participants drive it:
+   EPCIS documents of commissioning events POSTed to /capture by several concurrent clients, timed
+   from the first request until every capture job has succeeded, i.e. every event was validated,
+   hashed, checked, signed, stored, sent, mined and confirmed in the read model;
+3. gas per event, read from receipts: alone, in a batch of 100, and in Merkle mode;
+4. trace latency: GET /trace/{epc} of an item with 50 events across 3 levels of packing
+   (item -> case -> pallet -> container), with the read model filled by synthetic products up to
+   1k, 100k and 1M stored events;
+5. the demo's wall time (`tracechain demo`, a fresh data folder and its own anvil).
+
+It prints progress, a table, and last one JSON line with the figures. `--quick` is a small run for
+`make test`, so the benchmark cannot rot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.conftest: the free-port and temporary-database helpers
+
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+from hexbytes import HexBytes  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+from tests.conftest import free_port, temporary_database  # noqa: E402
+
+from tracechain.api.app import create_app  # noqa: E402
+from tracechain.api.services import Services  # noqa: E402
+from tracechain.chain.connect import Chain, rpc_chain  # noqa: E402
+from tracechain.chain.eip712 import EventSigner  # noqa: E402
+from tracechain.chain.node import ANVIL_DEV_KEY, AnvilNode, find_anvil_binary  # noqa: E402
+from tracechain.chain.registry import Role, TraceRegistry  # noqa: E402
+from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent, next_head, subject_id  # noqa: E402
+from tracechain.config import ChainMode, Settings  # noqa: E402
+from tracechain.epcis.builders import aggregation_event, object_event, sensor_event  # noqa: E402
+from tracechain.epcis.event_hash import EPCIS_CONTEXT  # noqa: E402
+from tracechain.store import synthetic  # noqa: E402
+from tracechain.store.models import Batch, Participant  # noqa: E402
+
+ADMIN_TOKEN = "bench-admin-token-0123456789abcdef0123456789"
+MASTER_SECRET = "bench-master-secret-0123456789abcdef0123456789"
+SHENZHEN = timezone(timedelta(hours=8))
+JOB_TIMEOUT = 600.0
+FILL_CHUNK = 100_000
+
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
+
+@dataclass(frozen=True)
+class Plan:
+    naive_events: int
+    documents: int
+    events_per_document: int
+    clients: int
+    trace_sizes: tuple[int, ...]
+    trace_requests: int
+
+
+FULL = Plan(200, 200, 100, 4, (1_000, 100_000, 1_000_000), 200)
+QUICK = Plan(30, 10, 100, 4, (1_000,), 50)
+
+
+@dataclass
+class Results:
+    naive_events_per_s: float | None = None
+    batched_events_per_s: float | None = None
+    merkle_events_per_s: float | None = None
+    gas_single: int | None = None
+    gas_per_event_batched: int | None = None
+    gas_per_event_merkle: int | None = None
+    trace_p50_ms: dict[int, float] = field(default_factory=dict)
+    trace_p95_ms: dict[int, float] = field(default_factory=dict)
+    demo_s: float | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def figures(self) -> dict[str, Any]:
+        speedup = (
+            self.batched_events_per_s / self.naive_events_per_s
+            if self.batched_events_per_s and self.naive_events_per_s
+            else None
+        )
+        return {
+            "naive_events_per_s": _round(self.naive_events_per_s),
+            "batched_events_per_s": _round(self.batched_events_per_s),
+            "merkle_events_per_s": _round(self.merkle_events_per_s),
+            "speedup_vs_naive": _round(speedup),
+            "gas_single": self.gas_single,
+            "gas_per_event_batched": self.gas_per_event_batched,
+            "gas_per_event_merkle": self.gas_per_event_merkle,
+            "trace_p95_ms_1k": _round(self.trace_p95_ms.get(1_000)),
+            "trace_p95_ms_100k": _round(self.trace_p95_ms.get(100_000)),
+            "trace_p95_ms_1m": _round(self.trace_p95_ms.get(1_000_000)),
+            "demo_s": _round(self.demo_s),
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+_started = time.monotonic()
+
+
+def progress(message: str) -> None:
+    console.print(f"[dim]{time.monotonic() - _started:7.1f} s[/]  {message}", soft_wrap=True)
+
+
+# ---------------------------------------------------------------- the service over HTTP
+
+
+def has_recording_modes() -> bool:
+    return "recording_mode" in Settings.model_fields
+
+
+def service_settings(node: AnvilNode, database_url: str, data_dir: Path, mode: str | None) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "chain": ChainMode.RPC,
+        "rpc_url": node.url,
+        "relayer_key": ANVIL_DEV_KEY,
+        "database_url": database_url,
+        "admin_token": ADMIN_TOKEN,
+        "master_secret": MASTER_SECRET,
+    }
+    if mode is not None:
+        values["recording_mode"] = mode
+    return Settings(**values)
+
+
+@contextmanager
+def served(settings: Settings, chain: Chain) -> Iterator[tuple[str, Services]]:
+    """The real app under uvicorn on a free port, its submitter and indexer running."""
+    app = create_app(settings, chain=chain)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="bench-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the service did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", app.state.services
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def create_participant(client: httpx.Client, name: str, roles: list[str], party: str, country: str) -> str:
+    response = client.post(
+        "/participants",
+        headers=bearer(ADMIN_TOKEN),
+        json={"name": name, "roles": roles, "partyId": party, "country": country},
+    )
+    response.raise_for_status()
+    return str(response.json()["apiKey"])
+
+
+def document(events: list[dict[str, Any]]) -> bytes:
+    return json.dumps(
+        {
+            "@context": [EPCIS_CONTEXT],
+            "type": "EPCISDocument",
+            "schemaVersion": "2.0",
+            "creationDate": datetime.now(UTC).isoformat(),
+            "epcisBody": {"eventList": events},
+        }
+    ).encode()
+
+
+def post_capture(client: httpx.Client, key: str, body: bytes) -> str:
+    response = client.post(
+        "/capture", content=body, headers={**bearer(key), "Content-Type": "application/json"}
+    )
+    if response.status_code != 202:
+        raise RuntimeError(f"capture refused ({response.status_code}): {response.text[:500]}")
+    return str(response.headers["Location"])
+
+
+def wait_for_jobs(client: httpx.Client, key: str, locations: list[str]) -> None:
+    """Until every capture job has succeeded: all its records confirmed in the read model."""
+    waiting = list(locations)
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while waiting:
+        job = client.get(waiting[0], headers=bearer(key)).json()
+        if job["status"] == "failed":
+            raise RuntimeError(f"capture job {waiting[0]} failed: {job['errors']}")
+        if job["success"]:
+            waiting.pop(0)
+            continue
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(waiting)} capture jobs still pending after {JOB_TIMEOUT:.0f} s")
+        time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- 1. naive
+
+
+def naive(chain: Chain, count: int, results: Results) -> None:
+    """One transaction per event, each estimated, signed, sent and waited for."""
+    registry = TraceRegistry.deploy(chain)
+    maker = EventSigner(os.urandom(32), registry.domain)
+    registry.grant_role(Role.MANUFACTURER, maker.address)
+    gas = []
+    started = time.perf_counter()
+    for serial in range(count):
+        event = TraceEvent(
+            subject=subject_id(f"urn:epc:id:sgtin:6901234.067892.n{serial}"),
+            kind=Kind.COMMISSION,
+            event_hash=subject_id(f"naive event {serial}"),
+            time=1_767_225_600 + serial,
+        )
+        gas.append(registry.record([maker.sign(event)]).gas_used)
+    elapsed = time.perf_counter() - started
+    results.naive_events_per_s = count / elapsed
+    results.gas_single = int(statistics.median(gas))
+    progress(f"naive: {count} events in {elapsed:.1f} s = {count / elapsed:.1f} events/s")
+
+
+def batched_gas(chain: Chain, results: Results, table_rows: list[tuple[str, str, str]]) -> None:
+    """Gas per event of one record() of 100 commissionings, then 100 observations of them."""
+    registry = TraceRegistry.deploy(chain)
+    maker = EventSigner(os.urandom(32), registry.domain)
+    registry.grant_role(Role.MANUFACTURER, maker.address)
+    commissions = [
+        TraceEvent(
+            subject=subject_id(f"urn:epc:id:sgtin:6901234.067893.g{serial}"),
+            kind=Kind.COMMISSION,
+            event_hash=subject_id(f"gas event {serial}"),
+            time=1_767_225_600,
+        )
+        for serial in range(100)
+    ]
+    signed: list[SignedEvent] = [maker.sign(event) for event in commissions]
+    commission_gas = registry.record(signed).gas_used // 100
+    observations = [
+        TraceEvent(
+            subject=event.subject,
+            kind=Kind.OBSERVE,
+            event_hash=subject_id(f"observation {index}"),
+            time=1_767_225_601,
+            prev_head=next_head(event.prev_head, event.event_hash),
+        )
+        for index, event in enumerate(commissions)
+    ]
+    observe_gas = registry.record([maker.sign(event) for event in observations]).gas_used // 100
+    results.gas_per_event_batched = commission_gas
+    table_rows.append(("gas/event, batch of 100 commissionings", f"{commission_gas:,}", "≤ 10,000"))
+    table_rows.append(("gas/event, batch of 100 observations", f"{observe_gas:,}", "≤ 10,000"))
+    progress(f"gas per event in a batch of 100: commission {commission_gas:,}, observe {observe_gas:,}")
+
+
+# ---------------------------------------------------------------- 2. ingest through the API
+
+
+@dataclass
+class IngestRun:
+    events: int
+    accepted_s: float
+    confirmed_s: float
+    gas_per_event: int
+    transactions: int
+
+
+def ingest(node: AnvilNode, chain: Chain, plan: Plan, mode: str | None, run: str) -> IngestRun:
+    """Commissioning documents POSTed by concurrent clients until all are confirmed."""
+    with (
+        temporary_database("tracechain_bench") as database_url,
+        tempfile.TemporaryDirectory() as data_dir,
+        served(service_settings(node, database_url, Path(data_dir), mode), chain) as (base_url, services),
+        httpx.Client(base_url=base_url, timeout=120) as admin,
+    ):
+        key = create_participant(
+            admin, "Shenzhen Bright Electronics", ["manufacturer"], "urn:epc:id:pgln:6901234.00000", "CN"
+        )
+        start = datetime(2026, 1, 5, 8, tzinfo=SHENZHEN)
+        bodies = [
+            document(
+                [
+                    object_event(
+                        [f"urn:epc:id:sgtin:6901234.067890.{run}{d}x{e}"],
+                        biz_step="commissioning",
+                        action="ADD",
+                        disposition="active",
+                        at=start + timedelta(seconds=d * plan.events_per_document + e),
+                        location="urn:epc:id:sgln:6901234.00001.0",
+                    )
+                    for e in range(plan.events_per_document)
+                ]
+            )
+            for d in range(plan.documents + 1)
+        ]
+        # One document first, outside the timing: connections, caches and the role grant settle.
+        wait_for_jobs(admin, key, [post_capture(admin, key, bodies[0])])
+        bodies = bodies[1:]
+        with services.sessions() as session:
+            batches_before = {b.id for b in session.scalars(select(Batch))}
+
+        locations: list[str] = []
+        lock = threading.Lock()
+
+        def client_loop(share: list[bytes]) -> None:
+            with httpx.Client(base_url=base_url, timeout=120) as client:
+                for body in share:
+                    location = post_capture(client, key, body)
+                    with lock:
+                        locations.append(location)
+
+        threads = [
+            threading.Thread(target=client_loop, args=(bodies[i :: plan.clients],))
+            for i in range(plan.clients)
+        ]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        accepted = time.perf_counter() - started
+        events = len(bodies) * plan.events_per_document
+        if len(locations) != len(bodies):
+            raise RuntimeError(f"{len(bodies) - len(locations)} documents were not accepted")
+        progress(
+            f"{mode or 'batched'}: {events:,} events accepted in {accepted:.1f} s; waiting for the chain"
+        )
+        wait_for_jobs(admin, key, locations)
+        confirmed = time.perf_counter() - started
+
+        with services.sessions() as session:
+            batches = [b for b in session.scalars(select(Batch)) if b.id not in batches_before]
+        gas = sum(int(chain.w3.eth.get_transaction_receipt(HexBytes(b.tx_hash))["gasUsed"]) for b in batches)
+        progress(
+            f"{mode or 'batched'}: {events:,} events confirmed in {confirmed:.1f} s = "
+            f"{events / confirmed:,.0f} events/s, {len(batches)} transactions, {gas // events:,} gas/event"
+        )
+        return IngestRun(events, accepted, confirmed, gas // events, len(batches))
+
+
+# ---------------------------------------------------------------- 4. trace latency
+
+
+def product_journey(
+    item: str, case: str, pallet: str, container: str
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """50 events naming the item or a unit it travels in, by who captures them, in order."""
+    made = datetime(2026, 1, 5, 8, tzinfo=SHENZHEN)
+    factory, port, border, shop = (
+        "urn:epc:id:sgln:6901234.00001.0",
+        "urn:epc:id:sgln:5790001.00001.0",
+        "urn:epc:id:sgln:8712345.00009.0",
+        "urn:epc:id:sgln:8712345.00002.0",
+    )
+    hour = timedelta(hours=1)
+    at = iter(made + n * hour for n in range(100))
+    manufacturer = [
+        object_event(
+            [item],
+            biz_step="commissioning",
+            action="ADD",
+            disposition="active",
+            at=next(at),
+            location=factory,
+        ),
+        *[object_event([item], biz_step="inspecting", at=next(at), location=factory) for _ in range(4)],
+        aggregation_event(case, [item], at=next(at), location=factory),
+        *[object_event([case], biz_step="storing", at=next(at), location=factory) for _ in range(4)],
+        aggregation_event(pallet, [case], at=next(at), location=factory),
+        *[object_event([pallet], biz_step="storing", at=next(at), location=factory) for _ in range(4)],
+        aggregation_event(container, [pallet], at=next(at), location=factory),
+        object_event([container], biz_step="loading", at=next(at), location=factory),
+        object_event(
+            [container],
+            biz_step="shipping",
+            disposition="in_transit",
+            at=next(at),
+            location=factory,
+            destination="urn:epc:id:pgln:5790001.00000",
+        ),
+    ]  # 18
+    carrier = [
+        object_event(
+            [container], biz_step="receiving", disposition="in_progress", at=next(at), location=port
+        ),
+        *[
+            sensor_event(
+                [container],
+                at=next(at),
+                measurement="gs1:Temperature",
+                value=4.0 + n % 3,
+                uom="CEL",
+                minimum=2,
+                maximum=8,
+                location=port,
+            )
+            for n in range(24)
+        ],
+    ]  # 43
+    customs = [
+        object_event(
+            [container], biz_step="inspecting", disposition="conformant", at=next(at), location=border
+        )
+    ]  # 44
+    carrier_delivers = [
+        object_event(
+            [container],
+            biz_step="shipping",
+            disposition="in_transit",
+            at=next(at),
+            location=border,
+            destination="urn:epc:id:pgln:8712345.00002",
+        ),
+    ]  # 45
+    retailer = [
+        object_event(
+            [container], biz_step="receiving", disposition="in_progress", at=next(at), location=shop
+        ),
+        *[object_event([item], biz_step="storing", at=next(at), location=shop) for _ in range(4)],
+    ]  # 50
+    return [
+        ("manufacturer", manufacturer),
+        ("carrier", carrier),
+        ("customs", customs),
+        ("carrier", carrier_delivers),
+        ("retailer", retailer),
+    ]
+
+
+def trace_latency(node: AnvilNode, chain: Chain, plan: Plan, results: Results) -> None:
+    with (
+        temporary_database("tracechain_bench") as database_url,
+        tempfile.TemporaryDirectory() as data_dir,
+        served(service_settings(node, database_url, Path(data_dir), None), chain) as (base_url, services),
+        httpx.Client(base_url=base_url, timeout=120) as client,
+    ):
+        keys = {
+            "manufacturer": create_participant(
+                client, "Shenzhen Bright", ["manufacturer"], "urn:epc:id:pgln:6901234.00000", "CN"
+            ),
+            "carrier": create_participant(
+                client, "Blue Water Lines", ["carrier"], "urn:epc:id:pgln:5790001.00000", "DK"
+            ),
+            "customs": create_participant(
+                client, "EU Customs Rotterdam", ["customs"], "urn:epc:id:pgln:8712345.00009", "NL"
+            ),
+            "retailer": create_participant(
+                client, "Amsterdam Retail", ["retailer"], "urn:epc:id:pgln:8712345.00002", "NL"
+            ),
+        }
+        item = "urn:epc:id:sgtin:6901234.067890.T1"
+        journey = product_journey(
+            item,
+            "urn:epc:id:sscc:6901234.0000000001",
+            "urn:epc:id:sscc:6901234.0000000002",
+            "urn:epc:id:sscc:6901234.0000000003",
+        )
+        for who, events in journey:
+            wait_for_jobs(client, keys[who], [post_capture(client, keys[who], document(events))])
+        trace = client.get(f"/trace/{item}").json()
+        if trace["verdict"] != "verified" or len(trace["events"]) != 50:
+            raise RuntimeError(f"the traced item has {len(trace['events'])} events, {trace['verdict']}")
+        progress(f"trace: {item} has 50 verified events across item, case, pallet and container")
+
+        with services.sessions() as session:
+            signer = session.scalars(select(Participant).order_by(Participant.created_at)).first()
+        assert signer is not None
+        real = synthetic.event_count(services.engine)
+        added = 0
+        for size in plan.trace_sizes:
+            fill_started = time.perf_counter()
+            while real + added < size:
+                last = min(size - real, added + FILL_CHUNK) - 1
+                synthetic.add_synthetic_events(services.engine, added, last, signer)
+                added = last + 1
+                progress(f"trace: {real + added:,} stored events")
+            stored = synthetic.event_count(services.engine)
+            progress(f"trace: filled to {stored:,} events in {time.perf_counter() - fill_started:.1f} s")
+            for _ in range(10):  # warm-up
+                client.get(f"/trace/{item}").raise_for_status()
+            timings = []
+            for _ in range(plan.trace_requests):
+                begun = time.perf_counter()
+                response = client.get(f"/trace/{item}")
+                timings.append((time.perf_counter() - begun) * 1000)
+                response.raise_for_status()
+            timings.sort()
+            p50 = timings[len(timings) // 2]
+            p95 = timings[min(len(timings) - 1, int(len(timings) * 0.95))]
+            results.trace_p50_ms[size], results.trace_p95_ms[size] = p50, p95
+            progress(f"trace at {size:,} stored events: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+
+
+# ---------------------------------------------------------------- 5. the demo
+
+
+def demo_wall_time(results: Results) -> None:
+    executable = Path(sys.executable).parent / "tracechain"
+    command = (
+        [str(executable), "demo"] if executable.exists() else [sys.executable, "-m", "tracechain.cli", "demo"]
+    )
+    with tempfile.TemporaryDirectory() as data_dir:
+        env = {
+            **os.environ,
+            "TRACECHAIN_DATA_DIR": data_dir,
+            "TRACECHAIN_ANVIL_PORT": str(free_port()),
+            "TRACECHAIN_DEMO_MODE": "true",
+        }
+        started = time.perf_counter()
+        finished = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        elapsed = time.perf_counter() - started
+    if finished.returncode != 0:
+        raise RuntimeError(f"tracechain demo failed:\n{finished.stdout}\n{finished.stderr}")
+    results.demo_s = elapsed
+    progress(f"demo: {elapsed:.1f} s")
+
+
+# ---------------------------------------------------------------- the report
+
+
+def report(
+    results: Results,
+    plan: Plan,
+    batched: IngestRun,
+    merkle: IngestRun | None,
+    gas_rows: list[tuple[str, str, str]],
+) -> None:
+    figures = results.figures()
+    ingest = Table(title="Ingest: events recorded and confirmed on chain")
+    for column in ("path", "events", "events/s", "vs naive", "tx", "gas/event", "target"):
+        ingest.add_column(column, justify="right" if column not in ("path", "target") else "left")
+    naive_rate = results.naive_events_per_s or 0.0
+    ingest.add_row(
+        "naive: one transaction per event",
+        str(plan.naive_events),
+        f"{naive_rate:,.1f}",
+        "1x",
+        str(plan.naive_events),
+        f"{results.gas_single:,}",
+        "",
+    )
+    for name, run in (
+        ("batched: HTTP capture → confirmed", batched),
+        ("merkle: HTTP capture → confirmed", merkle),
+    ):
+        if run is None:
+            ingest.add_row(name, "-", "n/a", "-", "-", "-", "no recording_mode setting in config.py yet")
+            continue
+        rate = run.events / run.confirmed_s
+        ingest.add_row(
+            name,
+            f"{run.events:,}",
+            f"{rate:,.0f}",
+            f"{rate / naive_rate:,.1f}x" if naive_rate else "-",
+            str(run.transactions),
+            f"{run.gas_per_event:,}",
+            "≥ 1,000/s and ≥ 20x naive" if run is batched else "gas ≤ 500",
+        )
+    console.print(ingest)
+
+    other = Table(title="Gas, trace latency, demo")
+    other.add_column("figure")
+    other.add_column("measured", justify="right")
+    other.add_column("target")
+    other.add_row("gas, one event alone (commissioning)", f"{results.gas_single:,}", "")
+    for row in gas_rows:
+        other.add_row(*row)
+    merkle_gas = results.gas_per_event_merkle
+    other.add_row("gas/event, Merkle mode", f"{merkle_gas:,}" if merkle_gas else "n/a", "≤ 500")
+    for size in sorted(results.trace_p95_ms):
+        other.add_row(
+            f"trace p50 / p95 at {size:,} stored events",
+            f"{results.trace_p50_ms[size]:.1f} / {results.trace_p95_ms[size]:.1f} ms",
+            "p95 ≤ 25 ms and ≤ 2x the 1k figure",
+        )
+    if results.demo_s is not None:
+        other.add_row("tracechain demo, wall time", f"{results.demo_s:.1f} s", "≤ 60 s")
+    console.print(other)
+    console.print(
+        f"[dim]{os.cpu_count()} cores ({_cpu_model()}); service in-process under uvicorn, "
+        f"driven over real HTTP by {plan.clients} clients, "
+        f"{plan.events_per_document} events per document[/]"
+    )
+    print(json.dumps(figures), flush=True)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a small run (for make test)")
+    parser.add_argument("--skip-demo", action="store_true", help="leave out the demo's wall time")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    results = Results()
+    run = f"{int(time.time()) % 100_000}"
+    gas_rows: list[tuple[str, str, str]] = []
+    with AnvilNode(find_anvil_binary(Settings()), port=free_port()) as node:
+        chain = rpc_chain(node.url, ANVIL_DEV_KEY)
+        progress(f"anvil at {node.url}; naive baseline, {plan.naive_events} events")
+        naive(chain, plan.naive_events, results)
+        batched_gas(chain, results, gas_rows)
+        progress(f"batched ingest: {plan.documents} documents x {plan.events_per_document} events")
+        batched = ingest(node, chain, plan, "batched" if has_recording_modes() else None, f"b{run}")
+        results.batched_events_per_s = batched.events / batched.confirmed_s
+        merkle = None
+        if has_recording_modes():
+            progress("merkle ingest")
+            merkle = ingest(node, chain, plan, "merkle", f"m{run}")
+            results.merkle_events_per_s = merkle.events / merkle.confirmed_s
+            results.gas_per_event_merkle = merkle.gas_per_event
+        else:
+            progress("merkle ingest: skipped, the service has no recording_mode setting yet")
+        trace_latency(node, chain, plan, results)
+    if not args.skip_demo:
+        demo_wall_time(results)
+    report(results, plan, batched, merkle, gas_rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
