@@ -10,6 +10,7 @@ for the submitter in the same database transaction, so a crash loses or duplicat
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,7 @@ from tracechain.store.models import (
     EventEpc,
     Participant,
     RecordStatus,
+    SubjectState,
 )
 
 # Kinds that need the subject to exist on chain; on a subject never commissioned they are recorded
@@ -116,9 +118,9 @@ def capture_document(
     parties = queries.participant_addresses_by_party(session)
 
     fresh: list[tuple[int, dict[str, Any], str, list[Effect]]] = []
-    seen: set[str] = set()
+    seen = queries.existing_event_ids(session, set(hash_ids))
     for index, (event, hash_id) in enumerate(zip(events, hash_ids, strict=True)):
-        if hash_id in seen or queries.event_exists(session, hash_id):
+        if hash_id in seen:
             continue  # the same event captured twice is recorded once
         seen.add(hash_id)
         try:
@@ -128,6 +130,14 @@ def capture_document(
             continue
         fresh.append((index, event, hash_id, effects))
 
+    # Every projection row the document touches, read up front in a query per level of packing.
+    state.preload(
+        subject_id(epc)
+        for _, _, _, effects in fresh
+        for effect in effects
+        for epc in (effect.subject, effect.ref_subject)
+        if epc
+    )
     records: list[ChainRecord] = []
     for index, event, hash_id, effects in fresh:
         event_time = _event_time(event)
@@ -259,42 +269,62 @@ class _ProjectedState:
         self.session = session
         self.model = CustodyState(roles=queries.roles_by_address(session))
         self._epcs: dict[bytes, str] = {}
+        self._rows: dict[bytes, SubjectState] = {}
+        self._absent: set[bytes] = set()
+
+    def preload(self, subjects: Iterable[bytes]) -> None:
+        """Load these subjects and the units they are packed in, a query per level of packing."""
+        wanted = set(subjects) - self._epcs.keys() - self._absent
+        while wanted:
+            rows = queries.subject_states(self.session, wanted)
+            self._absent |= wanted - rows.keys()
+            parents = {self._adopt(subject, row) for subject, row in rows.items()}
+            wanted = parents - self._epcs.keys() - self._absent - {ZERO_HASH}
 
     def load(self, subject: bytes) -> None:
         """Load the subject and the units it is packed in (custody follows the outermost)."""
-        while subject not in self._epcs and subject != ZERO_HASH:
+        while subject not in self._epcs and subject not in self._absent and subject != ZERO_HASH:
             row = queries.subject_state(self.session, subject)
             if row is None:
+                self._absent.add(subject)
                 return
-            self._epcs[subject] = row.epc
-            self.model.heads[subject] = row.head
-            if row.unit is None:
-                return
-            unit = Unit(
-                **{
-                    **row.unit,
-                    "status": Status(row.unit["status"]),
-                    "parent": bytes.fromhex(row.unit["parent"]),
-                }
-            )
-            self.model.units[subject] = unit
-            subject = unit.parent
+            subject = self._adopt(subject, row)
+
+    def _adopt(self, subject: bytes, row: SubjectState) -> bytes:
+        """Take a stored row into the model; returns the unit's parent (ZERO_HASH if none)."""
+        self._rows[subject] = row
+        self._epcs[subject] = row.epc
+        self.model.heads[subject] = row.head
+        if row.unit is None:
+            return ZERO_HASH
+        unit = Unit(
+            **{
+                **row.unit,
+                "status": Status(row.unit["status"]),
+                "parent": bytes.fromhex(row.unit["parent"]),
+            }
+        )
+        self.model.units[subject] = unit
+        return unit.parent
 
     def touch(self, subject: bytes, epc: str) -> None:
         self._epcs[subject] = epc
 
     def save(self) -> None:
+        """Write back what changed: new rows are inserted together at the flush."""
         for subject, epc in self._epcs.items():
             unit = self.model.units.get(subject)
-            queries.save_subject_state(
-                self.session,
-                subject,
-                epc,
-                self.model.head(subject),
+            head = self.model.head(subject)
+            stored_unit = (
                 None
                 if unit is None
-                else {**asdict(unit), "status": int(unit.status), "parent": unit.parent.hex()},
+                else {**asdict(unit), "status": int(unit.status), "parent": unit.parent.hex()}
             )
+            row = self._rows.get(subject)
+            if row is None:
+                self.session.add(SubjectState(subject=subject, epc=epc, head=head, unit=stored_unit))
+            elif row.head != head or row.unit != stored_unit:
+                row.head, row.unit = head, stored_unit
 
 
 def unsigned_events(job_records: list[ChainRecord]) -> list[tuple[int, TraceEvent]]:

@@ -49,14 +49,17 @@ class Indexer:
             to_block = min(safe, next_block + MAX_BLOCK_RANGE - 1)
             confirmed = 0
             capture_ids: set[str] = set()
-            for logged in self.registry.recorded_events(from_block=next_block, to_block=to_block):
-                record = queries.record_for_log(session, logged.subject, logged.head)
-                if record is None:
+            logs = self.registry.recorded_events(from_block=next_block, to_block=to_block)
+            ours = queries.records_for_logs(session, [(logged.subject, logged.head) for logged in logs])
+            for logged in logs:
+                found = ours.get((logged.subject, logged.head))
+                if found is None:
                     continue  # recorded by someone else's service: its content is not ours to show
+                record, capture_id = found
                 record.status = RecordStatus.CONFIRMED
                 record.block_number, record.log_index = logged.block_number, logged.log_index
                 record.tx_hash = HexBytes(logged.transaction_hash).to_0x_hex()
-                capture_ids.add(record.event.capture_id)
+                capture_ids.add(capture_id)
                 confirmed += 1
             block = self.w3.eth.get_block(to_block)
             session.add(IndexedBlock(number=to_block, hash=HexBytes(block["hash"]).to_0x_hex()))

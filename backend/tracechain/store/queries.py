@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -52,8 +51,11 @@ def participants_by_address(session: Session, addresses: set[str]) -> dict[str, 
 # ---------------------------------------------------------------- events
 
 
-def event_exists(session: Session, event_id: str) -> bool:
-    return session.get(Event, event_id) is not None
+def existing_event_ids(session: Session, event_ids: Collection[str]) -> set[str]:
+    """Which of these events are stored already: one query for a whole document."""
+    if not event_ids:
+        return set()
+    return set(session.scalars(select(Event.event_id).where(Event.event_id.in_(event_ids))))
 
 
 def events_page(
@@ -103,14 +105,12 @@ def subject_state(session: Session, subject: bytes) -> SubjectState | None:
     return session.get(SubjectState, subject)
 
 
-def save_subject_state(
-    session: Session, subject: bytes, epc: str, head: bytes, unit: dict[str, Any] | None
-) -> None:
-    row = session.get(SubjectState, subject)
-    if row is None:
-        session.add(SubjectState(subject=subject, epc=epc, head=head, unit=unit))
-    else:
-        row.head, row.unit = head, unit
+def subject_states(session: Session, subjects: Collection[bytes]) -> dict[bytes, SubjectState]:
+    """The projection rows of these subjects that exist, in one query."""
+    if not subjects:
+        return {}
+    rows = session.scalars(select(SubjectState).where(SubjectState.subject.in_(subjects)))
+    return {row.subject: row for row in rows}
 
 
 # ---------------------------------------------------------------- submission
@@ -160,9 +160,23 @@ def fail_jobs_of(session: Session, records: Sequence[ChainRecord], reason: str, 
 # ---------------------------------------------------------------- indexing
 
 
-def record_for_log(session: Session, subject: bytes, head: bytes) -> ChainRecord | None:
-    query = select(ChainRecord).where(ChainRecord.subject == subject, ChainRecord.head == head)
-    return session.scalars(query).first()
+def records_for_logs(
+    session: Session, logs: Collection[tuple[bytes, bytes]]
+) -> dict[tuple[bytes, bytes], tuple[ChainRecord, str]]:
+    """The records behind logged (subject, head) pairs, with their capture job's id, in one query."""
+    if not logs:
+        return {}
+    wanted = set(logs)
+    query = (
+        select(ChainRecord, Event.capture_id)
+        .join(Event, Event.event_id == ChainRecord.event_id)
+        .where(ChainRecord.subject.in_({subject for subject, _ in wanted}))
+    )
+    return {
+        (record.subject, record.head): (record, capture_id)
+        for record, capture_id in session.execute(query)
+        if (record.subject, record.head) in wanted
+    }
 
 
 def last_indexed_block(session: Session) -> IndexedBlock | None:
