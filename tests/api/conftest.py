@@ -49,13 +49,19 @@ class Api:
         return self.client.post("/capture", json=document(events), headers=self.as_participant(participant))
 
     def settle(self) -> None:
-        """Run the submitter until the outbox is empty and mined, then the indexer."""
+        """Run the submitter until the outbox is empty and mined, then the indexer, then the settler
+        and again the submitter for what the settler queued, until nothing moves."""
+        settlement = self.services.settlement
         for _ in range(10):
-            sent = self.services.submitter.run_once()
-            self.services.submitter.run_once()  # settles what the round above broadcast
-            if not sent:
+            for _ in range(10):
+                sent = self.services.submitter.run_once()
+                self.services.submitter.run_once()  # settles what the round above broadcast
+                if not sent:
+                    break
+            self.services.indexer.run_once()
+            if settlement is None or not settlement.settle_round():
                 break
-        self.services.indexer.run_once()
+            self.services.submitter.run_once()  # broadcasts the settler's transactions
 
 
 def document(events: list[dict[str, Any]]) -> dict[str, Any]:

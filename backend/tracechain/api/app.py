@@ -9,7 +9,17 @@ from fastapi import FastAPI
 
 from tracechain import __version__
 from tracechain.api import problems
-from tracechain.api.routes import capture, events, participants, products, shipments, signing, trace
+from tracechain.api.routes import (
+    capture,
+    events,
+    orders,
+    participants,
+    products,
+    settlement,
+    shipments,
+    signing,
+    trace,
+)
 from tracechain.api.services import Services
 from tracechain.chain.connect import Chain, open_chain
 from tracechain.config import Settings
@@ -37,7 +47,7 @@ def create_app(settings: Settings, *, chain: Chain | None = None, run_workers: b
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (participants, capture, products, shipments, events, trace, signing):
+    for module in (participants, capture, products, shipments, events, trace, orders, settlement, signing):
         app.include_router(module.router)
     return app
 

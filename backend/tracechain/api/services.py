@@ -1,20 +1,23 @@
-"""What the app runs on: chain, registry, database, key vault and the two background workers."""
+"""What the app runs on: chain, registry, escrow, database, key vault and the background workers."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from tracechain.chain.connect import Chain
-from tracechain.chain.deployments import load_or_deploy_registry
+from tracechain.chain.deployments import load_or_deploy_escrow, load_or_deploy_registry, settlement_token
 from tracechain.chain.registry import TraceRegistry
 from tracechain.config import Settings
+from tracechain.errors import ConfigurationError
 from tracechain.indexer import Indexer
 from tracechain.keys import KeyVault
+from tracechain.settlement import Settlement
 from tracechain.store.db import make_engine, migrate, session_factory
 from tracechain.submission import Submitter
 
@@ -36,6 +39,9 @@ class Services:
     admin_token: str
     submitter: Submitter
     indexer: Indexer
+    settlement: Settlement | None
+    """None when this chain has no settlement token configured; `settlement_unavailable` says why."""
+    settlement_unavailable: str | None = None
     capture_lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -49,33 +55,50 @@ class Services:
         migrate(engine)
         sessions = session_factory(engine)
         registry = load_or_deploy_registry(chain, settings)
+        vault = KeyVault(master)
+        submitter = Submitter(sessions, registry, settings.batch_size)
+        settlement, unavailable = None, None
+        try:
+            escrow = load_or_deploy_escrow(chain, settings, registry)
+            token = settlement_token(chain, settings)
+            settlement = Settlement(chain, escrow, token, sessions, vault, submitter)
+        except ConfigurationError as exc:  # tracing works without settlement
+            unavailable = str(exc)
+            log.warning("settlement is off: %s", unavailable)
         return cls(
             settings=settings,
             chain=chain,
             registry=registry,
             engine=engine,
             sessions=sessions,
-            vault=KeyVault(master),
+            vault=vault,
             admin_token=admin,
-            submitter=Submitter(sessions, registry, settings.batch_size),
+            submitter=submitter,
             indexer=Indexer(sessions, registry, settings.confirmations),
+            settlement=settlement,
+            settlement_unavailable=unavailable,
         )
 
     def settle(self) -> None:
-        """One round of both workers, in order: for tests and for callers that run no threads."""
-        self.submitter.run_once()
-        self.indexer.run_once()
+        """One round of every worker, in order: for tests and for callers that run no threads."""
+        for _, step in self._workers():
+            step()
+
+    def _workers(self) -> list[tuple[str, Callable[[], int]]]:
+        workers = [("submitter", self.submitter.run_once), ("indexer", self.indexer.run_once)]
+        if self.settlement is not None:
+            workers.append(("settler", self.settlement.settle_round))
+        return workers
 
     def start_workers(self) -> None:
-        for name, step in (("submitter", self.submitter.run_once), ("indexer", self.indexer.run_once)):
+        for name, step in self._workers():
             thread = threading.Thread(
                 target=self._loop, args=(name, step), name=f"tracechain-{name}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
 
-    def _loop(self, name: str, step: object) -> None:
-        assert callable(step)
+    def _loop(self, name: str, step: Callable[[], int]) -> None:
         while not self._stop.is_set():
             try:
                 busy = step()

@@ -11,7 +11,7 @@ from eth_utils import to_checksum_address
 from tracechain.chain.connect import Chain
 from tracechain.chain.escrow import Token, TradeEscrow
 from tracechain.chain.registry import TraceRegistry
-from tracechain.chain.transactions import LOCAL_CHAINS, call
+from tracechain.chain.transactions import call, is_dev_chain
 from tracechain.config import ChainMode, Settings
 from tracechain.errors import ConfigurationError
 
@@ -40,7 +40,8 @@ def load_or_deploy_escrow(chain: Chain, settings: Settings, registry: TraceRegis
 
 
 def settlement_token(chain: Chain, settings: Settings) -> Token:
-    """The ERC-20 orders pay in: TRACECHAIN_SETTLEMENT_TOKEN, or on a local chain the demo stablecoin."""
+    """The ERC-20 orders pay in: TRACECHAIN_SETTLEMENT_TOKEN, or on a development chain the demo
+    stablecoin. Raises ConfigurationError on any other chain without the setting."""
     if settings.settlement_token:
         token = Token(chain, settings.settlement_token)
         if not chain.w3.eth.get_code(token.address):
@@ -48,10 +49,10 @@ def settlement_token(chain: Chain, settings: Settings) -> Token:
                 f"TRACECHAIN_SETTLEMENT_TOKEN {token.address} holds no contract on this chain"
             )
         return token
-    if chain.mode not in LOCAL_CHAINS:
+    if not is_dev_chain(chain):
         raise ConfigurationError(
             "set TRACECHAIN_SETTLEMENT_TOKEN to the ERC-20 orders pay in; the demo stablecoin is only "
-            "deployed on local chains"
+            "deployed on development chains"
         )
     address = _load_or_deploy(
         chain, settings, "DemoStablecoin", lambda: Token.deploy_demo_stablecoin(chain).address

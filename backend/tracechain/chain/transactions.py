@@ -34,6 +34,18 @@ def transact(chain: Chain, fn: ContractFunction | ContractConstructor, gas: int 
 
 
 LOCAL_CHAINS = frozenset({ChainMode.TESTER, ChainMode.ANVIL})
+DEV_CHAIN_IDS = frozenset({31337, 1337})
+"""Chain ids of development nodes (anvil, Hardhat, Ganache, geth --dev): their coins are worthless."""
+
+
+def is_dev_chain(chain: Chain) -> bool:
+    """A chain whose coins are worthless: tracechain's own, or a development node reached over RPC.
+
+    Only there does the relayer hand out gas money and the demo stablecoin get deployed.
+    """
+    return chain.mode in LOCAL_CHAINS or chain.chain_id in DEV_CHAIN_IDS
+
+
 GAS_ALLOWANCE = Wei(10**18)
 """What `transact_as` gives an account short of gas on a local chain: ample for a test or a demo."""
 
@@ -44,12 +56,12 @@ def transact_as(
     """As `transact`, but signed and paid for by `account`, for calls a contract accepts only from
     one party (an order's buyer, its arbiter).
 
-    On a local chain the relayer first gives the account GAS_ALLOWANCE when it holds less than a
-    tenth of it, so participants' keys need no funding step; on any other chain the account pays
-    its own way and a node refuses it if it cannot.
+    On a development chain the relayer first gives the account GAS_ALLOWANCE when it holds less
+    than a tenth of it, so participants' keys need no funding step; on any other chain the account
+    pays its own way and a node refuses it if it cannot.
     """
     if (
-        chain.mode in LOCAL_CHAINS
+        is_dev_chain(chain)
         and account.address != chain.relayer.address
         and chain.w3.eth.get_balance(account.address) < GAS_ALLOWANCE // 10
     ):

@@ -1,0 +1,327 @@
+"""Escrow orders: a buyer's money held by TradeEscrow and paid to the seller as the trace shows the
+goods moving. A participant sees and acts on only the orders it is party to (buyer, seller, arbiter).
+
+Every act is sent to the chain with the acting party's own key and answers once it is mined, with
+the order as the chain now shows it. Releases and penalties also happen by themselves: the settler
+worker sends them as soon as the registry shows their condition (see tracechain.settlement).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Depends, Response, status
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tracechain.api.deps import ParticipantDep, ServicesDep, SessionDep
+from tracechain.api.problems import Problem
+from tracechain.chain.escrow import BPS, OrderTerms
+from tracechain.chain.trace_event import ZERO_ADDRESS, subject_id
+from tracechain.epcis.identifiers import canonical_epc
+from tracechain.settlement import MILESTONE_NAMES, PENALTY_NAMES, OwnWalletParticipant, Settlement, orders_of
+from tracechain.store.models import Order, Participant
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+Percent = Annotated[Decimal, Field(ge=0, le=100, decimal_places=2)]
+MilestoneName = Literal["shipped", "customsCleared", "received"]
+PenaltyName = Literal["excursion", "recall"]
+_MILESTONES = {name: milestone for milestone, name in MILESTONE_NAMES.items()}
+_PENALTIES = {name: penalty for penalty, name in PENALTY_NAMES.items()}
+T = TypeVar("T")
+
+
+class Milestones(BaseModel):
+    """Shares of the amount, in percent, paid when the trace shows each condition; they add up to 100.
+    FOB-like: shipped 30, received 70. DAP-like: received 100."""
+
+    shipped: Percent = Decimal(0)
+    customs_cleared: Percent = Field(Decimal(0), alias="customsCleared")
+    received: Percent = Decimal(0)
+
+    @model_validator(mode="after")
+    def _whole(self) -> Milestones:
+        total = self.shipped + self.customs_cleared + self.received
+        if total != 100:
+            raise ValueError(f"milestone shares must add up to 100 percent; these add up to {total}")
+        return self
+
+    def bps(self) -> tuple[int, int, int]:
+        return (_bps(self.shipped), _bps(self.customs_cleared), _bps(self.received))
+
+
+class Penalties(BaseModel):
+    """Shares of the amount, in percent, refunded to the buyer (out of what is still unreleased) once
+    the shipment shows each: a recorded temperature excursion, a recall."""
+
+    excursion: Percent = Decimal(0)
+    recall: Percent = Decimal(0)
+
+
+class OrderCreate(BaseModel):
+    seller: str = Field(description="The seller's participant id; it is paid the milestones")
+    shipment: str = Field(description="The shipment the order pays for: its SSCC (URN or Digital Link)")
+    amount: Decimal = Field(gt=0, description='In the settlement token, e.g. "12500.00"')
+    milestones: Milestones
+    deadline: AwareDatetime = Field(description="Delivery deadline; after it the buyer may reclaim")
+    arbiter: str | None = Field(None, description="Participant id of who resolves disputes (optional)")
+    penalties: Penalties = Field(default_factory=Penalties)
+
+
+class FundingCreate(BaseModel):
+    method: Literal["permit", "approve"] = Field(
+        "permit",
+        description="permit: one transaction with an EIP-2612 signature; approve: approve, then fund",
+    )
+
+
+class ReleaseCreate(BaseModel):
+    milestone: MilestoneName
+
+
+class PenaltyCreate(BaseModel):
+    penalty: PenaltyName
+
+
+class ResolutionCreate(BaseModel):
+    to_seller: Percent = Field(alias="toSeller", description="Share of the remainder paid to the seller")
+
+
+def settlement_of(services: ServicesDep) -> Settlement:
+    if services.settlement is None:
+        raise Problem(503, "Settlement unavailable", services.settlement_unavailable or "no settlement token")
+    return services.settlement
+
+
+SettlementDep = Annotated[Settlement, Depends(settlement_of)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_order(
+    body: OrderCreate,
+    buyer: ParticipantDep,
+    settlement: SettlementDep,
+    session: SessionDep,
+    response: Response,
+) -> dict[str, Any]:
+    """The caller, as buyer, proposes an order; it waits for the buyer's funds."""
+    seller = _participant(session, body.seller, "seller")
+    arbiter = _participant(session, body.arbiter, "arbiter") if body.arbiter else None
+    if seller.id == buyer.id:
+        raise Problem(422, "Invalid order", "seller: a participant cannot sell to itself")
+    if arbiter is not None and arbiter.id in (buyer.id, seller.id):
+        raise Problem(422, "Invalid order", "arbiter: must be neither the buyer nor the seller")
+    if body.deadline <= datetime.now(UTC):
+        raise Problem(422, "Invalid order", f"deadline: {body.deadline.isoformat()} is not in the future")
+    try:
+        units = settlement.to_units(body.amount)
+    except ValueError as exc:
+        raise Problem(422, "Invalid order", f"amount: {exc}") from exc
+    shipment = canonical_epc(body.shipment)
+    terms = OrderTerms(
+        seller=seller.address,
+        token=settlement.token.address,
+        amount=units,
+        shipment=subject_id(shipment),
+        receiver=buyer.address,
+        milestone_bps=body.milestones.bps(),
+        deadline=int(body.deadline.timestamp()),
+        arbiter=arbiter.address if arbiter else ZERO_ADDRESS,
+        excursion_penalty_bps=_bps(body.penalties.excursion),
+        recall_penalty_bps=_bps(body.penalties.recall),
+    )
+    row = _acting(lambda: settlement.create(session, buyer, seller, arbiter, shipment, terms))
+    response.headers["Location"] = f"/orders/{row.order_id}"
+    return public_order(session, settlement, row)
+
+
+@router.get("")
+def list_orders(
+    participant: ParticipantDep, settlement: SettlementDep, session: SessionDep
+) -> list[dict[str, Any]]:
+    """The caller's orders (as buyer, seller or arbiter), newest first, as last read from the chain."""
+    return [public_order(session, settlement, row) for row in orders_of(session, participant)]
+
+
+@router.get("/{order_id}")
+def get_order(
+    order_id: int, participant: ParticipantDep, settlement: SettlementDep, session: SessionDep
+) -> dict[str, Any]:
+    """One of the caller's orders, read from the chain now."""
+    row = _order(session, settlement, order_id, participant)
+    settlement.refresh(row)
+    return public_order(session, settlement, row)
+
+
+@router.post("/{order_id}/funding")
+def fund_order(
+    order_id: int,
+    participant: ParticipantDep,
+    settlement: SettlementDep,
+    session: SessionDep,
+    body: FundingCreate | None = None,
+) -> dict[str, Any]:
+    """The buyer pays the amount into escrow (by permit unless asked otherwise)."""
+    row = _order(session, settlement, order_id, participant, "buyer")
+    permit = body is None or body.method == "permit"
+    _acting(lambda: settlement.fund(row, participant, permit=permit))
+    return public_order(session, settlement, row)
+
+
+@router.post("/{order_id}/releases")
+def release_milestone(
+    order_id: int,
+    body: ReleaseCreate,
+    participant: ParticipantDep,
+    settlement: SettlementDep,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """Pay a milestone the registry shows reached (the settler does this by itself too)."""
+    row = _order(session, settlement, order_id, participant)
+    _acting(lambda: settlement.release(row, participant, _MILESTONES[body.milestone]))
+    return public_order(session, settlement, row)
+
+
+@router.post("/{order_id}/penalties")
+def apply_penalty(
+    order_id: int,
+    body: PenaltyCreate,
+    participant: ParticipantDep,
+    settlement: SettlementDep,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """Refund a penalty the registry shows triggered (the settler does this by itself too)."""
+    row = _order(session, settlement, order_id, participant)
+    _acting(lambda: settlement.apply_penalty(row, participant, _PENALTIES[body.penalty]))
+    return public_order(session, settlement, row)
+
+
+@router.post("/{order_id}/reclaim")
+def reclaim(
+    order_id: int, participant: ParticipantDep, settlement: SettlementDep, session: SessionDep
+) -> dict[str, Any]:
+    """After the deadline, without delivery, the buyer takes back what was not released."""
+    row = _order(session, settlement, order_id, participant, "buyer")
+    _acting(lambda: settlement.reclaim(row, participant))
+    return public_order(session, settlement, row)
+
+
+@router.post("/{order_id}/dispute")
+def open_dispute(
+    order_id: int, participant: ParticipantDep, settlement: SettlementDep, session: SessionDep
+) -> dict[str, Any]:
+    """Buyer or seller freezes the order until its arbiter resolves it."""
+    row = _order(session, settlement, order_id, participant, "buyer", "seller")
+    _acting(lambda: settlement.open_dispute(row, participant))
+    return public_order(session, settlement, row)
+
+
+@router.post("/{order_id}/resolution")
+def resolve_dispute(
+    order_id: int,
+    body: ResolutionCreate,
+    participant: ParticipantDep,
+    settlement: SettlementDep,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """The arbiter splits what is left: `toSeller` percent to the seller, the rest back to the buyer."""
+    row = _order(session, settlement, order_id, participant, "arbiter")
+    _acting(lambda: settlement.resolve(row, participant, _bps(body.to_seller)))
+    return public_order(session, settlement, row)
+
+
+# -------------------------------------------------------------------- helpers
+
+
+def public_order(session: Session, settlement: Settlement, row: Order) -> dict[str, Any]:
+    """An order as the API shows it to its parties: amounts in token units, shares in percent."""
+    snap = row.settlement
+    parties = {
+        p.id: p
+        for p in session.scalars(
+            select(Participant).where(Participant.id.in_([row.buyer_id, row.seller_id, row.arbiter_id]))
+        )
+    }
+    return {
+        "orderId": row.order_id,
+        "escrow": row.escrow,
+        "shipment": row.shipment_epc,
+        "buyer": _party(parties[row.buyer_id]),
+        "seller": _party(parties[row.seller_id]),
+        "arbiter": _party(parties[row.arbiter_id]) if row.arbiter_id else None,
+        "token": {"address": row.token, "symbol": settlement.symbol, "decimals": settlement.decimals},
+        "amount": settlement.from_units(int(row.amount)),
+        "milestones": {name: _percent(bps) for name, bps in snap["milestoneBps"].items()},
+        "penalties": {name: _percent(bps) for name, bps in snap["penaltyBps"].items()},
+        "deadline": datetime.fromtimestamp(snap["deadline"], UTC).isoformat(),
+        "state": row.state,
+        "released": snap["released"],
+        "penaltiesApplied": snap["penaltiesApplied"],
+        "paid": settlement.from_units(int(snap["paid"])),
+        "refunded": settlement.from_units(int(snap["refunded"])),
+        "unreleased": settlement.from_units(int(snap["unreleased"])),
+        "createdTx": row.created_tx,
+        "updatedAt": row.updated_at.isoformat(),
+    }
+
+
+def _party(participant: Participant) -> dict[str, str]:
+    return {"id": participant.id, "name": participant.name, "address": participant.address}
+
+
+def _participant(session: Session, participant_id: str, field: str) -> Participant:
+    found = session.get(Participant, participant_id)
+    if found is None:
+        raise Problem(422, "Invalid order", f"{field}: no participant has id {participant_id!r}")
+    return found
+
+
+def _order(
+    session: Session, settlement: Settlement, order_id: int, participant: Participant, *roles: str
+) -> Order:
+    """The caller's order, if it is party to it in one of `roles` (any role when none is named)."""
+    row = session.scalars(
+        select(Order).where(Order.escrow == settlement.escrow.address, Order.order_id == order_id)
+    ).first()
+    held = (
+        {
+            role
+            for role, party_id in (
+                ("buyer", row.buyer_id),
+                ("seller", row.seller_id),
+                ("arbiter", row.arbiter_id),
+            )
+            if party_id == participant.id
+        }
+        if row
+        else set()
+    )
+    if row is None or not held:  # someone else's order is as good as none: nothing leaks
+        raise Problem(404, "Not Found", f"you are party to no order {order_id}")
+    if roles and not held.intersection(roles):
+        raise Problem(
+            403,
+            "Forbidden",
+            f"only the order's {' or '.join(roles)} may do this; you are its {', '.join(sorted(held))}",
+        )
+    return row
+
+
+def _acting(act: Callable[[], T]) -> T:
+    try:
+        return act()
+    except OwnWalletParticipant as exc:
+        raise Problem(409, "Own wallet", str(exc)) from exc
+
+
+def _bps(percent: Decimal) -> int:
+    return int(percent * BPS / 100)
+
+
+def _percent(bps: int) -> float:
+    return bps * 100 / BPS

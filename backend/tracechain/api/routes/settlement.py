@@ -1,0 +1,71 @@
+"""What orders settle in: the escrow and token addresses, a participant's balance, and on a
+development chain the demo stablecoin's faucet."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from tracechain.api.deps import ParticipantDep, ServicesDep
+from tracechain.api.problems import Problem
+from tracechain.api.routes.orders import SettlementDep
+from tracechain.chain.transactions import is_dev_chain
+from tracechain.settlement import Settlement
+
+router = APIRouter(prefix="/settlement", tags=["settlement"])
+
+FAUCET_LIMIT = Decimal(1_000_000)
+"""DemoStablecoin's own cap per call."""
+
+
+class FaucetRequest(BaseModel):
+    amount: Decimal = Field(gt=0, le=FAUCET_LIMIT, description="dUSD to mint to the caller")
+
+
+@router.get("")
+def settlement_contracts(settlement: SettlementDep) -> dict[str, Any]:
+    """Where orders live: for wallets that call the escrow themselves, and for auditors."""
+    return {
+        "chainId": settlement.chain.chain_id,
+        "escrow": settlement.escrow.address,
+        "registry": settlement.escrow.contract.functions.registry().call(),
+        "token": {
+            "address": settlement.token.address,
+            "symbol": settlement.symbol,
+            "decimals": settlement.decimals,
+        },
+    }
+
+
+@router.get("/balance")
+def balance(participant: ParticipantDep, settlement: SettlementDep) -> dict[str, Any]:
+    """The caller's balance of the settlement token."""
+    return _balance(
+        participant.address, settlement.from_units(settlement.balance_of(participant)), settlement
+    )
+
+
+@router.post("/faucet")
+def faucet(
+    body: FaucetRequest, participant: ParticipantDep, settlement: SettlementDep, services: ServicesDep
+) -> dict[str, Any]:
+    """Development chains with the demo stablecoin only: mint dUSD to the caller."""
+    if services.settings.settlement_token or not is_dev_chain(settlement.chain):
+        raise Problem(
+            404, "Not Found", "the faucet exists only for the demo stablecoin on a development chain"
+        )
+    try:
+        units = settlement.to_units(body.amount)
+    except ValueError as exc:
+        raise Problem(422, "Invalid request", f"amount: {exc}") from exc
+    settlement.faucet(participant, units)
+    return _balance(
+        participant.address, settlement.from_units(settlement.balance_of(participant)), settlement
+    )
+
+
+def _balance(address: str, amount: str, settlement: Settlement) -> dict[str, Any]:
+    return {"address": address, "balance": amount, "symbol": settlement.symbol}

@@ -1,0 +1,314 @@
+"""Escrow orders placed through the service, acted on with the participants' own keys, and the
+settler that releases milestones and applies penalties as soon as the registry shows them.
+
+Who sends what:
+
+- A party's own acts (the buyer creating, funding, reclaiming; a party disputing; the arbiter
+  resolving; anyone triggering a release by hand) are signed with that participant's key, which the
+  service holds encrypted, so the chain sees the party itself as the sender. One lock per
+  participant keeps two requests from taking the same account nonce.
+- The settler's releases and penalties are open to anyone on chain, so the relayer sends them, and
+  only through the Submitter's outbox, which owns the relayer's nonces.
+- On a development chain a participant's gas money comes from the relayer, through the outbox too.
+
+The chain is the truth about an order; each row keeps a snapshot of it (`Order.settlement`) so that
+lists and traces answer without a chain call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, sessionmaker
+from web3.contract.contract import ContractFunction
+
+from tracechain.chain.connect import Chain
+from tracechain.chain.escrow import (
+    EscrowResult,
+    Milestone,
+    OrderState,
+    OrderTerms,
+    Penalty,
+    Token,
+    TradeEscrow,
+)
+from tracechain.chain.escrow import Order as ChainOrder
+from tracechain.chain.transactions import GAS_ALLOWANCE, call, is_dev_chain
+from tracechain.errors import TracechainError
+from tracechain.keys import KeyVault
+from tracechain.store.models import Batch, BatchStatus, Order, Participant
+from tracechain.submission import Submitter
+
+log = logging.getLogger(__name__)
+
+MILESTONE_NAMES: Final = {
+    Milestone.SHIPPED: "shipped",
+    Milestone.CUSTOMS_CLEARED: "customsCleared",
+    Milestone.RECEIVED: "received",
+}
+PENALTY_NAMES: Final = {Penalty.EXCURSION: "excursion", Penalty.RECALL: "recall"}
+OPEN_STATES: Final = (OrderState.CREATED.name.lower(), OrderState.FUNDED.name.lower(), "disputed")
+SETTLER_GAS = 250_000
+"""Ample for release (115k at most) and applyPenalty (97k): the outbox computes gas, never estimates."""
+
+
+class OwnWalletParticipant(TracechainError):
+    """The participant signs with its own wallet, so the service cannot act for it."""
+
+    def __init__(self, participant: Participant, escrow: str) -> None:
+        super().__init__(
+            f"{participant.name} signs with its own wallet ({participant.address}); the service holds "
+            f"no key to act for it: send this call to TradeEscrow at {escrow} from that wallet"
+        )
+
+
+@dataclass
+class Settlement:
+    chain: Chain
+    escrow: TradeEscrow
+    token: Token
+    sessions: sessionmaker[Session]
+    vault: KeyVault
+    submitter: Submitter
+    symbol: str = ""
+    decimals: int = 0
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+    _last_block: int = -1
+
+    def __post_init__(self) -> None:
+        self.symbol = str(call(self.token.contract.functions.symbol()))
+        self.decimals = int(call(self.token.contract.functions.decimals()))
+
+    # ---------------------------------------------------------------- amounts
+
+    def to_units(self, amount: Decimal) -> int:
+        """A token amount as people write it ("1250.50") in the token's smallest unit."""
+        units = amount.scaleb(self.decimals)
+        if units != units.to_integral_value():
+            raise ValueError(f"{amount} has more than the token's {self.decimals} decimals")
+        return int(units)
+
+    def from_units(self, units: int) -> str:
+        return f"{Decimal(units).scaleb(-self.decimals):.{self.decimals}f}"
+
+    # ---------------------------------------------------------------- a party's own acts
+
+    @contextmanager
+    def acting_as(self, participant: Participant) -> Iterator[LocalAccount]:
+        """The participant's account, held alone for the call, with gas money on a development chain."""
+        if participant.encrypted_key is None:
+            raise OwnWalletParticipant(participant, self.escrow.address)
+        with self._locks_guard:
+            lock = self._locks.setdefault(participant.address, threading.Lock())
+        with lock:
+            account: LocalAccount = Account.from_key(
+                self.vault.decrypt(participant.encrypted_key, participant.address)
+            )
+            if is_dev_chain(self.chain) and (
+                self.chain.w3.eth.get_balance(account.address) < GAS_ALLOWANCE // 10
+            ):
+                self.submitter.send_and_wait(
+                    lambda session: self.submitter.prepare_transfer(session, account.address, GAS_ALLOWANCE)
+                )
+            yield account
+
+    def create(
+        self,
+        session: Session,
+        buyer: Participant,
+        seller: Participant,
+        arbiter: Participant | None,
+        shipment_epc: str,
+        terms: OrderTerms,
+    ) -> Order:
+        with self.acting_as(buyer) as account:
+            result = self.escrow.create_order(account, terms)
+        now = datetime.now(UTC)
+        row = Order(
+            escrow=self.escrow.address,
+            order_id=result.order_id,
+            buyer_id=buyer.id,
+            seller_id=seller.id,
+            arbiter_id=arbiter.id if arbiter else None,
+            shipment_epc=shipment_epc,
+            token=terms.token,
+            amount=str(terms.amount),
+            state="created",
+            settlement={},
+            created_tx=result.receipt["transactionHash"].to_0x_hex(),
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        self.refresh(row)
+        session.flush()
+        return row
+
+    def fund(self, row: Order, buyer: Participant, *, permit: bool) -> EscrowResult:
+        with self.acting_as(buyer) as account:
+            if permit:
+                deadline = self.chain.w3.eth.get_block("latest")["timestamp"] + 3600
+                signed = self.token.sign_permit(account, self.escrow.address, int(row.amount), deadline)
+                result = self.escrow.fund_with_permit(account, row.order_id, signed)
+            else:
+                self.token.approve(account, self.escrow.address, int(row.amount))
+                result = self.escrow.fund(account, row.order_id)
+        self.refresh(row)
+        return result
+
+    def release(self, row: Order, caller: Participant, milestone: Milestone) -> EscrowResult:
+        with self.acting_as(caller) as account:
+            result = self.escrow.release(row.order_id, milestone, account)
+        self.refresh(row)
+        return result
+
+    def apply_penalty(self, row: Order, caller: Participant, penalty: Penalty) -> EscrowResult:
+        with self.acting_as(caller) as account:
+            result = self.escrow.apply_penalty(row.order_id, penalty, account)
+        self.refresh(row)
+        return result
+
+    def reclaim(self, row: Order, buyer: Participant) -> EscrowResult:
+        with self.acting_as(buyer) as account:
+            result = self.escrow.reclaim(account, row.order_id)
+        self.refresh(row)
+        return result
+
+    def open_dispute(self, row: Order, party: Participant) -> EscrowResult:
+        with self.acting_as(party) as account:
+            result = self.escrow.open_dispute(account, row.order_id)
+        self.refresh(row)
+        return result
+
+    def resolve(self, row: Order, arbiter: Participant, to_seller_bps: int) -> EscrowResult:
+        with self.acting_as(arbiter) as account:
+            result = self.escrow.resolve(account, row.order_id, to_seller_bps)
+        self.refresh(row)
+        return result
+
+    def faucet(self, participant: Participant, units: int) -> None:
+        """Demo stablecoin only: mint to the participant, sent by the relayer through the outbox."""
+        fn = self.token.contract.functions.faucet(participant.address, units)
+        self.submitter.send_and_wait(lambda session: self.submitter.prepare_call(session, fn, gas=100_000))
+
+    def balance_of(self, participant: Participant) -> int:
+        return self.token.balance_of(participant.address)
+
+    # ---------------------------------------------------------------- reading
+
+    def refresh(self, row: Order) -> ChainOrder:
+        """Read the order from chain into the row's snapshot."""
+        order = self.escrow.order_of(row.order_id)
+        row.state = order.state.name.lower()
+        row.settlement = snapshot(order)
+        row.updated_at = datetime.now(UTC)
+        return order
+
+    # ---------------------------------------------------------------- the settler
+
+    def settle_round(self) -> int:
+        """Release what the registry shows and apply penalties it shows, for every funded order.
+
+        Penalties go first: a release pays a share of what is unreleased, so a penalty applied after
+        the last release would find nothing left to refund. One transaction per order at a time;
+        the next waits until the outbox has it mined. Runs only when a new block arrived, since
+        nothing an order depends on changes between blocks. Returns the transactions it queued.
+        """
+        block = self.chain.w3.eth.block_number
+        if block == self._last_block:
+            return 0
+        queued = 0
+        # Inside the outbox for the whole round: the transactions it queues and the rows that point
+        # at them commit together, and no second transaction is opened on the same database.
+        with self.submitter.outbox() as session:
+            rows = session.scalars(
+                select(Order).where(Order.escrow == self.escrow.address, Order.state.in_(OPEN_STATES))
+            ).all()
+            for row in rows:
+                if row.settling_batch_id is not None:
+                    batch = session.get(Batch, row.settling_batch_id)
+                    if batch is not None and batch.status == BatchStatus.PREPARED:
+                        continue  # its last transaction is still in flight
+                    row.settling_batch_id = None
+                order = self.refresh(row)
+                fn = self._next_step(row, order)
+                if fn is not None:
+                    row.settling_batch_id = self.submitter.prepare_call(session, fn, gas=SETTLER_GAS).id
+                    queued += 1
+        self._last_block = block
+        return queued
+
+    def _next_step(self, row: Order, order: ChainOrder) -> ContractFunction | None:
+        if order.state is not OrderState.FUNDED:
+            return None
+        functions = self.escrow.contract.functions
+        penalty_bps = (order.terms.excursion_penalty_bps, order.terms.recall_penalty_bps)
+        for penalty in Penalty:
+            if (
+                penalty_bps[penalty]
+                and not order.penalties_applied[penalty]
+                and self.escrow.penalty_triggered(row.order_id, penalty)
+            ):
+                return functions.applyPenalty(row.order_id, int(penalty))
+        for milestone in Milestone:
+            if (
+                order.terms.milestone_bps[milestone]
+                and not order.released[milestone]
+                and self.escrow.milestone_reached(row.order_id, milestone)
+            ):
+                return functions.release(row.order_id, int(milestone))
+        return None
+
+
+def snapshot(order: ChainOrder) -> dict[str, Any]:
+    """An order's settlement as stored and served: amounts in the token's smallest unit, as strings."""
+    return {
+        "state": order.state.name.lower(),
+        "paid": str(order.paid),
+        "refunded": str(order.refunded),
+        "unreleased": str(order.unreleased),
+        "released": {name: order.released[milestone] for milestone, name in MILESTONE_NAMES.items()},
+        "penaltiesApplied": {
+            name: order.penalties_applied[penalty] for penalty, name in PENALTY_NAMES.items()
+        },
+        "milestoneBps": {
+            name: order.terms.milestone_bps[milestone] for milestone, name in MILESTONE_NAMES.items()
+        },
+        "penaltyBps": {
+            "excursion": order.terms.excursion_penalty_bps,
+            "recall": order.terms.recall_penalty_bps,
+        },
+        "deadline": order.terms.deadline,
+    }
+
+
+def orders_of(session: Session, participant: Participant) -> list[Order]:
+    """The orders a participant is party to, as buyer, seller or arbiter, newest first."""
+    return list(
+        session.scalars(
+            select(Order)
+            .where(
+                or_(
+                    Order.buyer_id == participant.id,
+                    Order.seller_id == participant.id,
+                    Order.arbiter_id == participant.id,
+                )
+            )
+            .order_by(Order.id.desc())
+        )
+    )
+
+
+def orders_for_shipments(session: Session, epcs: set[str]) -> list[Order]:
+    return list(session.scalars(select(Order).where(Order.shipment_epc.in_(epcs)).order_by(Order.id)))

@@ -1,0 +1,270 @@
+"""Orders through the HTTP API: the buyer's money follows the goods, and only the parties see it.
+
+The settler (run by `Api.settle`, as the worker does in the service) releases milestones and applies
+penalties by itself as the trace shows them; nobody calls a release here unless the test is about
+calling one by hand.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.factories import latest_timestamp, pass_time_to
+
+from .conftest import Api
+
+GTIN = "06901234678901"
+ITEM = "urn:epc:id:sgtin:6901234.067890.7001"
+PALLET = "urn:epc:id:sscc:6901234.0000000701"
+CARRIER_PARTY = "urn:epc:id:pgln:5790001.00000"
+RETAILER_PARTY = "urn:epc:id:pgln:8712345.00002"
+
+
+def post(
+    api: Api, who: dict[str, Any], path: str, body: dict[str, Any] | None = None, status: int = 200
+) -> Any:
+    response = api.client.post(path, json=body, headers=api.as_participant(who))
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def get(api: Api, who: dict[str, Any], path: str, status: int = 200) -> Any:
+    response = api.client.get(path, headers=api.as_participant(who))
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def order_terms(seller_party: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    return {
+        "seller": seller_party["id"],
+        "shipment": PALLET,
+        "amount": "10000.00",
+        "milestones": {"shipped": 30, "received": 70},
+        "deadline": (datetime.now(UTC) + timedelta(days=60)).isoformat(),
+        **overrides,
+    }
+
+
+def funded_order(api: Api, buyer: dict[str, Any], seller: dict[str, Any], **overrides: Any) -> int:
+    post(api, buyer, "/settlement/faucet", {"amount": overrides.pop("faucet", "10000")})
+    created = post(api, buyer, "/orders", order_terms(seller, **overrides), status=201)
+    order_id = int(created["orderId"])
+    funded = post(api, buyer, f"/orders/{order_id}/funding")
+    assert funded["state"] == "funded" and funded["unreleased"] == created["amount"]
+    return order_id
+
+
+def balance(api: Api, who: dict[str, Any]) -> str:
+    return str(get(api, who, "/settlement/balance")["balance"])
+
+
+def ship_to_carrier(api: Api, parties: dict[str, dict[str, Any]]) -> None:
+    m = parties["manufacturer"]
+    post(api, m, "/products", {"gtin": GTIN, "serial": "7001"}, status=202)
+    post(api, m, "/shipments", {"sscc": PALLET, "contents": [ITEM], "destination": CARRIER_PARTY}, status=202)
+    post(api, parties["carrier"], f"/shipments/{PALLET}/receipt", {}, status=202)
+    api.settle()
+
+
+def deliver_to_retailer(api: Api, parties: dict[str, dict[str, Any]]) -> None:
+    post(api, parties["carrier"], "/shipments", {"sscc": PALLET, "destination": RETAILER_PARTY}, status=202)
+    post(api, parties["retailer"], f"/shipments/{PALLET}/receipt", {}, status=202)
+    api.settle()
+
+
+def test_the_money_follows_the_goods_30_on_shipping_70_on_receipt(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    buyer, seller = parties["retailer"], parties["manufacturer"]
+    order_id = funded_order(api, buyer, seller)
+    assert balance(api, buyer) == "0.000000"
+    api.settle()
+    assert get(api, buyer, f"/orders/{order_id}")["paid"] == "0.000000"  # nothing shipped yet
+
+    ship_to_carrier(api, parties)
+    order = get(api, seller, f"/orders/{order_id}")
+    assert order["released"] == {"shipped": True, "customsCleared": False, "received": False}
+    assert (order["paid"], order["unreleased"], order["state"]) == ("3000.000000", "7000.000000", "funded")
+    assert balance(api, seller) == "3000.000000"
+
+    deliver_to_retailer(api, parties)
+    order = get(api, buyer, f"/orders/{order_id}")
+    assert order["state"] == "closed" and order["released"]["received"]
+    assert (order["paid"], order["refunded"], order["unreleased"]) == ("10000.000000", "0.000000", "0.000000")
+    assert balance(api, seller) == "10000.000000" and balance(api, buyer) == "0.000000"
+    # The list answers from the stored snapshot, which the settler kept current.
+    assert [o["state"] for o in get(api, seller, "/orders")] == ["closed"]
+
+
+def test_a_temperature_excursion_refunds_the_penalty_before_the_rest_is_paid(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    buyer, seller, carrier = parties["retailer"], parties["manufacturer"], parties["carrier"]
+    order_id = funded_order(api, buyer, seller, penalties={"excursion": 20})
+    ship_to_carrier(api, parties)  # 30% of 10,000 paid
+    reading = {"value": 11.5, "minimum": 2, "maximum": 8}
+    post(api, carrier, f"/products/{PALLET}/sensor-readings", reading, status=202)
+    api.settle()
+    order = get(api, buyer, f"/orders/{order_id}")
+    assert order["penaltiesApplied"] == {"excursion": True, "recall": False}
+    assert order["refunded"] == "2000.000000"  # 20% of the amount, out of the 7,000 unreleased
+
+    deliver_to_retailer(api, parties)
+    order = get(api, buyer, f"/orders/{order_id}")
+    assert (order["state"], order["paid"], order["refunded"]) == ("closed", "8000.000000", "2000.000000")
+    assert balance(api, buyer) == "2000.000000" and balance(api, seller) == "8000.000000"
+
+
+def test_past_the_deadline_without_delivery_the_buyer_reclaims_everything_unreleased(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    buyer, seller = parties["retailer"], parties["manufacturer"]
+    deadline = datetime.now(UTC) + timedelta(hours=1)
+    order_id = funded_order(api, buyer, seller, deadline=deadline.isoformat())
+
+    early = post(api, buyer, f"/orders/{order_id}/reclaim", status=409)
+    assert early["title"] == "TradeEscrowDeadlineNotPassed"
+    pass_time_to(api.services.chain, max(latest_timestamp(api.services.chain), int(deadline.timestamp())) + 1)
+    order = post(api, buyer, f"/orders/{order_id}/reclaim")
+    assert (order["state"], order["refunded"], order["paid"]) == ("closed", "10000.000000", "0.000000")
+    assert balance(api, buyer) == "10000.000000"
+
+
+def test_a_dispute_freezes_the_order_until_the_arbiter_splits_it(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    buyer, seller = parties["retailer"], parties["manufacturer"]
+    arbiter = api.create_participant("Rotterdam Arbitration", ["auditor"], "urn:epc:id:pgln:8712345.00010")
+    api.settle()
+    order_id = funded_order(api, buyer, seller, arbiter=arbiter["id"])
+    assert get(api, arbiter, f"/orders/{order_id}")["arbiter"]["id"] == arbiter["id"]
+
+    post(api, seller, f"/orders/{order_id}/resolution", {"toSeller": 50}, status=403)
+    assert post(api, seller, f"/orders/{order_id}/dispute")["state"] == "disputed"
+    ship_to_carrier(api, parties)  # the settler pays nothing on a disputed order
+    assert get(api, seller, f"/orders/{order_id}")["paid"] == "0.000000"
+
+    order = post(api, arbiter, f"/orders/{order_id}/resolution", {"toSeller": 40})
+    assert (order["state"], order["paid"], order["refunded"]) == ("closed", "4000.000000", "6000.000000")
+
+
+def test_a_milestone_released_by_hand_must_be_reached_and_is_paid_once(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    buyer, seller = parties["retailer"], parties["manufacturer"]
+    order_id = funded_order(api, buyer, seller)
+    refused = post(api, seller, f"/orders/{order_id}/releases", {"milestone": "shipped"}, status=409)
+    assert refused["title"] == "TradeEscrowMilestoneNotReached"
+
+    m = parties["manufacturer"]
+    post(api, m, "/products", {"gtin": GTIN, "serial": "7001"}, status=202)
+    post(api, m, "/shipments", {"sscc": PALLET, "contents": [ITEM], "destination": CARRIER_PARTY}, status=202)
+    for _ in range(3):  # the captures only: no settler round before the manual release
+        api.services.submitter.run_once()
+    order = post(api, seller, f"/orders/{order_id}/releases", {"milestone": "shipped"})
+    assert order["paid"] == "3000.000000"
+    again = post(api, buyer, f"/orders/{order_id}/releases", {"milestone": "shipped"}, status=409)
+    assert again["title"] == "TradeEscrowMilestoneAlreadyReleased"
+    api.settle()  # the settler finds nothing left to do for Shipped
+    assert balance(api, seller) == "3000.000000"
+
+
+def test_a_participant_sees_and_acts_on_only_its_own_orders(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    buyer, seller, carrier = parties["retailer"], parties["manufacturer"], parties["carrier"]
+    order_id = funded_order(api, buyer, seller)
+    assert [o["orderId"] for o in get(api, buyer, "/orders")] == [order_id]
+    assert get(api, carrier, "/orders") == []
+    assert (
+        get(api, carrier, f"/orders/{order_id}", status=404)["detail"]
+        == f"you are party to no order {order_id}"
+    )
+    post(api, carrier, f"/orders/{order_id}/dispute", status=404)
+    forbidden = post(api, seller, f"/orders/{order_id}/funding", status=403)
+    assert "only the order's buyer" in forbidden["detail"]
+    post(api, seller, f"/orders/{order_id}/reclaim", status=403)
+    assert api.client.get("/orders").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("overrides", "names"),
+    [
+        ({"milestones": {"shipped": 30, "received": 60}}, "add up to 100"),
+        ({"amount": "10.1234567"}, "amount"),
+        ({"amount": "-5"}, "amount"),
+        ({"seller": "no-such-participant"}, "seller"),
+        ({"deadline": "2020-01-01T00:00:00+00:00"}, "deadline"),
+        ({"deadline": "2030-01-01T00:00:00"}, "deadline"),  # no time zone
+        ({"shipment": "urn:epc:id:sscc:6901234.000000070"}, "sscc"),
+        ({"penalties": {"excursion": 101}}, "penalties.excursion"),
+    ],
+)
+def test_a_bad_order_is_refused_naming_the_field_and_nothing_is_written(
+    api: Api, parties: dict[str, dict[str, Any]], overrides: dict[str, Any], names: str
+) -> None:
+    buyer, seller = parties["retailer"], parties["manufacturer"]
+    response = api.client.post(
+        "/orders", json=order_terms(seller, **overrides), headers=api.as_participant(buyer)
+    )
+    assert response.status_code in (400, 422), response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert names in response.json()["detail"]
+    assert get(api, buyer, "/orders") == []
+    assert api.services.settlement is not None and api.services.settlement.escrow.order_count() == 0
+
+
+def test_a_participant_cannot_sell_to_itself(api: Api, parties: dict[str, dict[str, Any]]) -> None:
+    buyer = parties["retailer"]
+    refused = post(api, buyer, "/orders", order_terms(buyer), status=422)
+    assert refused["detail"] == "seller: a participant cannot sell to itself"
+
+
+def test_an_own_wallet_participant_is_told_to_call_the_escrow_itself(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    wallet = api.admin(
+        "POST",
+        "/participants",
+        json={
+            "name": "Self-custody Buyer",
+            "roles": ["retailer"],
+            "country": "DE",
+            "address": "0x00000000000000000000000000000000000000b1",
+        },
+    ).json()
+    escrow = api.services.settlement.escrow.address  # type: ignore[union-attr]
+    refused = post(api, wallet, "/orders", order_terms(parties["manufacturer"]), status=409)
+    assert refused["title"] == "Own wallet" and escrow in refused["detail"]
+
+
+def test_the_settlement_endpoint_names_the_contracts_and_the_faucet_is_capped(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    contracts = api.client.get("/settlement").json()
+    settlement = api.services.settlement
+    assert settlement is not None
+    assert contracts["escrow"] == settlement.escrow.address
+    assert contracts["registry"] == api.services.registry.address
+    assert contracts["token"] == {"address": settlement.token.address, "symbol": "dUSD", "decimals": 6}
+    buyer = parties["retailer"]
+    assert post(api, buyer, "/settlement/faucet", {"amount": "12.5"})["balance"] == "12.500000"
+    post(api, buyer, "/settlement/faucet", {"amount": "1000001"}, status=422)
+
+
+def test_orders_settle_on_anvil_and_postgresql(
+    real_api: Api, real_parties: dict[str, dict[str, Any]]
+) -> None:
+    buyer, seller = real_parties["retailer"], real_parties["manufacturer"]
+    order_id = funded_order(real_api, buyer, seller, shipment="urn:epc:id:sscc:6901234.0000000702")
+    m = real_parties["manufacturer"]
+    post(real_api, m, "/products", {"gtin": GTIN, "serial": "7002"}, status=202)
+    item = "urn:epc:id:sgtin:6901234.067890.7002"
+    body = {"sscc": "urn:epc:id:sscc:6901234.0000000702", "contents": [item], "destination": CARRIER_PARTY}
+    post(real_api, m, "/shipments", body, status=202)
+    real_api.settle()
+    order = get(real_api, buyer, f"/orders/{order_id}")
+    assert (order["paid"], order["state"]) == ("3000.000000", "funded")
