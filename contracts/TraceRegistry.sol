@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 
 /// @title TraceRegistry
 /// @notice Records the signed supply-chain events of products, lots and logistic units (pallets,
@@ -26,12 +27,22 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 /// Aggregation (packing items into a case, cases onto a pallet) points a child at its parent; a
 /// child's custody is its outermost parent's, so moving a pallet moves everything on it without
 /// looping over the children.
+///
+/// Merkle-anchored mode, for high volume: an account holding ANCHORER_ROLE (the service's relayer)
+/// records only the Merkle root of many signed events in one {anchor} transaction, a few dozen gas
+/// per event. Anchored events are not applied: custody state and heads on chain stay as they are,
+/// and the service enforces the same rules off chain before it signs them. Anyone holding an event,
+/// its signature and its inclusion proof checks it with {verifyAnchored}: the root was anchored, the
+/// proof leads from the event's leaf to it, the signature is the signer's and the signer holds the
+/// role the kind asks for.
 contract TraceRegistry is AccessControl, EIP712 {
     bytes32 public constant MANUFACTURER_ROLE = keccak256("MANUFACTURER_ROLE");
     bytes32 public constant CARRIER_ROLE = keccak256("CARRIER_ROLE");
     bytes32 public constant CUSTOMS_ROLE = keccak256("CUSTOMS_ROLE");
     bytes32 public constant RETAILER_ROLE = keccak256("RETAILER_ROLE");
     bytes32 public constant AUDITOR_ROLE = keccak256("AUDITOR_ROLE");
+    /// @notice May anchor Merkle roots of signed events (the service's relayer); not a participant role.
+    bytes32 public constant ANCHORER_ROLE = keccak256("ANCHORER_ROLE");
 
     /// @notice How many units an item may be packed in, one inside the other (case, pallet, container, ...).
     uint256 public constant MAX_PACKING_DEPTH = 8;
@@ -95,6 +106,13 @@ contract TraceRegistry is AccessControl, EIP712 {
         bytes32 head;
     }
 
+    /// @notice Where and how big an anchored batch is; `count` is zero for a root never anchored.
+    struct Anchor {
+        uint64 blockNumber;
+        uint64 timestamp;
+        uint32 count;
+    }
+
     struct Product {
         address manufacturer;
         Status status;
@@ -117,6 +135,7 @@ contract TraceRegistry is AccessControl, EIP712 {
     /// a storage slot on every commissioning.
     mapping(bytes32 subject => address) private _custodians;
     mapping(bytes32 subject => address) private _pendingReceivers;
+    mapping(bytes32 root => Anchor) private _anchors;
 
     /// @notice Emitted once per recorded event, after its effect is applied.
     /// @param head The subject's head hash after this event.
@@ -131,7 +150,11 @@ contract TraceRegistry is AccessControl, EIP712 {
         bytes32 head
     );
 
+    /// @notice Emitted once per {anchor}: `count` signed events are the leaves under `root`.
+    event BatchAnchored(bytes32 indexed root, address indexed anchorer, uint32 count);
+
     error TraceRegistryEmptyBatch();
+    error TraceRegistryAlreadyAnchored(bytes32 root, uint64 blockNumber);
     error TraceRegistryUnknownKind(bytes32 subject, uint8 kind);
     error TraceRegistryInvalidSignature(bytes32 subject, address signer, address recovered);
     error TraceRegistryStaleHead(bytes32 subject, bytes32 head, bytes32 signedHead);
@@ -216,6 +239,72 @@ contract TraceRegistry is AccessControl, EIP712 {
             else if (kind == Kind.Excursion) _excursion(ev.subject, signer);
             // Kind.Observe: signed and chained, no custody effect.
         }
+    }
+
+    // ---------------------------------------------------------------- anchoring
+
+    /// @notice Records the Merkle root of a batch of `count` signed events, without applying them.
+    /// @dev Leaves are {anchoredLeaf} of each event; inner nodes hash sorted pairs, as OpenZeppelin's
+    /// {MerkleProof} expects. The contract cannot see the leaves, so `count` is the anchorer's claim,
+    /// kept for statistics; what an anchor proves is that whoever holds a leaf and its proof held it
+    /// when this block was made. Requirements: the caller holds ANCHORER_ROLE; `count` is not zero;
+    /// the root was not anchored before (a block number and time per root, never overwritten).
+    /// Emits {BatchAnchored}.
+    function anchor(bytes32 root, uint32 count) external onlyRole(ANCHORER_ROLE) {
+        if (count == 0) revert TraceRegistryEmptyBatch();
+        Anchor storage existing = _anchors[root];
+        if (existing.count != 0) revert TraceRegistryAlreadyAnchored(root, existing.blockNumber);
+        _anchors[root] = Anchor(uint64(block.number), uint64(block.timestamp), count);
+        emit BatchAnchored(root, msg.sender, count);
+    }
+
+    /// @notice Whether `signed` is a leaf of the anchored batch `root`, signed by its signer, who holds
+    /// the role its kind asks for (Commission: manufacturer; Inspect: customs; Sell: retailer; Recall:
+    /// manufacturer or auditor; any other: any participant role), today.
+    /// @dev Custody is not checked here: anchored events change no state on chain, so their custody
+    /// continuity is checked off chain, over the subject's signed head chain. Never reverts on a
+    /// false claim; returns false.
+    function verifyAnchored(
+        SignedEvent calldata signed,
+        bytes32[] calldata proof,
+        bytes32 root
+    ) external view returns (bool) {
+        if (_anchors[root].count == 0) return false;
+        TraceEvent calldata ev = signed.ev;
+        if (ev.kind > uint8(type(Kind).max)) return false;
+        bytes32 digest = _hashTypedDataV4(_hashTraceEvent(ev));
+        (address recovered, ECDSA.RecoverError failure, ) = ECDSA.tryRecover(digest, signed.r, signed.vs);
+        if (failure != ECDSA.RecoverError.NoError || recovered != signed.signer) return false;
+        if (!_holdsRoleFor(Kind(ev.kind), signed.signer)) return false;
+        return MerkleProof.verifyCalldata(proof, root, _leaf(digest, signed.signer, signed.r, signed.vs));
+    }
+
+    /// @notice The Merkle leaf of a signed event in an anchored batch.
+    /// @dev `keccak256(bytes.concat(keccak256(abi.encode(digest, signer, r, vs))))`, where `digest` is
+    /// the event's EIP-712 digest (so a leaf is bound to this chain and this contract). Hashing twice,
+    /// as OpenZeppelin's StandardMerkleTree does, separates leaves from inner nodes: an inner node is
+    /// keccak256 of 64 bytes, a leaf keccak256 of a 32-byte hash, so no inner node can be presented as
+    /// a leaf (that would take a keccak256 collision between a 32- and a 64-byte input), and a proof
+    /// for a subtree never verifies as a proof of an event.
+    function anchoredLeaf(SignedEvent calldata signed) external view returns (bytes32) {
+        return _leaf(_hashTypedDataV4(_hashTraceEvent(signed.ev)), signed.signer, signed.r, signed.vs);
+    }
+
+    /// @notice The block, time and size of the anchored batch `root`; zeros if it was never anchored.
+    function anchorOf(bytes32 root) external view returns (Anchor memory) {
+        return _anchors[root];
+    }
+
+    function _leaf(bytes32 digest, address signer, bytes32 r, bytes32 vs) private pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(digest, signer, r, vs))));
+    }
+
+    function _holdsRoleFor(Kind kind, address signer) private view returns (bool) {
+        if (kind == Kind.Commission) return hasRole(MANUFACTURER_ROLE, signer);
+        if (kind == Kind.Inspect) return hasRole(CUSTOMS_ROLE, signer);
+        if (kind == Kind.Sell) return hasRole(RETAILER_ROLE, signer);
+        if (kind == Kind.Recall) return hasRole(MANUFACTURER_ROLE, signer) || hasRole(AUDITOR_ROLE, signer);
+        return _isParticipant(signer);
     }
 
     // ---------------------------------------------------------------- effects
@@ -337,13 +426,16 @@ contract TraceRegistry is AccessControl, EIP712 {
     // ---------------------------------------------------------------- checks
 
     function _checkParticipant(address signer) private view {
-        if (
-            !hasRole(MANUFACTURER_ROLE, signer) &&
-            !hasRole(CARRIER_ROLE, signer) &&
-            !hasRole(CUSTOMS_ROLE, signer) &&
-            !hasRole(RETAILER_ROLE, signer) &&
-            !hasRole(AUDITOR_ROLE, signer)
-        ) revert TraceRegistryNotParticipant(signer);
+        if (!_isParticipant(signer)) revert TraceRegistryNotParticipant(signer);
+    }
+
+    function _isParticipant(address signer) private view returns (bool) {
+        return
+            hasRole(MANUFACTURER_ROLE, signer) ||
+            hasRole(CARRIER_ROLE, signer) ||
+            hasRole(CUSTOMS_ROLE, signer) ||
+            hasRole(RETAILER_ROLE, signer) ||
+            hasRole(AUDITOR_ROLE, signer);
     }
 
     /// @dev Unlike AccessControl's `_checkRole`, this reverts with an error that names the signer.

@@ -10,7 +10,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 
-from tracechain.chain.artifacts import load_artifact
+from tracechain.chain.artifacts import Artifact
 from tracechain.chain.connect import Chain
 from tracechain.chain.eip712 import EventSigner
 from tracechain.chain.escrow import EscrowResult, OrderTerms, Token, TradeEscrow
@@ -220,9 +220,8 @@ class Trade:
         record(self.registry, self.retailer, Kind.RECEIVE, self.shipment)
 
 
-def deploy_contract(chain: Chain, name: str, *args: Any) -> Contract:
-    """Deploys a compiled contract by name (the test tokens in contracts/mocks, say)."""
-    artifact = load_artifact(name)
+def deploy_contract(chain: Chain, artifact: Artifact, *args: Any) -> Contract:
+    """Deploys a compiled contract (a test token of contracts/mocks, say: `mock_artifacts`)."""
     receipt = transact(
         chain, chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode).constructor(*args)
     )

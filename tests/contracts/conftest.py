@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 from eth_account import Account
 
+from tracechain.chain.artifacts import Artifact
+from tracechain.chain.compiler import compile_contracts
 from tracechain.chain.connect import Chain
 from tracechain.chain.escrow import Token, TradeEscrow
 from tracechain.chain.registry import Role, TraceRegistry
@@ -36,6 +39,22 @@ def packed_item(registry: TraceRegistry, manufacturer: Actor, case: bytes) -> by
     record(registry, manufacturer, Kind.COMMISSION, subject)
     pack(registry, manufacturer, case, subject)
     return subject
+
+
+# ---------------------------------------------------------------- test-only contracts
+
+
+@pytest.fixture(scope="session")
+def mock_artifacts() -> dict[str, Artifact]:
+    """The test tokens of contracts/mocks/, compiled once per session: the package ships none of them."""
+    artifacts = {}
+    for text in compile_contracts(test_contracts=True).files.values():
+        data = json.loads(text)
+        if "abi" in data:
+            artifacts[data["contractName"]] = Artifact(
+                data["contractName"], data["abi"], data["bytecode"], data["deployedBytecode"]
+            )
+    return artifacts
 
 
 # ---------------------------------------------------------------- settlement (TradeEscrow)

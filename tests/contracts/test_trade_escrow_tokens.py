@@ -7,6 +7,7 @@ import pytest
 from web3.contract import Contract
 
 from tracechain.chain import reverts
+from tracechain.chain.artifacts import Artifact
 from tracechain.chain.escrow import EscrowLog, Milestone, OrderState, Token
 from tracechain.chain.reverts import decode_revert
 from tracechain.chain.trace_event import ZERO_ADDRESS
@@ -35,8 +36,8 @@ def balances(trade: Trade, token: Contract) -> tuple[int, int, int]:
 
 
 @pytest.fixture
-def reentrant(trade: Trade) -> Contract:
-    return deploy_contract(trade.chain, "ReentrantToken")
+def reentrant(trade: Trade, mock_artifacts: dict[str, Artifact]) -> Contract:
+    return deploy_contract(trade.chain, mock_artifacts["ReentrantToken"])
 
 
 def arm(trade: Trade, token: Contract, payload: str, bubble: bool) -> None:
@@ -134,8 +135,10 @@ def test_reentry_during_funding_is_blocked(trade: Trade, reentrant: Contract) ->
 # ---------------------------------------------------------------- token returning no bool (USDT)
 
 
-def test_a_token_returning_nothing_settles_like_any_other(trade: Trade) -> None:
-    token = deploy_contract(trade.chain, "NoBoolToken")
+def test_a_token_returning_nothing_settles_like_any_other(
+    trade: Trade, mock_artifacts: dict[str, Artifact]
+) -> None:
+    token = deploy_contract(trade.chain, mock_artifacts["NoBoolToken"])
     escrow = trade.escrow
     delivered = order_in(trade, token)
     escrow.fund(trade.buyer, delivered)
@@ -158,8 +161,10 @@ def test_a_token_returning_nothing_settles_like_any_other(trade: Trade) -> None:
 # ---------------------------------------------------------------- fee-on-transfer token
 
 
-def test_funding_in_a_fee_on_transfer_token_is_rejected(trade: Trade) -> None:
-    token = deploy_contract(trade.chain, "FeeOnTransferToken")
+def test_funding_in_a_fee_on_transfer_token_is_rejected(
+    trade: Trade, mock_artifacts: dict[str, Artifact]
+) -> None:
+    token = deploy_contract(trade.chain, mock_artifacts["FeeOnTransferToken"])
     order_id = order_in(trade, token)
 
     with pytest.raises(reverts.TradeEscrowAmountNotReceived) as exc:

@@ -4,6 +4,10 @@ The compiler is the official one pinned in package.json (the npm `solc` package,
 scripts/solc.cjs so it answers like the native binary), or a native `solc` named in settings. All
 sources, OpenZeppelin's included, go into the standard-JSON input by content under stable names, so
 the same sources give the same bytecode on any machine and with either compiler of the same version.
+
+Test-only contracts (contracts/mocks/: hostile tokens) are not part of the package: they are left out
+of the shipped artifacts and of the source list a proof bundle cites, and the tests compile them on
+their own (`compile_contracts(test_contracts=True)`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from tracechain.errors import CompilerError
 CONTRACTS_DIR = SOURCE_ROOT / "contracts"
 NODE_MODULES = SOURCE_ROOT / "node_modules"
 SOLC_SHIM = SOURCE_ROOT / "scripts" / "solc.cjs"
+TEST_CONTRACTS = "mocks"
+"""The folder of contracts/ that holds test-only contracts."""
 
 # Cancun runs on every node tracechain supports (eth-tester's py-evm, anvil, geth, Besu).
 EVM_VERSION = "cancun"
@@ -40,11 +46,17 @@ class CompiledContracts:
     files: dict[str, str]
 
 
-def collect_sources(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, str]:
-    """Every source unit the contracts need, keyed by import name (`@openzeppelin/...`, `contracts/...`)."""
-    pending = [
-        f"contracts/{path.relative_to(contracts_dir).as_posix()}" for path in contracts_dir.rglob("*.sol")
+def collect_sources(contracts_dir: Path = CONTRACTS_DIR, test_contracts: bool = False) -> dict[str, str]:
+    """Every source unit the contracts need, keyed by import name (`@openzeppelin/...`, `contracts/...`).
+
+    The package's contracts by default; with `test_contracts`, those of contracts/mocks/ instead.
+    """
+    roots = [
+        path.relative_to(contracts_dir)
+        for path in contracts_dir.rglob("*.sol")
+        if (path.relative_to(contracts_dir).parts[0] == TEST_CONTRACTS) == test_contracts
     ]
+    pending = [f"contracts/{path.as_posix()}" for path in roots]
     sources: dict[str, str] = {}
     while pending:
         name = pending.pop()
@@ -88,10 +100,11 @@ def standard_input(sources: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def compile_contracts(solc_binary: Path | None = None) -> CompiledContracts:
-    """Compile every contract under contracts/ and return the artifact files to write."""
+def compile_contracts(solc_binary: Path | None = None, test_contracts: bool = False) -> CompiledContracts:
+    """Compile the package's contracts and return the artifact files to write (or, with
+    `test_contracts`, the test-only contracts of contracts/mocks/, which are never written)."""
     binary = solc_binary or SOLC_SHIM
-    sources = collect_sources()
+    sources = collect_sources(test_contracts=test_contracts)
     input_json = standard_input(sources)
     try:
         version = solcx.wrapper.get_solc_version(binary)

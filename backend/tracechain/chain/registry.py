@@ -25,6 +25,8 @@ class Role:
     CUSTOMS = keccak(text="CUSTOMS_ROLE")
     RETAILER = keccak(text="RETAILER_ROLE")
     AUDITOR = keccak(text="AUDITOR_ROLE")
+    ANCHORER = keccak(text="ANCHORER_ROLE")
+    """Not a participant role: may anchor Merkle roots (the service's relayer in merkle mode)."""
 
     @classmethod
     def by_name(cls, name: str) -> bytes:
@@ -60,6 +62,27 @@ class ProductState:
     cleared: bool
     excursions: int
     head: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AnchoredBatch:
+    """One BatchAnchored log: `count` signed events are the leaves under `root`."""
+
+    root: bytes
+    anchorer: str
+    count: int
+    block_number: int
+    transaction_hash: bytes
+    log_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """TraceRegistry.anchorOf: zeros for a root never anchored."""
+
+    block_number: int
+    timestamp: int
+    count: int
 
 
 @dataclass(frozen=True)
@@ -105,6 +128,24 @@ class TraceRegistry:
         logs = self.contract.events.EventRecorded().process_receipt(receipt)
         return RecordResult(receipt, [_recorded(log) for log in logs])
 
+    def anchor(self, root: bytes, count: int, gas: int | None = None) -> TxReceipt:
+        """Sent by the relayer, which must hold the anchorer role."""
+        return transact(self.chain, self.contract.functions.anchor(root, count), gas)
+
+    def anchor_of(self, root: bytes) -> Anchor:
+        block_number, timestamp, count = call(self.contract.functions.anchorOf(root))
+        return Anchor(block_number, timestamp, count)
+
+    def verify_anchored(self, signed: SignedEvent, proof: Sequence[bytes], root: bytes) -> bool:
+        return bool(call(self.contract.functions.verifyAnchored(signed.as_abi_tuple(), list(proof), root)))
+
+    def anchored_leaf(self, signed: SignedEvent) -> bytes:
+        return bytes(call(self.contract.functions.anchoredLeaf(signed.as_abi_tuple())))
+
+    def anchored_batches(self, from_block: int = 0, to_block: int | str = "latest") -> list[AnchoredBatch]:
+        logs = self.contract.events.BatchAnchored().get_logs(from_block=from_block, to_block=to_block)
+        return [anchored_batch(log) for log in logs]
+
     def head_of(self, subject: bytes) -> bytes:
         return bytes(call(self.contract.functions.headOf(subject)))
 
@@ -136,6 +177,18 @@ def _recorded(log: Any) -> RecordedEvent:
         ref=bytes(args["ref"]),
         time=args["time"],
         head=bytes(args["head"]),
+        block_number=log["blockNumber"],
+        transaction_hash=bytes(log["transactionHash"]),
+        log_index=log["logIndex"],
+    )
+
+
+def anchored_batch(log: Any) -> AnchoredBatch:
+    args = log["args"]
+    return AnchoredBatch(
+        root=bytes(args["root"]),
+        anchorer=args["anchorer"],
+        count=args["count"],
         block_number=log["blockNumber"],
         transaction_hash=bytes(log["transactionHash"]),
         log_index=log["logIndex"],
