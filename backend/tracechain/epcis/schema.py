@@ -1,6 +1,8 @@
 """Validation of EPCIS 2.0 JSON / JSON-LD documents against GS1's JSON schema, with readable problems.
 
-The schema (draft-07) ships in `data/` with the package and is compiled once. Its errors are
+The schema (draft-07) ships in `data/` with the package and is compiled once, twice in fact: by
+jsonschema-rs, which decides quickly whether a document is valid, and by jsonschema, which explains
+the problems of one that is not. Its errors are
 turned into :class:`Problem` s a capturing client can act on: where (`epcisBody.eventList[0].eventTime`)
 and what, in a sentence. The schema states most alternatives as `anyOf`/`oneOf`, whose raw errors
 list every branch that did not match; only the most specific error of each is kept
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final
 
+import jsonschema_rs
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError, best_match
 
@@ -54,15 +57,20 @@ class Problem:
         return f"{self.location}: {self.reason}"
 
 
-def _load_validator() -> Draft7Validator:
+def _load_schema() -> dict[str, Any]:
     text = resources.files("tracechain.epcis").joinpath("data", _SCHEMA_FILE).read_text("utf-8")
-    schema = json.loads(text)
+    schema: dict[str, Any] = json.loads(text)
     Draft7Validator.check_schema(schema)
-    # date-time and uri formats are checked with rfc3339-validator and rfc3986-validator.
-    return Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER)
+    return schema
 
 
-_VALIDATOR: Final = _load_validator()
+_SCHEMA: Final = _load_schema()
+# date-time and uri formats are checked with rfc3339-validator and rfc3986-validator.
+_VALIDATOR: Final = Draft7Validator(_SCHEMA, format_checker=Draft7Validator.FORMAT_CHECKER)
+# The same schema compiled by jsonschema-rs (Rust), formats included: it answers "valid?" for a
+# 100-event document in under a millisecond where jsonschema takes ~80 ms. Only documents it
+# refuses go through jsonschema, whose errors say where and why.
+_FAST_VALIDATOR: Final = jsonschema_rs.Draft7Validator(_SCHEMA, validate_formats=True)
 
 
 def validate_document(document: Any) -> list[Problem]:
@@ -70,6 +78,8 @@ def validate_document(document: Any) -> list[Problem]:
     if not isinstance(document, dict):
         return [Problem("document", f"must be a JSON object, not {_json_type(document)}")]
     problems = list(_context_problems(document))
+    if _FAST_VALIDATOR.is_valid(document):
+        return problems
     plain: list[Problem] = []
     combined: list[Problem] = []
     for error in _VALIDATOR.iter_errors(document):
