@@ -34,6 +34,7 @@ from web3.contract.contract import ContractFunction
 
 from tracechain.chain.connect import Chain
 from tracechain.chain.escrow import (
+    BPS,
     EscrowResult,
     Milestone,
     OrderState,
@@ -312,3 +313,24 @@ def orders_of(session: Session, participant: Participant) -> list[Order]:
 
 def orders_for_shipments(session: Session, epcs: set[str]) -> list[Order]:
     return list(session.scalars(select(Order).where(Order.shipment_epc.in_(epcs)).order_by(Order.id)))
+
+
+def public_settlement(row: Order) -> dict[str, Any]:
+    """What a shipment's trace tells anyone about an order for it: its state and which milestones
+    and penalties took effect, in shares. Amounts and parties stay between the parties."""
+    snap = row.settlement
+    return {
+        "orderId": row.order_id,
+        "shipment": row.shipment_epc,
+        "state": row.state,
+        "milestones": [
+            {"milestone": name, "share": bps * 100 / BPS, "released": snap["released"][name]}
+            for name, bps in snap["milestoneBps"].items()
+            if bps
+        ],
+        "penalties": [
+            {"penalty": name, "share": bps * 100 / BPS, "applied": snap["penaltiesApplied"][name]}
+            for name, bps in snap["penaltyBps"].items()
+            if bps
+        ],
+    }

@@ -49,9 +49,38 @@ class Page:
     ingredients: list[str]
     recalled: bool
     excursions: int
+    payments: list[Payment] = field(default_factory=list)
 
 
-def build_page(trace: Trace, participants: dict[str, Participant], resolver: str) -> Page:
+@dataclass
+class Payment:
+    """How an order for one of the product's shipments settled, in words: no amounts, no parties."""
+
+    shipment: str
+    status: str
+    lines: list[str]
+
+
+_MILESTONE_WORDS = {
+    "shipped": "when shipped",
+    "customsCleared": "when cleared by customs",
+    "received": "on delivery",
+}
+_PENALTY_WORDS = {"excursion": "a temperature excursion", "recall": "a recall"}
+_ORDER_STATES = {
+    "created": "Awaiting the buyer's payment into escrow",
+    "funded": "Buyer's payment held in escrow, paid out as the goods move",
+    "disputed": "Payment frozen: buyer and seller are in dispute",
+    "closed": "Settled",
+}
+
+
+def build_page(
+    trace: Trace,
+    participants: dict[str, Participant],
+    resolver: str,
+    settlement: list[dict[str, Any]] | None = None,
+) -> Page:
     steps = [
         _step(entry.event.body, entry.event.signer, entry, participants.get(entry.event.signer))
         for entry in trace.entries
@@ -82,7 +111,26 @@ def build_page(trace: Trace, participants: dict[str, Participant], resolver: str
         ingredients=trace.ingredients,
         recalled=any("Recalled" in step.what for step in steps),
         excursions=sum(1 for step in steps if "out of range" in step.what or "sensor alarm" in step.what),
+        payments=[_payment(order) for order in settlement or []],
     )
+
+
+def _payment(order: dict[str, Any]) -> Payment:
+    lines = [
+        f"{_share(m['share'])} {'paid' if m['released'] else 'to be paid'} to the seller "
+        f"{_MILESTONE_WORDS[m['milestone']]}"
+        for m in order["milestones"]
+    ]
+    lines += [
+        f"{_share(p['share'])} refunded to the buyer for {_PENALTY_WORDS[p['penalty']]}"
+        for p in order["penalties"]
+        if p["applied"]
+    ]
+    return Payment(order["shipment"], _ORDER_STATES.get(order["state"], order["state"]), lines)
+
+
+def _share(percent: float) -> str:
+    return f"{percent:g}%"
 
 
 def _commissioning(event: dict[str, Any]) -> bool:

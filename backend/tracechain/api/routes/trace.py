@@ -13,6 +13,7 @@ from tracechain.api.deps import ServicesDep, SessionDep
 from tracechain.api.problems import Problem
 from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc
 from tracechain.proof import proof_bundle
+from tracechain.settlement import orders_for_shipments, public_settlement
 from tracechain.store import queries
 from tracechain.trace import Trace, build_trace, trace_document
 from tracechain.web.page import build_page
@@ -31,7 +32,13 @@ def _found_trace(epc: str, session: SessionDep, services: ServicesDep) -> Trace:
 
 
 def _trace(epc: str, session: SessionDep, services: ServicesDep) -> dict[str, Any]:
-    return trace_document(_found_trace(epc, session, services))
+    trace = _found_trace(epc, session, services)
+    return {**trace_document(trace), "settlement": _settlement(session, trace)}
+
+
+def _settlement(session: SessionDep, trace: Trace) -> list[dict[str, Any]]:
+    """The settlement state of orders paying for the product's shipments (the units it travelled in)."""
+    return [public_settlement(row) for row in orders_for_shipments(session, {trace.epc, *trace.units})]
 
 
 @router.get("/trace/{epc:path}/proof")
@@ -97,7 +104,10 @@ def _resolve(
         return _page_not_found(request, epc, "tracechain holds no events for it.", 404)
     signers = {entry.event.signer for entry in trace.entries}
     page = build_page(
-        trace, queries.participants_by_address(session, signers), str(request.base_url).rstrip("/")
+        trace,
+        queries.participants_by_address(session, signers),
+        str(request.base_url).rstrip("/"),
+        _settlement(session, trace),
     )
     return _templates.TemplateResponse(request, "product.html", {"page": page})
 
