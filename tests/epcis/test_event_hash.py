@@ -123,6 +123,23 @@ def test_inline_term_defined_by_an_object_declares_its_id_as_the_string_form_doe
     assert event_hash_ids(by_object) == event_hash_ids(by_string) == reference_hash_ids(by_string)
 
 
+@pytest.mark.parametrize(
+    "keywords",
+    [{"@version": 1.1}, {"@protected": True}, {"@version": 1.1, "@protected": True}],
+    ids=["version", "protected", "both"],
+)
+def test_inline_context_keywords_hash_as_if_absent(keywords: dict[str, Any]) -> None:
+    """The reference crashes on them (a number or boolean in its prefix table); they declare no prefix."""
+    extended = event(epcList=["urn:epc:id:sgtin:0614141.107346.2017"], **{"ex:field": "x"})
+    with_keywords = document_of(
+        extended, context=[EPCIS_CONTEXT, {**keywords, "ex": "https://ns.example.com/ex/"}]
+    )
+    without = document_of(extended, context=[EPCIS_CONTEXT, {"ex": "https://ns.example.com/ex/"}])
+    with pytest.raises(ReferenceCannotHash):
+        reference_hash_ids(with_keywords)
+    assert event_hash_ids(with_keywords) == reference_hash_ids(without)
+
+
 def test_digital_link_example_9_6_4_hashes_as_its_urn_twin() -> None:
     """Its Digital Links name the very lots and product the URN example names."""
     urns = event_hash_ids(example("Example_9.6.4-TransformationEvent.jsonld"))
@@ -318,7 +335,9 @@ def _sgtin(draw: st.DrawFn) -> str:
     prefix = draw(st.sampled_from(_COMPANY_PREFIXES))
     reference = draw(_reference_digits(prefix, 13))
     urn = f"urn:epc:id:sgtin:{prefix}.{reference}.{draw(_SERIALS)}"
-    return draw(st.sampled_from([urn, _digital_link_or(urn), _digital_link_or(urn) + "?17=250131"]))
+    link = _digital_link_or(urn)
+    short_names = link.replace("/01/", "/gtin/").replace("/21/", "/ser/")
+    return draw(st.sampled_from([urn, link, link + "?17=250131", short_names]))
 
 
 @st.composite
@@ -357,16 +376,19 @@ def _digital_link_or(urn: str) -> str:
 
 @st.composite
 def _time(draw: st.DrawFn) -> tuple[str, str]:
-    """An event time written at an offset, with 0-6 fractional digits, and that offset."""
+    """An event time written at an offset, with 0-9 fractional digits, and that offset; sometimes
+    in a form ISO 8601 allows less plainly (a space for the T, a 4-digit offset)."""
     hours = draw(st.integers(-11, 13))
     minutes = draw(st.sampled_from([0, 30]))
     offset = f"{'-' if hours < 0 else '+'}{abs(hours):02d}:{minutes:02d}"
-    digits = draw(st.integers(0, 6))
+    digits = draw(st.integers(0, 9))
     fraction = "." + draw(st.text(alphabet="0123456789", min_size=digits, max_size=digits)) if digits else ""
     day = draw(st.integers(1, 28))
-    clock = f"{draw(st.integers(0, 23)):02d}:{draw(st.integers(0, 59)):02d}:{draw(st.integers(0, 58)):02d}"
+    clock = f"{draw(st.integers(0, 23)):02d}:{draw(st.integers(0, 59)):02d}:{draw(st.integers(0, 59)):02d}"
     zone = draw(st.sampled_from([offset, "Z"])) if offset == "+00:00" else offset
-    return f"2024-03-{day:02d}T{clock}{fraction}{zone}", offset
+    separator = draw(st.sampled_from(["T", "T", "T", " "]))
+    zone = draw(st.sampled_from([zone, zone, zone.replace(":", "")]))
+    return f"2024-03-{day:02d}{separator}{clock}{fraction}{zone}", offset
 
 
 _QUANTITY = st.builds(
@@ -380,10 +402,33 @@ _EXTENSION_VALUE = st.recursive(
         st.text(alphabet="abcXYZ019 .-", max_size=8),
         st.integers(-1000, 1000),
         st.booleans(),
-        st.sampled_from(["shipping", "in_transit", "Temperature", "urn:epc:id:sgtin:0614141.107346.2017"]),
+        st.none(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.sampled_from(
+            [
+                "shipping",
+                "in_transit",
+                "Temperature",
+                "urn:epc:id:sgtin:0614141.107346.2017",
+                "urn:epcglobal:cbv:disp:active",
+                " 3.50 ",
+                "+1e3",
+                "1_000",
+                "-0",
+                "nan",
+                "https://gs1.org/voc/Temperature",
+                "https://ref.gs1.org/cbv/BizStep-shipping",
+                "did_not_occur",
+                "2024-03-01T10:00:00.5+01:00",
+            ]
+        ),
     ),
     lambda children: (
-        st.dictionaries(st.sampled_from(["example:a", "example:b", "example:c"]), children, min_size=1)
+        st.dictionaries(
+            st.sampled_from(["example:a", "example:b", "example:aList", "other:c", "plain", "myTime"]),
+            children,
+            min_size=1,
+        )
         | st.lists(children, min_size=1, max_size=3)
     ),
     max_leaves=6,
@@ -488,7 +533,13 @@ def _generated_event(draw: st.DrawFn) -> dict[str, Any]:
             )
         ),
         "disposition": st.sampled_from(_DISPOSITIONS),
-        "readPoint": _sgln().map(lambda gln: {"id": gln}),
+        "readPoint": st.builds(
+            lambda gln, extra: {"id": gln, **extra},
+            _sgln(),
+            st.sampled_from(
+                [{}, {"example:door": "2"}, {"other:transactionRef": "x"}, {"example:a": "1", "other:c": "2"}]
+            ),
+        ),
         "bizLocation": st.builds(
             lambda gln, extra: {"id": gln, **extra}, _sgln(), st.sampled_from([{}, {"example:bay": "7"}])
         ),
@@ -501,6 +552,11 @@ def _generated_event(draw: st.DrawFn) -> dict[str, Any]:
         "certificationInfo": st.just("https://accreditation-council.example.org/certificate/ABC12345"),
         "example:extension": _EXTENSION_VALUE,
         "other:extension": _EXTENSION_VALUE,
+        "undeclared": _EXTENSION_VALUE,
+        "errorDeclaration": st.builds(
+            lambda reason: {"declarationTime": "2024-03-02T10:00:00Z", "reason": reason},
+            st.sampled_from(["did_not_occur", "incorrect_data", "https://ns.example.com/er/typo"]),
+        ),
     }
     for key, strategy in optional.items():
         if draw(st.booleans()):
@@ -517,11 +573,16 @@ _CONTEXTS = st.sampled_from(
         [EPCIS_CONTEXT, {"example": "https://ns.example.com/epcis/"}],
         [EPCIS_CONTEXT, {"example": "https://ns.example.com/epcis/", "other": "urn:example:other:"}],
         [EPCIS_CONTEXT, {"example": "http://ns.example.com/epcis"}],
+        [EPCIS_CONTEXT, {"example": "https://ns.example.com/epcis/", "@vocab": "https://gs1.org/voc/ext/"}],
+        [
+            EPCIS_CONTEXT,
+            {"example": "https://ns.example.com/epcis/", "other": "https://ref.gs1.org/cbv/Other-"},
+        ],
     ]
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_generated_event(), min_size=1, max_size=3), _CONTEXTS)
 def test_native_pre_hash_is_the_references_for_generated_events(
     generated: list[dict[str, Any]], context: list[Any]
