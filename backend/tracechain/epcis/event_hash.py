@@ -84,11 +84,11 @@ def pre_hash_strings(document: dict[str, Any]) -> list[str]:
     except ContextError as exc:
         raise EventHashError(f"cannot read the JSON-LD context of this document: {exc}") from exc
     events = _events(document)
-    namespaces = prehash.namespaces_of(document.get("@context"), replace)
+    reader = prehash.Reader(prehash.namespaces_of(document.get("@context"), replace), replace)
     pre_hashes = []
     for index, event in enumerate(events):
         try:
-            pre_hashes.append(prehash.pre_hash_string(event, namespaces, replace))
+            pre_hashes.append(prehash.pre_hash_string(event, reader))
         except Exception as exc:  # the reference's own failures are as varied (KeyError, TypeError...)
             raise EventHashError(f"event {index} cannot be hashed: {exc!r}") from exc
     return pre_hashes

@@ -145,12 +145,17 @@ _ISO_TIME: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z
 # ---------------------------------------------------------------- JSON to triples
 
 
-class _Reader:
-    """Turns one document's JSON into triples, as the reference's `json_to_py` does."""
+class Reader:
+    """Turns one document's JSON into triples, as the reference's `json_to_py` does.
+
+    One reader serves all events of a document: an `@xmlns` key adds a prefix for the events
+    after it too, as the reference's prefix table does.
+    """
 
     def __init__(self, namespaces: dict[str, str], replace: Callable[[str], str]) -> None:
-        self.namespaces = namespaces  # prefix -> "{namespace}"; `@xmlns` keys add to it, as there
+        self.namespaces = dict(namespaces)  # prefix -> "{namespace}"
         self.replace = replace
+        self._keys: dict[str, str] = {}
 
     def node(self, value: Any) -> Node:
         if isinstance(value, str):
@@ -176,6 +181,7 @@ class _Reader:
                 continue
             if key.startswith("@xmlns"):
                 self.namespaces[key[7:]] = "{" + self._replaced(child) + "}"
+                self._keys.clear()
                 name = self._key(name)
                 continue
             converted = self.node(child)
@@ -201,10 +207,12 @@ class _Reader:
     def _key(self, key: Any) -> Any:
         if not isinstance(key, str):
             return key
-        prefix, colon, rest = key.partition(":")
-        if colon and prefix in self.namespaces:
-            return self.namespaces[prefix] + rest
-        return key
+        written = self._keys.get(key)
+        if written is None:
+            prefix, colon, rest = key.partition(":")
+            written = self.namespaces[prefix] + rest if colon and prefix in self.namespaces else key
+            self._keys[key] = written
+        return written
 
     def _value(self, value: str) -> str:
         prefix, colon, rest = value.partition(":")
@@ -408,9 +416,9 @@ def _generic(children: list[Any]) -> str:
     return "".join(values)
 
 
-def pre_hash_string(event: Any, namespaces: dict[str, str], replace: Callable[[str], str]) -> str:
-    """The pre-hash string of one event of a document with these prefixes and replacements."""
-    node = _corrected(_Reader(namespaces, replace).node(event))
+def pre_hash_string(event: Any, reader: Reader) -> str:
+    """The pre-hash string of one event, read by its document's reader."""
+    node = _corrected(reader.node(event))
     children = node[2]
     ordered = _in_order(children, PROPERTY_ORDER)
     rest = [child for child in children if child[0] not in _NOT_HASHED]
