@@ -140,6 +140,76 @@ def test_inline_context_keywords_hash_as_if_absent(keywords: dict[str, Any]) -> 
     assert event_hash_ids(with_keywords) == reference_hash_ids(without)
 
 
+_EX = {"ex": "https://ns.example.com/"}
+_ODD_DOCUMENTS = {
+    "vocab-expands-unprefixed-keys": document_of(
+        event(epcList=[], myField="https://gs1.org/voc/Thing", other="Thing"),
+        context=[EPCIS_CONTEXT, {"@vocab": "https://ns.example.com/v/"}],
+    ),
+    "unprefixed-keys-dropped-by-json-ld": document_of(
+        event(epcList=[], myField="https://gs1.org/voc/Thing", other="Thing")
+    ),
+    "context-embedded-in-an-event": document_of(
+        event(epcList=[], **{"@context": [EPCIS_CONTEXT, _EX], "ex:f": "shipping", "bizStep": "shipping"}),
+        event(epcList=[], **{"ex:f": "x"}),
+        context=[EPCIS_CONTEXT, {"ex": "https://other.example.com/"}],
+    ),
+    "two-iris-end-alike": document_of(
+        event(
+            bizStep="https://ref.gs1.org/cbv/BizStep-x",
+            disposition="https://ref.gs1.org/cbv/Disp-x",
+            **{"ex:f": "x"},
+        ),
+        context=[EPCIS_CONTEXT, _EX],
+    ),
+    "replacement-across-events": document_of(
+        event(bizStep="shipping"), event(**{"ex:f": "shipping"}), context=[EPCIS_CONTEXT, _EX]
+    ),
+    "compact-iri-values": document_of(
+        event(
+            bizStep="cbv:BizStep-shipping",
+            sensorElementList=[{"sensorReport": [{"type": "gs1:Speed", "value": 5, "ex:u": "Speed"}]}],
+            **{"ex:f": "shipping", "ex:thing": {"id": "gs1:Item-1", "ex:v": "Item-1"}},
+        ),
+        context=[EPCIS_CONTEXT, _EX],
+    ),
+    "master-data-in-the-header": {
+        **document_of(event(**{"ex:f": "Foo"}), context=[EPCIS_CONTEXT, _EX]),
+        "epcisHeader": {
+            "epcisMasterData": {
+                "vocabularyList": [
+                    {
+                        "type": "urn:epcglobal:epcis:vtype:BusinessLocation",
+                        "vocabularyElementList": [
+                            {
+                                "id": "urn:epc:id:sgln:0614141.00777.0",
+                                "attributes": [
+                                    {
+                                        "id": "urn:epcglobal:cbv:mda#name",
+                                        "attribute": "https://gs1.org/voc/Foo",
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                ]
+            }
+        },
+    },
+    "one-event-body": {**document_of(), "epcisBody": {"event": event(bizStep="shipping")}},
+    "times-dateutil-reads": document_of(
+        event(eventTime="January 1 2024 10:00 +0100"),
+        event(eventTime="not a time"),
+        event(eventTime="2024-01-01 10:00Z"),
+    ),
+}
+
+
+@pytest.mark.parametrize("document", _ODD_DOCUMENTS.values(), ids=_ODD_DOCUMENTS.keys())
+def test_odd_documents_hash_as_the_reference_hashes_them(document: dict[str, Any]) -> None:
+    assert pre_hash_strings(document) == reference_pre_hashes(document)
+
+
 def test_digital_link_example_9_6_4_hashes_as_its_urn_twin() -> None:
     """Its Digital Links name the very lots and product the URN example names."""
     urns = event_hash_ids(example("Example_9.6.4-TransformationEvent.jsonld"))

@@ -169,18 +169,18 @@ def process(active: Context, local: Any, override_protected: bool = False) -> Co
     Processed contexts are cached by what they were built from: documents of one sender repeat
     one inline context, and the scoped contexts derived from a context are cached on it.
     """
-    if not isinstance(local, dict | list):
-        return _process(active, local, override_protected)
     try:
         written = json.dumps(local, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError):
-        return _process(active, local, override_protected)
+    except (TypeError, ValueError) as exc:
+        raise ContextError(f"a JSON-LD context must be JSON: {exc}") from exc
     cache_key = (active.key, written, override_protected)
     result = _PROCESSED.get(cache_key)
     if result is None:
         result = _process(active, local, override_protected)
         if len(_PROCESSED) >= _PROCESSED_LIMIT:
             _PROCESSED.clear()
+        # Every context but the empty one gets a key naming its derivation, so contexts derived
+        # from it are cached apart from those derived from any other.
         if not result.key and result is not _empty():
             result.key = (
                 f"{active.key}|{hashlib.sha256(written.encode()).hexdigest()}{int(override_protected)}"
@@ -208,6 +208,9 @@ def _process(active: Context, local: Any, override_protected: bool) -> Context:
 
 
 def _apply(active: Context, local: dict[str, Any], override_protected: bool) -> Context:
+    imported = local.get("@import")
+    if isinstance(imported, str) and imported not in BUNDLED_CONTEXTS:
+        raise RemoteContext(imported)
     for key in local:
         if key in _UNSUPPORTED_CONTEXT_KEYS:
             raise UnsupportedContext(f"{key} in a JSON-LD context")
