@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from tracechain.api.app import create_app
 from tracechain.chain.connect import Chain
 from tracechain.config import ChainMode, Settings
 from tracechain.errors import ConfigurationError
+from tracechain.store.models import Order
 
 from .conftest import Api, service_settings
 from .test_capture import ITEM, commissioning
@@ -87,3 +92,50 @@ def test_background_workers_complete_a_capture_on_their_own(tmp_path: Path, anvi
             assert time.monotonic() < deadline, f"capture job still {job['status']} after 30 s"
             time.sleep(0.05)
         assert client.get(f"/trace/{ITEM}").json()["verdict"] == "verified"
+
+
+def test_a_request_commits_before_its_response_starts(api: Api) -> None:
+    """A client acting on an answer must find what it promised: the request's transaction commits
+    before the first byte of the response goes out, not after (FastAPI's default for yield deps)."""
+    buyer = api.create_participant("Early Buyer", ["retailer"], "urn:epc:id:pgln:8712345.00002")
+    seller = api.create_participant("Early Seller", ["manufacturer"], "urn:epc:id:pgln:6901234.00000")
+    api.settle()
+    deadline = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    order = {
+        "seller": seller["id"],
+        "shipment": "urn:epc:id:sscc:6901234.0000000009",
+        "amount": "10",
+        "milestones": {"received": 100},
+        "deadline": deadline,
+    }
+    orders_at_response_start: list[int] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": json.dumps(order).encode(), "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 201
+            with api.services.sessions() as session:
+                orders_at_response_start.append(len(session.scalars(select(Order)).all()))
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/orders",
+        "raw_path": b"/orders",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {buyer['apiKey']}".encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    asyncio.run(api.client.app(scope, receive, send))  # type: ignore[arg-type]
+    assert orders_at_response_start == [1]
