@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +66,11 @@ class Settings(BaseSettings):
     """Blocks a record must be buried under before the read model calls it confirmed."""
     batch_size: int = 200
     """Most signed events per transaction."""
+    recording_mode: Literal["batched", "merkle"] = "batched"
+    """batched: every signed event goes through TraceRegistry.record(), which checks and applies it
+    on chain (custody that escrow can read). merkle: a batch's events become the leaves of a Merkle
+    tree and one transaction anchors its root; custody is enforced off chain only (README: Recording
+    modes)."""
     poll_interval: float = 0.2
     """Seconds between the submitter's and the indexer's rounds when idle."""
 

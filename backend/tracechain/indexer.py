@@ -1,4 +1,5 @@
-"""Follows TraceRegistry's logs into the read model.
+"""Follows TraceRegistry's logs into the read model: EventRecorded per recorded event, and in merkle
+mode BatchAnchored per anchored batch, which confirms every record under its root.
 
 A record is confirmed once its log is `confirmations` blocks deep. The indexer keeps the hash of
 every block it read up to, so after a restart it resumes where it stopped, and when the chain's hash
@@ -61,10 +62,27 @@ class Indexer:
                 record.tx_hash = HexBytes(logged.transaction_hash).to_0x_hex()
                 capture_ids.add(capture_id)
                 confirmed += 1
+            confirmed += self._confirm_anchored(session, next_block, to_block, capture_ids)
             block = self.w3.eth.get_block(to_block)
             session.add(IndexedBlock(number=to_block, hash=HexBytes(block["hash"]).to_0x_hex()))
             queries.forget_blocks_before(session, to_block - KEPT_BLOCKS)
             queries.complete_jobs(session, capture_ids, datetime.now(UTC))
+        return confirmed
+
+    def _confirm_anchored(
+        self, session: Session, from_block: int, to_block: int, capture_ids: set[str]
+    ) -> int:
+        """Merkle mode: every record under an anchored root is confirmed with the anchor's log."""
+        anchored = self.registry.anchored_batches(from_block=from_block, to_block=to_block)
+        ours = queries.records_for_roots(session, {batch.root for batch in anchored})
+        confirmed = 0
+        for batch in anchored:
+            for record, capture_id in ours.get(batch.root, []):
+                record.status = RecordStatus.CONFIRMED
+                record.block_number, record.log_index = batch.block_number, batch.log_index
+                record.tx_hash = HexBytes(batch.transaction_hash).to_0x_hex()
+                capture_ids.add(capture_id)
+                confirmed += 1
         return confirmed
 
     def _resume_point(self, session: Session) -> int:

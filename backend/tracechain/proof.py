@@ -19,7 +19,8 @@ def _hex(value: bytes) -> str:
 
 def proof_bundle(trace: Trace, domain: Domain) -> dict[str, Any]:
     """Every event of the trace in EPCIS 2.0 with its CBV hash id, and for each of its chain records
-    the signed fields, the signature and where the chain logged it."""
+    the signed fields, the signature and where the chain logged it: its EventRecorded log, or in
+    merkle mode the BatchAnchored log of its batch with the root and the record's inclusion proof."""
     info = build_info()
     return {
         "format": BUNDLE_FORMAT,
@@ -61,6 +62,9 @@ def proof_bundle(trace: Trace, domain: Domain) -> dict[str, Any]:
                         "transaction": record.tx_hash,
                         "block": record.block_number,
                         "logIndex": record.log_index,
+                        "anchor": {"root": _hex(record.anchor_root), "proof": record.merkle_proof}
+                        if record.anchor_root
+                        else None,
                     }
                     for record in entry.event.records
                 ],

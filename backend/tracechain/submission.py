@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Literal
 
 from hexbytes import HexBytes
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,6 +22,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import TransactionNotFound
 from web3.types import Nonce, TxParams, TxReceipt, Wei
 
+from tracechain.chain.merkle import MerkleTree, leaf_of
 from tracechain.chain.registry import TraceRegistry
 from tracechain.chain.transactions import as_tracechain_error
 from tracechain.errors import ChainError
@@ -34,16 +36,22 @@ log = logging.getLogger(__name__)
 # yet hold the batches sent before this one, so it would fail exactly when pipelining.
 GAS_PER_RECORD = 150_000
 GAS_BASE = 60_000
+GAS_ANCHOR = 100_000  # anchor() takes about 48,600 whatever the batch's size
 
 
 class Submitter:
     def __init__(
-        self, sessions: sessionmaker[Session], registry: TraceRegistry, batch_size: int = 200
+        self,
+        sessions: sessionmaker[Session],
+        registry: TraceRegistry,
+        batch_size: int = 200,
+        recording_mode: Literal["batched", "merkle"] = "batched",
     ) -> None:
         self.sessions = sessions
         self.registry = registry
         self.chain = registry.chain
         self.batch_size = batch_size
+        self.recording_mode = recording_mode
         self._nonce_lock = threading.Lock()
 
     # ---------------------------------------------------------------- preparing
@@ -111,12 +119,27 @@ class Submitter:
         return batch
 
     def prepare_records(self, session: Session, records: Sequence[ChainRecord]) -> Batch:
+        """One transaction for `records`: record() in batched mode; in merkle mode anchor() of the
+        root of a tree over them, each record keeping its root and inclusion proof."""
+        if self.recording_mode == "merkle":
+            return self._prepare_anchor(session, records)
         fn = self.registry.contract.functions.record(
             [record.signed_event().as_abi_tuple() for record in records]
         )
         batch = self.prepare_call(session, fn, gas=GAS_BASE + GAS_PER_RECORD * len(records))
         for record in records:
             record.batch_id, record.status = batch.id, RecordStatus.SENT
+        return batch
+
+    def _prepare_anchor(self, session: Session, records: Sequence[ChainRecord]) -> Batch:
+        separator = self.registry.domain.separator
+        tree = MerkleTree.build([leaf_of(separator, record.signed_event()) for record in records])
+        fn = self.registry.contract.functions.anchor(tree.root, len(records))
+        batch = self.prepare_call(session, fn, gas=GAS_ANCHOR)
+        for index, record in enumerate(records):
+            record.batch_id, record.status = batch.id, RecordStatus.SENT
+            record.anchor_root = tree.root
+            record.merkle_proof = ["0x" + sibling.hex() for sibling in tree.proof(index)]
         return batch
 
     # ---------------------------------------------------------------- the worker's round

@@ -4,8 +4,11 @@ ingredients' histories, recursively. Pure functions over store rows: no chain ca
 Each event is checked against what was signed and recorded: its CBV hash id recomputed from the
 stored content, every chain record's signature recovered to the stored signer, the signer holding a
 role, each subject's records forming an unbroken head chain from zero, and a receipt accepted only
-by the party the shipment named. One overall verdict: `tampered` if any check fails (with the
-reasons), else `pending` while any record awaits confirmation, else `verified`.
+by the party the shipment named. In merkle mode each record's stored inclusion proof must also lead
+from its leaf to the root the indexer saw anchored; custody was checked at capture by the contract's
+rules, and the head chain and receipts are checked here from the signed events. One overall
+verdict: `tampered` if any check fails (with the reasons), else `pending` while any record awaits
+confirmation, else `verified`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tracechain.chain.eip712 import Domain, recover_signer
+from tracechain.chain.merkle import leaf_of, verify_proof
 from tracechain.chain.trace_event import ZERO_HASH, Kind, next_head, subject_id
 from tracechain.epcis.event_hash import event_hash_id, hash_id_digest
 from tracechain.epcis.mapping import bare_vocabulary
@@ -41,6 +45,8 @@ class EventCheck:
     signer_holds_role: bool = True
     head_matches: bool = True
     custody_continuous: bool = True
+    anchor_proof_valid: bool = True
+    """Merkle mode: each anchored record's proof leads from its leaf to its batch's root."""
     confirmed: bool = True
     problems: list[str] = field(default_factory=list)
 
@@ -181,6 +187,10 @@ def _check(
             or recover_signer(domain.separator, record.signed_event()) != record.signer
         ):
             check.fail("signature_valid", f"the signature on {record.subject_epc}'s record does not recover")
+        if record.anchor_root is not None and not _included(record, domain):
+            check.fail(
+                "anchor_proof_valid", f"the record of {record.subject_epc} is not in its anchored batch"
+            )
         if record.head != next_head(record.prev_head, record.event_hash):
             check.fail(
                 "head_matches", f"the head of {record.subject_epc} is not keccak256(previous head, hash)"
@@ -190,6 +200,17 @@ def _check(
         if record.status != RecordStatus.CONFIRMED:
             check.confirmed = False
     return check
+
+
+def _included(record: ChainRecord, domain: Domain) -> bool:
+    """The stored proof leads from the record's leaf (its signed event) to its anchored root."""
+    if record.r is None or record.vs is None or record.merkle_proof is None:
+        return False
+    try:
+        proof = [bytes.fromhex(sibling.removeprefix("0x")) for sibling in record.merkle_proof]
+    except (ValueError, AttributeError):
+        return False
+    return verify_proof(proof, record.anchor_root or b"", leaf_of(domain.separator, record.signed_event()))
 
 
 def _digest(hash_id: str) -> bytes | None:
@@ -245,6 +266,7 @@ def trace_document(trace: Trace) -> dict[str, Any]:
                     "signerHoldsRole": entry.check.signer_holds_role,
                     "headMatches": entry.check.head_matches,
                     "custodyContinuous": entry.check.custody_continuous,
+                    "anchorProofValid": entry.check.anchor_proof_valid,
                     "confirmed": entry.check.confirmed,
                     "problems": entry.check.problems,
                     "records": [
@@ -255,6 +277,7 @@ def trace_document(trace: Trace) -> dict[str, Any]:
                             "block": record.block_number,
                             "logIndex": record.log_index,
                             "transaction": record.tx_hash,
+                            "anchorRoot": "0x" + record.anchor_root.hex() if record.anchor_root else None,
                         }
                         for record in entry.event.records
                     ],

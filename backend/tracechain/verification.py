@@ -14,9 +14,11 @@ from typing import Any
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
+from web3.exceptions import MismatchedABI
 
 from tracechain.chain.artifacts import load_artifact
 from tracechain.chain.eip712 import Domain, recover_signer
+from tracechain.chain.merkle import leaf_of, verify_proof
 from tracechain.chain.registry import Role
 from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent, next_head
 from tracechain.epcis.event_hash import event_hash_id, hash_id_digest
@@ -97,13 +99,36 @@ def verify_bundle(bundle: dict[str, Any], w3: Web3) -> BundleVerification:
             )
     for records in by_subject.values():
         head = "0x" + "00" * 32
-        for _, _, claimed, check in sorted(records, key=lambda item: (item[0], item[1])):
+        for claimed, check in _chain_order(records):
             if claimed["prevHead"] != head:
                 check.problems.append(
                     f"an event of {claimed['subjectEpc']} is missing or reordered before this one"
                 )
             head = claimed["head"]
     return BundleVerification(problems, checks)
+
+
+def _chain_order(
+    records: list[tuple[int, int, dict[str, Any], RecordCheck]],
+) -> list[tuple[dict[str, Any], RecordCheck]]:
+    """A subject's records in the order the chain holds them. Records anchored in one batch share a
+    block and log; among those, the signed head chain itself gives the order."""
+    ordered: list[tuple[dict[str, Any], RecordCheck]] = []
+    head = "0x" + "00" * 32
+    records = sorted(records, key=lambda item: (item[0], item[1]))
+    start = 0
+    while start < len(records):
+        end = start
+        while end < len(records) and records[end][:2] == records[start][:2]:
+            end += 1
+        group = [(claimed, check) for _, _, claimed, check in records[start:end]]
+        while group:
+            following = next((g for g in group if g[0]["prevHead"] == head), group[0])
+            group.remove(following)
+            ordered.append(following)
+            head = following[0]["head"]
+        start = end
+    return ordered
 
 
 def _content_problem(event: dict[str, Any], context: Any, event_id: str) -> str | None:
@@ -157,33 +182,96 @@ def _check_record(
     if not claimed.get("transaction"):
         check.problems.append("not recorded on chain yet")
         return
-    log = _logged(claimed, contract, receipts, w3)
-    if log is None:
-        check.problems.append(
-            f"no EventRecorded log {claimed['logIndex']} in transaction {claimed['transaction']}"
-        )
+    if claimed.get("anchor"):
+        found = _check_anchored(claimed, trace_event, separator, contract, receipts, w3, check)
+    else:
+        found = _check_logged(claimed, trace_event, contract, receipts, w3, check)
+    if not found:
         return
-    args = log["args"]
-    logged = {
-        "subject": bytes(args["subject"]) == trace_event.subject,
-        "eventHash": bytes(args["eventHash"]) == event_hash,
-        "signer": args["signer"] == claimed["signer"],
-        "kind": args["kind"] == int(kind),
-        "counterpart": args["counterpart"] == claimed["counterpart"],
-        "ref": bytes(args["ref"]) == trace_event.ref,
-        "time": args["time"] == trace_event.time,
-        "head": bytes(args["head"]) == head,
-        "block": log["blockNumber"] == claimed["block"],
-    }
-    for name, matches in logged.items():
-        if not matches:
-            check.problems.append(f"{name} differs from what the chain logged")
     roles = _REQUIRED_ROLES.get(kind, _ANY_ROLE)
     if not any(_had_role(contract, role, claimed["signer"], claimed["block"]) for role in roles):
         check.problems.append(f"{claimed['signer']} held none of the roles {', '.join(roles)}")
 
 
-def _logged(claimed: dict[str, Any], contract: Contract, receipts: dict[str, Any], w3: Web3) -> Any:
+def _check_logged(
+    claimed: dict[str, Any],
+    trace_event: TraceEvent,
+    contract: Contract,
+    receipts: dict[str, Any],
+    w3: Web3,
+    check: RecordCheck,
+) -> bool:
+    """A recorded event: its EventRecorded log matches the claim field by field. False if the
+    transaction holds no such log."""
+    log = _logged(claimed, contract, receipts, w3, "EventRecorded")
+    if log is None:
+        check.problems.append(
+            f"no EventRecorded log {claimed['logIndex']} in transaction {claimed['transaction']}"
+        )
+        return False
+    args = log["args"]
+    logged = {
+        "subject": bytes(args["subject"]) == trace_event.subject,
+        "eventHash": bytes(args["eventHash"]) == trace_event.event_hash,
+        "signer": args["signer"] == claimed["signer"],
+        "kind": args["kind"] == int(trace_event.kind),
+        "counterpart": args["counterpart"] == claimed["counterpart"],
+        "ref": bytes(args["ref"]) == trace_event.ref,
+        "time": args["time"] == trace_event.time,
+        "head": bytes(args["head"]) == bytes.fromhex(claimed["head"][2:]),
+        "block": log["blockNumber"] == claimed["block"],
+    }
+    for name, matches in logged.items():
+        if not matches:
+            check.problems.append(f"{name} differs from what the chain logged")
+    return True
+
+
+def _check_anchored(
+    claimed: dict[str, Any],
+    trace_event: TraceEvent,
+    separator: bytes,
+    contract: Contract,
+    receipts: dict[str, Any],
+    w3: Web3,
+    check: RecordCheck,
+) -> bool:
+    """An anchored event: the transaction logged BatchAnchored for the claimed root, the proof leads
+    from the event's leaf to that root off chain, and the contract's verifyAnchored agrees. False if
+    the transaction holds no such log."""
+    root = bytes.fromhex(claimed["anchor"]["root"][2:])
+    proof = [bytes.fromhex(sibling[2:]) for sibling in claimed["anchor"]["proof"]]
+    log = _logged(claimed, contract, receipts, w3, "BatchAnchored")
+    if log is None:
+        check.problems.append(
+            f"no BatchAnchored log {claimed['logIndex']} in transaction {claimed['transaction']}"
+        )
+        return False
+    if bytes(log["args"]["root"]) != root:
+        check.problems.append("the anchor root differs from what the chain logged")
+    if log["blockNumber"] != claimed["block"]:
+        check.problems.append("block differs from what the chain logged")
+    signed = SignedEvent(
+        trace_event,
+        claimed["signer"],
+        bytes.fromhex(claimed["signature"]["r"][2:]),
+        bytes.fromhex(claimed["signature"]["vs"][2:]),
+    )
+    if not verify_proof(proof, root, leaf_of(separator, signed)):
+        check.problems.append("the inclusion proof does not lead from the event to the anchored root")
+    verify = contract.functions.verifyAnchored(signed.as_abi_tuple(), proof, root)
+    try:
+        on_chain = bool(verify.call(block_identifier=claimed["block"]))
+    except Exception:  # a node that keeps no state that old answers for today
+        on_chain = bool(verify.call())
+    if not on_chain:
+        check.problems.append("TraceRegistry.verifyAnchored refuses the event")
+    return True
+
+
+def _logged(
+    claimed: dict[str, Any], contract: Contract, receipts: dict[str, Any], w3: Web3, event_name: str
+) -> Any:
     transaction = claimed["transaction"]
     if transaction not in receipts:
         try:
@@ -195,7 +283,10 @@ def _logged(claimed: dict[str, Any], contract: Contract, receipts: dict[str, Any
         return None
     for log in receipt["logs"]:
         if log["logIndex"] == claimed["logIndex"] and log["address"] == contract.address:
-            return contract.events.EventRecorded().process_log(log)
+            try:
+                return contract.events[event_name]().process_log(log)
+            except MismatchedABI:  # a log of the other kind at that index
+                return None
     return None
 
 

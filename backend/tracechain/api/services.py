@@ -11,7 +11,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from tracechain.chain.connect import Chain
-from tracechain.chain.deployments import load_or_deploy_escrow, load_or_deploy_registry, settlement_token
+from tracechain.chain.deployments import (
+    ensure_anchorer,
+    load_or_deploy_escrow,
+    load_or_deploy_registry,
+    settlement_token,
+)
 from tracechain.chain.registry import TraceRegistry
 from tracechain.config import Settings
 from tracechain.errors import ConfigurationError
@@ -56,9 +61,16 @@ class Services:
         sessions = session_factory(engine)
         registry = load_or_deploy_registry(chain, settings)
         vault = KeyVault(master)
-        submitter = Submitter(sessions, registry, settings.batch_size)
+        submitter = Submitter(sessions, registry, settings.batch_size, settings.recording_mode)
         settlement, unavailable = None, None
+        if settings.recording_mode == "merkle":
+            ensure_anchorer(registry)
         try:
+            if settings.recording_mode == "merkle":
+                # TradeEscrow pays by the custody TraceRegistry holds, and anchored events change none.
+                raise ConfigurationError(
+                    "recording mode merkle keeps custody off chain: escrow needs batched"
+                )
             escrow = load_or_deploy_escrow(chain, settings, registry)
             token = settlement_token(chain, settings)
             settlement = Settlement(chain, escrow, token, sessions, vault, submitter)

@@ -10,7 +10,7 @@ from eth_utils import to_checksum_address
 
 from tracechain.chain.connect import Chain
 from tracechain.chain.escrow import Token, TradeEscrow
-from tracechain.chain.registry import TraceRegistry
+from tracechain.chain.registry import Role, TraceRegistry
 from tracechain.chain.transactions import call, is_dev_chain
 from tracechain.config import ChainMode, Settings
 from tracechain.errors import ConfigurationError
@@ -24,6 +24,14 @@ def load_or_deploy_registry(chain: Chain, settings: Settings) -> TraceRegistry:
     """
     address = _load_or_deploy(chain, settings, "TraceRegistry", lambda: TraceRegistry.deploy(chain).address)
     return TraceRegistry(chain, address)
+
+
+def ensure_anchorer(registry: TraceRegistry) -> None:
+    """Merkle mode: the relayer, which sends the anchors, holds ANCHORER_ROLE (granted by itself as
+    the registry's admin; on a registry someone else administers, that admin grants it)."""
+    relayer = registry.chain.relayer.address
+    if not registry.has_role(Role.ANCHORER, relayer):
+        registry.grant_role(Role.ANCHORER, relayer)
 
 
 def load_or_deploy_escrow(chain: Chain, settings: Settings, registry: TraceRegistry) -> TradeEscrow:

@@ -142,6 +142,10 @@ class ChainRecord(Base):
     block_number: Mapped[int | None] = mapped_column(BigInteger)
     log_index: Mapped[int | None] = mapped_column(Integer)
     tx_hash: Mapped[str | None] = mapped_column(String(66))
+    anchor_root: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    """Merkle mode: the root of the anchored batch this record is a leaf of (None: recorded by record())."""
+    merkle_proof: Mapped[list[str] | None]
+    """Merkle mode: the record's inclusion proof under `anchor_root`, sibling hashes as 0x-hex."""
 
     event: Mapped[Event] = relationship(back_populates="records")
 
@@ -166,6 +170,7 @@ class ChainRecord(Base):
         UniqueConstraint("subject", "prev_head", name="uq_chain_records_subject_prev_head"),
         Index("ix_chain_records_status", "status"),
         Index("ix_chain_records_subject", "subject"),
+        Index("ix_chain_records_anchor_root", "anchor_root"),
     )
 
 

@@ -179,6 +179,24 @@ def records_for_logs(
     }
 
 
+def records_for_roots(
+    session: Session, roots: Collection[bytes]
+) -> dict[bytes, list[tuple[ChainRecord, str]]]:
+    """The records anchored under each of `roots` (merkle mode), with their capture job's id."""
+    if not roots:
+        return {}
+    query = (
+        select(ChainRecord, Event.capture_id)
+        .join(Event, Event.event_id == ChainRecord.event_id)
+        .where(ChainRecord.anchor_root.in_(set(roots)))
+    )
+    found: dict[bytes, list[tuple[ChainRecord, str]]] = {}
+    for record, capture_id in session.execute(query):
+        assert record.anchor_root is not None
+        found.setdefault(record.anchor_root, []).append((record, capture_id))
+    return found
+
+
 def last_indexed_block(session: Session) -> IndexedBlock | None:
     return session.scalars(select(IndexedBlock).order_by(IndexedBlock.number.desc()).limit(1)).first()
 

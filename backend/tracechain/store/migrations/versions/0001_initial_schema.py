@@ -159,6 +159,8 @@ def upgrade() -> None:
         sa.Column("block_number", sa.BigInteger(), nullable=True),
         sa.Column("log_index", sa.Integer(), nullable=True),
         sa.Column("tx_hash", sa.String(length=66), nullable=True),
+        sa.Column("anchor_root", sa.LargeBinary(length=32), nullable=True),
+        sa.Column("merkle_proof", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(
             ["batch_id"],
             ["batches.id"],
@@ -171,6 +173,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("subject", "prev_head", name="uq_chain_records_subject_prev_head"),
     )
     with op.batch_alter_table("chain_records", schema=None) as batch_op:
+        batch_op.create_index("ix_chain_records_anchor_root", ["anchor_root"], unique=False)
         batch_op.create_index("ix_chain_records_status", ["status"], unique=False)
         batch_op.create_index("ix_chain_records_subject", ["subject"], unique=False)
 
@@ -200,6 +203,7 @@ def downgrade() -> None:
     with op.batch_alter_table("chain_records", schema=None) as batch_op:
         batch_op.drop_index("ix_chain_records_subject")
         batch_op.drop_index("ix_chain_records_status")
+        batch_op.drop_index("ix_chain_records_anchor_root")
 
     op.drop_table("chain_records")
     with op.batch_alter_table("events", schema=None) as batch_op:
