@@ -11,9 +11,8 @@ copied verbatim (hence the long lines), and so are its habits, which differ from
   finest level of identification (a serial wins over a lot) and no CPV or query string.
 - Anything it does not recognise, including keys it recognises but writes wrongly, is `None`:
   the hash then uses the value as written.
-- An SGTIN serial of up to 20 characters is matched by a pattern that ends with `$` while the
-  serial's length is counted from a fixed offset; a GRAI, GDTI or SGCN serial is appended to the
-  key without `/21/`; a CPV is cut one character short. All kept: ids must match.
+- A Digital Link on any host is re-hosted at `https://id.gs1.org`, and the host pattern leaves the
+  dots of `id.gs1.org` unescaped (any character matches there). Kept: ids must match.
 
 The reference tries some twenty patterns in turn on every value that contains a dot; here the
 EPC URN patterns are picked by their scheme prefix (they are anchored on it, so at most one can
@@ -429,7 +428,7 @@ def _digital_link(uri: str) -> str | None:
             uri = uri.replace("/01/", "/01/000000")
     after_cpv = uri[uri.find("/22/") + 4 :]
     if any(pattern.match(uri) for pattern in _CPV_LAST):
-        # [:-1] drops the CPV's last character, not a trailing slash: the reference's doing.
+        # The CPV ends the path, so it holds no "/": find() is -1 and the slice drops it whole.
         uri = uri[: uri.find("/22/")] + after_cpv[after_cpv.find("/") : -1]
     if any(pattern.match(uri) for pattern in _CPV_BEFORE_QUALIFIER):
         uri = uri[: uri.find("/22/")] + after_cpv[after_cpv.find("/") :]
