@@ -223,13 +223,14 @@ class Settlement:
 
         Penalties go first: a release pays a share of what is unreleased, so a penalty applied after
         the last release would find nothing left to refund. One transaction per order at a time;
-        the next waits until the outbox has it mined. Runs only when a new block arrived, since
-        nothing an order depends on changes between blocks. Returns the transactions it queued.
+        the next waits until the outbox has it mined. Runs only when a new block arrived (nothing an
+        order depends on changes between blocks) or a transaction of its own was still in flight last
+        time. Returns the transactions it queued.
         """
         block = self.chain.w3.eth.block_number
         if block == self._last_block:
             return 0
-        queued = 0
+        queued, waiting = 0, False
         # Inside the outbox for the whole round: the transactions it queues and the rows that point
         # at them commit together, and no second transaction is opened on the same database.
         with self.submitter.outbox() as session:
@@ -240,14 +241,16 @@ class Settlement:
                 if row.settling_batch_id is not None:
                     batch = session.get(Batch, row.settling_batch_id)
                     if batch is not None and batch.status == BatchStatus.PREPARED:
-                        continue  # its last transaction is still in flight
+                        waiting = True  # its last transaction is still in flight: look again next round
+                        continue
                     row.settling_batch_id = None
                 order = self.refresh(row)
                 fn = self._next_step(row, order)
                 if fn is not None:
                     row.settling_batch_id = self.submitter.prepare_call(session, fn, gas=SETTLER_GAS).id
                     queued += 1
-        self._last_block = block
+        if not waiting:
+            self._last_block = block
         return queued
 
     def _next_step(self, row: Order, order: ChainOrder) -> ContractFunction | None:

@@ -287,3 +287,36 @@ def test_orders_settle_on_anvil_and_postgresql(
     real_api.settle()
     order = get(real_api, buyer, f"/orders/{order_id}")
     assert (order["paid"], order["state"]) == ("3000.000000", "funded")
+
+
+def test_the_settler_goes_on_once_its_transaction_is_mined_on_an_idle_chain(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    """Its release was in flight when a round came; the next round must look again although no new
+    block arrived since (the chain is idle once that release is mined)."""
+    buyer, seller, carrier = parties["retailer"], parties["manufacturer"], parties["carrier"]
+    order_id = funded_order(api, buyer, seller)
+    post(api, seller, "/products", {"gtin": GTIN, "serial": "7001"}, status=202)
+    post(
+        api,
+        seller,
+        "/shipments",
+        {"sscc": PALLET, "contents": [ITEM], "destination": CARRIER_PARTY},
+        status=202,
+    )
+    post(api, carrier, f"/shipments/{PALLET}/receipt", {}, status=202)
+    post(api, carrier, "/shipments", {"sscc": PALLET, "destination": RETAILER_PARTY}, status=202)
+    post(api, buyer, f"/shipments/{PALLET}/receipt", {}, status=202)
+    submitter, settler = api.services.submitter, api.services.settlement
+    assert settler is not None
+    for _ in range(3):  # record the captures; no settler round yet
+        submitter.run_once()
+    api.services.indexer.run_once()
+
+    assert settler.settle_round() == 1  # Shipped and Received are reached: Shipped goes first
+    submitter.run_once()  # broadcast: mined in a new block, but the outbox does not know it yet
+    assert settler.settle_round() == 0  # still in flight as far as the outbox knows
+    submitter.run_once()  # the outbox sees it mined; no block follows
+    assert settler.settle_round() == 1  # Received
+    submitter.run_once()
+    assert get(api, buyer, f"/orders/{order_id}")["state"] == "closed"
