@@ -1,8 +1,10 @@
-"""`tracechain demo` records the journey through the HTTP API, and every event of it verifies."""
+"""`tracechain demo` runs the scenario through the HTTP API: the product's history verifies and the
+three orders settle as the story says, shown in its tables."""
 
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from rich.console import Console
@@ -12,9 +14,12 @@ from tracechain.config import ChainMode, Settings
 from tracechain.demo import run_demo
 
 
-def test_the_demo_journey_is_recorded_through_the_api_and_verified(
-    tmp_path: Path, anvil_node: AnvilNode
-) -> None:
+def row(*cells: str) -> re.Pattern[str]:
+    """A table row holding these cells in order, however rich pads them."""
+    return re.compile(r"│\s*" + r"\s*│\s*".join(re.escape(cell) for cell in cells) + r"\s*│")
+
+
+def test_the_demo_records_the_journey_and_settles_three_orders(tmp_path: Path, anvil_node: AnvilNode) -> None:
     settings = Settings(
         chain=ChainMode.RPC,
         rpc_url=anvil_node.url,
@@ -23,13 +28,33 @@ def test_the_demo_journey_is_recorded_through_the_api_and_verified(
         poll_interval=0.05,
     )
     output = io.StringIO()
-    assert run_demo(settings, Console(file=output, width=140))
+    assert run_demo(settings, Console(file=output, width=200))
     printed = output.getvalue()
-    for step in ("Produced", "Packed onto pallet", "Inspected: cleared", "Received", "Sold"):
+    for step in ("Produced", "Packed onto pallet", "Sensor readings taken", "Inspected: cleared", "Sold"):
         assert step in printed, step
-    assert printed.count("│ yes") == 8 and "verdict: verified" in printed
+    assert "9 events; verdict: verified" in printed and "tampered" not in printed
+    assert row("Blue Water Ocean Lines", "7").search(printed)
+    assert row("all", "21").search(printed)
+
+    assert row(
+        "1", "on time, 30% shipped / 70% received", "10,000.00", "10,000.00", "0.00", "0.00", "closed", "yes"
+    ).search(printed)
+    assert row(
+        "2", "temperature excursion, 25% penalty", "8,000.00", "6,000.00", "2,000.00", "0.00", "closed", "yes"
+    ).search(printed)
+    assert row(
+        "3", "never shipped, deadline missed", "5,000.00", "0.00", "5,000.00", "0.00", "closed", "yes"
+    ).search(printed)
+    assert row("Amsterdam Home Retail", "23,000.00", "7,000.00", "-16,000.00").search(printed)
+    assert row("Shenzhen Bright Electronics", "0.00", "16,000.00", "+16,000.00").search(printed)
     link = "http://127.0.0.1:8000/01/06901234678901/21/"
     assert f"Consumer page: run make serve and open {link}" in printed
 
-    # A second run finds its parties again (their API keys kept in the data folder) and adds a product.
-    assert run_demo(settings, Console(file=io.StringIO(), width=140))
+    # A second run finds its parties again (their API keys kept in the data folder) and adds three
+    # more orders; the manufacturer's balance carries over.
+    output = io.StringIO()
+    assert run_demo(settings, Console(file=output, width=200))
+    assert row("4", "on time, 30% shipped / 70% received").search(output.getvalue())
+    assert row("Shenzhen Bright Electronics", "16,000.00", "32,000.00", "+16,000.00").search(
+        output.getvalue()
+    )

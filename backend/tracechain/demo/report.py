@@ -1,0 +1,100 @@
+"""The tables the demo ends with: one product's verified history, events per party, each order's
+payments, and the balances they moved."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from tracechain.demo.scenario import MANUFACTURER, RETAILER, DemoOrder, DemoParty
+from tracechain.epcis.mapping import describe
+
+
+def print_history(console: Console, trace: dict[str, Any], names: dict[str, str]) -> None:
+    table = Table(title=f"History of {trace['epc']}")
+    for column in ("when (UTC)", "what", "unit", "by", "block", "verified"):
+        table.add_column(column)
+    for entry in trace["events"]:
+        event, checks = entry["event"], entry["verification"]
+        when = datetime.fromisoformat(event["eventTime"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+        blocks = sorted({r["block"] for r in checks["records"] if r["block"] is not None})
+        verdict = "[green]yes[/]" if checks["status"] == "verified" else f"[red]{checks['status']}[/]"
+        unit = "item" if entry["relation"] == "self" else "pallet"
+        by = names.get(entry["signer"], entry["signer"])
+        table.add_row(when, describe(event), unit, by, ", ".join(map(str, blocks)), verdict)
+    console.print(table)
+    colour = "green" if trace["verdict"] == "verified" else "red"
+    console.print(f"{len(trace['events'])} events; verdict: [bold {colour}]{trace['verdict']}[/]")
+    for reason in trace["reasons"]:
+        console.print(f"[red]{reason}[/]")
+
+
+def print_events_per_party(console: Console, counts: Counter[str], parties: list[str]) -> None:
+    table = Table(title="Events per party (each signed by it, recorded on chain)")
+    table.add_column("party")
+    table.add_column("events", justify="right")
+    for name in parties:
+        table.add_row(name, str(counts[name]))
+    table.add_row("[bold]all[/]", f"[bold]{sum(counts.values())}[/]")
+    console.print(table)
+
+
+def print_orders(console: Console, orders: list[tuple[DemoOrder, dict[str, Any]]]) -> None:
+    table = Table(title="Orders: the retailer's escrow payments to the manufacturer")
+    for column, justify in (
+        ("order", "right"),
+        ("story", "left"),
+        ("amount", "right"),
+        ("paid to seller", "right"),
+        ("refunded to buyer", "right"),
+        ("in escrow", "right"),
+        ("state", "left"),
+        ("as expected", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for story, order in orders:
+        paid, refunded = Decimal(order["paid"]), Decimal(order["refunded"])
+        expected = paid == story.expected_paid and refunded == story.expected_refunded
+        table.add_row(
+            str(order["orderId"]),
+            story.label,
+            money(order["amount"]),
+            money(paid),
+            money(refunded),
+            money(order["unreleased"]),
+            order["state"],
+            "[green]yes[/]" if expected else "[red]no[/]",
+        )
+    console.print(table)
+
+
+def print_balances(
+    console: Console,
+    before: dict[DemoParty, Decimal],
+    after: dict[DemoParty, Decimal],
+    orders: list[dict[str, Any]],
+) -> None:
+    symbol = orders[0]["token"]["symbol"] if orders else ""
+    table = Table(title=f"Balances in {symbol}: this run's orders, after the buyer's faucet top-up")
+    for column in ("party", "before", "after", "change"):
+        table.add_column(column, justify="left" if column == "party" else "right")
+    for party in (RETAILER, MANUFACTURER):
+        change = after[party] - before[party]
+        table.add_row(
+            party.name,
+            money(before[party]),
+            money(after[party]),
+            f"{'+' if change >= 0 else ''}{money(change)}",
+        )
+    held = sum((Decimal(o["unreleased"]) for o in orders), Decimal(0))
+    table.add_row("TradeEscrow (these orders)", "", money(held), "")
+    console.print(table)
+
+
+def money(value: Decimal | str) -> str:
+    return f"{Decimal(value):,.2f}"

@@ -1,0 +1,232 @@
+"""The demo's story (../shared/DOMAIN.md): who takes part, which events each captures, and the three
+orders the retailer pays through escrow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from tracechain.epcis.builders import aggregation_event, object_event, sensor_event
+
+SHENZHEN = timezone(timedelta(hours=8))
+
+
+@dataclass(frozen=True)
+class DemoParty:
+    name: str
+    roles: tuple[str, ...]
+    party_id: str  # PGLN: how EPCIS documents name it
+    location: str  # SGLN of where it acts
+    country: str
+
+
+MANUFACTURER = DemoParty(
+    "Shenzhen Bright Electronics",
+    ("manufacturer",),
+    "urn:epc:id:pgln:6901234.00000",
+    "urn:epc:id:sgln:6901234.00001.0",
+    "CN",
+)
+CARRIER = DemoParty(
+    "Blue Water Ocean Lines",
+    ("carrier",),
+    "urn:epc:id:pgln:5790001.00000",
+    "urn:epc:id:sgln:5790001.00001.0",
+    "DK",
+)
+CUSTOMS = DemoParty(
+    "EU Customs Rotterdam",
+    ("customs",),
+    "urn:epc:id:pgln:8712345.00009",
+    "urn:epc:id:sgln:8712345.00009.0",
+    "NL",
+)
+RETAILER = DemoParty(
+    "Amsterdam Home Retail",
+    ("retailer",),
+    "urn:epc:id:pgln:8712345.00002",
+    "urn:epc:id:sgln:8712345.00002.0",
+    "NL",
+)
+PARTIES = (MANUFACTURER, CARRIER, CUSTOMS, RETAILER)
+
+Steps = list[tuple[DemoParty, list[dict[str, Any]]]]
+"""Who captures which EPCIS events, in order: one capture document per entry."""
+
+COLD_CHAIN = (Decimal(2), Decimal(8))
+"""The agreed temperature range in °C; a reading outside it is an excursion."""
+
+SHORT_DEADLINE = timedelta(seconds=10)
+"""The missed-deadline order's delivery window: short, so the demo need not wait weeks to show it."""
+
+
+@dataclass(frozen=True)
+class DemoOrder:
+    """One of the retailer's orders from the manufacturer, and what happens to its shipment."""
+
+    label: str
+    amount: Decimal
+    milestones: dict[str, int]
+    penalties: dict[str, int]
+    shipped: bool  # False: the manufacturer never ships, and the deadline passes
+    excursion: bool  # the container's temperature leaves the cold-chain range at sea
+    expected_paid: Decimal
+    expected_refunded: Decimal
+
+
+ORDERS = (
+    DemoOrder(
+        "on time, 30% shipped / 70% received",
+        Decimal(10_000),
+        {"shipped": 30, "received": 70},
+        {},
+        shipped=True,
+        excursion=False,
+        expected_paid=Decimal(10_000),
+        expected_refunded=Decimal(0),
+    ),
+    DemoOrder(
+        "temperature excursion, 25% penalty",
+        Decimal(8_000),
+        {"shipped": 30, "received": 70},
+        {"excursion": 25},
+        shipped=True,
+        excursion=True,
+        expected_paid=Decimal(6_000),
+        expected_refunded=Decimal(2_000),
+    ),
+    DemoOrder(
+        "never shipped, deadline missed",
+        Decimal(5_000),
+        {"shipped": 30, "received": 70},
+        {},
+        shipped=False,
+        excursion=False,
+        expected_paid=Decimal(0),
+        expected_refunded=Decimal(5_000),
+    ),
+)
+
+
+def journey(item: str, pallet: str, start: datetime, order: DemoOrder) -> Steps:
+    """The item's way from Shenzhen to the shop, as far as the order's story takes it."""
+    day = timedelta(days=1)
+    departed, arrived = start + 2 * day, start + 30 * day
+    made: Steps = [
+        (
+            MANUFACTURER,
+            [
+                object_event(
+                    [item],
+                    biz_step="commissioning",
+                    action="ADD",
+                    disposition="active",
+                    at=start,
+                    location=MANUFACTURER.location,
+                ),
+                aggregation_event(
+                    pallet, [item], at=start + timedelta(hours=3), location=MANUFACTURER.location
+                ),
+            ],
+        )
+    ]
+    if not order.shipped:
+        return made
+    at_sea: Steps = [
+        (
+            MANUFACTURER,
+            [
+                object_event(
+                    [pallet],
+                    biz_step="shipping",
+                    disposition="in_transit",
+                    at=start + day,
+                    location=MANUFACTURER.location,
+                    destination=CARRIER.party_id,
+                )
+            ],
+        ),
+        (
+            CARRIER,
+            [
+                object_event(
+                    [pallet],
+                    biz_step="receiving",
+                    disposition="in_progress",
+                    at=departed,
+                    location=CARRIER.location,
+                )
+            ],
+        ),
+        (CARRIER, [_temperature(pallet, departed + 10 * day, Decimal("5.5"))]),
+    ]
+    if order.excursion:
+        at_sea.append((CARRIER, [_temperature(pallet, departed + 18 * day, Decimal("11.5"))]))
+    arrival: Steps = [
+        (
+            CUSTOMS,
+            [
+                object_event(
+                    [pallet],
+                    biz_step="inspecting",
+                    disposition="conformant",
+                    at=arrived,
+                    location=CUSTOMS.location,
+                )
+            ],
+        ),
+        (
+            CARRIER,
+            [
+                object_event(
+                    [pallet],
+                    biz_step="shipping",
+                    disposition="in_transit",
+                    at=arrived + day,
+                    location=CUSTOMS.location,
+                    destination=RETAILER.party_id,
+                )
+            ],
+        ),
+        (
+            RETAILER,
+            [
+                object_event(
+                    [pallet],
+                    biz_step="receiving",
+                    disposition="in_progress",
+                    at=arrived + 2 * day,
+                    location=RETAILER.location,
+                )
+            ],
+        ),
+        (
+            RETAILER,
+            [
+                object_event(
+                    [item],
+                    biz_step="retail_selling",
+                    disposition="retail_sold",
+                    at=arrived + 5 * day,
+                    location=RETAILER.location,
+                )
+            ],
+        ),
+    ]
+    return made + at_sea + arrival
+
+
+def _temperature(pallet: str, at: datetime, celsius: Decimal) -> dict[str, Any]:
+    low, high = COLD_CHAIN
+    return sensor_event(
+        [pallet],
+        at=at,
+        measurement="Temperature",
+        value=float(celsius),
+        uom="CEL",
+        minimum=float(low),
+        maximum=float(high),
+        location=CARRIER.location,
+    )
