@@ -69,7 +69,9 @@ def test_anchored_events_leave_custody_on_chain_untouched_and_settlement_off(tra
         state = travelled.services.registry.product_of(subject_id(epc))
         assert state.status is Status.UNKNOWN
     assert travelled.services.settlement is None
-    assert "escrow needs batched" in (travelled.services.settlement_unavailable or "")
+    refused = travelled.client.get("/settlement")
+    assert refused.status_code == 503 and refused.headers["content-type"] == "application/problem+json"
+    assert "escrow needs batched" in refused.json()["detail"]
 
 
 def test_each_anchor_goes_through_the_outbox_one_transaction_per_batch(travelled: Api) -> None:

@@ -62,21 +62,9 @@ class Services:
         registry = load_or_deploy_registry(chain, settings)
         vault = KeyVault(master)
         submitter = Submitter(sessions, registry, settings.batch_size, settings.recording_mode)
-        settlement, unavailable = None, None
         if settings.recording_mode == "merkle":
             ensure_anchorer(registry)
-        try:
-            if settings.recording_mode == "merkle":
-                # TradeEscrow pays by the custody TraceRegistry holds, and anchored events change none.
-                raise ConfigurationError(
-                    "recording mode merkle keeps custody off chain: escrow needs batched"
-                )
-            escrow = load_or_deploy_escrow(chain, settings, registry)
-            token = settlement_token(chain, settings)
-            settlement = Settlement(chain, escrow, token, sessions, vault, submitter)
-        except ConfigurationError as exc:  # tracing works without settlement
-            unavailable = str(exc)
-            log.warning("settlement is off: %s", unavailable)
+        settlement, unavailable = _settlement(settings, chain, registry, sessions, vault, submitter)
         return cls(
             settings=settings,
             chain=chain,
@@ -125,3 +113,26 @@ class Services:
         for thread in self._threads:
             thread.join(timeout=10)
         self.engine.dispose()
+
+
+def _settlement(
+    settings: Settings,
+    chain: Chain,
+    registry: TraceRegistry,
+    sessions: sessionmaker[Session],
+    vault: KeyVault,
+    submitter: Submitter,
+) -> tuple[Settlement | None, str | None]:
+    """The escrow side of the service, or None and why not: tracing works without it."""
+    if settings.recording_mode == "merkle":
+        # TradeEscrow pays by the custody TraceRegistry holds, and anchored events change none.
+        reason = "recording mode merkle keeps custody off chain: escrow needs batched"
+    else:
+        try:
+            escrow = load_or_deploy_escrow(chain, settings, registry)
+            token = settlement_token(chain, settings)
+            return Settlement(chain, escrow, token, sessions, vault, submitter), None
+        except ConfigurationError as exc:
+            reason = str(exc)
+    log.warning("settlement is off: %s", reason)
+    return None, reason
