@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -18,7 +19,7 @@ import pytest
 import uvicorn
 
 from ..api.conftest import Api
-from ..api.test_capture import journey
+from ..api.test_capture import PALLET, journey
 from ..conftest import free_port
 
 OUTPUT = Path(__file__).parents[1] / "output"
@@ -45,7 +46,21 @@ def run_chromium(*arguments: str, profile: Path) -> subprocess.CompletedProcess[
 
 @pytest.fixture
 def served(api: Api, parties: dict[str, dict[str, Any]]) -> Iterator[str]:
-    """The journey recorded, then the same app served over real HTTP on a free port."""
+    """The journey recorded, its pallet paid for through escrow, then the same app served over real
+    HTTP on a free port."""
+    buyer = api.as_participant(parties["retailer"])
+    api.client.post("/settlement/faucet", json={"amount": "1000"}, headers=buyer)
+    order = {
+        "seller": parties["manufacturer"]["id"],
+        "shipment": PALLET,
+        "amount": "1000",
+        "milestones": {"shipped": 30, "received": 70},
+        "deadline": (datetime.now(UTC) + timedelta(days=60)).isoformat(),
+    }
+    created = api.client.post("/orders", json=order, headers=buyer)
+    assert created.status_code == 201, created.text
+    funded = api.client.post(f"/orders/{created.json()['orderId']}/funding", headers=buyer)
+    assert funded.status_code == 200, funded.text
     journey(api, parties)
     api.services.settle()
     port = free_port()
@@ -77,6 +92,7 @@ def test_the_page_loads_on_a_phone_shows_the_verified_journey_and_stays_on_this_
         assert step in dom, step
     assert dom.count('class="badge verified"') == 8
     assert "<svg" in dom and 'class="route"' in dom  # the route and the QR code, inline
+    assert "Settled" in dom and "70% paid to the seller on delivery" in dom  # the pallet's order
 
     page_requests = _requests_of_site(netlog, "http://127.0.0.1")
     assert any(url.endswith(PAGE) for url in page_requests)
