@@ -135,87 +135,44 @@ def journey(item: str, pallet: str, start: datetime, order: DemoOrder) -> Steps:
     if not order.shipped:
         return made
     at_sea: Steps = [
-        (
-            MANUFACTURER,
-            [
-                object_event(
-                    [pallet],
-                    biz_step="shipping",
-                    disposition="in_transit",
-                    at=start + day,
-                    location=MANUFACTURER.location,
-                    destination=CARRIER.party_id,
-                )
-            ],
-        ),
-        (
-            CARRIER,
-            [
-                object_event(
-                    [pallet],
-                    biz_step="receiving",
-                    disposition="in_progress",
-                    at=departed,
-                    location=CARRIER.location,
-                )
-            ],
-        ),
+        (MANUFACTURER, [_shipping(pallet, start + day, MANUFACTURER.location, to=CARRIER)]),
+        (CARRIER, [_receiving(pallet, departed, CARRIER.location)]),
         (CARRIER, [_temperature(pallet, departed + 10 * day, Decimal("5.5"))]),
     ]
     if order.excursion:
         at_sea.append((CARRIER, [_temperature(pallet, departed + 18 * day, Decimal("11.5"))]))
+    cleared = object_event(
+        [pallet], biz_step="inspecting", disposition="conformant", at=arrived, location=CUSTOMS.location
+    )
+    sold = object_event(
+        [item],
+        biz_step="retail_selling",
+        disposition="retail_sold",
+        at=arrived + 5 * day,
+        location=RETAILER.location,
+    )
     arrival: Steps = [
-        (
-            CUSTOMS,
-            [
-                object_event(
-                    [pallet],
-                    biz_step="inspecting",
-                    disposition="conformant",
-                    at=arrived,
-                    location=CUSTOMS.location,
-                )
-            ],
-        ),
-        (
-            CARRIER,
-            [
-                object_event(
-                    [pallet],
-                    biz_step="shipping",
-                    disposition="in_transit",
-                    at=arrived + day,
-                    location=CUSTOMS.location,
-                    destination=RETAILER.party_id,
-                )
-            ],
-        ),
-        (
-            RETAILER,
-            [
-                object_event(
-                    [pallet],
-                    biz_step="receiving",
-                    disposition="in_progress",
-                    at=arrived + 2 * day,
-                    location=RETAILER.location,
-                )
-            ],
-        ),
-        (
-            RETAILER,
-            [
-                object_event(
-                    [item],
-                    biz_step="retail_selling",
-                    disposition="retail_sold",
-                    at=arrived + 5 * day,
-                    location=RETAILER.location,
-                )
-            ],
-        ),
+        (CUSTOMS, [cleared]),
+        (CARRIER, [_shipping(pallet, arrived + day, CUSTOMS.location, to=RETAILER)]),
+        (RETAILER, [_receiving(pallet, arrived + 2 * day, RETAILER.location)]),
+        (RETAILER, [sold]),
     ]
     return made + at_sea + arrival
+
+
+def _shipping(pallet: str, at: datetime, location: str, *, to: DemoParty) -> dict[str, Any]:
+    return object_event(
+        [pallet],
+        biz_step="shipping",
+        disposition="in_transit",
+        at=at,
+        location=location,
+        destination=to.party_id,
+    )
+
+
+def _receiving(pallet: str, at: datetime, location: str) -> dict[str, Any]:
+    return object_event([pallet], biz_step="receiving", disposition="in_progress", at=at, location=location)
 
 
 def _temperature(pallet: str, at: datetime, celsius: Decimal) -> dict[str, Any]:
