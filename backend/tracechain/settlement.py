@@ -58,7 +58,10 @@ MILESTONE_NAMES: Final = {
     Milestone.RECEIVED: "received",
 }
 PENALTY_NAMES: Final = {Penalty.EXCURSION: "excursion", Penalty.RECALL: "recall"}
-OPEN_STATES: Final = (OrderState.CREATED.name.lower(), OrderState.FUNDED.name.lower(), "disputed")
+OPEN_STATES: Final = tuple(
+    state.name.lower() for state in (OrderState.CREATED, OrderState.FUNDED, OrderState.DISPUTED)
+)
+"""Orders the settler keeps reading: their state can still change."""
 SETTLER_GAS = 250_000
 """Ample for release (115k at most) and applyPenalty (97k): the outbox computes gas, never estimates."""
 

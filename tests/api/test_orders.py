@@ -320,3 +320,16 @@ def test_the_settler_goes_on_once_its_transaction_is_mined_on_an_idle_chain(
     assert settler.settle_round() == 1  # Received
     submitter.run_once()
     assert get(api, buyer, f"/orders/{order_id}")["state"] == "closed"
+
+
+def test_funding_by_approval_takes_the_amount_as_a_permit_does(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    buyer, seller = parties["retailer"], parties["manufacturer"]
+    post(api, buyer, "/settlement/faucet", {"amount": "250"})
+    order_id = post(api, buyer, "/orders", order_terms(seller, amount="250"), status=201)["orderId"]
+    funded = post(api, buyer, f"/orders/{order_id}/funding", {"method": "approve"})
+    assert (funded["state"], funded["unreleased"]) == ("funded", "250.000000")
+    assert balance(api, buyer) == "0.000000"
+    again = post(api, buyer, f"/orders/{order_id}/funding", status=409)
+    assert again["title"] == "TradeEscrowUnexpectedState"
