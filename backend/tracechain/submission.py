@@ -124,11 +124,11 @@ class Submitter:
         root of a tree over them, each record keeping its root and inclusion proof."""
         if self.recording_mode == "merkle":
             return self._prepare_anchor(session, records)
-        fn = self.registry.contract.functions.record(
-            [record.signed_event().as_abi_tuple() for record in records]
-        )
+        data = self.registry.record_calldata([record.signed_event() for record in records])
         gas = min(GAS_BASE + GAS_PER_RECORD * len(records), self._block_gas_limit())
-        batch = self.prepare_call(session, fn, gas=gas)
+        batch = self._prepare(
+            session, lambda params: {**params, "to": self.registry.address, "data": data, "gas": gas}
+        )
         for record in records:
             record.batch_id, record.status = batch.id, RecordStatus.SENT
         return batch
