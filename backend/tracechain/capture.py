@@ -13,8 +13,10 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from tracechain.chain.eip712 import Domain, EventSigner, recover_signer
@@ -60,6 +62,10 @@ _NEEDS_KNOWN_SUBJECT = {
     Kind.CONSUME,
     Kind.EXCURSION,
 }
+
+
+# keccak256 of an EPC, asked for several times per event (effects, parents, refs): memoised.
+_subject_id = lru_cache(maxsize=65_536)(subject_id)
 
 
 class DocumentRejected(TracechainError):
@@ -132,20 +138,20 @@ def capture_document(
 
     # Every projection row the document touches, read up front in a query per level of packing.
     state.preload(
-        subject_id(epc)
+        _subject_id(epc)
         for _, _, _, effects in fresh
         for effect in effects
         for epc in (effect.subject, effect.ref_subject)
         if epc
     )
-    records: list[ChainRecord] = []
+    records: list[dict[str, Any]] = []
     for index, event, hash_id, effects in fresh:
         event_time = _event_time(event)
         for effect in effects:
-            subject = subject_id(effect.subject)
+            subject = _subject_id(effect.subject)
             state.load(subject)
             if effect.ref_subject:
-                state.load(subject_id(effect.ref_subject))
+                state.load(_subject_id(effect.ref_subject))
             counterpart = parties.get(effect.counterpart_party or "", ZERO_ADDRESS)
             kind = effect.kind
             if kind in _NEEDS_KNOWN_SUBJECT and subject not in state.model.units:
@@ -169,25 +175,25 @@ def capture_document(
                 continue
             state.touch(subject, effect.subject)
             if effect.ref_subject:
-                state.touch(subject_id(effect.ref_subject), effect.ref_subject)
+                state.touch(_subject_id(effect.ref_subject), effect.ref_subject)
             signed = signer.sign(trace_event) if signer else None
             records.append(
-                ChainRecord(
-                    event_id=hash_id,
-                    subject=subject,
-                    subject_epc=effect.subject,
-                    kind=int(kind),
-                    event_hash=trace_event.event_hash,
-                    counterpart=trace_event.counterpart,
-                    ref=trace_event.ref,
-                    time=trace_event.time,
-                    prev_head=trace_event.prev_head,
-                    head=head,
-                    signer=participant.address,
-                    r=signed.r if signed else None,
-                    vs=signed.vs if signed else None,
-                    status=RecordStatus.QUEUED if signed else RecordStatus.UNSIGNED,
-                )
+                {
+                    "event_id": hash_id,
+                    "subject": subject,
+                    "subject_epc": effect.subject,
+                    "kind": int(kind),
+                    "event_hash": trace_event.event_hash,
+                    "counterpart": trace_event.counterpart,
+                    "ref": trace_event.ref,
+                    "time": trace_event.time,
+                    "prev_head": trace_event.prev_head,
+                    "head": head,
+                    "signer": participant.address,
+                    "r": signed.r if signed else None,
+                    "vs": signed.vs if signed else None,
+                    "status": RecordStatus.QUEUED if signed else RecordStatus.UNSIGNED,
+                }
             )
     if problems:
         raise DocumentRejected(problems)
@@ -204,26 +210,36 @@ def capture_document(
     )
     session.add(job)
     session.flush()
-    by_event: dict[str, list[ChainRecord]] = {}
-    for record in records:
-        by_event.setdefault(record.event_id, []).append(record)
-    for _, event, hash_id, _ in fresh:
-        session.add(
-            Event(
-                event_id=hash_id,
-                capture_id=job.id,
-                event_type=event["type"],
-                biz_step=_bare(event.get("bizStep")),
-                disposition=_bare(event.get("disposition")),
-                event_time=_event_time(event),
-                record_time=now,
-                body=event,
-                context=context,
-                signer=participant.address,
-                epcs=[EventEpc(epc=epc, role=role) for epc, role in sorted(identifiers_of(event))],
-                records=by_event.get(hash_id, []),
-            )
+    if fresh:
+        # Bulk inserts (a statement per table, not an ORM object per row): records keep their
+        # order, so their ids follow the order they were signed in, which the submitter keeps.
+        session.execute(
+            insert(Event),
+            [
+                {
+                    "event_id": hash_id,
+                    "capture_id": job.id,
+                    "event_type": event["type"],
+                    "biz_step": _bare(event.get("bizStep")),
+                    "disposition": _bare(event.get("disposition")),
+                    "event_time": _event_time(event),
+                    "record_time": now,
+                    "body": event,
+                    "context": context,
+                    "signer": participant.address,
+                }
+                for _, event, hash_id, _ in fresh
+            ],
         )
+        named = [
+            {"event_id": hash_id, "epc": epc, "role": role}
+            for _, event, hash_id, _ in fresh
+            for epc, role in sorted(identifiers_of(event))
+        ]
+        if named:
+            session.execute(insert(EventEpc), named)
+    if records:
+        session.execute(insert(ChainRecord), records)
     state.save()
     return Capture(job, len(fresh), len(events) - len(fresh))
 
@@ -251,7 +267,7 @@ def _ref(effect: Effect, kind: Kind) -> bytes:
     if kind is Kind.INSPECT and effect.verdict:
         return effect.verdict
     if kind in (Kind.AGGREGATE, Kind.DISAGGREGATE, Kind.CONSUME) and effect.ref_subject:
-        return subject_id(effect.ref_subject)
+        return _subject_id(effect.ref_subject)
     return ZERO_HASH
 
 

@@ -52,6 +52,31 @@ class Unit:
     parent: bytes = ZERO_HASH
 
 
+class _CopyOnRead(dict[bytes, Unit]):
+    """The units of `base`, each copied from it the first time it is read or replaced here."""
+
+    def __init__(self, base: dict[bytes, Unit]) -> None:
+        super().__init__()
+        self._base = base
+
+    def __missing__(self, subject: bytes) -> Unit:
+        unit = replace(self._base[subject])  # KeyError for a unit that exists in neither
+        self[subject] = unit
+        return unit
+
+    def get(self, subject: bytes, default: Unit | None = None) -> Unit | None:  # type: ignore[override]
+        try:
+            return self[subject]
+        except KeyError:
+            return default
+
+    def __contains__(self, subject: object) -> bool:
+        return dict.__contains__(self, subject) or subject in self._base
+
+    def changed(self) -> dict[bytes, Unit]:
+        return dict(dict.items(self))
+
+
 @dataclass
 class CustodyState:
     """The registry's state: units, heads and who holds which role. Addresses are checksummed."""
@@ -107,9 +132,11 @@ class CustodyState:
                 "TraceRegistryStaleHead", subject=subject, head=head, signedHead=event.prev_head
             )
         effect = _EFFECTS[event.kind]
-        staged = self.copy()
-        effect(staged, event, signer)
-        self.units, self.roles = staged.units, staged.roles
+        # Effects change units in place; they work on copies of the units they touch, kept only
+        # when the event holds. (Copying every unit per event made a document's check quadratic.)
+        staged_units = _CopyOnRead(self.units)
+        effect(CustodyState(staged_units, self.heads, self.roles), event, signer)
+        self.units.update(staged_units.changed())
         self.heads[subject] = next_head(head, event.event_hash)
         return self.heads[subject]
 
