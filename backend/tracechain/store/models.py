@@ -95,6 +95,8 @@ class Event(Base):
         Index("ix_events_record_time_event_id", "record_time", "event_id"),
         Index("ix_events_biz_step", "biz_step"),
         Index("ix_events_event_type", "event_type"),
+        # A capture job's events: its status (records_of_capture) and the indexer completing it.
+        Index("ix_events_capture_id", "capture_id"),
     )
 
 
@@ -170,6 +172,9 @@ class ChainRecord(Base):
         UniqueConstraint("subject", "prev_head", name="uq_chain_records_subject_prev_head"),
         Index("ix_chain_records_status", "status"),
         Index("ix_chain_records_subject", "subject"),
+        # An event's records, loaded with it by every trace: without it a trace scans every record.
+        Index("ix_chain_records_event_id", "event_id"),
+        Index("ix_chain_records_batch_id", "batch_id"),
         Index("ix_chain_records_anchor_root", "anchor_root"),
     )
 

@@ -134,6 +134,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index("ix_events_biz_step", ["biz_step"], unique=False)
+        batch_op.create_index("ix_events_capture_id", ["capture_id"], unique=False)
         batch_op.create_index("ix_events_event_time", ["event_time"], unique=False)
         batch_op.create_index("ix_events_event_type", ["event_type"], unique=False)
         batch_op.create_index("ix_events_record_time_event_id", ["record_time", "event_id"], unique=False)
@@ -174,6 +175,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("chain_records", schema=None) as batch_op:
         batch_op.create_index("ix_chain_records_anchor_root", ["anchor_root"], unique=False)
+        batch_op.create_index("ix_chain_records_batch_id", ["batch_id"], unique=False)
+        batch_op.create_index("ix_chain_records_event_id", ["event_id"], unique=False)
         batch_op.create_index("ix_chain_records_status", ["status"], unique=False)
         batch_op.create_index("ix_chain_records_subject", ["subject"], unique=False)
 
@@ -203,6 +206,8 @@ def downgrade() -> None:
     with op.batch_alter_table("chain_records", schema=None) as batch_op:
         batch_op.drop_index("ix_chain_records_subject")
         batch_op.drop_index("ix_chain_records_status")
+        batch_op.drop_index("ix_chain_records_event_id")
+        batch_op.drop_index("ix_chain_records_batch_id")
         batch_op.drop_index("ix_chain_records_anchor_root")
 
     op.drop_table("chain_records")
@@ -210,6 +215,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_events_record_time_event_id")
         batch_op.drop_index("ix_events_event_type")
         batch_op.drop_index("ix_events_event_time")
+        batch_op.drop_index("ix_events_capture_id")
         batch_op.drop_index("ix_events_biz_step")
 
     op.drop_table("events")
