@@ -92,12 +92,9 @@ class Trace:
 
 def build_trace(session: Session, epc: str, domain: Domain) -> Trace:
     """The verified history of `epc` (canonical form) from the read model."""
-    related = _related_identifiers(session, epc)
+    related, loaded = _related_identifiers(session, epc)
     # Events of one capture can share a time: then the order they were captured in decides.
-    events = sorted(
-        queries.events_naming(session, list(related)),
-        key=lambda e: (e.event_time, min((r.id for r in e.records), default=0)),
-    )
+    events = sorted(loaded, key=lambda e: (e.event_time, min((r.id for r in e.records), default=0)))
     roles = queries.roles_by_address(session)
     chains = _head_chains(events)
     entries = []
@@ -114,29 +111,33 @@ def build_trace(session: Session, epc: str, domain: Domain) -> Trace:
     )
 
 
-def _related_identifiers(session: Session, epc: str) -> dict[str, str]:
-    """epc -> how it relates: the product itself, units it was packed in, ingredients (recursively)."""
+def _related_identifiers(session: Session, epc: str) -> tuple[dict[str, str], list[Event]]:
+    """epc -> how it relates: the product itself, units it was packed in, ingredients (recursively);
+    and every event naming any of them, read level by level on the way (each event once)."""
     related = {epc: "self"}
+    loaded: dict[str, Event] = {}
     frontier = [epc]
     for _ in range(MAX_TRACE_DEPTH):
         found: list[str] = []
+        frontier_subjects = {subject_id(f) for f in frontier}
         for event in queries.events_naming(session, frontier):
+            loaded[event.event_id] = event
             for record in event.records:
                 if record.subject_epc in frontier and record.kind == Kind.AGGREGATE:
                     parent = _epc_of(event, record.ref)
                     if parent and parent not in related:
                         related[parent] = "packed in"
                         found.append(parent)
-                consumed_into_frontier = record.kind == Kind.CONSUME and record.ref in {
-                    subject_id(f) for f in frontier
-                }
+                consumed_into_frontier = record.kind == Kind.CONSUME and record.ref in frontier_subjects
                 if consumed_into_frontier and record.subject_epc not in related:
                     related[record.subject_epc] = "ingredient"
                     found.append(record.subject_epc)
         if not found:
             break
         frontier = found
-    return related
+    else:  # the depth limit: the last level found is included, not followed further
+        loaded.update((event.event_id, event) for event in queries.events_naming(session, frontier))
+    return related, list(loaded.values())
 
 
 def _epc_of(event: Event, subject: bytes) -> str | None:

@@ -8,6 +8,7 @@ several times more. Tests prove both, and the contract, agree.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from coincurve import PrivateKey, PublicKey
@@ -57,7 +58,7 @@ class Domain:
     chain_id: int
     verifying_contract: str
 
-    @property
+    @cached_property
     def separator(self) -> bytes:
         return keccak(
             _DOMAIN_TYPEHASH
