@@ -9,7 +9,7 @@ PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 BROWSER_STAMP := $(VENV)/.browser
 
-.PHONY: install demo test lint compile node serve clean
+.PHONY: install demo test bench lint compile node serve clean
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -44,6 +44,11 @@ test: install $(BROWSER_STAMP)
 	@$(BIN)/tracechain compile --check
 	@$(MAKE) --no-print-directory lint
 	@$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# Ingest speed (naive vs batched vs merkle), gas, trace latency at 1k/100k/1M events, demo time; on
+# its own anvil and PostgreSQL database. `make test` runs its --quick version (tests/test_bench.py).
+bench: install
+	@$(BIN)/python scripts/bench.py
 
 lint: install
 	@$(BIN)/ruff check backend tests scripts

@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -625,13 +625,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="a small run (for make test)")
     parser.add_argument("--skip-demo", action="store_true", help="leave out the demo's wall time")
+    parser.add_argument("--documents", type=int, help="documents of 100 events per ingest run")
+    parser.add_argument("--only-ingest", action="store_true", help="naive and ingest only (for profiling)")
+    parser.add_argument("--only-trace", action="store_true", help="trace latency only (for profiling)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.documents:
+        plan = replace(plan, documents=args.documents)
     results = Results()
     run = f"{int(time.time()) % 100_000}"
     gas_rows: list[tuple[str, str, str]] = []
     with AnvilNode(find_anvil_binary(Settings()), port=free_port()) as node:
         chain = rpc_chain(node.url, ANVIL_DEV_KEY)
+        if args.only_trace:
+            trace_latency(node, chain, plan, results)
+            return 0
         progress(f"anvil at {node.url}; naive baseline, {plan.naive_events} events")
         naive(chain, plan.naive_events, results)
         batched_gas(chain, results, gas_rows)
@@ -646,6 +654,8 @@ def main(argv: list[str] | None = None) -> int:
             results.gas_per_event_merkle = merkle.gas_per_event
         else:
             progress("merkle ingest: skipped, the service has no recording_mode setting yet")
+        if args.only_ingest:
+            return 0
         trace_latency(node, chain, plan, results)
     if not args.skip_demo:
         demo_wall_time(results)
