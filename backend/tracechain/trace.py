@@ -13,15 +13,17 @@ confirmation, else `verified`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from tracechain.chain.eip712 import Domain, recover_signer
 from tracechain.chain.merkle import leaf_of, verify_proof
-from tracechain.chain.trace_event import ZERO_HASH, Kind, next_head, subject_id
+from tracechain.chain.trace_event import ZERO_HASH, Kind, SignedEvent, next_head, subject_id
 from tracechain.epcis.event_hash import event_hash_id, hash_id_digest
 from tracechain.epcis.mapping import bare_vocabulary
 from tracechain.store import queries
@@ -185,7 +187,7 @@ def _check(
             check.confirmed = False  # still awaiting its participant's own signature
         elif (
             record.signer != event.signer
-            or recover_signer(domain.separator, record.signed_event()) != record.signer
+            or _recovered_signer(domain.separator, record.signed_event()) != record.signer
         ):
             check.fail("signature_valid", f"the signature on {record.subject_epc}'s record does not recover")
         if record.anchor_root is not None and not _included(record, domain):
@@ -222,10 +224,25 @@ def _digest(hash_id: str) -> bytes | None:
 
 
 def _recomputed_hash_id(event: Event) -> str:
+    # Keyed by the stored content exactly as read (key order included): an edited row is a new key.
+    return _hash_id_of(json.dumps([event.body, event.context], separators=(",", ":")))
+
+
+# The two costly checks are pure functions of a row's content, memoised: a product traced again
+# (a popular item's QR code) is checked again in full against its rows, without recomputing what
+# the same bytes gave before. Any edit changes the key, so tampering is still seen at once.
+@lru_cache(maxsize=16_384)
+def _hash_id_of(content: str) -> str:
+    body, context = json.loads(content)
     try:
-        return event_hash_id(event.body, event.context)
+        return event_hash_id(body, context)
     except Exception:  # a body edited into something the hash algorithm cannot read
         return ""
+
+
+@lru_cache(maxsize=65_536)
+def _recovered_signer(separator: bytes, signed: SignedEvent) -> str | None:
+    return recover_signer(separator, signed)
 
 
 def _continuous(record: ChainRecord, chain: list[ChainRecord]) -> bool:
