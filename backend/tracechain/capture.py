@@ -91,10 +91,41 @@ class Capture:
     duplicates: int
 
 
+@dataclass(frozen=True)
+class PreparedDocument:
+    """What capture works out from a document alone: checked against the schema, hashed, and each
+    event read into its effects and identifiers (or the reason it cannot be). Done before taking
+    the capture lock, so concurrent captures overlap this work with each other's database writes."""
+
+    document: dict[str, Any]
+    events: list[dict[str, Any]]
+    hash_ids: list[str]
+    readings: list[tuple[list[Effect], list[tuple[str, str]]] | str]
+
+
+def prepare_document(document: dict[str, Any]) -> PreparedDocument:
+    """Raises DocumentRejected for a document that fails the schema or cannot be hashed."""
+    problems = validate_document(document)
+    if problems:
+        raise DocumentRejected(problems)
+    events = _event_list(document)
+    try:
+        hash_ids = event_hash_ids(document)
+    except EventHashError as exc:
+        raise DocumentRejected([Problem("epcisBody", f"events cannot be hashed: {exc}")]) from exc
+    readings: list[tuple[list[Effect], list[tuple[str, str]]] | str] = []
+    for event in events:
+        try:
+            readings.append((effects_of(event), sorted(identifiers_of(event))))
+        except (InvalidIdentifier, InvalidEvent) as exc:
+            readings.append(str(exc))
+    return PreparedDocument(document, events, hash_ids, readings)
+
+
 def capture_document(
     session: Session,
     participant: Participant,
-    document: dict[str, Any],
+    document: dict[str, Any] | PreparedDocument,
     vault: KeyVault,
     domain: Domain,
 ) -> Capture:
@@ -104,16 +135,10 @@ def capture_document(
     participant that keeps its own key gets its records back unsigned, the job awaiting its
     signatures (`sign_records`).
     """
-    problems = validate_document(document)
-    if problems:
-        raise DocumentRejected(problems)
-
-    events = _event_list(document)
-    try:
-        hash_ids = event_hash_ids(document)
-    except EventHashError as exc:
-        raise DocumentRejected([Problem("epcisBody", f"events cannot be hashed: {exc}")]) from exc
-    context = document.get("@context")
+    prepared = document if isinstance(document, PreparedDocument) else prepare_document(document)
+    events, hash_ids = prepared.events, prepared.hash_ids
+    problems: list[Problem] = []
+    context = prepared.document.get("@context")
     now = datetime.now(UTC)
     signer = (
         EventSigner(vault.decrypt(participant.encrypted_key, participant.address), domain)
@@ -123,29 +148,28 @@ def capture_document(
     state = _ProjectedState(session)
     parties = queries.participant_addresses_by_party(session)
 
-    fresh: list[tuple[int, dict[str, Any], str, list[Effect]]] = []
+    fresh: list[tuple[int, dict[str, Any], str, list[Effect], list[tuple[str, str]]]] = []
     seen = queries.existing_event_ids(session, set(hash_ids))
-    for index, (event, hash_id) in enumerate(zip(events, hash_ids, strict=True)):
+    for index, (event, hash_id, reading) in enumerate(zip(events, hash_ids, prepared.readings, strict=True)):
         if hash_id in seen:
             continue  # the same event captured twice is recorded once
         seen.add(hash_id)
-        try:
-            effects = effects_of(event)
-        except (InvalidIdentifier, InvalidEvent) as exc:
-            problems.append(Problem(_location(index), str(exc)))
+        if isinstance(reading, str):
+            problems.append(Problem(_location(index), reading))
             continue
-        fresh.append((index, event, hash_id, effects))
+        effects, named = reading
+        fresh.append((index, event, hash_id, effects, named))
 
     # Every projection row the document touches, read up front in a query per level of packing.
     state.preload(
         _subject_id(epc)
-        for _, _, _, effects in fresh
+        for _, _, _, effects, _ in fresh
         for effect in effects
         for epc in (effect.subject, effect.ref_subject)
         if epc
     )
     records: list[dict[str, Any]] = []
-    for index, event, hash_id, effects in fresh:
+    for index, event, hash_id, effects, _ in fresh:
         event_time = _event_time(event)
         for effect in effects:
             subject = _subject_id(effect.subject)
@@ -228,16 +252,16 @@ def capture_document(
                     "context": context,
                     "signer": participant.address,
                 }
-                for _, event, hash_id, _ in fresh
+                for _, event, hash_id, _, _ in fresh
             ],
         )
-        named = [
+        identifiers = [
             {"event_id": hash_id, "epc": epc, "role": role}
-            for _, event, hash_id, _ in fresh
-            for epc, role in sorted(identifiers_of(event))
+            for _, _, hash_id, _, named in fresh
+            for epc, role in named
         ]
-        if named:
-            session.execute(insert(EventEpc), named)
+        if identifiers:
+            session.execute(insert(EventEpc), identifiers)
     if records:
         session.execute(insert(ChainRecord), records)
     state.save()
@@ -327,7 +351,8 @@ class _ProjectedState:
         self._epcs[subject] = epc
 
     def save(self) -> None:
-        """Write back what changed: new rows are inserted together at the flush."""
+        """Write back what changed: new rows in one bulk insert, changed ones at the flush."""
+        new_rows: list[dict[str, Any]] = []
         for subject, epc in self._epcs.items():
             unit = self.model.units.get(subject)
             head = self.model.head(subject)
@@ -338,9 +363,11 @@ class _ProjectedState:
             )
             row = self._rows.get(subject)
             if row is None:
-                self.session.add(SubjectState(subject=subject, epc=epc, head=head, unit=stored_unit))
+                new_rows.append({"subject": subject, "epc": epc, "head": head, "unit": stored_unit})
             elif row.head != head or row.unit != stored_unit:
                 row.head, row.unit = head, stored_unit
+        if new_rows:
+            self.session.execute(insert(SubjectState), new_rows)
 
 
 def unsigned_events(job_records: list[ChainRecord]) -> list[tuple[int, TraceEvent]]:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from tracechain.api.deps import ParticipantDep, ServicesDep, SessionDep
 from tracechain.api.problems import Problem
 from tracechain.api.services import Services
-from tracechain.capture import capture_document, sign_records, unsigned_events
+from tracechain.capture import capture_document, prepare_document, sign_records, unsigned_events
 from tracechain.chain.eip712 import Domain, typed_data
 from tracechain.store import queries
 from tracechain.store.db import transaction
@@ -104,11 +104,12 @@ def submit_document(
     services: Services, participant: Participant, document: dict[str, Any]
 ) -> CaptureJobPublic:
     """The one way events enter tracechain, for EPCIS capture and the plain API alike."""
+    prepared = prepare_document(document)  # the part that needs no lock: schema, hashes, effects
     try:
         # Captures are serialised: each signs over the heads the one before it left.
         with services.capture_lock, transaction(services.sessions) as session:
             domain = services.registry.domain
-            result = capture_document(session, participant, document, services.vault, domain)
+            result = capture_document(session, participant, prepared, services.vault, domain)
             return job_public(result.job, session, domain)
     except IntegrityError as exc:  # another process captured the same events or subjects first
         raise Problem(409, "Conflict", "a concurrent capture touched the same events; send it again") from exc
