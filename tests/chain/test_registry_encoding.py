@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from hexbytes import HexBytes
 
-from tracechain.chain.registry import TraceRegistry
+from tracechain.chain.connect import Chain
+from tracechain.chain.registry import Role, TraceRegistry
 from tracechain.chain.trace_event import Kind, SignedEvent
 
 from ..factories import Actor, random_hash, sgtin, sign_event
@@ -33,3 +35,14 @@ def test_recorded_events_decode_as_web3_decodes_them(registry: TraceRegistry, ma
     decoded = registry.recorded_events()
     assert decoded == result.events  # result.events went through web3's event decoder
     assert registry.recorded_events(subject=sgtin("enc1")) == [result.events[1]]
+
+
+@pytest.mark.anvil
+def test_recorded_events_decode_the_raw_json_rpc_answer_of_a_node(anvil_chain: Chain) -> None:
+    registry = TraceRegistry.deploy(anvil_chain)
+    maker = Actor.new("manufacturer", registry)
+    registry.grant_role(Role.MANUFACTURER, maker.address)
+    result = registry.record(_commissions(registry, maker, 3))
+    block = result.receipt["blockNumber"]
+    assert registry.recorded_events(from_block=block, to_block=block) == result.events
+    assert registry.recorded_events(from_block=block, subject=sgtin("enc2")) == [result.events[2]]

@@ -9,13 +9,15 @@ from typing import Any
 
 from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
-from web3.types import FilterParams, TxReceipt
+from web3.types import FilterParams, RPCEndpoint, TxReceipt
 
 from tracechain.chain.artifacts import load_artifact
 from tracechain.chain.connect import Chain
 from tracechain.chain.eip712 import Domain
 from tracechain.chain.trace_event import Kind, SignedEvent, Status
 from tracechain.chain.transactions import call, transact
+from tracechain.config import ChainMode
+from tracechain.errors import ChainError
 
 
 class Role:
@@ -191,13 +193,25 @@ class TraceRegistry:
         """EventRecorded logs, decoded by slicing their words (web3's generic decoder took ~1 ms a
         log, which capped the indexer; a test proves both decodings equal)."""
         topics: list[Any] = [_EVENT_RECORDED_TOPIC] + (["0x" + subject.hex()] if subject is not None else [])
-        params: FilterParams = {
+        if self.chain.mode is ChainMode.TESTER:  # eth-tester only speaks through web3's formatters
+            params: FilterParams = {
+                "address": self.address,
+                "fromBlock": from_block,
+                "toBlock": to_block,  # type: ignore[typeddict-item]
+                "topics": topics,
+            }
+            return [_decode_recorded(log) for log in self.chain.w3.eth.get_logs(params)]
+        raw = {
             "address": self.address,
-            "fromBlock": from_block,
-            "toBlock": to_block,  # type: ignore[typeddict-item]
+            "fromBlock": hex(from_block),
+            "toBlock": to_block if isinstance(to_block, str) else hex(to_block),
             "topics": topics,
         }
-        return [_decode_recorded(log) for log in self.chain.w3.eth.get_logs(params)]
+        # The raw JSON-RPC answer: web3's result formatters cost as much as the decoding did.
+        response = self.chain.w3.provider.make_request(RPCEndpoint("eth_getLogs"), [raw])
+        if "error" in response:
+            raise ChainError(f"eth_getLogs failed: {response['error']}")
+        return [_decode_recorded(log) for log in response["result"]]
 
 
 _EVENT_RECORDED_TOPIC = (
@@ -219,20 +233,29 @@ def _checksummed(word: bytes) -> str:
     return to_checksum_address(word[12:])
 
 
+def _raw_bytes(value: Any) -> bytes:
+    """A JSON-RPC hex string (or bytes, as the in-process chain may answer) as bytes."""
+    return bytes.fromhex(value[2:]) if isinstance(value, str) else bytes(value)
+
+
+def _raw_int(value: Any) -> int:
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
 def _decode_recorded(log: Any) -> RecordedEvent:
-    topics, data = log["topics"], bytes(log["data"])
+    topics, data = [_raw_bytes(topic) for topic in log["topics"]], _raw_bytes(log["data"])
     return RecordedEvent(
-        subject=bytes(topics[1]),
-        event_hash=bytes(topics[2]),
-        signer=_checksummed(bytes(topics[3])),
+        subject=topics[1],
+        event_hash=topics[2],
+        signer=_checksummed(topics[3]),
         kind=Kind(int.from_bytes(data[0:32], "big")),
         counterpart=_checksummed(data[32:64]),
         ref=data[64:96],
         time=int.from_bytes(data[96:128], "big"),
         head=data[128:160],
-        block_number=log["blockNumber"],
-        transaction_hash=bytes(log["transactionHash"]),
-        log_index=log["logIndex"],
+        block_number=_raw_int(log["blockNumber"]),
+        transaction_hash=_raw_bytes(log["transactionHash"]),
+        log_index=_raw_int(log["logIndex"]),
     )
 
 
