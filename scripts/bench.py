@@ -96,7 +96,7 @@ class Results:
     merkle_events_per_s: float | None = None
     gas_single: int | None = None
     gas_per_event_batched: int | None = None
-    gas_per_event_merkle: int | None = None
+    gas_per_event_merkle: float | None = None
     trace_p50_ms: dict[int, float] = field(default_factory=dict)
     trace_p95_ms: dict[int, float] = field(default_factory=dict)
     trace_cold_ms: float | None = None
@@ -308,7 +308,7 @@ def merkle_gas(chain: Chain, results: Results, table_rows: list[tuple[str, str, 
         for serial in range(MERKLE_BATCH)
     ]
     gas = int(registry.anchor(MerkleTree.build(leaves).root, MERKLE_BATCH)["gasUsed"])
-    results.gas_per_event_merkle = round(gas / MERKLE_BATCH)
+    results.gas_per_event_merkle = round(gas / MERKLE_BATCH, 1)
     per_event = f"{gas / MERKLE_BATCH:,.1f}"
     table_rows.append((f"gas/event, Merkle anchor of {MERKLE_BATCH:,}", per_event, "≤ 500"))
     progress(f"gas per event, one anchor of {MERKLE_BATCH:,}: {gas / MERKLE_BATCH:.1f}")
