@@ -52,16 +52,23 @@ class Indexer:
             capture_ids: set[str] = set()
             logs = self.registry.recorded_events(from_block=next_block, to_block=to_block)
             ours = queries.records_for_logs(session, [(logged.subject, logged.head) for logged in logs])
+            confirmations = []
             for logged in logs:
                 found = ours.get((logged.subject, logged.head))
                 if found is None:
                     continue  # recorded by someone else's service: its content is not ours to show
-                record, capture_id = found
-                record.status = RecordStatus.CONFIRMED
-                record.block_number, record.log_index = logged.block_number, logged.log_index
-                record.tx_hash = HexBytes(logged.transaction_hash).to_0x_hex()
+                record_id, capture_id = found
+                confirmations.append(
+                    {
+                        "id": record_id,
+                        "block_number": logged.block_number,
+                        "log_index": logged.log_index,
+                        "tx_hash": HexBytes(logged.transaction_hash).to_0x_hex(),
+                    }
+                )
                 capture_ids.add(capture_id)
-                confirmed += 1
+            queries.confirm_records(session, confirmations)
+            confirmed += len(confirmations)
             confirmed += self._confirm_anchored(session, next_block, to_block, capture_ids)
             block = self.w3.eth.get_block(to_block)
             session.add(IndexedBlock(number=to_block, hash=HexBytes(block["hash"]).to_0x_hex()))

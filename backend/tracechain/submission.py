@@ -130,8 +130,7 @@ class Submitter:
         batch = self._prepare(
             session, lambda params: {**params, "to": self.registry.address, "data": data, "gas": gas}
         )
-        for record in records:
-            record.batch_id, record.status = batch.id, RecordStatus.SENT
+        queries.mark_sent(session, [record.id for record in records], batch.id)
         return batch
 
     def _block_gas_limit(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -127,6 +128,16 @@ def queued_records(session: Session, limit: int) -> list[ChainRecord]:
     return list(session.scalars(query.order_by(ChainRecord.id).limit(limit)))
 
 
+def mark_sent(session: Session, record_ids: Sequence[int], batch_id: int) -> None:
+    """The records travel in this batch: one statement, not one per record."""
+    session.execute(
+        update(ChainRecord)
+        .where(ChainRecord.id.in_(record_ids))
+        .values(batch_id=batch_id, status=RecordStatus.SENT)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def records_of_capture(session: Session, capture_id: str) -> list[ChainRecord]:
     query = select(ChainRecord).join(Event).where(Event.capture_id == capture_id).order_by(ChainRecord.id)
     return list(session.scalars(query))
@@ -162,21 +173,29 @@ def fail_jobs_of(session: Session, records: Sequence[ChainRecord], reason: str, 
 
 def records_for_logs(
     session: Session, logs: Collection[tuple[bytes, bytes]]
-) -> dict[tuple[bytes, bytes], tuple[ChainRecord, str]]:
-    """The records behind logged (subject, head) pairs, with their capture job's id, in one query."""
+) -> dict[tuple[bytes, bytes], tuple[int, str]]:
+    """The ids of the records behind logged (subject, head) pairs, with their capture job's id, in
+    one query (plain rows: the indexer updates them in bulk, `confirm_records`)."""
     if not logs:
         return {}
     wanted = set(logs)
     query = (
-        select(ChainRecord, Event.capture_id)
+        select(ChainRecord.id, ChainRecord.subject, ChainRecord.head, Event.capture_id)
         .join(Event, Event.event_id == ChainRecord.event_id)
         .where(ChainRecord.subject.in_({subject for subject, _ in wanted}))
     )
     return {
-        (record.subject, record.head): (record, capture_id)
-        for record, capture_id in session.execute(query)
-        if (record.subject, record.head) in wanted
+        (subject, head): (record_id, capture_id)
+        for record_id, subject, head, capture_id in session.execute(query)
+        if (subject, head) in wanted
     }
+
+
+def confirm_records(session: Session, confirmations: Sequence[dict[str, Any]]) -> None:
+    """Records confirmed where the chain holds them: dicts of id, block_number, log_index, tx_hash."""
+    if confirmations:
+        rows = [{**row, "status": RecordStatus.CONFIRMED} for row in confirmations]
+        session.execute(update(ChainRecord), rows)
 
 
 def records_for_roots(
