@@ -74,7 +74,11 @@ class Services:
             vault=vault,
             admin_token=admin,
             submitter=submitter,
-            indexer=Indexer(sessions, registry, settings.confirmations),
+            # A database's records are all sent from now on, so a new one need not read older logs;
+            # one that has indexed before resumes where it stopped.
+            indexer=Indexer(
+                sessions, registry, settings.confirmations, start_block=chain.w3.eth.block_number
+            ),
             settlement=settlement,
             settlement_unavailable=unavailable,
         )

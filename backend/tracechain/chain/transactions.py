@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from eth_account.signers.local import LocalAccount
+from web3 import EthereumTesterProvider
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.types import TxParams, TxReceipt, Wei
 
@@ -69,15 +70,12 @@ def transact_as(
     return _send(chain, account, fn, gas)
 
 
-# Estimates run against the pending block, which is stamped now: the latest one may be old on an
-# idle node, and a call that depends on time having passed (a reclaim after its deadline) would be
-# refused there although the block it will be mined in accepts it. eth-tester estimates only
-# against its latest block, which it stamps when it is mined.
-_ESTIMATE_AT: dict[ChainMode, Literal["pending"] | None] = {
-    ChainMode.TESTER: None,
-    ChainMode.ANVIL: "pending",
-    ChainMode.RPC: "pending",
-}
+def _estimate_at(chain: Chain) -> Literal["pending"] | None:
+    """Estimates run against the pending block, which is stamped now: the latest one may be old on
+    an idle node, and a call that depends on time having passed (a reclaim after its deadline)
+    would be refused there although the block it will be mined in accepts it. eth-tester estimates
+    only against its latest block (which it stamps when it is mined)."""
+    return None if isinstance(chain.w3.provider, EthereumTesterProvider) else "pending"
 
 
 def _send(
@@ -101,9 +99,7 @@ def _send(
         tx: TxParams = {**params, **fn}
     else:
         try:
-            params["gas"] = gas or int(
-                fn.estimate_gas(params, block_identifier=_ESTIMATE_AT[chain.mode]) * 1.2
-            )
+            params["gas"] = gas or int(fn.estimate_gas(params, block_identifier=_estimate_at(chain)) * 1.2)
         except Exception as exc:
             raise as_tracechain_error(exc) from exc
         tx = fn.build_transaction(params)
