@@ -22,8 +22,14 @@ def load_or_deploy_registry(chain: Chain, settings: Settings) -> TraceRegistry:
     A chain that was reset (a wiped anvil state file, a new in-process chain) no longer holds the
     code, so the registry is deployed again rather than pointing at an empty address.
     """
-    address = _load_or_deploy(chain, settings, "TraceRegistry", lambda: TraceRegistry.deploy(chain).address)
-    return TraceRegistry(chain, address)
+    deployed: list[TraceRegistry] = []
+
+    def deploy() -> str:
+        deployed.append(TraceRegistry.deploy(chain))  # knows its deployment block: logs start there
+        return deployed[0].address
+
+    address = _load_or_deploy(chain, settings, "TraceRegistry", deploy)
+    return deployed[0] if deployed else TraceRegistry(chain, address)
 
 
 def ensure_anchorer(registry: TraceRegistry) -> None:

@@ -99,9 +99,11 @@ class RecordResult:
 
 
 class TraceRegistry:
-    def __init__(self, chain: Chain, address: str) -> None:
+    def __init__(self, chain: Chain, address: str, deployed_at: int = 0) -> None:
         self.chain = chain
         self.address = to_checksum_address(address)
+        self.deployed_at = deployed_at
+        """The block it was deployed in, when known: no log of it is older, so log reads start there."""
         self.contract: Contract = chain.w3.eth.contract(
             address=self.address, abi=load_artifact("TraceRegistry").abi
         )
@@ -115,7 +117,7 @@ class TraceRegistry:
         receipt = transact(chain, factory.constructor(admin or chain.relayer.address))
         address = receipt["contractAddress"]
         assert address is not None, "a contract creation receipt names the contract"
-        return cls(chain, address)
+        return cls(chain, address, deployed_at=receipt["blockNumber"])
 
     def grant_role(self, role: bytes, account: str) -> TxReceipt:
         """Sent by the relayer, which must hold the admin role."""
@@ -145,8 +147,12 @@ class TraceRegistry:
     def anchored_leaf(self, signed: SignedEvent) -> bytes:
         return bytes(call(self.contract.functions.anchoredLeaf(signed.as_abi_tuple())))
 
-    def anchored_batches(self, from_block: int = 0, to_block: int | str = "latest") -> list[AnchoredBatch]:
-        logs = self.contract.events.BatchAnchored().get_logs(from_block=from_block, to_block=to_block)
+    def anchored_batches(
+        self, from_block: int | None = None, to_block: int | str = "latest"
+    ) -> list[AnchoredBatch]:
+        logs = self.contract.events.BatchAnchored().get_logs(
+            from_block=self.deployed_at if from_block is None else from_block, to_block=to_block
+        )
         return [anchored_batch(log) for log in logs]
 
     def head_of(self, subject: bytes) -> bytes:
@@ -188,10 +194,13 @@ class TraceRegistry:
         return bytes.fromhex(self.contract.encode_abi("record", [[]])[2:10])
 
     def recorded_events(
-        self, from_block: int = 0, to_block: int | str = "latest", subject: bytes | None = None
+        self, from_block: int | None = None, to_block: int | str = "latest", subject: bytes | None = None
     ) -> list[RecordedEvent]:
-        """EventRecorded logs, decoded by slicing their words (web3's generic decoder took ~1 ms a
-        log, which capped the indexer; a test proves both decodings equal)."""
+        """EventRecorded logs (from its deployment unless told), decoded by slicing their words
+        (web3's generic decoder took ~1 ms a log, which capped the indexer; a test proves both
+        decodings equal)."""
+        if from_block is None:
+            from_block = self.deployed_at
         topics: list[Any] = [_EVENT_RECORDED_TOPIC] + (["0x" + subject.hex()] if subject is not None else [])
         if self.chain.mode is ChainMode.TESTER:  # eth-tester only speaks through web3's formatters
             params: FilterParams = {
