@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field
 from tracechain.api.deps import ParticipantDep, ServicesDep
 from tracechain.api.problems import Problem
 from tracechain.api.routes.orders import SettlementDep
-from tracechain.chain.transactions import is_dev_chain
+from tracechain.chain.transactions import call, is_dev_chain
 from tracechain.settlement import Settlement
+from tracechain.store.models import Participant
 
 router = APIRouter(prefix="/settlement", tags=["settlement"])
 
@@ -31,7 +32,7 @@ def settlement_contracts(settlement: SettlementDep) -> dict[str, Any]:
     return {
         "chainId": settlement.chain.chain_id,
         "escrow": settlement.escrow.address,
-        "registry": settlement.escrow.contract.functions.registry().call(),
+        "registry": call(settlement.escrow.contract.functions.registry()),  # the one it reads
         "token": {
             "address": settlement.token.address,
             "symbol": settlement.symbol,
@@ -43,9 +44,7 @@ def settlement_contracts(settlement: SettlementDep) -> dict[str, Any]:
 @router.get("/balance")
 def balance(participant: ParticipantDep, settlement: SettlementDep) -> dict[str, Any]:
     """The caller's balance of the settlement token."""
-    return _balance(
-        participant.address, settlement.from_units(settlement.balance_of(participant)), settlement
-    )
+    return _balance(participant, settlement)
 
 
 @router.post("/faucet")
@@ -62,10 +61,9 @@ def faucet(
     except ValueError as exc:
         raise Problem(422, "Invalid request", f"amount: {exc}") from exc
     settlement.faucet(participant, units)
-    return _balance(
-        participant.address, settlement.from_units(settlement.balance_of(participant)), settlement
-    )
+    return _balance(participant, settlement)
 
 
-def _balance(address: str, amount: str, settlement: Settlement) -> dict[str, Any]:
-    return {"address": address, "balance": amount, "symbol": settlement.symbol}
+def _balance(participant: Participant, settlement: Settlement) -> dict[str, Any]:
+    held = settlement.from_units(settlement.balance_of(participant))
+    return {"address": participant.address, "balance": held, "symbol": settlement.symbol}
