@@ -44,7 +44,7 @@ from tracechain.chain.escrow import (
     TradeEscrow,
 )
 from tracechain.chain.escrow import Order as ChainOrder
-from tracechain.chain.transactions import GAS_ALLOWANCE, call, is_dev_chain
+from tracechain.chain.transactions import GAS_ALLOWANCE, call, needs_gas
 from tracechain.errors import TracechainError
 from tracechain.keys import KeyVault
 from tracechain.store.models import Batch, BatchStatus, Order, Participant
@@ -119,9 +119,7 @@ class Settlement:
             account: LocalAccount = Account.from_key(
                 self.vault.decrypt(participant.encrypted_key, participant.address)
             )
-            if is_dev_chain(self.chain) and (
-                self.chain.w3.eth.get_balance(account.address) < GAS_ALLOWANCE // 10
-            ):
+            if needs_gas(self.chain, account.address):  # before transact_as would send it off the outbox
                 self.submitter.send_and_wait(
                     lambda session: self.submitter.prepare_transfer(session, account.address, GAS_ALLOWANCE)
                 )

@@ -25,7 +25,6 @@ from web3.types import Nonce, RPCEndpoint, TxParams, TxReceipt, Wei
 from tracechain.chain.merkle import MerkleTree, leaf_of
 from tracechain.chain.registry import TraceRegistry
 from tracechain.chain.transactions import as_tracechain_error
-from tracechain.config import ChainMode
 from tracechain.errors import ChainError
 from tracechain.store import queries
 from tracechain.store.db import transaction
@@ -179,7 +178,7 @@ class Submitter:
 
     def _receipt(self, tx_hash: str) -> dict | None:  # type: ignore[type-arg]
         """The receipt's status and block, or None while the transaction is not mined."""
-        if self.chain.mode is not ChainMode.TESTER:
+        if self.chain.speaks_raw_json_rpc:
             # The raw answer: web3 would format all of a batch's logs, which nobody reads here.
             response = self.chain.w3.provider.make_request(
                 RPCEndpoint("eth_getTransactionReceipt"), [tx_hash]

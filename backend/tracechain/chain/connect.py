@@ -9,7 +9,7 @@ from functools import cached_property
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from web3 import HTTPProvider, Web3
+from web3 import EthereumTesterProvider, HTTPProvider, Web3
 
 from tracechain.chain.node import ANVIL_DEV_KEY, AnvilNode, node_answers
 from tracechain.config import ChainMode, Settings
@@ -27,6 +27,12 @@ class Chain:
     @cached_property
     def chain_id(self) -> int:
         return int(self.w3.eth.chain_id)
+
+    @cached_property
+    def speaks_raw_json_rpc(self) -> bool:
+        """False for eth-tester in this process: it answers only through web3's formatters, so
+        tracechain cannot read raw JSON-RPC answers from it, nor estimate at the pending block."""
+        return not isinstance(self.w3.provider, EthereumTesterProvider)
 
 
 def in_process_chain() -> Chain:

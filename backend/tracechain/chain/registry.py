@@ -16,7 +16,6 @@ from tracechain.chain.connect import Chain
 from tracechain.chain.eip712 import Domain
 from tracechain.chain.trace_event import Kind, SignedEvent, Status
 from tracechain.chain.transactions import call, transact
-from tracechain.config import ChainMode
 from tracechain.errors import ChainError
 
 
@@ -202,7 +201,7 @@ class TraceRegistry:
         if from_block is None:
             from_block = self.deployed_at
         topics: list[Any] = [_EVENT_RECORDED_TOPIC] + (["0x" + subject.hex()] if subject is not None else [])
-        if self.chain.mode is ChainMode.TESTER:  # eth-tester only speaks through web3's formatters
+        if not self.chain.speaks_raw_json_rpc:  # eth-tester only speaks through web3's formatters
             params: FilterParams = {
                 "address": self.address,
                 "fromBlock": from_block,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from eth_account.signers.local import LocalAccount
-from web3 import EthereumTesterProvider
+from eth_typing import ChecksumAddress
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.types import TxParams, TxReceipt, Wei
 
@@ -51,6 +51,12 @@ GAS_ALLOWANCE = Wei(10**18)
 """What `transact_as` gives an account short of gas on a local chain: ample for a test or a demo."""
 
 
+def needs_gas(chain: Chain, address: ChecksumAddress) -> bool:
+    """On a development chain: the account holds less than a tenth of GAS_ALLOWANCE, so the relayer
+    should give it GAS_ALLOWANCE before it sends. Never on other chains: accounts pay their way."""
+    return is_dev_chain(chain) and chain.w3.eth.get_balance(address) < GAS_ALLOWANCE // 10
+
+
 def transact_as(
     chain: Chain, account: LocalAccount, fn: ContractFunction | ContractConstructor, gas: int | None = None
 ) -> TxReceipt:
@@ -61,11 +67,7 @@ def transact_as(
     than a tenth of it, so participants' keys need no funding step; on any other chain the account
     pays its own way and a node refuses it if it cannot.
     """
-    if (
-        is_dev_chain(chain)
-        and account.address != chain.relayer.address
-        and chain.w3.eth.get_balance(account.address) < GAS_ALLOWANCE // 10
-    ):
+    if account.address != chain.relayer.address and needs_gas(chain, account.address):
         _send(chain, chain.relayer, {"to": account.address, "value": GAS_ALLOWANCE, "gas": 21_000}, None)
     return _send(chain, account, fn, gas)
 
@@ -75,7 +77,7 @@ def _estimate_at(chain: Chain) -> Literal["pending"] | None:
     an idle node, and a call that depends on time having passed (a reclaim after its deadline)
     would be refused there although the block it will be mined in accepts it. eth-tester estimates
     only against its latest block (which it stamps when it is mined)."""
-    return None if isinstance(chain.w3.provider, EthereumTesterProvider) else "pending"
+    return "pending" if chain.speaks_raw_json_rpc else None
 
 
 def _send(
