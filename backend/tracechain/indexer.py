@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tracechain.chain.registry import TraceRegistry
 from tracechain.store import queries
 from tracechain.store.db import transaction
-from tracechain.store.models import IndexedBlock, RecordStatus
+from tracechain.store.models import IndexedBlock
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +82,20 @@ class Indexer:
         """Merkle mode: every record under an anchored root is confirmed with the anchor's log."""
         anchored = self.registry.anchored_batches(from_block=from_block, to_block=to_block)
         ours = queries.records_for_roots(session, {batch.root for batch in anchored})
-        confirmed = 0
+        confirmations = []
         for batch in anchored:
-            for record, capture_id in ours.get(batch.root, []):
-                record.status = RecordStatus.CONFIRMED
-                record.block_number, record.log_index = batch.block_number, batch.log_index
-                record.tx_hash = HexBytes(batch.transaction_hash).to_0x_hex()
+            for record_id, capture_id in ours.get(batch.root, []):
+                confirmations.append(
+                    {
+                        "id": record_id,
+                        "block_number": batch.block_number,
+                        "log_index": batch.log_index,
+                        "tx_hash": HexBytes(batch.transaction_hash).to_0x_hex(),
+                    }
+                )
                 capture_ids.add(capture_id)
-                confirmed += 1
-        return confirmed
+        queries.confirm_records(session, confirmations)
+        return len(confirmations)
 
     def _resume_point(self, session: Session) -> int:
         """The first block not yet indexed, after undoing anything a reorganisation replaced."""

@@ -198,21 +198,20 @@ def confirm_records(session: Session, confirmations: Sequence[dict[str, Any]]) -
         session.execute(update(ChainRecord), rows)
 
 
-def records_for_roots(
-    session: Session, roots: Collection[bytes]
-) -> dict[bytes, list[tuple[ChainRecord, str]]]:
-    """The records anchored under each of `roots` (merkle mode), with their capture job's id."""
+def records_for_roots(session: Session, roots: Collection[bytes]) -> dict[bytes, list[tuple[int, str]]]:
+    """The ids of the records anchored under each of `roots` (merkle mode), with their capture
+    job's id (plain rows, as `records_for_logs`)."""
     if not roots:
         return {}
     query = (
-        select(ChainRecord, Event.capture_id)
+        select(ChainRecord.id, ChainRecord.anchor_root, Event.capture_id)
         .join(Event, Event.event_id == ChainRecord.event_id)
         .where(ChainRecord.anchor_root.in_(set(roots)))
     )
-    found: dict[bytes, list[tuple[ChainRecord, str]]] = {}
-    for record, capture_id in session.execute(query):
-        assert record.anchor_root is not None
-        found.setdefault(record.anchor_root, []).append((record, capture_id))
+    found: dict[bytes, list[tuple[int, str]]] = {}
+    for record_id, root, capture_id in session.execute(query):
+        assert root is not None  # selected by its root
+        found.setdefault(bytes(root), []).append((record_id, capture_id))
     return found
 
 
