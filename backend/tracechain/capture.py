@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import insert
@@ -62,10 +61,6 @@ _NEEDS_KNOWN_SUBJECT = {
     Kind.CONSUME,
     Kind.EXCURSION,
 }
-
-
-# keccak256 of an EPC, asked for several times per event (effects, parents, refs): memoised.
-_subject_id = lru_cache(maxsize=65_536)(subject_id)
 
 
 class DocumentRejected(TracechainError):
@@ -162,7 +157,7 @@ def capture_document(
 
     # Every projection row the document touches, read up front in a query per level of packing.
     state.preload(
-        _subject_id(epc)
+        subject_id(epc)
         for _, _, _, effects, _ in fresh
         for effect in effects
         for epc in (effect.subject, effect.ref_subject)
@@ -172,10 +167,10 @@ def capture_document(
     for index, event, hash_id, effects, _ in fresh:
         event_time = _event_time(event)
         for effect in effects:
-            subject = _subject_id(effect.subject)
+            subject = subject_id(effect.subject)
             state.load(subject)
             if effect.ref_subject:
-                state.load(_subject_id(effect.ref_subject))
+                state.load(subject_id(effect.ref_subject))
             counterpart = parties.get(effect.counterpart_party or "", ZERO_ADDRESS)
             kind = effect.kind
             if kind in _NEEDS_KNOWN_SUBJECT and subject not in state.model.units:
@@ -199,7 +194,7 @@ def capture_document(
                 continue
             state.touch(subject, effect.subject)
             if effect.ref_subject:
-                state.touch(_subject_id(effect.ref_subject), effect.ref_subject)
+                state.touch(subject_id(effect.ref_subject), effect.ref_subject)
             signed = signer.sign(trace_event) if signer else None
             records.append(
                 {
@@ -291,7 +286,7 @@ def _ref(effect: Effect, kind: Kind) -> bytes:
     if kind is Kind.INSPECT and effect.verdict:
         return effect.verdict
     if kind in (Kind.AGGREGATE, Kind.DISAGGREGATE, Kind.CONSUME) and effect.ref_subject:
-        return _subject_id(effect.ref_subject)
+        return subject_id(effect.ref_subject)
     return ZERO_HASH
 
 

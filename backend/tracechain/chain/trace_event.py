@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 
 from eth_utils import keccak
 
@@ -40,6 +41,7 @@ VERDICT_CLEARED = (1).to_bytes(32, "big")
 VERDICT_REJECTED = (2).to_bytes(32, "big")
 
 
+@lru_cache(maxsize=65_536)  # asked for several times per event (effects, parents, refs, traces)
 def subject_id(identifier: str) -> bytes:
     """The bytes32 a product, lot or logistic unit is known by on chain: keccak256 of its EPC URI."""
     return keccak(text=identifier)
