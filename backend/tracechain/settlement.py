@@ -319,6 +319,11 @@ def orders_for_shipments(session: Session, epcs: set[str]) -> list[Order]:
     return list(session.scalars(select(Order).where(Order.shipment_epc.in_(epcs)).order_by(Order.id)))
 
 
+def percent(bps: int) -> float:
+    """A share in basis points (as the escrow keeps it) in percent (as people read it)."""
+    return bps * 100 / BPS
+
+
 def public_settlement(row: Order) -> dict[str, Any]:
     """What a shipment's trace tells anyone about an order for it: its state and which milestones
     and penalties took effect, in shares. Amounts and parties stay between the parties."""
@@ -328,12 +333,12 @@ def public_settlement(row: Order) -> dict[str, Any]:
         "shipment": row.shipment_epc,
         "state": row.state,
         "milestones": [
-            {"milestone": name, "share": bps * 100 / BPS, "released": snap["released"][name]}
+            {"milestone": name, "share": percent(bps), "released": snap["released"][name]}
             for name, bps in snap["milestoneBps"].items()
             if bps
         ],
         "penalties": [
-            {"penalty": name, "share": bps * 100 / BPS, "applied": snap["penaltiesApplied"][name]}
+            {"penalty": name, "share": percent(bps), "applied": snap["penaltiesApplied"][name]}
             for name, bps in snap["penaltyBps"].items()
             if bps
         ],

@@ -23,7 +23,14 @@ from tracechain.api.problems import Problem
 from tracechain.chain.escrow import BPS, OrderTerms
 from tracechain.chain.trace_event import ZERO_ADDRESS, subject_id
 from tracechain.epcis.identifiers import canonical_epc
-from tracechain.settlement import MILESTONE_NAMES, PENALTY_NAMES, OwnWalletParticipant, Settlement, orders_of
+from tracechain.settlement import (
+    MILESTONE_NAMES,
+    PENALTY_NAMES,
+    OwnWalletParticipant,
+    Settlement,
+    orders_of,
+    percent,
+)
 from tracechain.store.models import Order, Participant
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -256,8 +263,8 @@ def public_order(session: Session, settlement: Settlement, row: Order) -> dict[s
         "arbiter": _party(parties[row.arbiter_id]) if row.arbiter_id else None,
         "token": {"address": row.token, "symbol": settlement.symbol, "decimals": settlement.decimals},
         "amount": settlement.from_units(int(row.amount)),
-        "milestones": {name: _percent(bps) for name, bps in snap["milestoneBps"].items()},
-        "penalties": {name: _percent(bps) for name, bps in snap["penaltyBps"].items()},
+        "milestones": {name: percent(bps) for name, bps in snap["milestoneBps"].items()},
+        "penalties": {name: percent(bps) for name, bps in snap["penaltyBps"].items()},
         "deadline": datetime.fromtimestamp(snap["deadline"], UTC).isoformat(),
         "state": row.state,
         "released": snap["released"],
@@ -321,7 +328,3 @@ def _acting(act: Callable[[], T]) -> T:
 
 def _bps(percent: Decimal) -> int:
     return int(percent * BPS / 100)
-
-
-def _percent(bps: int) -> float:
-    return bps * 100 / BPS
