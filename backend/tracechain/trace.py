@@ -14,6 +14,7 @@ confirmation, else `verified`.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -27,7 +28,8 @@ from tracechain.chain.trace_event import ZERO_HASH, Kind, SignedEvent, next_head
 from tracechain.epcis.event_hash import event_hash_id, hash_id_digest
 from tracechain.epcis.mapping import bare_vocabulary
 from tracechain.store import queries
-from tracechain.store.models import ChainRecord, Event, RecordStatus
+from tracechain.store.models import RecordStatus
+from tracechain.store.queries import EventRow, RecordRow
 
 MAX_TRACE_DEPTH = 16  # levels of packing and ingredients followed
 
@@ -65,7 +67,7 @@ class EventCheck:
 
 @dataclass
 class TraceEntry:
-    event: Event
+    event: EventRow
     via: str
     """The identifier that brought the event in: the product, a unit it was packed in, an ingredient."""
     relation: str  # "self", "packed in", "ingredient"
@@ -98,7 +100,7 @@ def build_trace(session: Session, epc: str, domain: Domain) -> Trace:
     # Events of one capture can share a time: then the order they were captured in decides.
     events = sorted(loaded, key=lambda e: (e.event_time, min((r.id for r in e.records), default=0)))
     roles = queries.roles_by_address(session)
-    chains = _head_chains(events)
+    chains = _HeadChains(events)
     entries = []
     for event in events:
         via, relation = _why_included(event, related, epc)
@@ -113,16 +115,17 @@ def build_trace(session: Session, epc: str, domain: Domain) -> Trace:
     )
 
 
-def _related_identifiers(session: Session, epc: str) -> tuple[dict[str, str], list[Event]]:
+def _related_identifiers(session: Session, epc: str) -> tuple[dict[str, str], list[EventRow]]:
     """epc -> how it relates: the product itself, units it was packed in, ingredients (recursively);
-    and every event naming any of them, read level by level on the way (each event once)."""
+    and every event naming any of them, followed level by level through the events' records."""
+    reader = _EventReader(session, queries.trace_closure(session, epc, MAX_TRACE_DEPTH))
     related = {epc: "self"}
-    loaded: dict[str, Event] = {}
+    loaded: dict[str, EventRow] = {}
     frontier = [epc]
     for _ in range(MAX_TRACE_DEPTH):
         found: list[str] = []
         frontier_subjects = {subject_id(f) for f in frontier}
-        for event in queries.events_naming(session, frontier):
+        for event in reader.naming(frontier):
             loaded[event.event_id] = event
             for record in event.records:
                 if record.subject_epc in frontier and record.kind == Kind.AGGREGATE:
@@ -138,36 +141,87 @@ def _related_identifiers(session: Session, epc: str) -> tuple[dict[str, str], li
             break
         frontier = found
     else:  # the depth limit: the last level found is included, not followed further
-        loaded.update((event.event_id, event) for event in queries.events_naming(session, frontier))
+        loaded.update((event.event_id, event) for event in reader.naming(frontier))
     return related, list(loaded.values())
 
 
-def _epc_of(event: Event, subject: bytes) -> str | None:
+class _EventReader:
+    """The events naming each identifier, read for the whole closure in one go.
+
+    The closure query finds units and ingredients by the roles identifiers play in events; the walk
+    above follows the signed records instead. They agree unless stored rows were edited, and then
+    whatever the walk reaches beyond the closure is read on demand, so the trace is the same either way.
+    """
+
+    def __init__(self, session: Session, identifiers: Collection[str]) -> None:
+        self._session = session
+        self._read: set[str] = set()
+        self._events: dict[str, EventRow] = {}
+        self._naming: dict[str, list[EventRow]] = {}
+        self._read_events_naming(identifiers)
+
+    def naming(self, identifiers: Collection[str]) -> list[EventRow]:
+        """Events naming any of `identifiers`, in event-time order."""
+        self._read_events_naming([i for i in identifiers if i not in self._read])
+        found = {e.event_id: e for i in identifiers for e in self._naming.get(i, ())}
+        return sorted(found.values(), key=lambda e: (e.event_time, e.event_id))
+
+    def _read_events_naming(self, identifiers: Collection[str]) -> None:
+        if not identifiers:
+            return
+        for event in queries.event_rows_naming(self._session, identifiers):
+            if event.event_id not in self._events:
+                self._events[event.event_id] = event
+                for identifier in event.epcs:
+                    self._naming.setdefault(identifier, []).append(event)
+        self._read.update(identifiers)
+
+
+def _epc_of(event: EventRow, subject: bytes) -> str | None:
     """The identifier of a subject hash among those the event names."""
-    return next((item.epc for item in event.epcs if subject_id(item.epc) == subject), None)
+    return next((epc for epc in event.epcs if subject_id(epc) == subject), None)
 
 
-def _why_included(event: Event, related: dict[str, str], epc: str) -> tuple[str, str]:
-    named = {item.epc for item in event.epcs}
+def _why_included(event: EventRow, related: dict[str, str], epc: str) -> tuple[str, str]:
+    named = set(event.epcs)
     if epc in named:
         return epc, "self"
     via = next(identifier for identifier in related if identifier in named)
     return via, related[via]
 
 
-def _head_chains(events: list[Event]) -> dict[bytes, list[ChainRecord]]:
-    chains: dict[bytes, list[ChainRecord]] = {}
-    for event in events:
-        for record in event.records:
-            chains.setdefault(record.subject, []).append(record)
-    return chains
+class _HeadChains:
+    """Each subject's records among the trace's events, in recording order: the record before each one."""
+
+    def __init__(self, events: list[EventRow]) -> None:
+        chains: dict[bytes, list[RecordRow]] = {}
+        for event in events:
+            for record in event.records:
+                chains.setdefault(record.subject, []).append(record)
+        self._chains = {subject: sorted(chain, key=lambda r: r.id) for subject, chain in chains.items()}
+        self._positions = {
+            record.id: position for chain in self._chains.values() for position, record in enumerate(chain)
+        }
+
+    def continuous(self, record: RecordRow) -> bool:
+        """The record follows its predecessor in the subject's head chain, which starts at zero; a
+        receipt is by the party the last shipment named.
+
+        Every record of a subject belongs to an event naming it, so the trace holds the whole chain.
+        """
+        ordered, position = self._chains[record.subject], self._positions[record.id]
+        expected_prev = ZERO_HASH if position == 0 else ordered[position - 1].head
+        if record.prev_head != expected_prev:
+            return False
+        if record.kind == Kind.RECEIVE:
+            ship = next((r for r in reversed(ordered[:position]) if r.kind == Kind.SHIP), None)
+            return ship is not None and ship.counterpart == record.signer
+        return True
 
 
-def _check(
-    event: Event, domain: Domain, roles: dict[str, set[str]], chains: dict[bytes, list[ChainRecord]]
-) -> EventCheck:
+def _check(event: EventRow, domain: Domain, roles: dict[str, set[str]], chains: _HeadChains) -> EventCheck:
     check = EventCheck()
-    recomputed = _recomputed_hash_id(event)
+    recomputed = _hash_id_of(event.stored_body, event.stored_context)
     if recomputed != event.event_id:
         check.fail("content_hash_matches", "stored content does not hash to the event's id")
     body_biz_step = event.body.get("bizStep")
@@ -194,18 +248,18 @@ def _check(
             check.fail(
                 "anchor_proof_valid", f"the record of {record.subject_epc} is not in its anchored batch"
             )
-        if record.head != next_head(record.prev_head, record.event_hash):
+        if record.head != _next_head(record.prev_head, record.event_hash):
             check.fail(
                 "head_matches", f"the head of {record.subject_epc} is not keccak256(previous head, hash)"
             )
-        if not _continuous(record, chains[record.subject]):
+        if not chains.continuous(record):
             check.fail("custody_continuous", f"an event of {record.subject_epc} is missing before this one")
         if record.status != RecordStatus.CONFIRMED:
             check.confirmed = False
     return check
 
 
-def _included(record: ChainRecord, domain: Domain) -> bool:
+def _included(record: RecordRow, domain: Domain) -> bool:
     """The stored proof leads from the record's leaf (its signed event) to its anchored root."""
     if record.r is None or record.vs is None or record.merkle_proof is None:
         return False
@@ -223,19 +277,15 @@ def _digest(hash_id: str) -> bytes | None:
         return None
 
 
-def _recomputed_hash_id(event: Event) -> str:
-    # Keyed by the stored content exactly as read (key order included): an edited row is a new key.
-    return _hash_id_of(json.dumps([event.body, event.context], separators=(",", ":")))
-
-
-# The two costly checks are pure functions of a row's content, memoised: a product traced again
-# (a popular item's QR code) is checked again in full against its rows, without recomputing what
-# the same bytes gave before. Any edit changes the key, so tampering is still seen at once.
+# The costly checks are pure functions of a row's content, memoised by that content: a product
+# traced again (a popular item's QR code) is checked again in full against its rows, without
+# recomputing what the same bytes gave before. Any edit changes the key, so tampering is still seen
+# at once. The hash id is keyed by the body and context exactly as stored (key order, spacing).
 @lru_cache(maxsize=16_384)
-def _hash_id_of(content: str) -> str:
-    body, context = json.loads(content)
+def _hash_id_of(stored_body: str, stored_context: str | None) -> str:
     try:
-        return event_hash_id(body, context)
+        body = json.loads(stored_body)
+        return event_hash_id(body, None if stored_context is None else json.loads(stored_context))
     except Exception:  # a body edited into something the hash algorithm cannot read
         return ""
 
@@ -245,20 +295,9 @@ def _recovered_signer(separator: bytes, signed: SignedEvent) -> str | None:
     return recover_signer(separator, signed)
 
 
-def _continuous(record: ChainRecord, chain: list[ChainRecord]) -> bool:
-    """The record follows its predecessor in the subject's head chain, which starts at zero.
-
-    Every record of a subject belongs to an event naming it, so the trace holds the whole chain.
-    """
-    ordered = sorted(chain, key=lambda r: r.id)
-    position = ordered.index(record)
-    expected_prev = ZERO_HASH if position == 0 else ordered[position - 1].head
-    if record.prev_head != expected_prev:
-        return False
-    if record.kind == Kind.RECEIVE:
-        ship = next((r for r in reversed(ordered[:position]) if r.kind == Kind.SHIP), None)
-        return ship is not None and ship.counterpart == record.signer
-    return True
+@lru_cache(maxsize=65_536)
+def _next_head(prev_head: bytes, event_hash: bytes) -> bytes:
+    return next_head(prev_head, event_hash)
 
 
 def trace_document(trace: Trace) -> dict[str, Any]:

@@ -9,11 +9,12 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import select, update
 
-from tracechain.epcis.builders import object_event
-from tracechain.store.models import ChainRecord, Event, Participant
+from tracechain.epcis.builders import aggregation_event, object_event
+from tracechain.store import queries
+from tracechain.store.models import ChainRecord, Event, EventEpc, Participant
 
 from .conftest import Api
-from .test_capture import ITEM, PALLET, T0, commissioning, journey
+from .test_capture import ITEM, OTHER_ITEM, PALLET, T0, commissioning, journey
 
 DIGITAL_LINK = "/01/06901234678901/21/1001"  # ITEM as a GS1 Digital Link path
 
@@ -83,6 +84,62 @@ def test_an_invalid_identifier_is_a_400_naming_it(api: Api) -> None:
     response = api.client.get("/01/06901234678907/21/1001")  # wrong check digit
     assert response.status_code == 400
     assert "06901234678907" in response.json()["detail"]
+
+
+BLEND = "urn:epc:id:sgtin:6901234.067890.2001"
+
+
+def test_a_transformed_product_traces_its_ingredients_and_their_units(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    day = timedelta(days=1)
+    response = api.capture(
+        parties["manufacturer"],
+        [
+            commissioning(ITEM),
+            commissioning(OTHER_ITEM),
+            aggregation_event(PALLET, [ITEM], at=T0 + day / 4),
+            object_event([PALLET], biz_step="storing", at=T0 + day / 2),
+            aggregation_event(PALLET, [ITEM], at=T0 + day * 3 / 4, action="DELETE", biz_step="unpacking"),
+            {
+                "type": "TransformationEvent",
+                "eventTime": (T0 + day).isoformat(),
+                "eventTimeZoneOffset": "+00:00",
+                "inputEPCList": [ITEM, OTHER_ITEM],
+                "outputEPCList": [BLEND],
+                "bizStep": "commissioning",
+            },
+        ],
+    )
+    assert response.status_code == 202, response.text
+    api.settle()
+    trace = api.client.get(f"/trace/{BLEND}").json()
+    assert trace["verdict"] == "verified", trace["reasons"]
+    assert trace["ingredients"] == [ITEM, OTHER_ITEM]
+    assert trace["units"] == [PALLET]
+    relations = [(e["event"]["type"], e["via"], e["relation"]) for e in trace["events"]]
+    assert relations == [
+        ("ObjectEvent", ITEM, "ingredient"),
+        ("ObjectEvent", OTHER_ITEM, "ingredient"),
+        ("AggregationEvent", ITEM, "ingredient"),
+        ("ObjectEvent", PALLET, "packed in"),
+        ("AggregationEvent", ITEM, "ingredient"),
+        ("TransformationEvent", BLEND, "self"),
+    ]
+    with api.services.sessions() as session:  # one query reaches them all, no reading level by level
+        assert set(queries.trace_closure(session, BLEND, 16)) == {BLEND, ITEM, OTHER_ITEM, PALLET}
+        assert set(queries.trace_closure(session, BLEND, 1)) == {BLEND, ITEM, OTHER_ITEM}
+
+
+def test_units_are_followed_by_the_signed_records_even_when_the_stored_roles_disagree(traced: Api) -> None:
+    """The closure query finds the pallet by its `parent` role; the walk finds it by the record's
+    signed ref. With the role edited away the pallet's events are still read and shown."""
+    with traced.services.sessions() as session, session.begin():
+        session.execute(update(EventEpc).where(EventEpc.role == "parent").values(role="child"))
+    trace = traced.client.get(f"/trace/{ITEM}").json()
+    assert trace["units"] == [PALLET]
+    assert [e["relation"] for e in trace["events"]].count("packed in") == 5
+    assert trace["verdict"] == "verified", trace["reasons"]
 
 
 def _tamper(api: Api, statement: Any) -> dict[str, Any]:

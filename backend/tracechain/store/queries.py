@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, Text, bindparam, case, cast, delete, func, literal, select, update
 from sqlalchemy.orm import Session
 
+from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent
 from tracechain.store.models import (
     Batch,
     BatchStatus,
@@ -97,6 +100,162 @@ def events_page(
 def events_naming(session: Session, epcs: Sequence[str]) -> list[Event]:
     query = select(Event).where(Event.event_id.in_(select(EventEpc.event_id).where(EventEpc.epc.in_(epcs))))
     return list(session.scalars(query.order_by(Event.event_time, Event.event_id)))
+
+
+# ---------------------------------------------------------------- traces
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRow:
+    """A chain record as a trace reads it: plain values, not an ORM object (a trace reads dozens)."""
+
+    id: int
+    event_id: str
+    subject: bytes
+    subject_epc: str
+    kind: int
+    event_hash: bytes
+    counterpart: str
+    ref: bytes
+    time: int
+    prev_head: bytes
+    head: bytes
+    signer: str
+    r: bytes | None
+    vs: bytes | None
+    status: str
+    block_number: int | None
+    log_index: int | None
+    tx_hash: str | None
+    anchor_root: bytes | None
+    merkle_proof: list[str] | None
+
+    def signed_event(self) -> SignedEvent:
+        """What the signer signed and record() carries; only for a record that has its signature."""
+        assert self.r is not None and self.vs is not None, f"record {self.id} is not signed yet"
+        event = TraceEvent(
+            self.subject,
+            Kind(self.kind),
+            self.event_hash,
+            self.counterpart,
+            self.ref,
+            self.time,
+            self.prev_head,
+        )
+        return SignedEvent(event, self.signer, self.r, self.vs)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """An event as a trace reads it, with the identifiers it names and its chain records."""
+
+    event_id: str
+    event_type: str
+    biz_step: str | None
+    event_time: datetime
+    signer: str
+    stored_body: str
+    stored_context: str | None
+    """The body and context exactly as stored: what the content checks are memoised by."""
+    body: dict[str, Any]
+    context: Any
+    epcs: tuple[str, ...]
+    records: tuple[RecordRow, ...]
+
+
+# Plain columns: these statements run on every trace, so they skip the ORM's per-row work.
+_event, _named, _record = Event.__table__.c, EventEpc.__table__.c, ChainRecord.__table__.c
+
+
+def _trace_closure_query() -> Select[str]:
+    """Identifiers reached from :epc within :depth levels (see `trace_closure`)."""
+    named, parent = EventEpc.__table__.alias("named"), EventEpc.__table__.alias("parent")
+    start = select(bindparam("epc", type_=_named.epc.type).label("epc"), literal(0).label("depth"))
+    related = start.cte("related", recursive=True)
+    step = (
+        select(
+            case((_record.kind == Kind.AGGREGATE, parent.c.epc), else_=_record.subject_epc),
+            related.c.depth + 1,
+        )
+        .select_from(related)
+        .join(named, named.c.epc == related.c.epc)
+        .join(
+            ChainRecord.__table__,
+            (_record.event_id == named.c.event_id)
+            & (
+                ((_record.kind == Kind.AGGREGATE) & (_record.subject_epc == related.c.epc))
+                | ((_record.kind == Kind.CONSUME) & (named.c.role == "output"))
+            ),
+        )
+        .outerjoin(parent, (parent.c.event_id == _record.event_id) & (parent.c.role == "parent"))
+        .where(related.c.depth < bindparam("depth"))
+    )
+    related = related.union(step)
+    return select(related.c.epc).where(related.c.epc.is_not(None)).distinct()
+
+
+# Built once: building a statement costs more than running it.
+_TRACE_CLOSURE = _trace_closure_query()
+_NAMING = select(_named.event_id).where(_named.epc.in_(bindparam("epcs", expanding=True)))
+_IDENTIFIERS_OF_NAMING = select(_named.event_id, _named.epc).where(_named.event_id.in_(_NAMING))
+_RECORDS_OF_NAMING = (
+    select(*(_record[field.name] for field in fields(RecordRow)))
+    .where(_record.event_id.in_(_NAMING))
+    .order_by(_record.id)
+)
+_EVENTS_NAMING = (
+    select(
+        _event.event_id,
+        _event.event_type,
+        _event.biz_step,
+        _event.event_time,
+        _event.signer,
+        cast(_event.body, Text),  # as stored, for the content checks' memo
+        cast(_event.context, Text),
+    )
+    .where(_event.event_id.in_(_NAMING))
+    .order_by(_event.event_time, _event.event_id)
+)
+
+
+def trace_closure(session: Session, epc: str, depth: int) -> list[str]:
+    """`epc` and every identifier its trace reaches within `depth` levels, in one recursive query:
+    the units it was packed in (the parent of an aggregation recorded for it), its ingredients (the
+    inputs consumed by a transformation naming it as an output), and theirs in turn."""
+    rows = session.connection().execute(_TRACE_CLOSURE, {"epc": epc, "depth": depth})
+    return list(rows.scalars())
+
+
+def event_rows_naming(session: Session, epcs: Collection[str]) -> list[EventRow]:
+    """Every event naming any of `epcs`, with its identifiers and records, ordered by event time
+    (then id): three plain queries, whatever the number of events."""
+    if not epcs:
+        return []
+    connection, naming = session.connection(), {"epcs": list(epcs)}
+    identifiers: dict[str, list[str]] = {}
+    for event_id, identifier in connection.execute(_IDENTIFIERS_OF_NAMING, naming):
+        identifiers.setdefault(event_id, []).append(identifier)
+    records: dict[str, list[RecordRow]] = {}
+    for row in connection.execute(_RECORDS_OF_NAMING, naming):
+        records.setdefault(row.event_id, []).append(RecordRow(*row))
+    return [
+        EventRow(
+            event_id,
+            event_type,
+            biz_step,
+            event_time,
+            signer,
+            body,
+            context,
+            json.loads(body),
+            None if context is None else json.loads(context),
+            tuple(identifiers.get(event_id, ())),
+            tuple(records.get(event_id, ())),
+        )
+        for event_id, event_type, biz_step, event_time, signer, body, context in connection.execute(
+            _EVENTS_NAMING, naming
+        )
+    ]
 
 
 # ---------------------------------------------------------------- custody projection
