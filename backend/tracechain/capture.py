@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from tracechain.chain.eip712 import Domain, EventSigner, recover_signer
@@ -36,6 +35,7 @@ from tracechain.epcis.schema import Problem, validate_document
 from tracechain.errors import TracechainError
 from tracechain.keys import KeyVault
 from tracechain.store import queries
+from tracechain.store.bulk import insert_rows
 from tracechain.store.models import (
     CaptureJob,
     CaptureStatus,
@@ -230,10 +230,11 @@ def capture_document(
     session.add(job)
     session.flush()
     if fresh:
-        # Bulk inserts (a statement per table, not an ORM object per row): records keep their
-        # order, so their ids follow the order they were signed in, which the submitter keeps.
-        session.execute(
-            insert(Event),
+        # Bulk inserts (a stream per table, not an ORM object per row): records keep their order,
+        # so their ids follow the order they were signed in, which the submitter keeps.
+        insert_rows(
+            session,
+            Event,
             [
                 {
                     "event_id": hash_id,
@@ -255,10 +256,8 @@ def capture_document(
             for _, _, hash_id, _, named in fresh
             for epc, role in named
         ]
-        if identifiers:
-            session.execute(insert(EventEpc), identifiers)
-    if records:
-        session.execute(insert(ChainRecord), records)
+        insert_rows(session, EventEpc, identifiers)
+    insert_rows(session, ChainRecord, records)
     state.save()
     return Capture(job, len(fresh), len(events) - len(fresh))
 
@@ -361,8 +360,7 @@ class _ProjectedState:
                 new_rows.append({"subject": subject, "epc": epc, "head": head, "unit": stored_unit})
             elif row.head != head or row.unit != stored_unit:
                 row.head, row.unit = head, stored_unit
-        if new_rows:
-            self.session.execute(insert(SubjectState), new_rows)
+        insert_rows(self.session, SubjectState, new_rows)
 
 
 def unsigned_events(job_records: list[ChainRecord]) -> list[tuple[int, TraceEvent]]:

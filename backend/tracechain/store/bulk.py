@@ -1,0 +1,47 @@
+"""Many rows into one table at once, as fast as the database takes them.
+
+Capture writes a few hundred rows per document while it holds the capture lock, so their cost is
+the ingest ceiling. SQLAlchemy's ORM bulk insert spends most of it in Python, per row; PostgreSQL's
+COPY takes the rows as one stream, with psycopg adapting them in C. Elsewhere (SQLite) a Core
+executemany does without the ORM's bookkeeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from enum import Enum
+from typing import Any, cast
+
+from psycopg.types.json import Json
+from sqlalchemy import JSON, Table
+from sqlalchemy.orm import Session
+
+from tracechain.store.models import Base
+
+
+def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert `rows` (dicts with the same keys, column names) into the model's table in the
+    session's transaction, in order: an autoincrement key follows the order of `rows`."""
+    if not rows:
+        return
+    table = cast(Table, model.__table__)
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(table.insert(), list(rows))
+        return
+    names = list(rows[0])
+    adapters = [_adapter(table.c[name].type) for name in names]
+    quote = session.get_bind().dialect.identifier_preparer.quote
+    statement = f"COPY {quote(table.name)} ({', '.join(quote(name) for name in names)}) FROM STDIN"
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([adapt(row[name]) for adapt, name in zip(adapters, names, strict=True)])
+
+
+def _adapter(column_type: Any) -> Callable[[Any], Any]:
+    """What SQLAlchemy's type would have done to a value before psycopg sees it."""
+    if isinstance(column_type, JSON):
+        return lambda value: None if value is None else Json(value)
+    # psycopg writes an Enum by its name; the tables hold StrEnum values.
+    return lambda value: value.value if isinstance(value, Enum) else value
