@@ -67,6 +67,7 @@ def node() -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
+    log_level: str = typer.Option("info", help="uvicorn's: warning leaves out a line per request."),
 ) -> None:
     """Run the HTTP service (OpenAPI docs at /docs)."""
     import uvicorn
@@ -75,7 +76,18 @@ def serve(
 
     settings = Settings()
     settings.require_secrets()
-    uvicorn.run(create_app(settings), host=host, port=port)
+    service = create_app(settings, run_workers=settings.run_workers)
+    uvicorn.run(service, host=host, port=port, log_level=log_level)
+
+
+@app.command()
+def work(
+    wait: float = typer.Option(120, help="Seconds to wait for `serve` to start the node and deploy."),
+) -> None:
+    """Run the submitter, indexer and settler, for a `serve` started with TRACECHAIN_RUN_WORKERS=false."""
+    from tracechain.worker import run_worker
+
+    run_worker(Settings(), console, wait)
 
 
 @app.command()

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     on chain (custody that escrow can read). merkle: a batch's events become the leaves of a Merkle
     tree and one transaction anchors its root; custody is enforced off chain only (README: Recording
     modes)."""
+    run_workers: bool = True
+    """`serve` runs the submitter, indexer and settler in threads of its own process. Set false when
+    `tracechain work` runs them in a process of their own, beside `serve` (PostgreSQL only): on a
+    2-core machine that lifts ingest from one Python interpreter's lock (README: Performance)."""
     poll_interval: float = 0.2
     """Seconds between the submitter's and the indexer's rounds when idle."""
 

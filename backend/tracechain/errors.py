@@ -13,6 +13,10 @@ class ConfigurationError(TracechainError):
     """A setting is missing or contradicts another."""
 
 
+class NotDeployedYet(ConfigurationError):
+    """A worker process found no node or no contracts yet: `tracechain serve` starts and deploys them."""
+
+
 class CompilerError(TracechainError):
     """The Solidity compiler could not be run or rejected the sources."""
 

@@ -27,7 +27,7 @@ from tracechain.chain.registry import TraceRegistry
 from tracechain.chain.transactions import as_tracechain_error
 from tracechain.errors import ChainError
 from tracechain.store import queries
-from tracechain.store.db import transaction
+from tracechain.store.db import SharedLock, hold, transaction
 from tracechain.store.models import Batch, BatchStatus, ChainRecord, RecordStatus
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,11 @@ class Submitter:
         """A database transaction that may add to the outbox.
 
         Nonces come from the outbox itself, so whoever adds to it holds the lock until its
-        transaction commits: no two writers take the same nonce. (Several processes sharing one
-        database would still collide on the (sender, nonce) constraint; the loser fails and retries.)
+        transaction commits: no two writers take the same nonce, whether threads of this process
+        or processes sharing the database (`tracechain serve` and `tracechain work`).
         """
         with self._nonce_lock, transaction(self.sessions) as session:
+            hold(session, SharedLock.OUTBOX)
             yield session
 
     def prepare_call(self, session: Session, fn: ContractFunction, gas: int = 200_000) -> Batch:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -19,11 +20,11 @@ from tracechain.chain.deployments import (
 )
 from tracechain.chain.registry import TraceRegistry
 from tracechain.config import Settings
-from tracechain.errors import ConfigurationError
+from tracechain.errors import ConfigurationError, NotDeployedYet
 from tracechain.indexer import Indexer
 from tracechain.keys import KeyVault
 from tracechain.settlement import Settlement
-from tracechain.store.db import make_engine, migrate, session_factory
+from tracechain.store.db import SharedLock, hold, make_engine, migrate, session_factory, transaction
 from tracechain.submission import Submitter
 
 log = logging.getLogger(__name__)
@@ -52,19 +53,23 @@ class Services:
     _threads: list[threading.Thread] = field(default_factory=list)
 
     @classmethod
-    def start(cls, settings: Settings, chain: Chain) -> Services:
+    def start(cls, settings: Settings, chain: Chain, *, deploys: bool = True) -> Services:
+        """Everything the service runs on. `deploys`: migrate the database and deploy what the
+        chain lacks (`serve`); a worker process (`tracechain work`) raises NotDeployedYet instead,
+        until `serve` has done so."""
         settings.require_secrets()
         master = settings.master_secret.get_secret_value() if settings.master_secret else DEMO_MASTER_SECRET
         admin = settings.admin_token.get_secret_value() if settings.admin_token else DEMO_ADMIN_TOKEN
+        registry = load_or_deploy_registry(chain, settings, may_deploy=deploys)
+        if settings.recording_mode == "merkle":
+            ensure_anchorer(registry, may_grant=deploys)
         engine = make_engine(settings.effective_database_url)
-        migrate(engine)
+        if deploys:
+            migrate(engine)  # a worker finds it done: serve migrates before it deploys
         sessions = session_factory(engine)
-        registry = load_or_deploy_registry(chain, settings)
         vault = KeyVault(master)
         submitter = Submitter(sessions, registry, settings.batch_size, settings.recording_mode)
-        if settings.recording_mode == "merkle":
-            ensure_anchorer(registry)
-        settlement, unavailable = _settlement(settings, chain, registry, sessions, vault, submitter)
+        settlement, unavailable = _settlement(settings, chain, registry, sessions, vault, submitter, deploys)
         return cls(
             settings=settings,
             chain=chain,
@@ -82,6 +87,14 @@ class Services:
             settlement=settlement,
             settlement_unavailable=unavailable,
         )
+
+    @contextmanager
+    def capturing(self) -> Iterator[Session]:
+        """The transaction a capture runs in: one at a time, as each signs over the heads the one
+        before it left (threads of this process, and processes sharing a PostgreSQL database)."""
+        with self.capture_lock, transaction(self.sessions) as session:
+            hold(session, SharedLock.CAPTURE)
+            yield session
 
     def settle(self) -> None:
         """One round of every worker, in order: for tests and for callers that run no threads."""
@@ -126,6 +139,7 @@ def _settlement(
     sessions: sessionmaker[Session],
     vault: KeyVault,
     submitter: Submitter,
+    deploys: bool,
 ) -> tuple[Settlement | None, str | None]:
     """The escrow side of the service, or None and why not: tracing works without it."""
     if settings.recording_mode == "merkle":
@@ -133,9 +147,11 @@ def _settlement(
         reason = "recording mode merkle keeps custody off chain: escrow needs batched"
     else:
         try:
-            escrow = load_or_deploy_escrow(chain, settings, registry)
-            token = settlement_token(chain, settings)
+            escrow = load_or_deploy_escrow(chain, settings, registry, may_deploy=deploys)
+            token = settlement_token(chain, settings, may_deploy=deploys)
             return Settlement(chain, escrow, token, sessions, vault, submitter), None
+        except NotDeployedYet:
+            raise
         except ConfigurationError as exc:
             reason = str(exc)
     log.warning("settlement is off: %s", reason)

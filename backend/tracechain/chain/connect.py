@@ -53,11 +53,13 @@ def rpc_chain(url: str, relayer_key: str, mode: ChainMode = ChainMode.RPC) -> Ch
 
 
 @contextmanager
-def open_chain(settings: Settings) -> Iterator[Chain]:
+def open_chain(settings: Settings, *, start_node: bool = True) -> Iterator[Chain]:
     """The chain chosen by settings, for as long as the block runs.
 
     The managed anvil is started here unless one already answers on its port (such as
-    `tracechain node` in another terminal), and stopped on exit only if started here.
+    `tracechain node` in another terminal), and stopped on exit only if started here. Without
+    `start_node` (a worker process beside `serve`), a managed node that does not answer is a
+    ChainError.
     """
     if settings.chain is ChainMode.TESTER:
         yield in_process_chain()
@@ -72,6 +74,8 @@ def open_chain(settings: Settings) -> Iterator[Chain]:
         node = AnvilNode.from_settings(settings)
         if node_answers(node.url):
             yield rpc_chain(node.url, ANVIL_DEV_KEY, ChainMode.ANVIL)
+        elif not start_node:
+            raise ChainError(f"no node answers at {node.url}")
         else:
             with node:
                 yield rpc_chain(node.url, ANVIL_DEV_KEY, ChainMode.ANVIL)

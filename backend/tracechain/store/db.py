@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import IntEnum
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -53,3 +54,22 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work is committed on success and rolled back whole on any error."""
     with sessions() as session, session.begin():
         yield session
+
+
+class SharedLock(IntEnum):
+    """Locks the processes sharing one PostgreSQL database take (advisory locks, by these keys)."""
+
+    OUTBOX = 0x7472_0001
+    """Allocating the relayer's nonces: the API (role grants, orders) and the worker both send."""
+    CAPTURE = 0x7472_0002
+    """Signing over subjects' heads: each capture reads the heads the one before it left."""
+
+
+def hold(session: Session, lock: SharedLock) -> None:
+    """Wait for `lock` and hold it until the session's transaction ends, across processes.
+
+    PostgreSQL only: a SQLite database is used by one process (`tracechain work` refuses it), whose
+    threads the caller serialises with a threading lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(lock)})

@@ -16,7 +16,6 @@ from tracechain.api.services import Services
 from tracechain.capture import capture_document, prepare_document, sign_records, unsigned_events
 from tracechain.chain.eip712 import Domain, typed_data
 from tracechain.store import queries
-from tracechain.store.db import transaction
 from tracechain.store.models import CaptureJob, CaptureStatus, Participant
 
 router = APIRouter(tags=["capture"])
@@ -106,8 +105,7 @@ def submit_document(
     """The one way events enter tracechain, for EPCIS capture and the plain API alike."""
     prepared = prepare_document(document)  # the part that needs no lock: schema, hashes, effects
     try:
-        # Captures are serialised: each signs over the heads the one before it left.
-        with services.capture_lock, transaction(services.sessions) as session:
+        with services.capturing() as session:
             domain = services.registry.domain
             result = capture_document(session, participant, prepared, services.vault, domain)
             return job_public(result.job, session, domain)
