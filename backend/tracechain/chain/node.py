@@ -89,6 +89,12 @@ class AnvilNode:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The process id of the node started here (None if not started here): the benchmark
+        counts its CPU time."""
+        return self._process.pid if self._process is not None else None
+
     def command(self) -> list[str]:
         command = [
             str(self.binary),
