@@ -164,8 +164,20 @@ def dockerfile_env() -> dict[str, str]:
 # --- services ------------------------------------------------------------------------------------
 
 
-def test_compose_has_exactly_the_api_anvil_and_postgres_services() -> None:
-    assert set(compose()["services"]) == {"api", "anvil", "postgres"}
+def test_compose_has_exactly_the_api_its_worker_anvil_and_postgres_services() -> None:
+    assert set(compose()["services"]) == {"api", "worker", "anvil", "postgres"}
+
+
+def test_the_worker_runs_tracechain_work_from_the_apis_image_beside_an_api_without_workers() -> None:
+    assert service("worker")["build"] == service("api")["build"]
+    assert argv("worker") == ["tracechain", "work"]
+    assert environment("api")["TRACECHAIN_RUN_WORKERS"] == "false"  # or both would send
+    assert environment("worker") == {
+        name: value for name, value in environment("api").items() if name != "TRACECHAIN_RUN_WORKERS"
+    }
+    # The worker finds the contracts by the deployments the API records in the data folder.
+    assert "api-data:/data" in service("worker")["volumes"] and "api-data:/data" in service("api")["volumes"]
+    assert service("worker")["depends_on"] == {"api": {"condition": "service_started"}}
 
 
 def test_api_is_built_from_the_dockerfile_at_the_top_level() -> None:
