@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 GAS_PER_RECORD = 150_000
 GAS_BASE = 60_000
 GAS_ANCHOR = 100_000  # anchor() takes about 48,600 whatever the batch's size
+# A transaction this process broadcast is sent again only when it is still unmined after this long
+# (a node that restarted and lost its pool): a fresh one is usually a block away from being mined.
+REBROADCAST_AFTER_S = 10.0
 
 
 class Submitter:
@@ -54,6 +58,8 @@ class Submitter:
         self.recording_mode = recording_mode
         self._nonce_lock = threading.Lock()
         self._gas_cap: int | None = None
+        self._in_flight: dict[str, float] = {}
+        """Transactions broadcast by this process and not yet seen mined: hash -> when."""
 
     # ---------------------------------------------------------------- preparing
 
@@ -87,7 +93,7 @@ class Submitter:
         with self.outbox() as session:
             batch = prepare(session)
             tx_hash, raw_tx = batch.tx_hash, batch.raw_tx
-        self._broadcast(raw_tx)
+        self._broadcast(tx_hash, raw_tx)
         receipt = self.chain.w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=timeout)
         if receipt["status"] != 1:
             raise ChainError(f"relayer transaction {tx_hash} failed")
@@ -161,8 +167,8 @@ class Submitter:
             if not records:
                 return 0
             batch = self.prepare_records(session, records)
-            raw_tx = batch.raw_tx
-        self._broadcast(raw_tx)
+            tx_hash, raw_tx = batch.tx_hash, batch.raw_tx
+        self._broadcast(tx_hash, raw_tx)
         return len(records)
 
     def _settle_sent(self) -> None:
@@ -170,8 +176,14 @@ class Submitter:
             for batch in queries.unmined_batches(session):
                 receipt = self._receipt(batch.tx_hash)
                 if receipt is None:
-                    self._broadcast(batch.raw_tx)  # again after a crash or a node restart: same bytes
+                    # Sent again after a crash, a node restart or a reorganisation: the same bytes.
+                    # Not every round: resending a 200-event transaction the node already holds
+                    # cost it as much as the first time.
+                    sent_at = self._in_flight.get(batch.tx_hash)
+                    if sent_at is None or time.monotonic() - sent_at > REBROADCAST_AFTER_S:
+                        self._broadcast(batch.tx_hash, batch.raw_tx)
                     continue
+                self._in_flight.pop(batch.tx_hash, None)
                 if receipt["status"] == 1:
                     batch.status = BatchStatus.MINED
                 else:
@@ -195,11 +207,13 @@ class Submitter:
         except TransactionNotFound:
             return None
 
-    def _broadcast(self, raw_tx: bytes) -> None:
+    def _broadcast(self, tx_hash: str, raw_tx: bytes) -> None:
         try:
             self.chain.w3.eth.send_raw_transaction(raw_tx)
         except Exception as exc:  # already known, nonce already used, node away: settled next round
             log.debug("broadcast deferred: %s", exc)
+        else:
+            self._in_flight[tx_hash] = time.monotonic()
 
     def _fail(self, session: Session, batch: Batch, block_number: int) -> None:
         """The chain refused the batch: its records and their capture jobs fail with the reason."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, update
 
 from tracechain.indexer import Indexer
@@ -122,6 +123,37 @@ def test_a_reorganisation_unconfirms_and_resends_what_it_removed(
     api.services.indexer.run_once()
     assert statuses(api) == [RecordStatus.CONFIRMED]
     assert api.client.get(f"/trace/{ITEM}").json()["verdict"] == "verified"
+
+
+def test_an_unmined_transaction_is_sent_again_only_after_a_while(
+    real_api: Api, real_parties: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resending every round doubled the node's work; never resending would strand a transaction
+    that a restarted node lost from its pool."""
+    api, w3 = real_api, real_api.services.chain.w3
+    submitter = api.services.submitter
+
+    def in_pool(tx_hash: str) -> bool:
+        return w3.provider.make_request("eth_getTransactionByHash", [tx_hash])["result"] is not None  # type: ignore[arg-type]
+
+    w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        api.capture(real_parties["manufacturer"], [commissioning()])
+        submitter.run_once()
+        with api.services.sessions() as session:
+            (tx_hash,) = session.scalars(select(Batch.tx_hash).where(Batch.status == BatchStatus.PREPARED))
+        assert in_pool(tx_hash)
+        w3.provider.make_request("anvil_dropTransaction", [tx_hash])  # type: ignore[arg-type]
+        submitter.run_once()
+        assert not in_pool(tx_hash)  # broadcast a moment ago: not yet sent again
+        monkeypatch.setattr("tracechain.submission.REBROADCAST_AFTER_S", 0.0)
+        submitter.run_once()
+        assert in_pool(tx_hash)
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    api.settle()
+    assert statuses(api) == [RecordStatus.CONFIRMED]
 
 
 def test_a_journey_on_anvil_and_postgresql_is_verified(real_api: Api, real_parties: dict[str, Any]) -> None:
