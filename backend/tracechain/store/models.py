@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import (
     JSON,
@@ -153,20 +153,11 @@ class ChainRecord(Base):
 
     def trace_event(self) -> TraceEvent:
         """What the signer signed."""
-        return TraceEvent(
-            self.subject,
-            Kind(self.kind),
-            self.event_hash,
-            self.counterpart,
-            self.ref,
-            self.time,
-            self.prev_head,
-        )
+        return trace_event_of(self)
 
     def signed_event(self) -> SignedEvent:
         """What record() carries; only for a record that has its signature."""
-        assert self.r is not None and self.vs is not None, f"record {self.id} is not signed yet"
-        return SignedEvent(self.trace_event(), self.signer, self.r, self.vs)
+        return signed_event_of(self)
 
     __table_args__ = (
         UniqueConstraint("subject", "prev_head", name="uq_chain_records_subject_prev_head"),
@@ -177,6 +168,52 @@ class ChainRecord(Base):
         Index("ix_chain_records_batch_id", "batch_id"),
         Index("ix_chain_records_anchor_root", "anchor_root"),
     )
+
+
+class RecordFields(Protocol):
+    """A chain record's signed fields, as an ORM object or a plain row (a trace reads rows)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def subject(self) -> bytes: ...
+    @property
+    def kind(self) -> int: ...
+    @property
+    def event_hash(self) -> bytes: ...
+    @property
+    def counterpart(self) -> str: ...
+    @property
+    def ref(self) -> bytes: ...
+    @property
+    def time(self) -> int: ...
+    @property
+    def prev_head(self) -> bytes: ...
+    @property
+    def signer(self) -> str: ...
+    @property
+    def r(self) -> bytes | None: ...
+    @property
+    def vs(self) -> bytes | None: ...
+
+
+def trace_event_of(record: RecordFields) -> TraceEvent:
+    """What the record's signer signed."""
+    return TraceEvent(
+        record.subject,
+        Kind(record.kind),
+        record.event_hash,
+        record.counterpart,
+        record.ref,
+        record.time,
+        record.prev_head,
+    )
+
+
+def signed_event_of(record: RecordFields) -> SignedEvent:
+    """What record() carries; only for a record that has its signature."""
+    assert record.r is not None and record.vs is not None, f"record {record.id} is not signed yet"
+    return SignedEvent(trace_event_of(record), record.signer, record.r, record.vs)
 
 
 class BatchStatus(StrEnum):

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Select, Text, bindparam, case, cast, delete, func, literal, select, update
 from sqlalchemy.orm import Session
 
-from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent
+from tracechain.chain.trace_event import Kind, SignedEvent
 from tracechain.store.models import (
     Batch,
     BatchStatus,
@@ -24,6 +24,7 @@ from tracechain.store.models import (
     Participant,
     RecordStatus,
     SubjectState,
+    signed_event_of,
 )
 
 # ---------------------------------------------------------------- participants
@@ -132,17 +133,7 @@ class RecordRow:
 
     def signed_event(self) -> SignedEvent:
         """What the signer signed and record() carries; only for a record that has its signature."""
-        assert self.r is not None and self.vs is not None, f"record {self.id} is not signed yet"
-        event = TraceEvent(
-            self.subject,
-            Kind(self.kind),
-            self.event_hash,
-            self.counterpart,
-            self.ref,
-            self.time,
-            self.prev_head,
-        )
-        return SignedEvent(event, self.signer, self.r, self.vs)
+        return signed_event_of(self)
 
 
 @dataclass(frozen=True, slots=True)
