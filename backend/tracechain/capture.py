@@ -123,12 +123,15 @@ def capture_document(
     document: dict[str, Any] | PreparedDocument,
     vault: KeyVault,
     domain: Domain,
+    stored: set[str] | None = None,
 ) -> Capture:
     """Check, sign and queue every new event of `document` for `participant`, in `session`.
 
     Raises DocumentRejected (and writes nothing) if any event is invalid or breaks custody. A
     participant that keeps its own key gets its records back unsigned, the job awaiting its
-    signatures (`sign_records`).
+    signatures (`sign_records`). `stored`: which of the document's events were stored already, if
+    the caller read that before taking the capture lock (else it is read here); an event stored
+    since then makes the insert fail with IntegrityError.
     """
     prepared = document if isinstance(document, PreparedDocument) else prepare_document(document)
     events, hash_ids = prepared.events, prepared.hash_ids
@@ -144,7 +147,7 @@ def capture_document(
     parties = queries.participant_addresses_by_party(session)
 
     fresh: list[tuple[int, dict[str, Any], str, list[Effect], list[tuple[str, str]]]] = []
-    seen = queries.existing_event_ids(session, set(hash_ids))
+    seen = set(stored) if stored is not None else queries.existing_event_ids(session, set(hash_ids))
     for index, (event, hash_id, reading) in enumerate(zip(events, hash_ids, prepared.readings, strict=True)):
         if hash_id in seen:
             continue  # the same event captured twice is recorded once

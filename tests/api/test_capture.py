@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from tracechain.chain.registry import Role
 from tracechain.chain.trace_event import ZERO_ADDRESS, subject_id
@@ -107,6 +111,50 @@ def test_capturing_the_same_event_twice_records_it_once(api: Api, parties: dict[
     assert second.json()["eventCount"] == 1  # only the new one
     assert count(api, Event) == 2
     assert len(api.services.registry.recorded_events()) == 2
+
+
+def inspection(epc: str = ITEM) -> dict[str, Any]:
+    return object_event([epc], biz_step="inspecting", at=T0 + timedelta(hours=1))
+
+
+@pytest.mark.parametrize("service", ["api", "real_api"], ids=["sqlite", "postgresql"])
+@pytest.mark.parametrize(
+    "event",
+    [commissioning, inspection],
+    ids=["refused by custody (commissioned twice)", "refused by the insert (the same event id)"],
+)
+def test_an_event_stored_by_a_concurrent_capture_is_recorded_once(
+    service: str,
+    event: Callable[[str], dict[str, Any]],
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Which events are stored already is read before the capture lock. When a capture of the same
+    event commits in between, the event is taken for new and refused, and the capture runs again
+    reading it inside the lock: the document is accepted, the event recorded once."""
+    api: Api = request.getfixturevalue(service)
+    maker = api.create_participant("Maker", ["manufacturer"], "urn:epc:id:pgln:6901234.00000", "CN")
+    if event is inspection:
+        api.capture(maker, [commissioning(), commissioning(OTHER_ITEM)])
+    api.settle()
+    before = count(api, Event)
+    capturing, overtaken = api.services.capturing, []
+
+    @contextmanager
+    def overtaken_once() -> Iterator[Session]:
+        if not overtaken:  # between this capture's read and its lock, another stores the same event
+            monkeypatch.setattr(api.services, "capturing", capturing)
+            overtaken.append(api.capture(maker, [event(ITEM)]))
+        with capturing() as session:
+            yield session
+
+    monkeypatch.setattr(api.services, "capturing", overtaken_once)
+    response = api.capture(maker, [event(ITEM), event(OTHER_ITEM)])
+    assert overtaken and overtaken[0].status_code == response.status_code == 202, response.text
+    assert response.json()["eventCount"] == 1  # only the event the other capture had not stored
+    api.settle()
+    assert count(api, Event) == before + 2
+    assert len(api.services.registry.recorded_events()) == before + 2
 
 
 def test_a_schema_invalid_document_is_rejected_naming_the_field_and_nothing_is_written(

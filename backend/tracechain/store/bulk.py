@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any, cast
 
+import psycopg
 from psycopg.types.json import Json
 from sqlalchemy import JSON, Table
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tracechain.store.models import Base
@@ -34,9 +36,12 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, An
     statement = f"COPY {quote(table.name)} ({', '.join(quote(name) for name in names)}) FROM STDIN"
     driver = session.connection().connection.driver_connection
     assert driver is not None
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row([adapt(row[name]) for adapt, name in zip(adapters, names, strict=True)])
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([adapt(row[name]) for adapt, name in zip(adapters, names, strict=True)])
+    except psycopg.errors.IntegrityError as exc:  # as SQLAlchemy raises it for an INSERT
+        raise IntegrityError(statement, None, exc) from exc
 
 
 def _adapter(column_type: Any) -> Callable[[Any], Any]:

@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session
 from tracechain.api.deps import ParticipantDep, ServicesDep, SessionDep
 from tracechain.api.problems import Problem
 from tracechain.api.services import Services
-from tracechain.capture import capture_document, prepare_document, sign_records, unsigned_events
+from tracechain.capture import (
+    DocumentRejected,
+    PreparedDocument,
+    capture_document,
+    prepare_document,
+    sign_records,
+    unsigned_events,
+)
 from tracechain.chain.eip712 import Domain, typed_data
 from tracechain.store import queries
 from tracechain.store.models import CaptureJob, CaptureStatus, Participant
@@ -103,14 +110,37 @@ def submit_document(
     services: Services, participant: Participant, document: dict[str, Any]
 ) -> CaptureJobPublic:
     """The one way events enter tracechain, for EPCIS capture and the plain API alike."""
-    prepared = prepare_document(document)  # the part that needs no lock: schema, hashes, effects
+    # What needs no lock: schema, hashes, effects, and which events are stored already. Stored
+    # events stay stored, so that answer can only miss events a capture stored meanwhile; taken for
+    # new, those are refused by the insert (IntegrityError) or by custody (commissioned twice),
+    # and the capture runs again, reading them inside the lock.
+    prepared = prepare_document(document)
+    stored = _stored_events(services, prepared)
     try:
-        with services.capturing() as session:
-            domain = services.registry.domain
-            result = capture_document(session, participant, prepared, services.vault, domain)
-            return job_public(result.job, session, domain)
-    except IntegrityError as exc:  # another process captured the same events or subjects first
+        return _capture(services, participant, prepared, stored)
+    except DocumentRejected:
+        if _stored_events(services, prepared) == stored:
+            raise  # refused for what it says, not for what was stored meanwhile
+    except IntegrityError:
+        pass
+    try:
+        return _capture(services, participant, prepared, None)
+    except IntegrityError as exc:
         raise Problem(409, "Conflict", "a concurrent capture touched the same events; send it again") from exc
+
+
+def _stored_events(services: Services, prepared: PreparedDocument) -> set[str]:
+    with services.sessions() as session:
+        return queries.existing_event_ids(session, set(prepared.hash_ids))
+
+
+def _capture(
+    services: Services, participant: Participant, prepared: PreparedDocument, stored: set[str] | None
+) -> CaptureJobPublic:
+    with services.capturing() as session:
+        domain = services.registry.domain
+        result = capture_document(session, participant, prepared, services.vault, domain, stored)
+        return job_public(result.job, session, domain)
 
 
 def _own_job(session: Session, capture_id: str, participant: Participant) -> CaptureJob:
