@@ -17,13 +17,15 @@ from psycopg.types.json import Json
 from sqlalchemy import JSON, Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from tracechain.store.models import Base
 
 
 def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
     """Insert `rows` (dicts with the same keys, column names) into the model's table in the
-    session's transaction, in order: an autoincrement key follows the order of `rows`."""
+    session's transaction, in order: an autoincrement key follows the order of `rows`. Columns
+    left out get their scalar defaults, as with an INSERT."""
     if not rows:
         return
     table = cast(Table, model.__table__)
@@ -31,6 +33,12 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, An
         session.execute(table.insert(), list(rows))
         return
     names = list(rows[0])
+    defaults = {
+        column.name: column.default.arg
+        for column in table.c
+        if column.name not in names and isinstance(column.default, ScalarElementColumnDefault)
+    }
+    names += defaults
     adapters = [_adapter(table.c[name].type) for name in names]
     quote = session.get_bind().dialect.identifier_preparer.quote
     statement = f"COPY {quote(table.name)} ({', '.join(quote(name) for name in names)}) FROM STDIN"
@@ -39,7 +47,8 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, An
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
-                copy.write_row([adapt(row[name]) for adapt, name in zip(adapters, names, strict=True)])
+                values = {**defaults, **row}
+                copy.write_row([adapt(values[name]) for adapt, name in zip(adapters, names, strict=True)])
     except psycopg.errors.IntegrityError as exc:  # as SQLAlchemy raises it for an INSERT
         raise IntegrityError(statement, None, exc) from exc
 
