@@ -223,8 +223,9 @@ def cpu_seconds(pids: list[int]) -> dict[int, float]:
 
 
 def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds used between two `cpu_seconds`, by the processes alive at both."""
-    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
+    """CPU seconds used between two `cpu_seconds` by the processes alive at the second (all of it
+    for those started in between, such as PostgreSQL backends of connections opened meanwhile)."""
+    return sum(used - before.get(pid, 0.0) for pid, used in after.items())
 
 
 def postgres_pids(engine: Engine) -> list[int]:
@@ -479,7 +480,7 @@ def ingest(node: AnvilNode, chain: Chain, plan: Plan, mode: str | None, split: b
         progress(f"{label}: {events:,} events accepted in {accepted:.1f} s; waiting for the chain")
         wait_for_jobs(admin, key, locations)
         confirmed = time.perf_counter() - started
-        events = len(bodies) * plan.events_per_document
+        pids["postgres"] = sorted({*pids["postgres"], *postgres_pids(engine)})
         cpu_ms = {
             name: cpu_used(cpu_before[name], cpu_seconds(ids)) * 1000 / events for name, ids in pids.items()
         }
