@@ -1,6 +1,7 @@
 """`tracechain work` runs the submitter, indexer and settler beside a `tracechain serve` started with
 TRACECHAIN_RUN_WORKERS=false, both as real processes on anvil and PostgreSQL: serve accepts and signs,
-nothing reaches the chain until the worker runs, and then everything does."""
+nothing reaches the chain until the worker runs, and then everything does. One process per database
+runs the workers."""
 
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ import httpx
 import pytest
 from rich.console import Console
 
+from tracechain.api.services import Services
+from tracechain.chain.connect import Chain
 from tracechain.chain.node import ANVIL_DEV_KEY, AnvilNode
 from tracechain.config import ChainMode, Settings
 from tracechain.epcis.builders import object_event
 from tracechain.errors import ConfigurationError
 from tracechain.worker import run_worker
 
-from .api.conftest import ADMIN_TOKEN, MASTER_SECRET, document
+from .api.conftest import ADMIN_TOKEN, MASTER_SECRET, document, service_settings
 from .api.test_capture import ITEM, T0
 from .conftest import free_port
 
@@ -40,6 +43,25 @@ def test_work_refuses_a_sqlite_database(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, chain=ChainMode.RPC, rpc_url="http://127.0.0.1:9", **SECRETS)
     with pytest.raises(ConfigurationError, match="needs PostgreSQL"):
         run_worker(settings, Console(quiet=True), wait=0)
+
+
+@pytest.mark.anvil
+def test_one_process_per_database_runs_the_workers(
+    tmp_path: Path, anvil_chain: Chain, postgres_url: str
+) -> None:
+    settings = service_settings(
+        tmp_path, database_url=postgres_url, chain=ChainMode.RPC, rpc_url="http://unused"
+    )
+    first, second = Services.start(settings, anvil_chain), Services.start(settings, anvil_chain)
+    try:
+        first.start_workers()
+        with pytest.raises(ConfigurationError, match="another process runs the workers for this database"):
+            second.start_workers()
+        first.stop()
+        second.start_workers()  # free again once the first has stopped
+    finally:
+        first.stop()
+        second.stop()
 
 
 @pytest.fixture

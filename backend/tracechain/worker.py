@@ -4,7 +4,8 @@ In one process, the service's HTTP handling and capture share one interpreter lo
 that send, index and settle, so the service uses one core however many the machine has. Run apart,
 each gets its own. The two share the PostgreSQL database, whose advisory locks keep the relayer's
 nonces and the subjects' heads consistent between them (`store.db.SharedLock`); `serve` migrates
-the database and deploys the contracts, and the worker waits until it has.
+the database and deploys the contracts, and the worker waits until it has. One process per database
+runs the workers: a second `work` refuses to start.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from tracechain.chain.connect import Chain
@@ -24,7 +24,7 @@ from tracechain.errors import ConfigurationError, NotDeployedYet
 from tracechain.indexer import Indexer
 from tracechain.keys import KeyVault
 from tracechain.settlement import Settlement
-from tracechain.store.db import SharedLock, hold, make_engine, migrate, session_factory, transaction
+from tracechain.store.db import SharedLock, claim, hold, make_engine, migrate, session_factory, transaction
 from tracechain.submission import Submitter
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class Services:
     capture_lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+    _workers_claim: Connection | None = None
 
     @classmethod
     def start(cls, settings: Settings, chain: Chain, *, deploys: bool = True) -> Services:
@@ -108,6 +109,17 @@ class Services:
         return workers
 
     def start_workers(self) -> None:
+        """The workers in threads of this process. On PostgreSQL, one process per database runs
+        them (two would send, index and settle the same things): raises ConfigurationError if
+        another holds that role."""
+        if self.engine.dialect.name == "postgresql":
+            self._workers_claim = claim(self.engine, SharedLock.WORKERS)
+            if self._workers_claim is None:
+                raise ConfigurationError(
+                    "another process runs the workers for this database (`tracechain work`, or "
+                    "`tracechain serve` with TRACECHAIN_RUN_WORKERS=true): set "
+                    "TRACECHAIN_RUN_WORKERS=false for this serve, or stop the other"
+                )
         for name, step in self._workers():
             thread = threading.Thread(
                 target=self._loop, args=(name, step), name=f"tracechain-{name}", daemon=True
@@ -129,6 +141,8 @@ class Services:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
+        if self._workers_claim is not None:
+            self._workers_claim.close()  # ends the session: another process may run them now
         self.engine.dispose()
 
 

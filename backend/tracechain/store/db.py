@@ -9,7 +9,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -63,6 +63,8 @@ class SharedLock(IntEnum):
     """Allocating the relayer's nonces: the API (role grants, orders) and the worker both send."""
     CAPTURE = 0x7472_0002
     """Signing over subjects' heads: each capture reads the heads the one before it left."""
+    WORKERS = 0x7472_0003
+    """Running the submitter, indexer and settler: one process per database does."""
 
 
 def hold(session: Session, lock: SharedLock) -> None:
@@ -73,3 +75,15 @@ def hold(session: Session, lock: SharedLock) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(lock)})
+
+
+def claim(engine: Engine, lock: SharedLock) -> Connection | None:
+    """A connection of its own holding `lock` until it is closed (a role a process keeps for its
+    life), or None if another connection holds it. PostgreSQL only."""
+    assert engine.dialect.name == "postgresql", "advisory locks are PostgreSQL's"
+    connection = engine.connect()
+    if connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": int(lock)}):
+        connection.commit()  # the lock is the session's; no transaction is left open
+        return connection
+    connection.close()
+    return None
