@@ -142,7 +142,7 @@ class Services:
         for thread in self._threads:
             thread.join(timeout=10)
         if self._workers_claim is not None:
-            self._workers_claim.close()  # ends the session: another process may run them now
+            self._workers_claim.close()  # ends its session: another process may run them now
         self.engine.dispose()
 
 

@@ -84,6 +84,9 @@ def claim(engine: Engine, lock: SharedLock) -> Connection | None:
     connection = engine.connect()
     if connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": int(lock)}):
         connection.commit()  # the lock is the session's; no transaction is left open
+        # Out of the pool: closing it then ends the session, and so the lock, rather than handing
+        # a connection that still holds it to the next checkout.
+        connection.detach()
         return connection
     connection.close()
     return None
