@@ -16,7 +16,12 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 /// {EventRecorded} log per event.
 ///
 /// Each subject keeps a head hash, `head = keccak256(abi.encode(previousHead, eventHash))`, starting
-/// from zero, so anyone holding the logs can check that no event was dropped or reordered.
+/// from zero, so anyone holding the logs can check that no event was dropped or reordered. That chain
+/// holds the subject's facts: the kinds only the parties the rules name may record (its origin,
+/// packing, custody, inspections, sale, recall, excursions). Observations (Observe, Withdraw), which
+/// any participant may record, go on the reporter's own chain of the subject instead, keyed
+/// `keccak256(abi.encode(subject, reporter))` ({observationHeadOf}): a participant can say what it saw
+/// of anyone's product, but it can never move, race or hold up the chain of that product's facts.
 ///
 /// Replay protection: a signer signs over the subject's current head (`prevHead`). Recording the
 /// event moves the head, so the same signature can never match again, on this contract or, because
@@ -53,7 +58,7 @@ contract TraceRegistry is AccessControl, EIP712 {
 
     /// @notice What an event does. The numbering is part of the signed data: never reorder.
     enum Kind {
-        Observe, // any participant; recorded, no custody effect
+        Observe, // any participant; recorded on its own chain of the subject, no custody effect
         Commission, // manufacturer creates the subject and holds it
         Aggregate, // custodian packs the subject into `ref` (created if new)
         Disaggregate, // custodian unpacks the subject from `ref`
@@ -62,8 +67,9 @@ contract TraceRegistry is AccessControl, EIP712 {
         Inspect, // customs records a verdict (`ref`: VERDICT_CLEARED or VERDICT_REJECTED)
         Sell, // retailer holding custody sells it to a consumer; custody ends
         Recall, // its manufacturer or an auditor recalls it, and what is packed in it (units: auditors only)
-        Consume, // custodian consumes the subject as an ingredient of `ref` (transformation)
-        Excursion // custodian reports a sensor reading outside the agreed range
+        Consume, // custodian consumes the subject as an ingredient of `ref` (transformation), or destroys it
+        Excursion, // custodian reports a sensor reading outside the agreed range
+        Withdraw // a participant withdraws an event it recorded (`ref`: its eventHash) as erroneous; auditors, anyone's
     }
 
     enum Status {
@@ -74,7 +80,9 @@ contract TraceRegistry is AccessControl, EIP712 {
     }
 
     /// @notice The signed part of an event. `kind` is a {Kind}; `counterpart` and `ref` mean what
-    /// the kind says and are zero otherwise; `time` is the event time in seconds since the epoch.
+    /// the kind says and are zero otherwise (Ship: the proposed receiver; Withdraw: the withdrawn
+    /// event's signer and eventHash); `time` is the event time in seconds since the epoch; `prevHead`
+    /// is the head of the chain the event joins (see {chainOf}).
     struct TraceEvent {
         bytes32 subject;
         uint8 kind;
@@ -129,7 +137,8 @@ contract TraceRegistry is AccessControl, EIP712 {
         );
 
     mapping(bytes32 subject => Product) private _products;
-    mapping(bytes32 subject => bytes32) private _heads;
+    /// @dev Keyed by chain ({chainOf}): a subject's facts, or one reporter's observations of it.
+    mapping(bytes32 chain => bytes32) private _heads;
     mapping(bytes32 subject => bytes32) private _parents;
     /// @dev Written lazily: zero while the manufacturer still holds an active subject, which saves
     /// a storage slot on every commissioning.
@@ -174,6 +183,8 @@ contract TraceRegistry is AccessControl, EIP712 {
     error TraceRegistryPackingCycle(bytes32 subject, bytes32 parent);
     error TraceRegistryPackingTooDeep(bytes32 subject, uint256 maxDepth);
     error TraceRegistryInvalidVerdict(bytes32 subject, bytes32 verdict);
+    error TraceRegistryInvalidWithdrawal(bytes32 subject, bytes32 withdrawnEventHash);
+    error TraceRegistryNotSignerOrAuditor(bytes32 subject, address signer, address withdrawnSigner);
 
     /// @param admin Receives DEFAULT_ADMIN_ROLE and so may grant and revoke participant roles.
     constructor(address admin) EIP712("TraceRegistry", "1") {
@@ -184,9 +195,9 @@ contract TraceRegistry is AccessControl, EIP712 {
 
     /// @notice Records a batch of signed events in order, atomically.
     /// @dev Anyone may relay: authority comes from each event's signature, not from the sender.
-    /// Requirements, per event: a known kind; a valid signature by `signer` over the subject's
-    /// current head; the role and custody the kind asks for (see {Kind}). The first event that
-    /// fails reverts the whole batch with its reason.
+    /// Requirements, per event: a known kind; a valid signature by `signer` over the current head of
+    /// the chain the event joins ({chainOf}); the role and custody the kind asks for (see {Kind}).
+    /// The first event that fails reverts the whole batch with its reason.
     /// Emits one {EventRecorded} per event.
     function record(SignedEvent[] calldata events) external {
         if (events.length == 0) revert TraceRegistryEmptyBatch();
@@ -208,14 +219,15 @@ contract TraceRegistry is AccessControl, EIP712 {
         if (failure != ECDSA.RecoverError.NoError || recovered != signed.signer) {
             revert TraceRegistryInvalidSignature(subject, signed.signer, recovered);
         }
-        bytes32 head = _heads[subject];
+        Kind kind = Kind(ev.kind);
+        bytes32 chain = _chainOf(subject, kind, signed.signer);
+        bytes32 head = _heads[chain];
         if (ev.prevHead != head) revert TraceRegistryStaleHead(subject, head, ev.prevHead);
 
-        Kind kind = Kind(ev.kind);
         _apply(kind, ev, signed.signer);
 
         head = keccak256(abi.encode(head, ev.eventHash));
-        _heads[subject] = head;
+        _heads[chain] = head;
         emit EventRecorded(subject, ev.eventHash, signed.signer, kind, ev.counterpart, ev.ref, ev.time, head);
     }
 
@@ -237,7 +249,8 @@ contract TraceRegistry is AccessControl, EIP712 {
             else if (kind == Kind.Sell) _sell(ev.subject, signer);
             else if (kind == Kind.Consume) _consume(ev.subject, signer);
             else if (kind == Kind.Excursion) _excursion(ev.subject, signer);
-            // Kind.Observe: signed and chained, no custody effect.
+            else if (kind == Kind.Withdraw) _withdraw(ev.subject, ev.counterpart, ev.ref, signer);
+            // Kind.Observe: signed and chained on the reporter's own chain, no custody effect.
         }
     }
 
@@ -260,7 +273,8 @@ contract TraceRegistry is AccessControl, EIP712 {
 
     /// @notice Whether `signed` is a leaf of the anchored batch `root`, signed by its signer, who holds
     /// the role its kind asks for (Commission: manufacturer; Inspect: customs; Sell: retailer; Recall:
-    /// manufacturer or auditor; any other: any participant role), today.
+    /// manufacturer or auditor; any other: any participant role), today, and (Withdraw) withdraws an
+    /// event of its own unless it is an auditor.
     /// @dev Custody is not checked here: anchored events change no state on chain, so their custody
     /// continuity is checked off chain, over the subject's signed head chain. Never reverts on a
     /// false claim; returns false.
@@ -276,6 +290,7 @@ contract TraceRegistry is AccessControl, EIP712 {
         (address recovered, ECDSA.RecoverError failure, ) = ECDSA.tryRecover(digest, signed.r, signed.vs);
         if (failure != ECDSA.RecoverError.NoError || recovered != signed.signer) return false;
         if (!_holdsRoleFor(Kind(ev.kind), signed.signer)) return false;
+        if (_anchoredRuleBroken(ev, signed.signer)) return false;
         return MerkleProof.verifyCalldata(proof, root, _leaf(digest, signed.signer, signed.r, signed.vs));
     }
 
@@ -305,6 +320,12 @@ contract TraceRegistry is AccessControl, EIP712 {
         if (kind == Kind.Sell) return hasRole(RETAILER_ROLE, signer);
         if (kind == Kind.Recall) return hasRole(MANUFACTURER_ROLE, signer) || hasRole(AUDITOR_ROLE, signer);
         return _isParticipant(signer);
+    }
+
+    /// @dev Whether a verifyAnchored event's own fields break its kind's rule (none but Withdraw's).
+    function _anchoredRuleBroken(TraceEvent calldata ev, address signer) private view returns (bool) {
+        if (Kind(ev.kind) != Kind.Withdraw) return false;
+        return ev.ref == bytes32(0) || (ev.counterpart != signer && !hasRole(AUDITOR_ROLE, signer));
     }
 
     // ---------------------------------------------------------------- effects
@@ -423,6 +444,19 @@ contract TraceRegistry is AccessControl, EIP712 {
         if (product.excursions < type(uint16).max) product.excursions += 1;
     }
 
+    /// @dev The registry cannot know who signed the withdrawn event without storing every event's
+    /// signer, so the withdrawal names it (`counterpart`) and this checks the name against the signer:
+    /// a participant withdraws only what it says is its own, an auditor anyone's. Whether the named
+    /// signer really recorded `ref` is checked by whoever reads the withdrawal against the withdrawn
+    /// event's own log (tracechain's trace and `tracechain verify` do); a withdrawal naming the wrong
+    /// signer withdraws nothing.
+    function _withdraw(bytes32 subject, address withdrawnSigner, bytes32 withdrawnEventHash, address signer) private view {
+        if (withdrawnEventHash == bytes32(0)) revert TraceRegistryInvalidWithdrawal(subject, withdrawnEventHash);
+        if (withdrawnSigner != signer && !hasRole(AUDITOR_ROLE, signer)) {
+            revert TraceRegistryNotSignerOrAuditor(subject, signer, withdrawnSigner);
+        }
+    }
+
     // ---------------------------------------------------------------- checks
 
     function _checkParticipant(address signer) private view {
@@ -485,6 +519,11 @@ contract TraceRegistry is AccessControl, EIP712 {
         return false;
     }
 
+    function _chainOf(bytes32 subject, Kind kind, address signer) private pure returns (bytes32) {
+        if (kind == Kind.Observe || kind == Kind.Withdraw) return keccak256(abi.encode(subject, signer));
+        return subject;
+    }
+
     function _hashTraceEvent(TraceEvent calldata ev) private pure returns (bytes32) {
         return
             keccak256(
@@ -501,9 +540,20 @@ contract TraceRegistry is AccessControl, EIP712 {
             );
     }
 
-    /// @notice The subject's head hash: zero before its first event.
+    /// @notice The head of the subject's chain of facts: zero before its first.
     function headOf(bytes32 subject) external view returns (bytes32) {
         return _heads[subject];
+    }
+
+    /// @notice The head of `reporter`'s chain of observations of the subject: zero before its first.
+    function observationHeadOf(bytes32 subject, address reporter) external view returns (bytes32) {
+        return _heads[keccak256(abi.encode(subject, reporter))];
+    }
+
+    /// @notice The chain an event of `kind` by `signer` joins: the subject's own for facts, the
+    /// signer's chain of the subject for observations (Observe, Withdraw).
+    function chainOf(bytes32 subject, Kind kind, address signer) external pure returns (bytes32) {
+        return _chainOf(subject, kind, signer);
     }
 
     /// @notice The subject's state with custody, pending receiver and recall resolved through the

@@ -16,6 +16,7 @@ from tracechain.chain.eip712 import EventSigner
 from tracechain.chain.escrow import EscrowResult, OrderTerms, Token, TradeEscrow
 from tracechain.chain.registry import RecordResult, TraceRegistry
 from tracechain.chain.trace_event import (
+    OBSERVATION_KINDS,
     VERDICT_CLEARED,
     ZERO_ADDRESS,
     ZERO_HASH,
@@ -70,7 +71,8 @@ def sign_event(
     prev_head: bytes | None = None,
     time: int = 1_767_225_600,
 ) -> SignedEvent:
-    """`actor` signs an event over the subject's current on-chain head unless told otherwise."""
+    """`actor` signs an event over the current on-chain head of the chain it joins (the subject's
+    facts, or the actor's own observations of it) unless told otherwise."""
     event = TraceEvent(
         subject=subject,
         kind=kind,
@@ -78,9 +80,16 @@ def sign_event(
         counterpart=counterpart,
         ref=ref,
         time=time,
-        prev_head=registry.head_of(subject) if prev_head is None else prev_head,
+        prev_head=chain_head(registry, kind, subject, actor.address) if prev_head is None else prev_head,
     )
     return actor.signer.sign(event)
+
+
+def chain_head(registry: TraceRegistry, kind: Kind, subject: bytes, signer: str) -> bytes:
+    """The on-chain head of the chain an event of `kind` by `signer` joins."""
+    if kind in OBSERVATION_KINDS:
+        return registry.observation_head_of(subject, signer)
+    return registry.head_of(subject)
 
 
 def record(

@@ -1,11 +1,14 @@
 """Property tests: random sequences of signed events against the contract and the Python model.
 
-Three properties, checked after every step of every sequence hypothesis tries:
+Four properties, checked after every step of every sequence hypothesis tries:
 - nobody but the custodian moves a product (and only the proposed receiver accepts it), read off
   the chain itself, independently of the model;
+- an observation (Observe, Withdraw) never moves the subject's chain of facts, and a withdrawal is
+  by the withdrawn event's named signer or an auditor;
 - the contract accepts exactly the events `tracechain.custody` accepts, and rejects the others with
   the same error and arguments, so the service's pre-validation can be trusted;
-- every subject's on-chain head equals the hash chain recomputed from its EventRecorded logs.
+- every chain's on-chain head (a subject's facts, each reporter's observations of it) equals the
+  hash chain recomputed from its EventRecorded logs.
 
 They run on the real anvil node: the same sequences on the in-process chain take ten times longer.
 """
@@ -22,12 +25,14 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from tracechain.chain.connect import Chain
 from tracechain.chain.registry import Role, TraceRegistry
 from tracechain.chain.trace_event import (
+    OBSERVATION_KINDS,
     VERDICT_CLEARED,
     VERDICT_REJECTED,
     ZERO_ADDRESS,
     ZERO_HASH,
     Kind,
     TraceEvent,
+    chain_of,
     next_head,
 )
 from tracechain.custody import CustodyState, CustodyViolation
@@ -47,7 +52,7 @@ CAST = {
     "auditor": ["auditor"],
     "outsider": [],
 }
-REFS = [*SUBJECTS, ZERO_HASH, VERDICT_CLEARED, VERDICT_REJECTED]
+REFS = [*SUBJECTS, ZERO_HASH, VERDICT_CLEARED, VERDICT_REJECTED, b"\x5e" * 32]  # the last: an event hash
 MOVES_CUSTODY = {Kind.AGGREGATE, Kind.DISAGGREGATE, Kind.SHIP, Kind.SELL, Kind.CONSUME}
 
 
@@ -65,7 +70,6 @@ class CustodyMachine(RuleBasedStateMachine):
             self.model.roles[actor.address] = set(roles)
             for role in roles:
                 self.registry.grant_role(Role.by_name(role), actor.address)
-        self.logged_hashes: dict[bytes, list[bytes]] = {}
 
     @rule(
         kind=st.sampled_from(Kind),
@@ -103,7 +107,7 @@ class CustodyMachine(RuleBasedStateMachine):
         self, kind: Kind, actor: str, subject: bytes, ref: bytes, counterpart: str | None, stale: bool
     ) -> None:
         signer = self.actors[actor]
-        head = self.model.head(subject)
+        head = self.model.head(chain_of(subject, kind, signer.address))
         event = TraceEvent(
             subject=subject,
             kind=kind,
@@ -135,9 +139,12 @@ class CustodyMachine(RuleBasedStateMachine):
             assert signer.address == before.custodian
         if kind is Kind.RECEIVE:
             assert signer.address == before.pending_receiver
+        if kind in OBSERVATION_KINDS:
+            assert self.registry.head_of(subject) == before.head
+        if kind is Kind.WITHDRAW:
+            assert event.counterpart == signer.address or actor == "auditor"
         (logged,) = result.events
         assert logged.head == next_head(head, event.event_hash)
-        self.logged_hashes.setdefault(subject, []).append(logged.event_hash)
 
     @invariant()
     def chain_agrees_with_model(self) -> None:
@@ -156,9 +163,16 @@ class CustodyMachine(RuleBasedStateMachine):
         # The heads equal the hash chains recomputed from the logs alone, read back from the node.
         from_logs: dict[bytes, bytes] = {}
         for logged in self.registry.recorded_events():
-            from_logs[logged.subject] = next_head(from_logs.get(logged.subject, ZERO_HASH), logged.event_hash)
+            chain = chain_of(logged.subject, logged.kind, logged.signer)
+            from_logs[chain] = next_head(from_logs.get(chain, ZERO_HASH), logged.event_hash)
         for subject in SUBJECTS:
             assert from_logs.get(subject, ZERO_HASH) == self.registry.head_of(subject)
+            for actor in self.actors.values():
+                chain = chain_of(subject, Kind.OBSERVE, actor.address)
+                assert from_logs.get(chain, ZERO_HASH) == self.registry.observation_head_of(
+                    subject, actor.address
+                )
+                assert self.model.head(chain) == from_logs.get(chain, ZERO_HASH)
 
 
 def _as_contract_arguments(arguments: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from tracechain.chain.trace_event import (
     SignedEvent,
     Status,
     TraceEvent,
+    chain_of,
     subject_id,
 )
 from tracechain.custody import CustodyState, CustodyViolation, Unit
@@ -158,13 +159,13 @@ def capture_document(
         effects, named = reading
         fresh.append((index, event, hash_id, effects, named))
 
-    # Every projection row the document touches, read up front in a query per level of packing.
+    # Every projection row the document touches, read up front in a query per level of packing: the
+    # subjects, and the participant's own chains of those it observes.
     state.preload(
-        subject_id(epc)
+        key
         for _, _, _, effects, _ in fresh
         for effect in effects
-        for epc in (effect.subject, effect.ref_subject)
-        if epc
+        for key in _projection_keys(effect, participant.address)
     )
     records: list[dict[str, Any]] = []
     for index, event, hash_id, effects, _ in fresh:
@@ -181,6 +182,8 @@ def capture_document(
             if kind is Kind.SHIP and counterpart == ZERO_ADDRESS:
                 # Shipped to a party outside tracechain: recorded, but custody cannot be proposed to it.
                 kind = Kind.OBSERVE
+            chain = chain_of(subject, kind, participant.address)
+            state.load(chain)
             trace_event = TraceEvent(
                 subject=subject,
                 kind=kind,
@@ -188,7 +191,7 @@ def capture_document(
                 counterpart=counterpart if kind is Kind.SHIP else ZERO_ADDRESS,
                 ref=_ref(effect, kind),
                 time=int(event_time.timestamp()),
-                prev_head=state.model.head(subject),
+                prev_head=state.model.head(chain),
             )
             try:
                 head = state.model.apply(trace_event, participant.address)
@@ -196,6 +199,7 @@ def capture_document(
                 problems.append(Problem(_location(index), _plain(violation, effect)))
                 continue
             state.touch(subject, effect.subject)
+            state.touch(chain, effect.subject)
             if effect.ref_subject:
                 state.touch(subject_id(effect.ref_subject), effect.ref_subject)
             signed = signer.sign(trace_event) if signer else None
@@ -204,6 +208,7 @@ def capture_document(
                     "event_id": hash_id,
                     "subject": subject,
                     "subject_epc": effect.subject,
+                    "chain": chain,
                     "kind": int(kind),
                     "event_hash": trace_event.event_hash,
                     "counterpart": trace_event.counterpart,
@@ -263,6 +268,14 @@ def capture_document(
     insert_rows(session, ChainRecord, records)
     state.save()
     return Capture(job, len(fresh), len(events) - len(fresh))
+
+
+def _projection_keys(effect: Effect, signer: str) -> list[bytes]:
+    """The projection rows an effect reads: its subject, its parent or output, and for an observation
+    the signer's own chain of the subject (others are read when an effect turns into one)."""
+    subject = subject_id(effect.subject)
+    keys = [subject, chain_of(subject, effect.kind, signer)]
+    return [*keys, subject_id(effect.ref_subject)] if effect.ref_subject else keys
 
 
 def _event_list(document: dict[str, Any]) -> list[dict[str, Any]]:

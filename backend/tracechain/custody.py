@@ -19,6 +19,7 @@ from tracechain.chain.trace_event import (
     Kind,
     Status,
     TraceEvent,
+    chain_of,
     next_head,
 )
 
@@ -85,8 +86,9 @@ class CustodyState:
     heads: dict[bytes, bytes] = field(default_factory=dict)
     roles: dict[str, set[str]] = field(default_factory=dict)
 
-    def head(self, subject: bytes) -> bytes:
-        return self.heads.get(subject, ZERO_HASH)
+    def head(self, chain: bytes) -> bytes:
+        """The head of a chain: a subject's facts, or one reporter's observations of it (`chain_of`)."""
+        return self.heads.get(chain, ZERO_HASH)
 
     def has_role(self, account: str, role: str) -> bool:
         return role in self.roles.get(account, set())
@@ -126,7 +128,8 @@ class CustodyState:
         Raises CustodyViolation, leaving the state untouched, where the contract would revert.
         """
         subject = event.subject
-        head = self.head(subject)
+        chain = chain_of(subject, event.kind, signer)
+        head = self.head(chain)
         if event.prev_head != head:
             raise CustodyViolation(
                 "TraceRegistryStaleHead", subject=subject, head=head, signedHead=event.prev_head
@@ -137,8 +140,8 @@ class CustodyState:
         staged_units = _CopyOnRead(self.units)
         effect(CustodyState(staged_units, self.heads, self.roles), event, signer)
         self.units.update(staged_units.changed())
-        self.heads[subject] = next_head(head, event.event_hash)
-        return self.heads[subject]
+        self.heads[chain] = next_head(head, event.event_hash)
+        return self.heads[chain]
 
     # ---------------------------------------------------------------- checks
 
@@ -300,6 +303,21 @@ class CustodyState:
             )
         unit.excursions = min(unit.excursions + 1, 0xFFFF)
 
+    def _withdraw(self, event: TraceEvent, signer: str) -> None:
+        """See TraceRegistry._withdraw: only the withdrawn event's signer, or an auditor."""
+        self._require_participant(signer)
+        if event.ref == ZERO_HASH:
+            raise CustodyViolation(
+                "TraceRegistryInvalidWithdrawal", subject=event.subject, withdrawnEventHash=event.ref
+            )
+        if event.counterpart != signer and not self.has_role(signer, "auditor"):
+            raise CustodyViolation(
+                "TraceRegistryNotSignerOrAuditor",
+                subject=event.subject,
+                signer=signer,
+                withdrawnSigner=event.counterpart,
+            )
+
 
 _EFFECTS = {
     Kind.OBSERVE: CustodyState._observe,
@@ -313,4 +331,5 @@ _EFFECTS = {
     Kind.RECALL: CustodyState._recall,
     Kind.CONSUME: CustodyState._consume,
     Kind.EXCURSION: CustodyState._excursion,
+    Kind.WITHDRAW: CustodyState._withdraw,
 }

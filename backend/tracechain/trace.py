@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from tracechain.chain.eip712 import Domain, recover_signer
 from tracechain.chain.merkle import leaf_of, verify_proof
-from tracechain.chain.trace_event import ZERO_HASH, Kind, SignedEvent, next_head, subject_id
+from tracechain.chain.trace_event import ZERO_HASH, Kind, SignedEvent, chain_of, next_head, subject_id
 from tracechain.epcis.event_hash import event_hash_id, hash_id_digest
 from tracechain.epcis.mapping import bare_vocabulary
 from tracechain.store import queries
@@ -191,25 +191,26 @@ def _why_included(event: EventRow, related: dict[str, str], epc: str) -> tuple[s
 
 
 class _HeadChains:
-    """Each subject's records among the trace's events, in recording order: the record before each one."""
+    """Each chain's records among the trace's events (a subject's facts, each reporter's observations
+    of it), in recording order: the record before each one."""
 
     def __init__(self, events: list[EventRow]) -> None:
         chains: dict[bytes, list[RecordRow]] = {}
         for event in events:
             for record in event.records:
-                chains.setdefault(record.subject, []).append(record)
+                chains.setdefault(_chain(record), []).append(record)
         self._chains = {subject: sorted(chain, key=lambda r: r.id) for subject, chain in chains.items()}
         self._positions = {
             record.id: position for chain in self._chains.values() for position, record in enumerate(chain)
         }
 
     def continuous(self, record: RecordRow) -> bool:
-        """The record follows its predecessor in the subject's head chain, which starts at zero; a
-        receipt is by the party the last shipment named.
+        """The record follows its predecessor in its head chain, which starts at zero; a receipt is by
+        the party the last shipment named.
 
         Every record of a subject belongs to an event naming it, so the trace holds the whole chain.
         """
-        ordered, position = self._chains[record.subject], self._positions[record.id]
+        ordered, position = self._chains[_chain(record)], self._positions[record.id]
         expected_prev = ZERO_HASH if position == 0 else ordered[position - 1].head
         if record.prev_head != expected_prev:
             return False
@@ -217,6 +218,12 @@ class _HeadChains:
             ship = next((r for r in reversed(ordered[:position]) if r.kind == Kind.SHIP), None)
             return ship is not None and ship.counterpart == record.signer
         return True
+
+
+def _chain(record: RecordRow) -> bytes:
+    """The chain the record joined, from its signed fields (not from the stored column, which an
+    edit could change)."""
+    return chain_of(record.subject, Kind(record.kind), record.signer)
 
 
 def _check(event: EventRow, domain: Domain, roles: dict[str, set[str]], chains: _HeadChains) -> EventCheck:

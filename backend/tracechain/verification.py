@@ -3,7 +3,8 @@
 For every chain record it claims: the event's content hashes to its id, the signature recovers to
 the signer over the event as the contract rebuilt it, the transaction holds an EventRecorded log at
 the claimed index that matches field by field, the signer held a fitting role at that block, and
-each subject's heads chain from zero with nothing missing.
+each chain's heads (a subject's facts, a reporter's observations of it) run from zero with nothing
+missing.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tracechain.chain.artifacts import load_artifact
 from tracechain.chain.eip712 import Domain, recover_signer
 from tracechain.chain.merkle import leaf_of, verify_proof
 from tracechain.chain.registry import Role
-from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent, next_head
+from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent, chain_of, next_head
 from tracechain.epcis.event_hash import event_hash_id, hash_id_digest
 
 # ---------------------------------------------------------------- proof bundles
@@ -74,7 +75,7 @@ def verify_bundle(bundle: dict[str, Any], w3: Web3) -> BundleVerification:
     separator = Domain(chain_id, registry_address).separator
     receipts: dict[str, Any] = {}
     checks: list[RecordCheck] = []
-    by_subject: dict[str, list[tuple[int, int, dict[str, Any], RecordCheck]]] = {}
+    by_chain: dict[bytes, list[tuple[int, int, dict[str, Any], RecordCheck]]] = {}
     for entry in bundle["events"]:
         event, event_id = entry["event"], entry["eventID"]
         content_problem = _content_problem(event, entry.get("context"), event_id)
@@ -94,10 +95,13 @@ def verify_bundle(bundle: dict[str, Any], w3: Web3) -> BundleVerification:
             except (KeyError, ValueError, TypeError) as exc:
                 check.problems.append(f"malformed record: {exc}")
                 continue
-            by_subject.setdefault(claimed["subject"], []).append(
+            chain = chain_of(
+                bytes.fromhex(claimed["subject"][2:]), Kind[claimed["kind"].upper()], claimed["signer"]
+            )
+            by_chain.setdefault(chain, []).append(
                 (claimed.get("block") or 0, claimed.get("logIndex") or 0, claimed, check)
             )
-    for records in by_subject.values():
+    for records in by_chain.values():
         head = "0x" + "00" * 32
         for claimed, check in _chain_order(records):
             if claimed["prevHead"] != head:

@@ -207,6 +207,28 @@ def test_verify_anchored_is_false_when_the_signer_lacks_the_kinds_role(
     ]
 
 
+def test_verify_anchored_is_false_for_a_withdrawal_of_another_participants_event(
+    registry: TraceRegistry, anchorer: str, manufacturer: Actor, carrier: Actor, auditor: Actor
+) -> None:
+    """Anchored events change nothing on chain, so Withdraw's own rule is checked here: a participant
+    withdraws only its own events, an auditor anyone's, and a withdrawal names what it withdraws."""
+    item, withdrawn = sgtin("withdrawn"), random_hash()
+    by_rival = sign_event(
+        registry, carrier, Kind.WITHDRAW, item, counterpart=manufacturer.address, ref=withdrawn
+    )
+    by_auditor = sign_event(
+        registry, auditor, Kind.WITHDRAW, item, counterpart=manufacturer.address, ref=withdrawn
+    )
+    own = sign_event(registry, carrier, Kind.WITHDRAW, item, counterpart=carrier.address, ref=withdrawn)
+    naming_nothing = sign_event(registry, carrier, Kind.WITHDRAW, item, counterpart=carrier.address)
+    events = [by_rival, by_auditor, own, naming_nothing]
+    tree = anchored_tree(registry, events)
+
+    verdicts = [registry.verify_anchored(e, tree.proof(i), tree.root) for i, e in enumerate(events)]
+
+    assert verdicts == [False, True, True, False]
+
+
 def test_an_inner_node_cannot_be_verified_as_an_event(
     registry: TraceRegistry, anchored: tuple[list[SignedEvent], MerkleTree]
 ) -> None:

@@ -16,10 +16,11 @@ from tracechain.chain.trace_event import (
     Kind,
     SignedEvent,
     Status,
+    chain_of,
     next_head,
 )
 
-from ..factories import Actor, hand_over, pack, record, sgtin, sign_event, sscc
+from ..factories import Actor, chain_head, hand_over, pack, record, sgtin, sign_event, sscc
 
 PALLET = sscc(200)
 SOUP = sgtin("soup")
@@ -56,12 +57,13 @@ def expected_log(signed: SignedEvent, head_before: bytes) -> dict[str, Any]:
 def record_logged(
     registry: TraceRegistry, actor: Actor, kind: Kind, subject: bytes, **fields: Any
 ) -> RecordedEvent:
-    """Records one event, checks its one EventRecorded log and the subject's new head, returns the log."""
-    head_before = registry.head_of(subject)
+    """Records one event, checks its one EventRecorded log and the new head of the chain it joined
+    (the subject's facts, or the actor's observations of it), returns the log."""
+    head_before = chain_head(registry, kind, subject, actor.address)
     signed = sign_event(registry, actor, kind, subject, **fields)
     result = registry.record([signed])
     assert [logged(log) for log in result.events] == [expected_log(signed, head_before)]
-    assert registry.head_of(subject) == result.events[0].head
+    assert chain_head(registry, kind, subject, actor.address) == result.events[0].head
     return result.events[0]
 
 
@@ -114,16 +116,66 @@ def test_commission_makes_the_manufacturer_the_custodian_of_an_active_product(
     )
 
 
-def test_observe_moves_the_head_and_nothing_else(
+def test_observe_joins_the_reporters_own_chain_and_leaves_the_subject_as_it_was(
     registry: TraceRegistry, manufacturer: Actor, carrier: Actor, item: bytes
 ) -> None:
     before = registry.product_of(item)
 
     log = record_logged(registry, carrier, Kind.OBSERVE, item, ref=sscc("dock-7"))
 
-    assert log.head != before.head
-    assert registry.product_of(item) == state(
-        registry, item, manufacturer=manufacturer, custodian=manufacturer
+    assert (
+        registry.observation_head_of(item, carrier.address)
+        == log.head
+        == next_head(ZERO_HASH, log.event_hash)
+    )
+    assert registry.product_of(item) == before  # the chain of facts, its head included, did not move
+    assert registry.observation_head_of(item, manufacturer.address) == ZERO_HASH
+    chain = bytes(registry.contract.functions.chainOf(item, int(Kind.OBSERVE), carrier.address).call())
+    assert chain == chain_of(item, Kind.OBSERVE, carrier.address) != item
+    assert bytes(registry.contract.functions.chainOf(item, int(Kind.SHIP), carrier.address).call()) == item
+
+
+def test_a_rivals_observation_cannot_stale_what_the_custodian_signed(
+    registry: TraceRegistry, manufacturer: Actor, carrier: Actor, retailer: Actor, item: bytes
+) -> None:
+    """Anyone may observe anyone's product; on one shared chain an observation mined first would move
+    the head the custodian's pending events were signed over, and the chain would refuse them."""
+    shipped = sign_event(registry, manufacturer, Kind.SHIP, item, counterpart=carrier.address)
+
+    record(registry, retailer, Kind.OBSERVE, item)
+    record(registry, retailer, Kind.OBSERVE, item)
+
+    (log,) = registry.record([shipped]).events
+    assert log.kind == Kind.SHIP and registry.product_of(item).pending_receiver == carrier.address
+
+
+def test_withdraw_by_the_signer_of_the_withdrawn_event_is_logged_on_its_observation_chain(
+    registry: TraceRegistry, manufacturer: Actor, carrier: Actor, item: bytes
+) -> None:
+    observed = record_logged(registry, carrier, Kind.OBSERVE, item)
+    before = registry.product_of(item)
+
+    log = record_logged(
+        registry, carrier, Kind.WITHDRAW, item, counterpart=carrier.address, ref=observed.event_hash
+    )
+
+    assert log.head == next_head(observed.head, log.event_hash)
+    assert registry.product_of(item) == before
+
+
+def test_an_auditor_withdraws_another_participants_event(
+    registry: TraceRegistry, manufacturer: Actor, auditor: Actor, item: bytes
+) -> None:
+    (commissioned,) = registry.recorded_events(subject=item)
+
+    log = record_logged(
+        registry, auditor, Kind.WITHDRAW, item, counterpart=manufacturer.address, ref=commissioned.event_hash
+    )
+
+    assert (log.signer, log.counterpart, log.ref) == (
+        auditor.address,
+        manufacturer.address,
+        commissioned.event_hash,
     )
 
 
@@ -138,7 +190,7 @@ def test_observe_is_open_to_every_role(
     assert log.signer == observer.address
 
 
-def test_observe_of_an_unknown_subject_chains_its_head_before_it_is_commissioned(
+def test_observe_of_an_unknown_subject_leaves_its_chain_of_facts_to_start_at_commissioning(
     registry: TraceRegistry, manufacturer: Actor, carrier: Actor
 ) -> None:
     subject = sgtin(3)
@@ -149,7 +201,8 @@ def test_observe_of_an_unknown_subject_chains_its_head_before_it_is_commissioned
     )
     commissioned = record_logged(registry, manufacturer, Kind.COMMISSION, subject)
 
-    assert commissioned.head == next_head(observed.head, commissioned.event_hash)
+    assert commissioned.head == next_head(ZERO_HASH, commissioned.event_hash)
+    assert registry.observation_head_of(subject, carrier.address) == observed.head
     assert registry.product_of(subject).status == Status.ACTIVE
 
 

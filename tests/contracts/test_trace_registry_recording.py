@@ -11,7 +11,7 @@ from eth_utils import keccak, to_checksum_address
 
 from tracechain.chain import reverts
 from tracechain.chain.registry import TraceRegistry
-from tracechain.chain.trace_event import ZERO_ADDRESS, Kind, SignedEvent, Status, next_head
+from tracechain.chain.trace_event import VERDICT_CLEARED, ZERO_ADDRESS, Kind, SignedEvent, Status, next_head
 
 from ..factories import Actor, random_hash, record, sgtin, sign_event
 
@@ -47,7 +47,7 @@ def test_record_reverts_on_an_empty_batch(registry: TraceRegistry) -> None:
     assert exc.value.arguments == {}
 
 
-@pytest.mark.parametrize("kind", [11, 255], ids=["one_past_excursion", "uint8_max"])
+@pytest.mark.parametrize("kind", [max(Kind) + 1, 255], ids=["one_past_the_last_kind", "uint8_max"])
 def test_record_reverts_on_a_kind_the_contract_does_not_know(
     registry: TraceRegistry, manufacturer: Actor, item: bytes, kind: int
 ) -> None:
@@ -62,11 +62,12 @@ def test_record_reverts_on_a_kind_the_contract_does_not_know(
 def test_unknown_kind_is_reported_before_the_signature_is_checked(
     registry: TraceRegistry, manufacturer: Actor, item: bytes
 ) -> None:
-    signed = replace(sign_event(registry, manufacturer, cast(Kind, 11), item), r=bytes(32), vs=bytes(32))
+    unknown = max(Kind) + 1
+    signed = replace(sign_event(registry, manufacturer, cast(Kind, unknown), item), r=bytes(32), vs=bytes(32))
 
     with pytest.raises(reverts.TraceRegistryUnknownKind) as exc:
         registry.record([signed])
-    assert exc.value.arguments == {"subject": item, "kind": 11}
+    assert exc.value.arguments == {"subject": item, "kind": unknown}
 
 
 # ---------------------------------------------------------------- signature
@@ -201,14 +202,21 @@ def test_record_reverts_when_signed_over_a_head_the_subject_never_had(
     made_up = random_hash()
 
     with pytest.raises(reverts.TraceRegistryStaleHead) as exc:
-        record(registry, manufacturer, Kind.OBSERVE, item, prev_head=made_up)
+        record(
+            registry,
+            manufacturer,
+            Kind.SHIP,
+            item,
+            counterpart=to_checksum_address(random_hash()[:20]),
+            prev_head=made_up,
+        )
     assert exc.value.arguments == {"subject": item, "head": head, "signedHead": made_up}
 
 
 def test_record_reverts_on_a_replayed_event(
     registry: TraceRegistry, manufacturer: Actor, item: bytes
 ) -> None:
-    head_before = registry.head_of(item)
+    head_before = registry.observation_head_of(item, manufacturer.address)
     signed = sign_event(registry, manufacturer, Kind.OBSERVE, item)
     registry.record([signed])
 
@@ -222,15 +230,15 @@ def test_record_reverts_on_a_replayed_event(
 
 
 def test_record_reverts_for_the_loser_of_two_signers_racing_on_one_head(
-    registry: TraceRegistry, manufacturer: Actor, carrier: Actor, item: bytes
+    registry: TraceRegistry, manufacturer: Actor, carrier: Actor, customs: Actor, item: bytes
 ) -> None:
     head_before = registry.head_of(item)
-    carriers = sign_event(registry, carrier, Kind.OBSERVE, item)
+    inspection = sign_event(registry, customs, Kind.INSPECT, item, ref=VERDICT_CLEARED)
     manufacturers = sign_event(registry, manufacturer, Kind.SHIP, item, counterpart=carrier.address)
     registry.record([manufacturers])
 
     with pytest.raises(reverts.TraceRegistryStaleHead) as exc:
-        registry.record([carriers])
+        registry.record([inspection])
     assert exc.value.arguments == {
         "subject": item,
         "head": next_head(head_before, manufacturers.event.event_hash),
@@ -239,15 +247,18 @@ def test_record_reverts_for_the_loser_of_two_signers_racing_on_one_head(
     assert registry.product_of(item).pending_receiver == carrier.address
 
 
-def test_commission_reverts_when_signed_over_zero_after_the_subject_was_observed(
+def test_a_commission_signed_over_zero_records_after_someone_observed_the_subject(
     registry: TraceRegistry, manufacturer: Actor, carrier: Actor
 ) -> None:
-    """Anyone may observe an unknown subject, which moves its head: a pre-signed commission goes stale."""
+    """Anyone may observe an unknown subject. On one shared chain that moved the subject's head, so a
+    rival could make the manufacturer's pre-signed commissioning stale; observations now go on the
+    observer's own chain of the subject, and the chain of facts still starts at zero."""
     subject = sgtin(3)
     commission = sign_event(registry, manufacturer, Kind.COMMISSION, subject)
     (observed,) = record(registry, carrier, Kind.OBSERVE, subject).events
 
-    with pytest.raises(reverts.TraceRegistryStaleHead) as exc:
-        registry.record([commission])
-    assert exc.value.arguments == {"subject": subject, "head": observed.head, "signedHead": bytes(32)}
-    assert registry.product_of(subject).status == Status.UNKNOWN
+    (commissioned,) = registry.record([commission]).events
+
+    assert commissioned.head == next_head(bytes(32), commission.event.event_hash)
+    assert observed.head == registry.observation_head_of(subject, carrier.address)
+    assert registry.product_of(subject).status == Status.ACTIVE

@@ -58,6 +58,7 @@ def new_manufacturer(registry: TraceRegistry) -> Actor:
         Kind.SELL,
         Kind.CONSUME,
         Kind.EXCURSION,
+        Kind.WITHDRAW,
     ],
     ids=lambda kind: kind.name.lower(),
 )
@@ -676,3 +677,38 @@ def test_a_carrier_cannot_recall_another_manufacturers_item_through_a_pallet_it_
     record(registry, carrier, Kind.DISAGGREGATE, item, ref=PALLET)
 
     assert not registry.product_of(item).recalled
+
+
+# ---------------------------------------------------------------- withdrawals
+
+
+def test_withdraw_reverts_when_a_participant_withdraws_another_participants_event(
+    registry: TraceRegistry, manufacturer: Actor, carrier: Actor, item: bytes
+) -> None:
+    """A rival cannot withdraw the manufacturer's commissioning: only its signer or an auditor may."""
+    (commissioned,) = registry.recorded_events(subject=item)
+
+    with pytest.raises(reverts.TraceRegistryNotSignerOrAuditor) as exc:
+        record(
+            registry,
+            carrier,
+            Kind.WITHDRAW,
+            item,
+            counterpart=manufacturer.address,
+            ref=commissioned.event_hash,
+        )
+
+    assert exc.value.arguments == {
+        "subject": item,
+        "signer": carrier.address,
+        "withdrawnSigner": manufacturer.address,
+    }
+
+
+def test_withdraw_reverts_without_the_withdrawn_events_hash(
+    registry: TraceRegistry, carrier: Actor, item: bytes
+) -> None:
+    with pytest.raises(reverts.TraceRegistryInvalidWithdrawal) as exc:
+        record(registry, carrier, Kind.WITHDRAW, item, counterpart=carrier.address, ref=ZERO_HASH)
+
+    assert exc.value.arguments == {"subject": item, "withdrawnEventHash": ZERO_HASH}

@@ -155,7 +155,12 @@ class TraceRegistry:
         return [anchored_batch(log) for log in logs]
 
     def head_of(self, subject: bytes) -> bytes:
+        """The head of the subject's chain of facts."""
         return bytes(call(self.contract.functions.headOf(subject)))
+
+    def observation_head_of(self, subject: bytes, reporter: str) -> bytes:
+        """The head of `reporter`'s chain of observations of the subject."""
+        return bytes(call(self.contract.functions.observationHeadOf(subject, to_checksum_address(reporter))))
 
     def product_of(self, subject: bytes) -> ProductState:
         v = call(self.contract.functions.productOf(subject))

@@ -26,6 +26,13 @@ class Kind(IntEnum):
     RECALL = 8
     CONSUME = 9
     EXCURSION = 10
+    WITHDRAW = 11
+
+
+OBSERVATION_KINDS = frozenset({Kind.OBSERVE, Kind.WITHDRAW})
+"""Kinds that say something about a subject without changing it. Anyone with a participant role may
+record them, so they go on the reporter's own chain of the subject (`chain_of`), never on the
+subject's chain of custody facts: nobody can move, race or block another party's chain of a product."""
 
 
 class Status(IntEnum):
@@ -45,6 +52,20 @@ VERDICT_REJECTED = (2).to_bytes(32, "big")
 def subject_id(identifier: str) -> bytes:
     """The bytes32 a product, lot or logistic unit is known by on chain: keccak256 of its EPC URI."""
     return keccak(text=identifier)
+
+
+def chain_of(subject: bytes, kind: Kind, signer: str) -> bytes:
+    """The head chain an event of `kind` joins, as TraceRegistry keys it: the subject itself for
+    custody facts; for observations, the signer's own chain of the subject,
+    `keccak256(abi.encode(subject, signer))`."""
+    if kind in OBSERVATION_KINDS:
+        return _observation_chain(subject, signer)
+    return subject
+
+
+@lru_cache(maxsize=65_536)
+def _observation_chain(subject: bytes, signer: str) -> bytes:
+    return keccak(subject + bytes(12) + bytes.fromhex(signer[2:]))
 
 
 def next_head(head: bytes, event_hash: bytes) -> bytes:

@@ -129,6 +129,9 @@ class ChainRecord(Base):
     event_id: Mapped[str] = mapped_column(ForeignKey("events.event_id"))
     subject: Mapped[bytes] = mapped_column(LargeBinary(32))
     subject_epc: Mapped[str] = mapped_column(String(255))
+    chain: Mapped[bytes] = mapped_column(LargeBinary(32))
+    """The head chain the record joins (`trace_event.chain_of`): its subject's facts, or its signer's
+    observations of the subject."""
     kind: Mapped[int] = mapped_column(Integer)
     event_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     counterpart: Mapped[str] = mapped_column(String(42))
@@ -160,7 +163,7 @@ class ChainRecord(Base):
         return signed_event_of(self)
 
     __table_args__ = (
-        UniqueConstraint("subject", "prev_head", name="uq_chain_records_subject_prev_head"),
+        UniqueConstraint("chain", "prev_head", name="uq_chain_records_chain_prev_head"),
         Index("ix_chain_records_status", "status"),
         Index("ix_chain_records_subject", "subject"),
         # An event's records, loaded with it by every trace: without it a trace scans every record.
@@ -240,7 +243,10 @@ class Batch(Base):
 
 
 class SubjectState(Base):
-    """The custody projection: each subject as the contract will hold it once queued records land."""
+    """The custody projection: each subject as the contract will hold it once queued records land.
+
+    Keyed by chain (`trace_event.chain_of`): a subject's row holds its unit and the head of its facts;
+    each reporter's chain of observations of it has a row of its own, with a head and no unit."""
 
     __tablename__ = "subject_states"
 

@@ -55,9 +55,9 @@ SELECT {_EVENT_ID}, {_EPC}, 'epc' FROM generate_series(CAST(:first AS bigint), C
 """
 
 _INSERT_RECORDS = f"""
-INSERT INTO chain_records (event_id, subject, subject_epc, kind, event_hash, counterpart, ref, time,
+INSERT INTO chain_records (event_id, subject, subject_epc, chain, kind, event_hash, counterpart, ref, time,
                            prev_head, head, signer, r, vs, status, block_number, log_index, tx_hash)
-SELECT {_EVENT_ID}, sha256(convert_to({_EPC}, 'UTF8')), {_EPC},
+SELECT {_EVENT_ID}, sha256(convert_to({_EPC}, 'UTF8')), {_EPC}, sha256(convert_to({_EPC}, 'UTF8')),
        (ARRAY[1, 4, 5, 6, 7])[g % 5 + 1],
        sha256(convert_to('synthetic-' || g, 'UTF8')),
        '0x0000000000000000000000000000000000000000', decode(repeat('00', 32), 'hex'),

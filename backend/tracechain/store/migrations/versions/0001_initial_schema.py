@@ -145,6 +145,7 @@ def upgrade() -> None:
         sa.Column("event_id", sa.String(length=120), nullable=False),
         sa.Column("subject", sa.LargeBinary(length=32), nullable=False),
         sa.Column("subject_epc", sa.String(length=255), nullable=False),
+        sa.Column("chain", sa.LargeBinary(length=32), nullable=False),
         sa.Column("kind", sa.Integer(), nullable=False),
         sa.Column("event_hash", sa.LargeBinary(length=32), nullable=False),
         sa.Column("counterpart", sa.String(length=42), nullable=False),
@@ -171,7 +172,7 @@ def upgrade() -> None:
             ["events.event_id"],
         ),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("subject", "prev_head", name="uq_chain_records_subject_prev_head"),
+        sa.UniqueConstraint("chain", "prev_head", name="uq_chain_records_chain_prev_head"),
     )
     with op.batch_alter_table("chain_records", schema=None) as batch_op:
         batch_op.create_index("ix_chain_records_anchor_root", ["anchor_root"], unique=False)
