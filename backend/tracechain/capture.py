@@ -29,14 +29,14 @@ from tracechain.chain.trace_event import (
     subject_id,
 )
 from tracechain.custody import CustodyState, CustodyViolation, Unit
-from tracechain.epcis.event_hash import EventHashError, event_hash_ids, hash_id_digest
+from tracechain.epcis.event_hash import EventHashError, declaration_digest, event_hash_ids, hash_id_digest
 from tracechain.epcis.identifiers import InvalidIdentifier
 from tracechain.epcis.mapping import Effect, InvalidEvent, bare_vocabulary, effects_of, identifiers_of
 from tracechain.epcis.schema import Problem, validate_document
 from tracechain.errors import TracechainError
 from tracechain.keys import KeyVault
 from tracechain.store import queries
-from tracechain.store.bulk import insert_rows
+from tracechain.store.bulk import allocate_ids, insert_rows
 from tracechain.store.models import (
     CaptureJob,
     CaptureStatus,
@@ -87,6 +87,10 @@ class Capture:
     duplicates: int
 
 
+StoredKey = tuple[str, bool]
+"""(hash id, is an error declaration): what makes a participant's capture of an event a duplicate."""
+
+
 @dataclass(frozen=True)
 class PreparedDocument:
     """What capture works out from a document alone: checked against the schema, hashed, and each
@@ -97,6 +101,32 @@ class PreparedDocument:
     events: list[dict[str, Any]]
     hash_ids: list[str]
     readings: list[tuple[list[Effect], list[tuple[str, str]]] | str]
+
+    @property
+    def keys(self) -> list[StoredKey]:
+        pairs = zip(self.hash_ids, self.events, strict=True)
+        return [(hash_id, "errorDeclaration" in event) for hash_id, event in pairs]
+
+
+@dataclass(frozen=True)
+class _NewEvent:
+    """An event of the document that its participant has not captured before."""
+
+    index: int
+    body: dict[str, Any]
+    hash_id: str
+    effects: list[Effect]
+    named: list[tuple[str, str]]
+
+    @property
+    def declaration(self) -> bool:
+        return "errorDeclaration" in self.body
+
+    @property
+    def corrected_by(self) -> list[Any]:
+        """The eventIDs of the events an error declaration names as its corrections."""
+        corrective = (self.body.get("errorDeclaration") or {}).get("correctiveEventIDs") or []
+        return corrective if isinstance(corrective, list) else []
 
 
 def prepare_document(document: dict[str, Any]) -> PreparedDocument:
@@ -124,111 +154,32 @@ def capture_document(
     document: dict[str, Any] | PreparedDocument,
     vault: KeyVault,
     domain: Domain,
-    stored: set[str] | None = None,
+    stored: set[StoredKey] | None = None,
 ) -> Capture:
     """Check, sign and queue every new event of `document` for `participant`, in `session`.
 
-    Raises DocumentRejected (and writes nothing) if any event is invalid or breaks custody. A
-    participant that keeps its own key gets its records back unsigned, the job awaiting its
-    signatures (`sign_records`). `stored`: which of the document's events were stored already, if
-    the caller read that before taking the capture lock (else it is read here); an event stored
-    since then makes the insert fail with IntegrityError.
+    Raises DocumentRejected (and writes nothing) if any event is invalid, breaks custody, or
+    withdraws what the participant may not withdraw. A participant that keeps its own key gets its
+    records back unsigned, the job awaiting its signatures (`sign_records`). `stored`: which of the
+    document's events this participant had captured already (`PreparedDocument.keys`), if the caller
+    read that before taking the capture lock (else it is read here); an event stored since then
+    makes the insert fail with IntegrityError.
     """
     prepared = document if isinstance(document, PreparedDocument) else prepare_document(document)
-    events, hash_ids = prepared.events, prepared.hash_ids
     problems: list[Problem] = []
-    context = prepared.document.get("@context")
     now = datetime.now(UTC)
-    signer = (
-        EventSigner(vault.decrypt(participant.encrypted_key, participant.address), domain)
-        if participant.encrypted_key is not None
-        else None
-    )
-    state = _ProjectedState(session)
-    parties = queries.participant_addresses_by_party(session)
-
-    fresh: list[tuple[int, dict[str, Any], str, list[Effect], list[tuple[str, str]]]] = []
-    seen = set(stored) if stored is not None else queries.existing_event_ids(session, set(hash_ids))
-    for index, (event, hash_id, reading) in enumerate(zip(events, hash_ids, prepared.readings, strict=True)):
-        if hash_id in seen:
-            continue  # the same event captured twice is recorded once
-        seen.add(hash_id)
-        if isinstance(reading, str):
-            problems.append(Problem(_location(index), reading))
-            continue
-        effects, named = reading
-        fresh.append((index, event, hash_id, effects, named))
-
-    # Every projection row the document touches, read up front in a query per level of packing: the
-    # subjects, and the participant's own chains of those it observes.
-    state.preload(
-        key
-        for _, _, _, effects, _ in fresh
-        for effect in effects
-        for key in _projection_keys(effect, participant.address)
-    )
-    records: list[dict[str, Any]] = []
-    for index, event, hash_id, effects, _ in fresh:
-        event_time = _event_time(event)
-        for effect in effects:
-            subject = subject_id(effect.subject)
-            state.load(subject)
-            if effect.ref_subject:
-                state.load(subject_id(effect.ref_subject))
-            counterpart = parties.get(effect.counterpart_party or "", ZERO_ADDRESS)
-            kind = effect.kind
-            if kind in _NEEDS_KNOWN_SUBJECT and subject not in state.model.units:
-                kind = Kind.OBSERVE
-            if kind is Kind.SHIP and counterpart == ZERO_ADDRESS:
-                # Shipped to a party outside tracechain: recorded, but custody cannot be proposed to it.
-                kind = Kind.OBSERVE
-            chain = chain_of(subject, kind, participant.address)
-            state.load(chain)
-            trace_event = TraceEvent(
-                subject=subject,
-                kind=kind,
-                event_hash=hash_id_digest(hash_id),
-                counterpart=counterpart if kind is Kind.SHIP else ZERO_ADDRESS,
-                ref=_ref(effect, kind),
-                time=int(event_time.timestamp()),
-                prev_head=state.model.head(chain),
-            )
-            try:
-                head = state.model.apply(trace_event, participant.address)
-            except CustodyViolation as violation:
-                problems.append(Problem(_location(index), _plain(violation, effect)))
-                continue
-            state.touch(subject, effect.subject)
-            state.touch(chain, effect.subject)
-            if effect.ref_subject:
-                state.touch(subject_id(effect.ref_subject), effect.ref_subject)
-            signed = signer.sign(trace_event) if signer else None
-            records.append(
-                {
-                    "event_id": hash_id,
-                    "subject": subject,
-                    "subject_epc": effect.subject,
-                    "chain": chain,
-                    "kind": int(kind),
-                    "event_hash": trace_event.event_hash,
-                    "counterpart": trace_event.counterpart,
-                    "ref": trace_event.ref,
-                    "time": trace_event.time,
-                    "prev_head": trace_event.prev_head,
-                    "head": head,
-                    "signer": participant.address,
-                    "r": signed.r if signed else None,
-                    "vs": signed.vs if signed else None,
-                    "status": RecordStatus.QUEUED if signed else RecordStatus.UNSIGNED,
-                }
-            )
+    if stored is None:
+        stored = queries.events_captured_by(session, set(prepared.hash_ids), participant.address)
+    fresh = _new_events(prepared, stored, problems)
+    withdrawn = _withdrawn_signers(session, participant, fresh, problems)
+    records = _sign(session, participant, fresh, withdrawn, vault, domain, problems)
     if problems:
         raise DocumentRejected(problems)
 
     job = CaptureJob(
         id=str(uuid.uuid4()),
         participant_id=participant.id,
-        status=(CaptureStatus.PENDING if signer else CaptureStatus.AWAITING_SIGNATURES)
+        status=(CaptureStatus.PENDING if participant.encrypted_key else CaptureStatus.AWAITING_SIGNATURES)
         if fresh
         else CaptureStatus.SUCCEEDED,
         created_at=now,
@@ -237,37 +188,248 @@ def capture_document(
     )
     session.add(job)
     session.flush()
-    if fresh:
-        # Bulk inserts (a stream per table, not an ORM object per row): records keep their order,
-        # so their ids follow the order they were signed in, which the submitter keeps.
-        insert_rows(
-            session,
-            Event,
-            [
-                {
-                    "event_id": hash_id,
-                    "capture_id": job.id,
-                    "event_type": event["type"],
-                    "biz_step": _bare(event.get("bizStep")),
-                    "disposition": _bare(event.get("disposition")),
-                    "event_time": _event_time(event),
-                    "record_time": now,
-                    "body": event,
-                    "context": context,
-                    "signer": participant.address,
-                }
-                for _, event, hash_id, _, _ in fresh
-            ],
-        )
-        identifiers = [
-            {"event_id": hash_id, "epc": epc, "role": role}
-            for _, _, hash_id, _, named in fresh
-            for epc, role in named
+    _store(session, job, participant, prepared.document.get("@context"), fresh, records, now)
+    return Capture(job, len(fresh), len(prepared.events) - len(fresh))
+
+
+def _new_events(
+    prepared: PreparedDocument, stored: set[StoredKey], problems: list[Problem]
+) -> list[_NewEvent]:
+    """The document's events the participant has not captured before (the same event sent twice,
+    in one document or two, is captured once); an event that cannot be read is a problem."""
+    fresh: list[_NewEvent] = []
+    seen = set(stored)
+    for index, (event, key, reading) in enumerate(
+        zip(prepared.events, prepared.keys, prepared.readings, strict=True)
+    ):
+        if key in seen:
+            continue
+        seen.add(key)
+        if isinstance(reading, str):
+            problems.append(Problem(_location(index), reading))
+            continue
+        effects, named = reading
+        fresh.append(_NewEvent(index, event, key[0], effects, named))
+    return fresh
+
+
+def _withdrawn_signers(
+    session: Session, participant: Participant, fresh: list[_NewEvent], problems: list[Problem]
+) -> dict[int, list[str]]:
+    """For each error declaration, whose capture of the event it withdraws: the participant's own,
+    or, for an auditor, every participant's. A declaration of an event never captured, or of
+    someone else's by a participant that is not an auditor, is a problem: otherwise anyone who knew
+    an event's content could withdraw it, or take its id before its author captured it."""
+    declared = [event for event in fresh if event.declaration]
+    if not declared:
+        return {}
+    signers = queries.signers_of_events(session, {event.hash_id for event in declared})
+    names = queries.participant_names(session, {s for found in signers.values() for s in found})
+    withdrawn: dict[int, list[str]] = {}
+    for event in declared:
+        captured_by = signers.get(event.hash_id, [])
+        if participant.address in captured_by:
+            withdrawn[event.index] = [participant.address]
+        elif captured_by and "auditor" in participant.roles:
+            withdrawn[event.index] = captured_by
+        elif captured_by:
+            who = ", ".join(names.get(signer, signer) for signer in captured_by)
+            problems.append(
+                Problem(
+                    f"{_location(event.index)}.errorDeclaration",
+                    f"event {event.hash_id} was captured by {who}: only its signer or an auditor may "
+                    "withdraw it",
+                )
+            )
+        else:
+            problems.append(
+                Problem(
+                    f"{_location(event.index)}.errorDeclaration",
+                    f"no event {event.hash_id} was captured: an error declaration withdraws an event "
+                    "captured before",
+                )
+            )
+    return withdrawn
+
+
+def _sign(
+    session: Session,
+    participant: Participant,
+    fresh: list[_NewEvent],
+    withdrawn: dict[int, list[str]],
+    vault: KeyVault,
+    domain: Domain,
+    problems: list[Problem],
+) -> list[tuple[int, dict[str, Any]]]:
+    """Each new event's records, with the event's index in the document: its effects checked against
+    the custody projection (the contract's rules) and signed over the head of the chain each joins,
+    in document order. A violation is a problem; a document with problems stores nothing."""
+    signer = (
+        EventSigner(vault.decrypt(participant.encrypted_key, participant.address), domain)
+        if participant.encrypted_key is not None
+        else None
+    )
+    state = _ProjectedState(session)
+    parties = queries.participant_addresses_by_party(session)
+    corrective = {declared for event in fresh for declared in event.corrected_by if isinstance(declared, str)}
+    # Every projection row the document touches, read up front in a query per level of packing: the
+    # subjects, and the participant's own chains of those it observes.
+    state.preload(
+        key
+        for event in fresh
+        for effect in event.effects
+        for key in _projection_keys(effect, participant.address)
+    )
+    records: list[tuple[int, dict[str, Any]]] = []
+    for event in fresh:
+        time = int(_event_time(event.body).timestamp())
+        for effect in event.effects:
+            correcting = event.body.get("eventID") in corrective
+            for trace_event in _trace_events(
+                event, effect, state, parties, withdrawn, participant.address, time, correcting
+            ):
+                chain = chain_of(trace_event.subject, trace_event.kind, participant.address)
+                try:
+                    head = state.model.apply(trace_event, participant.address)
+                except CustodyViolation as violation:
+                    problems.append(Problem(_location(event.index), _plain(violation, effect)))
+                    continue
+                state.touch(trace_event.subject, effect.subject)
+                state.touch(chain, effect.subject)
+                if effect.ref_subject:
+                    state.touch(subject_id(effect.ref_subject), effect.ref_subject)
+                signed = signer.sign(trace_event) if signer else None
+                records.append(
+                    (
+                        event.index,
+                        {
+                            "subject": trace_event.subject,
+                            "subject_epc": effect.subject,
+                            "chain": chain,
+                            "kind": int(trace_event.kind),
+                            "event_hash": trace_event.event_hash,
+                            "counterpart": trace_event.counterpart,
+                            "ref": trace_event.ref,
+                            "time": trace_event.time,
+                            "prev_head": trace_event.prev_head,
+                            "head": head,
+                            "signer": participant.address,
+                            "r": signed.r if signed else None,
+                            "vs": signed.vs if signed else None,
+                            "status": RecordStatus.QUEUED if signed else RecordStatus.UNSIGNED,
+                        },
+                    )
+                )
+    if not problems:
+        state.save()
+    return records
+
+
+def _trace_events(
+    event: _NewEvent,
+    effect: Effect,
+    state: _ProjectedState,
+    parties: dict[str, str],
+    withdrawn: dict[int, list[str]],
+    signer: str,
+    time: int,
+    correcting: bool,
+) -> list[TraceEvent]:
+    """What the participant signs for one effect of an event: one TraceEvent, or for an error
+    declaration one per withdrawn capture of the event (each names its signer).
+
+    A corrective event (named by an error declaration of the same document) cannot undo on chain
+    what the event it corrects did: a product that event commissioned stays commissioned, so the
+    corrective event's commissioning of it by the same manufacturer is recorded as an observation
+    instead of being refused as a second commissioning."""
+    subject = subject_id(effect.subject)
+    state.load(subject)
+    if effect.ref_subject:
+        state.load(subject_id(effect.ref_subject))
+    kind = effect.kind
+    if kind in _NEEDS_KNOWN_SUBJECT and subject not in state.model.units:
+        kind = Kind.OBSERVE
+    made = state.model.units.get(subject)
+    if correcting and kind is Kind.COMMISSION and made is not None and made.manufacturer == signer:
+        kind = Kind.OBSERVE
+    counterpart = parties.get(effect.counterpart_party or "", ZERO_ADDRESS)
+    if kind is Kind.SHIP and counterpart == ZERO_ADDRESS:
+        # Shipped to a party outside tracechain: recorded, but custody cannot be proposed to it.
+        kind = Kind.OBSERVE
+    chain = chain_of(subject, kind, signer)
+    state.load(chain)
+    if kind is Kind.WITHDRAW:
+        digest = declaration_digest(event.body, event.hash_id)
+        withdrawn_event = hash_id_digest(event.hash_id)
+        return [
+            TraceEvent(subject, kind, digest, author, withdrawn_event, time, state.model.head(chain))
+            for author in withdrawn.get(event.index, [])  # none: the declaration is refused already
         ]
-        insert_rows(session, EventEpc, identifiers)
-    insert_rows(session, ChainRecord, records)
-    state.save()
-    return Capture(job, len(fresh), len(events) - len(fresh))
+    return [
+        TraceEvent(
+            subject=subject,
+            kind=kind,
+            event_hash=hash_id_digest(event.hash_id),
+            counterpart=counterpart if kind is Kind.SHIP else ZERO_ADDRESS,
+            ref=_ref(effect, kind),
+            time=time,
+            prev_head=state.model.head(chain),
+        )
+    ]
+
+
+def _store(
+    session: Session,
+    job: CaptureJob,
+    participant: Participant,
+    context: Any,
+    fresh: list[_NewEvent],
+    records: list[tuple[int, dict[str, Any]]],
+    now: datetime,
+) -> None:
+    """The new events, the identifiers they name and their records, a bulk write per table (a
+    stream per table, not an ORM object per row). Records keep their order, so their ids follow
+    the order they were signed in, which the submitter keeps."""
+    if not fresh:
+        return
+    row_ids = dict(
+        zip((event.index for event in fresh), allocate_ids(session, Event, len(fresh)), strict=True)
+    )
+    insert_rows(
+        session,
+        Event,
+        [
+            {
+                "id": row_ids[event.index],
+                "event_id": event.hash_id,
+                "declaration": event.declaration,
+                "capture_id": job.id,
+                "event_type": event.body["type"],
+                "biz_step": _bare(event.body.get("bizStep")),
+                "disposition": _bare(event.body.get("disposition")),
+                "event_time": _event_time(event.body),
+                "record_time": now,
+                "body": event.body,
+                "context": context,
+                "signer": participant.address,
+            }
+            for event in fresh
+        ],
+    )
+    insert_rows(
+        session,
+        EventEpc,
+        [
+            {"event_row_id": row_ids[event.index], "epc": epc, "role": role}
+            for event in fresh
+            for epc, role in event.named
+        ],
+    )
+    insert_rows(
+        session,
+        ChainRecord,
+        [{**fields, "event_row_id": row_ids[index]} for index, fields in records],
+    )
 
 
 def _projection_keys(effect: Effect, signer: str) -> list[bytes]:

@@ -51,10 +51,10 @@ class Indexer:
             confirmed = 0
             capture_ids: set[str] = set()
             logs = self.registry.recorded_events(from_block=next_block, to_block=to_block)
-            ours = queries.records_for_logs(session, [(logged.subject, logged.head) for logged in logs])
+            ours = queries.records_for_logs(session, logs)
             confirmations = []
-            for logged in logs:
-                found = ours.get((logged.subject, logged.head))
+            for position, logged in enumerate(logs):
+                found = ours.get(position)
                 if found is None:
                     continue  # recorded by someone else's service: its content is not ours to show
                 record_id, capture_id = found

@@ -42,6 +42,7 @@ def proof_bundle(trace: Trace, domain: Domain) -> dict[str, Any]:
                 "eventID": entry.event.event_id,
                 "relation": entry.relation,
                 "via": entry.via,
+                "statement": entry.statement.value,
                 "context": entry.event.context,
                 "event": entry.event.body,
                 "records": [

@@ -227,7 +227,11 @@ class Submitter:
         except Exception as exc:
             reason = str(as_tracechain_error(exc))
         batch.status, batch.error = BatchStatus.FAILED, reason
-        records = queries.records_of_batch(session, batch.id)
+        # A record the indexer confirmed is on chain although its batch failed: someone relayed the
+        # same signed event first (which is why the batch's copy of it failed).
+        records = [
+            r for r in queries.records_of_batch(session, batch.id) if r.status != RecordStatus.CONFIRMED
+        ]
         for record in records:
             record.status = RecordStatus.FAILED
         queries.fail_jobs_of(session, records, reason, datetime.now(UTC))

@@ -1,14 +1,22 @@
 """A product's full history, verified: its own events, those of the units it travelled in, and its
-ingredients' histories, recursively. Pure functions over store rows: no chain calls.
+ingredients' histories, recursively. Read from the store; no chain calls.
 
 Each event is checked against what was signed and recorded: its CBV hash id recomputed from the
 stored content, every chain record's signature recovered to the stored signer, the signer holding a
-role, each subject's records forming an unbroken head chain from zero, and a receipt accepted only
-by the party the shipment named. In merkle mode each record's stored inclusion proof must also lead
-from its leaf to the root the indexer saw anchored; custody was checked at capture by the contract's
-rules, and the head chain and receipts are checked here from the signed events. One overall
-verdict: `tampered` if any check fails (with the reasons), else `pending` while any record awaits
-confirmation, else `verified`.
+role, each chain the trace holds whole (the facts of the product, of the units it travelled in and
+of its ingredients, and each reporter's observations of them) unbroken from zero, and a receipt
+accepted only by the party the shipment named. Other subjects an event names (the other items
+packed in one case) are checked by their signatures, not for histories this trace does not hold.
+In merkle mode each record's stored inclusion proof must also lead from its leaf to the root the
+indexer saw anchored.
+
+What an event says is a *fact* when it carries a record of a kind only the party the chain allows
+may record (origin, packing, custody, inspection, sale, recall, destruction, an excursion the
+custodian reported, a withdrawal by the event's own signer or an auditor); an event with nothing
+but observation records is an *observation by its reporter*, which anyone may make and which
+changes nothing. The verdict: `tampered` if any check fails (with the reasons), else `pending` while
+a fact awaits confirmation, else `verified`. An observation still being recorded is shown as such
+and holds nobody's verdict back.
 """
 
 from __future__ import annotations
@@ -24,8 +32,16 @@ from sqlalchemy.orm import Session
 
 from tracechain.chain.eip712 import Domain, recover_signer
 from tracechain.chain.merkle import leaf_of, verify_proof
-from tracechain.chain.trace_event import ZERO_HASH, Kind, SignedEvent, chain_of, next_head, subject_id
-from tracechain.epcis.event_hash import event_hash_id, hash_id_digest
+from tracechain.chain.trace_event import (
+    OBSERVATION_KINDS,
+    ZERO_HASH,
+    Kind,
+    SignedEvent,
+    chain_of,
+    next_head,
+    subject_id,
+)
+from tracechain.epcis.event_hash import declaration_digest, event_hash_id, hash_id_digest
 from tracechain.epcis.mapping import bare_vocabulary
 from tracechain.store import queries
 from tracechain.store.models import RecordStatus
@@ -40,6 +56,14 @@ class Verdict(StrEnum):
     TAMPERED = "tampered"
 
 
+class Statement(StrEnum):
+    """What an event is on a product's record (see the module docstring)."""
+
+    FACT = "fact"
+    OBSERVATION = "observation"
+    WITHDRAWAL = "withdrawal"
+
+
 @dataclass
 class EventCheck:
     """The verification of one event; `problems` empty means it holds."""
@@ -51,6 +75,9 @@ class EventCheck:
     custody_continuous: bool = True
     anchor_proof_valid: bool = True
     """Merkle mode: each anchored record's proof leads from its leaf to its batch's root."""
+    withdrawal_valid: bool = True
+    """A declaration withdraws captures of its event by the signers it names, who are its own signer
+    (or it is an auditor's)."""
     confirmed: bool = True
     problems: list[str] = field(default_factory=list)
 
@@ -72,6 +99,13 @@ class TraceEntry:
     """The identifier that brought the event in: the product, a unit it was packed in, an ingredient."""
     relation: str  # "self", "packed in", "ingredient"
     check: EventCheck
+    statement: Statement = Statement.FACT
+    withdrawn_by: list[TraceEntry] = field(default_factory=list)
+    """Declarations in this trace by which the event's signer (or an auditor) withdrew it as erroneous."""
+
+    def facts(self, kind: Kind) -> list[RecordRow]:
+        """The event's records of `kind`."""
+        return [record for record in self.event.records if record.kind == kind]
 
 
 @dataclass
@@ -80,14 +114,22 @@ class Trace:
     entries: list[TraceEntry]
     units: list[str]
     ingredients: list[str]
-    origin_verified: bool
+    origin: TraceEntry | None
+    """The event that commissioned the product itself: its COMMISSION record says who made it."""
+
+    @property
+    def origin_verified(self) -> bool:
+        return self.origin is not None
 
     @property
     def verdict(self) -> Verdict:
-        verdicts = {entry.check.verdict for entry in self.entries}
-        if Verdict.TAMPERED in verdicts:
+        if any(entry.check.verdict is Verdict.TAMPERED for entry in self.entries):
             return Verdict.TAMPERED
-        return Verdict.PENDING if Verdict.PENDING in verdicts or not self.entries else Verdict.VERIFIED
+        waiting = any(
+            entry.check.verdict is Verdict.PENDING and entry.statement is not Statement.OBSERVATION
+            for entry in self.entries
+        )
+        return Verdict.PENDING if waiting or not self.entries else Verdict.VERIFIED
 
     @property
     def reasons(self) -> list[str]:
@@ -98,21 +140,62 @@ def build_trace(session: Session, epc: str, domain: Domain) -> Trace:
     """The verified history of `epc` (canonical form) from the read model."""
     related, loaded = _related_identifiers(session, epc)
     # Events of one capture can share a time: then the order they were captured in decides.
-    events = sorted(loaded, key=lambda e: (e.event_time, min((r.id for r in e.records), default=0)))
+    events = sorted(loaded, key=lambda e: (e.event_time, min((r.id for r in e.records), default=e.row_id)))
     roles = queries.roles_by_address(session)
-    chains = _HeadChains(events)
+    chains = _HeadChains(events, {subject_id(identifier) for identifier in related})
     entries = []
     for event in events:
         via, relation = _why_included(event, related, epc)
-        entries.append(TraceEntry(event, via, relation, _check(event, domain, roles, chains)))
-    own_records = [r for e in events for r in e.records if r.subject_epc == epc]
+        check = _check(event, domain, roles, chains)
+        entries.append(TraceEntry(event, via, relation, check, _statement(event)))
+    _link_withdrawals(entries, roles)
+    product = subject_id(epc)
     return Trace(
         epc=epc,
         entries=entries,
         units=sorted(i for i, rel in related.items() if rel == "packed in"),
         ingredients=sorted(i for i, rel in related.items() if rel == "ingredient"),
-        origin_verified=any(r.kind == Kind.COMMISSION for r in own_records),
+        origin=next(
+            (e for e in entries if any(r.subject == product for r in e.facts(Kind.COMMISSION))), None
+        ),
     )
+
+
+def _statement(event: EventRow) -> Statement:
+    if event.declaration:
+        return Statement.WITHDRAWAL
+    if event.records and all(record.kind in OBSERVATION_KINDS for record in event.records):
+        return Statement.OBSERVATION
+    return Statement.FACT
+
+
+def _link_withdrawals(entries: list[TraceEntry], roles: dict[str, set[str]]) -> None:
+    """Each declaration withdraws the captures of its event whose signers its records name, if
+    those records are by the named signer or by an auditor (as the chain allows); a record naming
+    a signer that never captured the event withdraws nothing and fails its check."""
+    captures = {
+        (entry.event.event_id, entry.event.signer): entry
+        for entry in entries
+        if entry.statement is not Statement.WITHDRAWAL
+    }
+    for declaration in (entry for entry in entries if entry.statement is Statement.WITHDRAWAL):
+        for author in {record.counterpart for record in declaration.event.records}:
+            withdrawn = captures.get((declaration.event.event_id, author))
+            allowed = author == declaration.event.signer or "auditor" in roles.get(
+                declaration.event.signer, ()
+            )
+            if withdrawn is None or not allowed:
+                declaration.check.fail(
+                    "withdrawal_valid",
+                    f"withdraws a capture of {declaration.event.event_id} by {author}, which "
+                    + (
+                        "this trace does not hold"
+                        if withdrawn is None
+                        else "only it or an auditor may withdraw"
+                    ),
+                )
+            elif declaration not in withdrawn.withdrawn_by:
+                withdrawn.withdrawn_by.append(declaration)
 
 
 def _related_identifiers(session: Session, epc: str) -> tuple[dict[str, str], list[EventRow]]:
@@ -120,13 +203,13 @@ def _related_identifiers(session: Session, epc: str) -> tuple[dict[str, str], li
     and every event naming any of them, followed level by level through the events' records."""
     reader = _EventReader(session, queries.trace_closure(session, epc, MAX_TRACE_DEPTH))
     related = {epc: "self"}
-    loaded: dict[str, EventRow] = {}
+    loaded: dict[int, EventRow] = {}
     frontier = [epc]
     for _ in range(MAX_TRACE_DEPTH):
         found: list[str] = []
         frontier_subjects = {subject_id(f) for f in frontier}
         for event in reader.naming(frontier):
-            loaded[event.event_id] = event
+            loaded[event.row_id] = event
             for record in event.records:
                 if record.subject_epc in frontier and record.kind == Kind.AGGREGATE:
                     parent = _epc_of(event, record.ref)
@@ -141,7 +224,7 @@ def _related_identifiers(session: Session, epc: str) -> tuple[dict[str, str], li
             break
         frontier = found
     else:  # the depth limit: the last level found is included, not followed further
-        loaded.update((event.event_id, event) for event in reader.naming(frontier))
+        loaded.update((event.row_id, event) for event in reader.naming(frontier))
     return related, list(loaded.values())
 
 
@@ -156,22 +239,22 @@ class _EventReader:
     def __init__(self, session: Session, identifiers: Collection[str]) -> None:
         self._session = session
         self._read: set[str] = set()
-        self._events: dict[str, EventRow] = {}
+        self._events: dict[int, EventRow] = {}
         self._naming: dict[str, list[EventRow]] = {}
         self._read_events_naming(identifiers)
 
     def naming(self, identifiers: Collection[str]) -> list[EventRow]:
         """Events naming any of `identifiers`, in event-time order."""
         self._read_events_naming([i for i in identifiers if i not in self._read])
-        found = {e.event_id: e for i in identifiers for e in self._naming.get(i, ())}
-        return sorted(found.values(), key=lambda e: (e.event_time, e.event_id))
+        found = {e.row_id: e for i in identifiers for e in self._naming.get(i, ())}
+        return sorted(found.values(), key=lambda e: (e.event_time, e.row_id))
 
     def _read_events_naming(self, identifiers: Collection[str]) -> None:
         if not identifiers:
             return
         for event in queries.event_rows_naming(self._session, identifiers):
-            if event.event_id not in self._events:
-                self._events[event.event_id] = event
+            if event.row_id not in self._events:
+                self._events[event.row_id] = event
                 for identifier in event.epcs:
                     self._naming.setdefault(identifier, []).append(event)
         self._read.update(identifiers)
@@ -192,9 +275,11 @@ def _why_included(event: EventRow, related: dict[str, str], epc: str) -> tuple[s
 
 class _HeadChains:
     """Each chain's records among the trace's events (a subject's facts, each reporter's observations
-    of it), in recording order: the record before each one."""
+    of it), in recording order: the record before each one. Only the chains of `whole` subjects (the
+    product, its units, its ingredients) are whole here: the trace reads every event naming them."""
 
-    def __init__(self, events: list[EventRow]) -> None:
+    def __init__(self, events: list[EventRow], whole: set[bytes]) -> None:
+        self._whole = whole
         chains: dict[bytes, list[RecordRow]] = {}
         for event in events:
             for record in event.records:
@@ -208,8 +293,13 @@ class _HeadChains:
         """The record follows its predecessor in its head chain, which starts at zero; a receipt is by
         the party the last shipment named.
 
-        Every record of a subject belongs to an event naming it, so the trace holds the whole chain.
+        Every record of a subject belongs to an event naming it, so the trace holds the whole chain
+        of each subject it follows. Another subject an event names (an item packed in the same case)
+        has a history of its own, which this trace neither holds nor needs: its records are checked
+        by their signatures alone.
         """
+        if record.subject not in self._whole:
+            return True
         ordered, position = self._chains[_chain(record)], self._positions[record.id]
         expected_prev = ZERO_HASH if position == 0 else ordered[position - 1].head
         if record.prev_head != expected_prev:
@@ -239,10 +329,15 @@ def _check(event: EventRow, domain: Domain, roles: dict[str, set[str]], chains: 
     if not roles.get(event.signer):
         check.fail("signer_holds_role", f"signer {event.signer} holds no participant role")
     digest = _digest(event.event_id)
+    signed_hash = _declaration_digest(event) if event.declaration else digest
     for record in event.records:
-        if record.event_hash != digest:
+        if record.event_hash != signed_hash or (event.declaration and record.ref != digest):
             check.fail(
                 "content_hash_matches", f"the recorded hash of {record.subject_epc} is not the event's"
+            )
+        if (record.kind == Kind.WITHDRAW) != event.declaration:
+            check.fail(
+                "content_hash_matches", f"the record of {record.subject_epc} is not of the event's kind"
             )
         if record.r is None:
             check.confirmed = False  # still awaiting its participant's own signature
@@ -264,6 +359,13 @@ def _check(event: EventRow, domain: Domain, roles: dict[str, set[str]], chains: 
         if record.status != RecordStatus.CONFIRMED:
             check.confirmed = False
     return check
+
+
+def _declaration_digest(event: EventRow) -> bytes | None:
+    try:
+        return declaration_digest(event.body, event.event_id)
+    except (KeyError, ValueError, TypeError):  # a body edited into something without a declaration
+        return None
 
 
 def _included(record: RecordRow, domain: Domain) -> bool:
@@ -314,6 +416,7 @@ def trace_document(trace: Trace) -> dict[str, Any]:
         "verdict": trace.verdict.value,
         "reasons": trace.reasons,
         "originVerified": trace.origin_verified,
+        "origin": None if trace.origin is None else _origin(trace.origin, subject_id(trace.epc)),
         "units": trace.units,
         "ingredients": trace.ingredients,
         "events": [
@@ -321,8 +424,10 @@ def trace_document(trace: Trace) -> dict[str, Any]:
                 "eventID": entry.event.event_id,
                 "via": entry.via,
                 "relation": entry.relation,
+                "statement": entry.statement.value,
                 "event": {**entry.event.body, "eventID": entry.event.event_id},
                 "signer": entry.event.signer,
+                "withdrawnBy": [declaration.event.signer for declaration in entry.withdrawn_by],
                 "verification": {
                     "status": entry.check.verdict.value,
                     "contentHashMatches": entry.check.content_hash_matches,
@@ -331,6 +436,7 @@ def trace_document(trace: Trace) -> dict[str, Any]:
                     "headMatches": entry.check.head_matches,
                     "custodyContinuous": entry.check.custody_continuous,
                     "anchorProofValid": entry.check.anchor_proof_valid,
+                    "withdrawalValid": entry.check.withdrawal_valid,
                     "confirmed": entry.check.confirmed,
                     "problems": entry.check.problems,
                     "records": [
@@ -350,3 +456,9 @@ def trace_document(trace: Trace) -> dict[str, Any]:
             for entry in trace.entries
         ],
     }
+
+
+def _origin(entry: TraceEntry, product: bytes) -> dict[str, Any]:
+    """Who made the product and when: the COMMISSION record of the product itself."""
+    record = next(r for r in entry.facts(Kind.COMMISSION) if r.subject == product)
+    return {"eventID": entry.event.event_id, "manufacturer": record.signer, "time": record.time}

@@ -3,8 +3,11 @@
 For every chain record it claims: the event's content hashes to its id, the signature recovers to
 the signer over the event as the contract rebuilt it, the transaction holds an EventRecorded log at
 the claimed index that matches field by field, the signer held a fitting role at that block, and
-each chain's heads (a subject's facts, a reporter's observations of it) run from zero with nothing
-missing.
+every chain the bundle must hold whole runs from zero with nothing missing: the facts of the
+product, of the units its records show it packed in and of the ingredients they show it made from,
+and each reporter's observations of those. The same rules as the service's trace (trace.py): other
+subjects an event names (items packed beside this one) are checked by signature alone, and an error
+declaration withdraws only captures of its event by the signers it names, in the bundle.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from tracechain.chain.artifacts import load_artifact
 from tracechain.chain.eip712 import Domain, recover_signer
 from tracechain.chain.merkle import leaf_of, verify_proof
 from tracechain.chain.registry import Role
-from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent, chain_of, next_head
-from tracechain.epcis.event_hash import event_hash_id, hash_id_digest
+from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent, chain_of, next_head, subject_id
+from tracechain.epcis.event_hash import declaration_digest, event_hash_id, hash_id_digest
 
 # ---------------------------------------------------------------- proof bundles
 
@@ -76,6 +79,12 @@ def verify_bundle(bundle: dict[str, Any], w3: Web3) -> BundleVerification:
     receipts: dict[str, Any] = {}
     checks: list[RecordCheck] = []
     by_chain: dict[bytes, list[tuple[int, int, dict[str, Any], RecordCheck]]] = {}
+    captured = {
+        (entry["eventID"], record.get("signer"))
+        for entry in bundle["events"]
+        if "errorDeclaration" not in entry["event"]
+        for record in entry["records"]
+    }
     for entry in bundle["events"]:
         event, event_id = entry["event"], entry["eventID"]
         content_problem = _content_problem(event, entry.get("context"), event_id)
@@ -91,7 +100,12 @@ def verify_bundle(bundle: dict[str, Any], w3: Web3) -> BundleVerification:
             if content_problem:
                 check.problems.append(content_problem)
             try:
-                _check_record(claimed, event_id, separator, contract, receipts, w3, check)
+                _check_record(claimed, event, event_id, separator, contract, receipts, w3, check)
+                if claimed["kind"] == "withdraw" and (event_id, claimed["counterpart"]) not in captured:
+                    check.problems.append(
+                        f"withdraws a capture of the event by {claimed['counterpart']}, which the bundle "
+                        "does not hold"
+                    )
             except (KeyError, ValueError, TypeError) as exc:
                 check.problems.append(f"malformed record: {exc}")
                 continue
@@ -101,7 +115,9 @@ def verify_bundle(bundle: dict[str, Any], w3: Web3) -> BundleVerification:
             by_chain.setdefault(chain, []).append(
                 (claimed.get("block") or 0, claimed.get("logIndex") or 0, claimed, check)
             )
-    for records in by_chain.values():
+    whole = _followed_subjects(bundle)
+    for chain_records in by_chain.values():
+        records = [item for item in chain_records if bytes.fromhex(item[2]["subject"][2:]) in whole]
         head = "0x" + "00" * 32
         for claimed, check in _chain_order(records):
             if claimed["prevHead"] != head:
@@ -110,6 +126,28 @@ def verify_bundle(bundle: dict[str, Any], w3: Web3) -> BundleVerification:
                 )
             head = claimed["head"]
     return BundleVerification(problems, checks)
+
+
+def _followed_subjects(bundle: dict[str, Any]) -> set[bytes]:
+    """The subjects whose chains the bundle must hold whole, read from its signed records as the
+    trace walks them: the product, the units an Aggregate of a followed subject packed it in, and
+    the inputs a Consume turned into a followed subject."""
+    records = [record for entry in bundle["events"] for record in entry["records"]]
+    followed = {subject_id(str(bundle.get("epc")))}
+    while True:
+        found = set()
+        for record in records:
+            try:
+                subject, ref = bytes.fromhex(record["subject"][2:]), bytes.fromhex(record["ref"][2:])
+            except (KeyError, ValueError, TypeError):
+                continue
+            if record.get("kind") == "aggregate" and subject in followed:
+                found.add(ref)
+            elif record.get("kind") == "consume" and ref in followed:
+                found.add(subject)
+        if found <= followed:
+            return followed
+        followed |= found
 
 
 def _chain_order(
@@ -147,6 +185,7 @@ def _content_problem(event: dict[str, Any], context: Any, event_id: str) -> str 
 
 def _check_record(
     claimed: dict[str, Any],
+    event: dict[str, Any],
     event_id: str,
     separator: bytes,
     contract: Contract,
@@ -156,7 +195,12 @@ def _check_record(
 ) -> None:
     kind = Kind[claimed["kind"].upper()]
     event_hash = bytes.fromhex(claimed["eventHash"][2:])
-    if event_hash != hash_id_digest(event_id):
+    if "errorDeclaration" in event:
+        if kind is not Kind.WITHDRAW or bytes.fromhex(claimed["ref"][2:]) != hash_id_digest(event_id):
+            check.problems.append("an error declaration's record does not withdraw its eventID")
+        if event_hash != declaration_digest(event, event_id):
+            check.problems.append("the recorded event hash is not the declaration's digest")
+    elif kind is Kind.WITHDRAW or event_hash != hash_id_digest(event_id):
         check.problems.append("the recorded event hash is not the eventID's digest")
     head = bytes.fromhex(claimed["head"][2:])
     prev_head = bytes.fromhex(claimed["prevHead"][2:])

@@ -1,5 +1,7 @@
 """Every capture document among GS1's EPCIS 2.0 examples goes through the API, is recorded on chain
-and is queryable under the event ids GS1's reference hash algorithm gives."""
+and is queryable under the event ids GS1's reference hash algorithm gives. An example declaring an
+error in an event goes after that event, captured by the same participant: only an event's own
+signer (or an auditor) may withdraw it, and only once it was captured."""
 
 from __future__ import annotations
 
@@ -24,12 +26,19 @@ def test_a_gs1_example_is_accepted_recorded_and_queryable(
     api: Api, parties: dict[str, dict[str, Any]], path: Path
 ) -> None:
     document = json.loads(path.read_text())
-    response = api.client.post("/capture", json=document, headers=api.as_participant(parties["manufacturer"]))
+    maker = api.as_participant(parties["manufacturer"])
+    withdrawn = [
+        {key: value for key, value in event.items() if key != "errorDeclaration"}
+        for event in document["epcisBody"]["eventList"]
+        if "errorDeclaration" in event
+    ]
+    if withdrawn:  # an error declaration withdraws an event its author captured before
+        earlier = {**document, "epcisBody": {"eventList": withdrawn}}
+        assert api.client.post("/capture", json=earlier, headers=maker).status_code == 202
+    response = api.client.post("/capture", json=document, headers=maker)
     assert response.status_code == 202, response.text
     api.settle()
-    job = api.client.get(
-        response.headers["Location"], headers=api.as_participant(parties["manufacturer"])
-    ).json()
+    job = api.client.get(response.headers["Location"], headers=maker).json()
     assert job["success"], job
 
     # The reference's ids; for Example-TransactionEvents-2020_07_03y.jsonld, which the reference
@@ -40,5 +49,6 @@ def test_a_gs1_example_is_accepted_recorded_and_queryable(
     for event_id in expected:
         found = api.client.get("/events/" + quote(event_id, safe=""))
         assert found.status_code == 200, event_id
-        (event,) = found.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
-        assert event["eventID"] == event_id
+        # the event as captured, and any error declaration withdrawing it
+        captured = found.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        assert {event["eventID"] for event in captured} == {event_id}

@@ -166,8 +166,7 @@ def _first_event_id(api: Api) -> str:
 def test_editing_an_event_row_turns_the_verdict_to_tampered(traced: Api, edit: Any) -> None:
     event_id = _first_event_id(traced)
     with traced.services.sessions() as session:
-        event = session.get(Event, event_id)
-        assert event is not None
+        event = session.scalars(select(Event).where(Event.event_id == event_id)).one()
         values = edit(event)
     trace = _tamper(traced, update(Event).where(Event.event_id == event_id).values(**values))
     assert trace["verdict"] == "tampered"

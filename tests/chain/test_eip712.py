@@ -74,7 +74,7 @@ def test_replayed_event_is_rejected_as_stale(
         registry.record([signed])
     assert exc.value.arguments == {
         "subject": sgtin(1),
-        "head": registry.head_of(sgtin(1)),
+        "head": registry.observation_head_of(sgtin(1), auditor.address),
         "signedHead": signed.event.prev_head,
     }
 

@@ -18,8 +18,10 @@ from urllib.parse import urlparse
 import pytest
 import uvicorn
 
+from tracechain.epcis.builders import object_event
+
 from ..api.conftest import Api
-from ..api.test_capture import PALLET, journey
+from ..api.test_capture import ITEM, PALLET, journey
 from ..conftest import free_port
 
 OUTPUT = Path(__file__).parents[1] / "output"
@@ -46,8 +48,8 @@ def run_chromium(*arguments: str, profile: Path) -> subprocess.CompletedProcess[
 
 @pytest.fixture
 def served(api: Api, parties: dict[str, dict[str, Any]]) -> Iterator[str]:
-    """The journey recorded, its pallet paid for through escrow, then the same app served over real
-    HTTP on a free port."""
+    """The journey recorded, its pallet paid for through escrow, a bystander's observation of the
+    item, then the same app served over real HTTP on a free port."""
     buyer = api.as_participant(parties["retailer"])
     api.client.post("/settlement/faucet", json={"amount": "1000"}, headers=buyer)
     order = {
@@ -62,6 +64,10 @@ def served(api: Api, parties: dict[str, dict[str, Any]]) -> Iterator[str]:
     funded = api.client.post(f"/orders/{created.json()['orderId']}/funding", headers=buyer)
     assert funded.status_code == 200, funded.text
     journey(api, parties)
+    bystander = api.create_participant("Harbour Watch", ["carrier"], "urn:epc:id:pgln:5790002.00000", "DK")
+    api.settle()
+    seen = object_event([ITEM], biz_step="storing", at=datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
+    assert api.capture(bystander, [seen]).status_code == 202
     api.services.settle()
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(api.client.app, host="127.0.0.1", port=port, log_level="warning",
@@ -90,7 +96,11 @@ def test_the_page_loads_on_a_phone_shows_the_verified_journey_and_stays_on_this_
     assert "Verified" in dom and "Every step below is signed" in dom
     for step in ("Made", "Packed", "Shipped", "Received", "Inspected: cleared", "Sold"):
         assert step in dom, step
-    assert dom.count('class="badge verified"') == 8
+    assert "Made by <strong>Shenzhen Bright</strong>" in dom  # from the commissioning record
+    # The bystander's observation is on the page as what it is, and leaves the verdict alone.
+    assert '<li class="observation">' in dom and "reported by Harbour Watch" in dom
+    assert dom.count('<li class="fact">') == 8
+    assert dom.count('class="badge verified"') == 9
     assert "<svg" in dom and 'class="route"' in dom  # the route and the QR code, inline
     assert "Settled" in dom and "70% paid to the seller on delivery" in dom  # the pallet's order
 

@@ -206,8 +206,15 @@ _ODD_DOCUMENTS = {
 
 
 @pytest.mark.parametrize("document", _ODD_DOCUMENTS.values(), ids=_ODD_DOCUMENTS.keys())
-def test_odd_documents_hash_as_the_reference_hashes_them(document: dict[str, Any]) -> None:
-    assert pre_hash_strings(document) == reference_pre_hashes(document)
+def test_odd_documents_hash_as_the_reference_hashes_each_of_their_events_alone(
+    document: dict[str, Any],
+) -> None:
+    body = document["epcisBody"]
+    alone = [
+        reference_pre_hashes(document_of(each, context=document["@context"]))[0]
+        for each in body.get("eventList", [body.get("event")])
+    ]
+    assert pre_hash_strings(document) == alone
 
 
 def test_digital_link_example_9_6_4_hashes_as_its_urn_twin() -> None:
@@ -657,14 +664,66 @@ _CONTEXTS = st.sampled_from(
 def test_native_pre_hash_is_the_references_for_generated_events(
     generated: list[dict[str, Any]], context: list[Any]
 ) -> None:
+    """Each event against the reference reading it alone, as tracechain reads it (see the tests below)."""
     document = document_of(*generated, context=context)
     try:
-        expected = reference_pre_hashes(document)
+        expected = [reference_pre_hashes(document_of(each, context=context))[0] for each in generated]
     except ReferenceCannotHash:
         with pytest.raises(EventHashError):
             event_hash_ids(document)
         return
     assert pre_hash_strings(document) == expected
+
+
+# ---------------------------------------------------------------- an event's id is its own
+
+_EXTENDED_CONTEXT = [EPCIS_CONTEXT, {"example": "https://ns.example.com/epcis/"}]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        pytest.param(
+            event(epcList=["urn:epc:id:sgtin:0614141.107346.1"], bizStep="shipping"),
+            event(epcList=["urn:epc:id:sgtin:0614141.107346.2"], **{"example:note": "shipping"}),
+            id="a-vocabulary-iri-of-another-event",
+        ),
+        pytest.param(
+            event(epcList=["urn:epc:id:sgtin:0614141.107346.3"], **{"@xmlns:zz": "https://zz.example/"}),
+            event(epcList=["urn:epc:id:sgtin:0614141.107346.4"], **{"zz:note": "1"}),
+            id="a-prefix-another-event-declares",
+        ),
+    ],
+)
+def test_an_event_hashes_in_a_document_as_it_does_alone_where_the_reference_lets_it_leak(
+    before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    """Read whole, GS1's reference lets a vocabulary IRI or an `@xmlns` prefix of one event change
+    how the next is hashed; whoever checks that event later holds it alone, and a rival could use
+    the difference to make another party's event fail its check. Each event is hashed alone."""
+    document = document_of(before, after, context=_EXTENDED_CONTEXT)
+    alone = document_of(after, context=_EXTENDED_CONTEXT)
+    assert reference_pre_hashes(document)[1] != reference_pre_hashes(alone)[0]
+
+    assert pre_hash_strings(document)[1] == reference_pre_hashes(alone)[0] == pre_hash_strings(alone)[0]
+    assert event_hash_ids(document)[1] == event_hash_id(after, _EXTENDED_CONTEXT)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_generated_event(), min_size=2, max_size=4), _CONTEXTS)
+def test_every_event_of_a_generated_document_has_the_id_it_has_alone(
+    generated: list[dict[str, Any]], context: list[Any]
+) -> None:
+    document = document_of(*generated, context=context)
+    try:
+        in_document = event_hash_ids(document)
+    except EventHashError:
+        with pytest.raises(EventHashError):  # then some event cannot be hashed alone either
+            for each in generated:
+                event_hash_id(each, context)
+        return
+    assert in_document == [event_hash_id(each, context) for each in generated]
+    assert event_hash_ids(document_of(*reversed(generated), context=context)) == in_document[::-1]
 
 
 # ---------------------------------------------------------------- no network, ever

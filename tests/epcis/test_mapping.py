@@ -155,6 +155,12 @@ def test_retail_selling_sells_each_item() -> None:
     ]
 
 
+def test_destroying_consumes_each_item_so_only_its_custodian_may_say_it() -> None:
+    destroyed = event(bizStep="destroying", disposition="destroyed", epcList=[ITEM, OTHER])
+    assert _kinds(effects_of(destroyed)) == [(ITEM, Kind.CONSUME), (OTHER, Kind.CONSUME)]
+    assert all(effect.ref_subject is None for effect in effects_of(destroyed))
+
+
 @pytest.mark.parametrize(
     ("biz_step", "disposition"),
     [
@@ -328,7 +334,7 @@ def test_error_declaration_never_replays_custody_effects() -> None:
         epcList=[ITEM],
         errorDeclaration={"declarationTime": "2024-05-02T10:00:00Z", "reason": "incorrect_data"},
     )
-    assert effects_of(declared) == [Effect(ITEM, Kind.OBSERVE)]
+    assert effects_of(declared) == [Effect(ITEM, Kind.WITHDRAW)]
 
 
 @pytest.mark.parametrize("kind", ["TransactionEvent", "AssociationEvent", "example:CustomEvent"])
@@ -430,9 +436,9 @@ def test_object_example_9_6_2_receives_the_lot() -> None:
     assert effects_of(receiving) == [Effect("urn:epc:class:lgtin:4012345.012345.998877", Kind.RECEIVE)]
 
 
-def test_error_declaration_example_only_observes() -> None:
+def test_error_declaration_example_only_withdraws() -> None:
     declared, corrective = events(example("error-declaration/ErrorDeclarationAndCorrectiveEvent.jsonld"))
-    assert {effect.kind for effect in effects_of(declared)} == {Kind.OBSERVE}
+    assert {effect.kind for effect in effects_of(declared)} == {Kind.WITHDRAW}
     assert Kind.COMMISSION in {effect.kind for effect in effects_of(corrective)}
 
 

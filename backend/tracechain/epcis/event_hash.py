@@ -18,6 +18,7 @@ without a type. Remote `@context` URLs other than the EPCIS 2.0 context are refu
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = [
     "EPCIS_CONTEXT",
     "EventHashError",
     "RemoteContextRefused",
+    "declaration_digest",
     "digest_hash_id",
     "event_hash_id",
     "event_hash_ids",
@@ -64,40 +66,65 @@ class RemoteContextRefused(EventHashError):
 
 
 def event_hash_ids(document: dict[str, Any]) -> list[str]:
-    """The hash id of every event in an EPCIS document, in document order.
+    """The hash id of every event in an EPCIS document, in document order: each event's id alone
+    (:func:`event_hash_id` with the document's `@context`).
 
     Raises EventHashError (RemoteContextRefused for a remote context) when the document or one
     of its events cannot be hashed.
     """
-    return [
-        f"{_PREFIX}{hashlib.sha256(pre_hash.encode('utf-8')).hexdigest()}{_SUFFIX}"
-        for pre_hash in pre_hash_strings(document)
-    ]
+    return [_hash_id(pre_hash) for pre_hash in pre_hash_strings(document)]
 
 
 def pre_hash_strings(document: dict[str, Any]) -> list[str]:
-    """The pre-hash string of every event in an EPCIS document: what its id is the hash of."""
-    try:
-        replace = _replacer(vocabulary_iris(document))
-    except RemoteContext as exc:
-        raise RemoteContextRefused(exc.url) from exc
-    except ContextError as exc:
-        raise EventHashError(f"cannot read the JSON-LD context of this document: {exc}") from exc
-    events = _events(document)
-    reader = prehash.Reader(prehash.namespaces_of(document.get("@context"), replace), replace)
-    pre_hashes = []
-    for index, event in enumerate(events):
-        try:
-            pre_hashes.append(prehash.pre_hash_string(event, reader))
-        except Exception as exc:  # the reference's own failures are as varied (KeyError, TypeError...)
-            raise EventHashError(f"event {index} cannot be hashed: {exc!r}") from exc
-    return pre_hashes
+    """The pre-hash string of every event in an EPCIS document: what its id is the hash of.
+
+    Each event is read alone with the document's context. GS1's reference reads a document whole,
+    and two of its habits then carry over from one event to the next: the bare-string replacement
+    by the vocabulary IRIs found anywhere in the document, and the prefixes an `@xmlns` key
+    declares. An event's id would depend on the events beside it, while whoever checks it later
+    (the trace, `tracechain verify`, a partner's repository) holds that event alone: a document
+    could carry an event its checkers hash differently, on purpose or not. On every GS1 example
+    both readings give the same ids (tests/epcis/test_event_hash.py).
+    """
+    context = document.get("@context") if isinstance(document, dict) else None
+    return [_pre_hash_alone(event, context, index) for index, event in enumerate(_events(document))]
 
 
 def event_hash_id(event: dict[str, Any], context: Any = EPCIS_CONTEXT) -> str:
     """The hash id of one event, read with the given JSON-LD context."""
-    document = {"@context": context, "type": "EPCISDocument", "epcisBody": {"eventList": [event]}}
-    return event_hash_ids(document)[0]
+    return _hash_id(_pre_hash_alone(event, context, 0))
+
+
+def _pre_hash_alone(event: Any, context: Any, index: int) -> str:
+    alone = {"@context": context, "type": "EPCISDocument", "epcisBody": {"eventList": [event]}}
+    try:
+        replace = _replacer(vocabulary_iris(alone))
+    except RemoteContext as exc:
+        raise RemoteContextRefused(exc.url) from exc
+    except ContextError as exc:
+        raise EventHashError(f"cannot read the JSON-LD context of this document: {exc}") from exc
+    reader = prehash.Reader(prehash.namespaces_of(context, replace), replace)
+    try:
+        return prehash.pre_hash_string(event, reader)
+    except Exception as exc:  # the reference's own failures are as varied (KeyError, TypeError...)
+        raise EventHashError(f"event {index} cannot be hashed: {exc!r}") from exc
+
+
+def _hash_id(pre_hash: str) -> str:
+    return f"{_PREFIX}{hashlib.sha256(pre_hash.encode('utf-8')).hexdigest()}{_SUFFIX}"
+
+
+def declaration_digest(event: dict[str, Any], hash_id: str) -> bytes:
+    """What the chain records for an error declaration: the SHA-256 of the withdrawn event's digest
+    followed by the declaration itself (`errorDeclaration` as JSON, keys sorted, no whitespace).
+
+    The CBV hash leaves `errorDeclaration` out, so a declaration has the id of the event it
+    withdraws; on chain the two must differ, and the reason and time of the withdrawal must be as
+    signed. Raises KeyError for an event without a declaration."""
+    declared = json.dumps(
+        event["errorDeclaration"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(hash_id_digest(hash_id) + declared.encode("utf-8")).digest()
 
 
 def hash_id_digest(hash_id: str) -> bytes:

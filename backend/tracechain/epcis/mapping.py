@@ -15,6 +15,7 @@ ObjectEvent receiving                               RECEIVE each
 ObjectEvent inspecting, disposition conformant      INSPECT each, verdict VERDICT_CLEARED
 ObjectEvent inspecting, disposition non_conformant  INSPECT each, verdict VERDICT_REJECTED
 ObjectEvent retail_selling                          SELL each
+ObjectEvent destroying                              CONSUME each (used up, as an ingredient is)
 AggregationEvent ADD                                AGGREGATE each child; ref_subject = parentID
 AggregationEvent DELETE                             DISAGGREGATE each child; ref_subject = parentID
                                                     (OBSERVE the parent when no child is listed)
@@ -24,7 +25,7 @@ TransformationEvent                                 CONSUME each input, ref_subj
 any event, disposition recalled                     RECALL each subject it describes
 any event, a sensor report with exception           EXCURSION each subject it describes
 ALARM_CONDITION
-any event carrying an errorDeclaration              OBSERVE each identifier, nothing else
+any event carrying an errorDeclaration              WITHDRAW each identifier, nothing else
 everything else (other bizSteps, TransactionEvent,  OBSERVE each identifier the event names
 AssociationEvent, extension event types)
 ==================================================  ===================================================
@@ -43,8 +44,9 @@ AssociationEvent, extension event types)
 - RECALL and EXCURSION come on top of a custody effect (shipping recalled goods back is a SHIP and
   a RECALL) and replace an OBSERVE of the same subject.
 - An error declaration says an earlier event was wrong; replaying that event's custody effects
-  would be wrong twice, so it is recorded against its subjects and changes nothing. Corrective
-  events are captured on their own.
+  would be wrong twice, so it is a WITHDRAW of each subject the event names and changes nothing
+  (capture names the withdrawn event and its signer: only that signer or an auditor may withdraw
+  it). Corrective events are captured on their own.
 - SHIP and RECEIVE come from ObjectEvents only: ship a pallet with an ObjectEvent naming its SSCC
   (the children follow it on chain); an AggregationEvent OBSERVE at receiving is an observation.
 - Every subject is the canonical EPC URN (:mod:`tracechain.epcis.identifiers`), listed once even
@@ -71,7 +73,7 @@ _WEB_VOCABULARIES: Final = ("https://ref.gs1.org/cbv/", "https://gs1.org/voc/", 
 _ALARM: Final = "ALARM_CONDITION"
 _DESTINATION_PREFERENCE: Final = ("owning_party", "possessing_party", "location")
 _VERDICTS: Final = {"conformant": VERDICT_CLEARED, "non_conformant": VERDICT_REJECTED}
-_BIZ_STEP_KINDS: Final = {"receiving": Kind.RECEIVE, "retail_selling": Kind.SELL}
+_BIZ_STEP_KINDS: Final = {"receiving": Kind.RECEIVE, "retail_selling": Kind.SELL, "destroying": Kind.CONSUME}
 
 _EPC_LISTS: Final = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
 _QUANTITY_LISTS: Final = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
@@ -159,7 +161,7 @@ def effects_of(event: dict[str, Any]) -> list[Effect]:
         raise InvalidEvent(f"an EPCIS event is a JSON object, not {type(event).__name__}")
     named = _named(event)
     if "errorDeclaration" in event:
-        return _observe(named)
+        return [Effect(s, Kind.WITHDRAW) for s in named]
 
     kind = event.get("type")
     described = _held(named)
@@ -252,7 +254,7 @@ def _object_event(event: dict[str, Any], named: list[str]) -> list[Effect]:
         effects = [Effect(s, Kind.COMMISSION) for s in held]
     elif biz_step == "shipping" and (destination := _destination(event)) is not None:
         effects = [Effect(s, Kind.SHIP, counterpart_party=destination) for s in held]
-    elif biz_step in ("receiving", "retail_selling"):
+    elif biz_step in _BIZ_STEP_KINDS:
         effects = [Effect(s, _BIZ_STEP_KINDS[biz_step]) for s in held]
     elif biz_step == "inspecting" and (
         verdict := _VERDICTS.get(_cbv_word(event.get("disposition"), "Disp") or "")

@@ -148,8 +148,9 @@ _ISO_TIME: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z
 class Reader:
     """Turns one document's JSON into triples, as the reference's `json_to_py` does.
 
-    One reader serves all events of a document: an `@xmlns` key adds a prefix for the events
-    after it too, as the reference's prefix table does.
+    An `@xmlns` key adds a prefix for what the reader reads after it, as the reference's prefix
+    table does; tracechain reads each event with a reader of its own (see
+    :func:`tracechain.epcis.event_hash.pre_hash_strings`).
     """
 
     def __init__(self, namespaces: dict[str, str], replace: Callable[[str], str]) -> None:

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import psycopg
 from psycopg.types.json import Json
-from sqlalchemy import JSON, Table
+from sqlalchemy import JSON, Table, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
@@ -59,3 +59,20 @@ def _adapter(column_type: Any) -> Callable[[Any], Any]:
         return lambda value: None if value is None else Json(value)
     # psycopg writes an Enum by its name; the tables hold StrEnum values.
     return lambda value: value.value if isinstance(value, Enum) else value
+
+
+def allocate_ids(session: Session, model: type[Base], count: int) -> list[int]:
+    """`count` new values of the model's integer key, in ascending order, for rows `insert_rows`
+    writes and other rows point at (COPY hands no keys back). PostgreSQL takes them from the key's
+    sequence. SQLite serves one process, whose captures hold the capture lock, so the highest key
+    counted on is free."""
+    if count == 0:
+        return []
+    table = cast(Table, model.__table__)
+    (key,) = table.primary_key.columns
+    if session.get_bind().dialect.name == "postgresql":
+        sequence = func.pg_get_serial_sequence(table.name, key.name)
+        taken = session.scalars(select(func.nextval(sequence)).select_from(func.generate_series(1, count)))
+        return sorted(int(value) for value in taken)
+    highest = int(session.scalar(select(func.coalesce(func.max(key), 0))) or 0)
+    return list(range(highest + 1, highest + 1 + count))

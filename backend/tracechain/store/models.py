@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Protocol
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -61,7 +62,7 @@ class CaptureJob(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
-    status: Mapped[str] = mapped_column(String(16), default=CaptureStatus.PENDING)
+    status: Mapped[str] = mapped_column(String(32), default=CaptureStatus.PENDING)
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     event_count: Mapped[int] = mapped_column(Integer)
@@ -69,11 +70,22 @@ class CaptureJob(Base):
 
 
 class Event(Base):
-    """An EPCIS event as captured, keyed by its CBV 2.0 hash id."""
+    """An EPCIS event as one participant captured and signed it.
+
+    Its CBV 2.0 hash id (`event_id`) is a function of its content, which anyone who has seen the
+    event can send. So the same content captured by another participant is another row, with its own
+    signed records: a duplicate is only the same event by the same signer, and nobody can take an
+    event's id before its author does. An error declaration carries the id of the event it withdraws
+    (the CBV hash leaves `errorDeclaration` out) and is a row of its own (`declaration`).
+    """
 
     __tablename__ = "events"
 
-    event_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(120))
+    """The CBV 2.0 hash id."""
+    declaration: Mapped[bool] = mapped_column(Boolean, default=False)
+    """An error declaration: its signer withdraws its own event with this id (an auditor, anyone's)."""
     capture_id: Mapped[str] = mapped_column(ForeignKey("capture_jobs.id"))
     event_type: Mapped[str] = mapped_column(String(40))
     biz_step: Mapped[str | None] = mapped_column(String(200))
@@ -91,8 +103,9 @@ class Event(Base):
     )
 
     __table_args__ = (
+        UniqueConstraint("event_id", "signer", "declaration", name="uq_events_event_id_signer_declaration"),
         Index("ix_events_event_time", "event_time"),
-        Index("ix_events_record_time_event_id", "record_time", "event_id"),
+        Index("ix_events_record_time_id", "record_time", "id"),
         Index("ix_events_biz_step", "biz_step"),
         Index("ix_events_event_type", "event_type"),
         # A capture job's events: its status (records_of_capture) and the indexer completing it.
@@ -105,7 +118,7 @@ class EventEpc(Base):
 
     __tablename__ = "event_epcs"
 
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.event_id"), primary_key=True)
+    event_row_id: Mapped[int] = mapped_column(ForeignKey("events.id"), primary_key=True)
     epc: Mapped[str] = mapped_column(String(255), primary_key=True)
     role: Mapped[str] = mapped_column(String(16), primary_key=True)
 
@@ -126,7 +139,7 @@ class ChainRecord(Base):
     __tablename__ = "chain_records"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.event_id"))
+    event_row_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
     subject: Mapped[bytes] = mapped_column(LargeBinary(32))
     subject_epc: Mapped[str] = mapped_column(String(255))
     chain: Mapped[bytes] = mapped_column(LargeBinary(32))
@@ -167,7 +180,7 @@ class ChainRecord(Base):
         Index("ix_chain_records_status", "status"),
         Index("ix_chain_records_subject", "subject"),
         # An event's records, loaded with it by every trace: without it a trace scans every record.
-        Index("ix_chain_records_event_id", "event_id"),
+        Index("ix_chain_records_event_row_id", "event_row_id"),
         Index("ix_chain_records_batch_id", "batch_id"),
         Index("ix_chain_records_anchor_root", "anchor_root"),
     )

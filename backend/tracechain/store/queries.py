@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Select, Text, bindparam, case, cast, delete, func, literal, select, update
 from sqlalchemy.orm import Session
 
+from tracechain.chain.registry import RecordedEvent
 from tracechain.chain.trace_event import Kind, SignedEvent
 from tracechain.store.models import (
     Batch,
@@ -53,14 +54,42 @@ def participants_by_address(session: Session, addresses: set[str]) -> dict[str, 
     return {p.address: p for p in rows}
 
 
+def participant_names(session: Session, addresses: set[str]) -> dict[str, str]:
+    query = select(Participant.address, Participant.name).where(Participant.address.in_(addresses))
+    rows = session.execute(query)
+    return {address: name for address, name in rows}
+
+
 # ---------------------------------------------------------------- events
 
 
-def existing_event_ids(session: Session, event_ids: Collection[str]) -> set[str]:
-    """Which of these events are stored already: one query for a whole document."""
+def events_captured_by(session: Session, event_ids: Collection[str], signer: str) -> set[tuple[str, bool]]:
+    """Which of these events `signer` captured already, as (hash id, is a declaration): one query
+    for a whole document."""
     if not event_ids:
         return set()
-    return set(session.scalars(select(Event.event_id).where(Event.event_id.in_(event_ids))))
+    query = select(Event.event_id, Event.declaration).where(
+        Event.event_id.in_(event_ids), Event.signer == signer
+    )
+    return {(event_id, declaration) for event_id, declaration in session.execute(query)}
+
+
+def signers_of_events(session: Session, event_ids: Collection[str]) -> dict[str, list[str]]:
+    """Who captured each of these events (not declarations of them), in the order they did."""
+    query = (
+        select(Event.event_id, Event.signer)
+        .where(Event.event_id.in_(event_ids), Event.declaration.is_(False))
+        .order_by(Event.id)
+    )
+    found: dict[str, list[str]] = {}
+    for event_id, signer in session.execute(query):
+        found.setdefault(event_id, []).append(signer)
+    return found
+
+
+def events_by_id(session: Session, event_id: str) -> list[Event]:
+    """Every capture of the event with this hash id (by each signer, and declarations of it)."""
+    return list(session.scalars(select(Event).where(Event.event_id == event_id).order_by(Event.id)))
 
 
 def events_page(
@@ -71,16 +100,16 @@ def events_page(
     event_type: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    after: tuple[datetime, str] | None = None,
+    after: tuple[datetime, int] | None = None,
     limit: int = 100,
 ) -> list[Event]:
-    """Events in recording order (then by id), filtered.
+    """Events in recording order (then by row), filtered.
 
-    `after` is the (record_time, event_id) of the last event of the previous page.
+    `after` is the (record_time, row id) of the last event of the previous page.
     """
     query = select(Event)
     if epc is not None:
-        query = query.where(Event.event_id.in_(select(EventEpc.event_id).where(EventEpc.epc == epc)))
+        query = query.where(Event.id.in_(select(EventEpc.event_row_id).where(EventEpc.epc == epc)))
     if biz_step is not None:
         query = query.where(Event.biz_step == biz_step)
     if event_type is not None:
@@ -90,17 +119,16 @@ def events_page(
     if until is not None:
         query = query.where(Event.event_time < until)
     if after is not None:
-        record_time, event_id = after
+        record_time, row_id = after
         query = query.where(
-            (Event.record_time > record_time)
-            | ((Event.record_time == record_time) & (Event.event_id > event_id))
+            (Event.record_time > record_time) | ((Event.record_time == record_time) & (Event.id > row_id))
         )
-    return list(session.scalars(query.order_by(Event.record_time, Event.event_id).limit(limit)))
+    return list(session.scalars(query.order_by(Event.record_time, Event.id).limit(limit)))
 
 
 def events_naming(session: Session, epcs: Sequence[str]) -> list[Event]:
-    query = select(Event).where(Event.event_id.in_(select(EventEpc.event_id).where(EventEpc.epc.in_(epcs))))
-    return list(session.scalars(query.order_by(Event.event_time, Event.event_id)))
+    query = select(Event).where(Event.id.in_(select(EventEpc.event_row_id).where(EventEpc.epc.in_(epcs))))
+    return list(session.scalars(query.order_by(Event.event_time, Event.id)))
 
 
 # ---------------------------------------------------------------- traces
@@ -111,9 +139,10 @@ class RecordRow:
     """A chain record as a trace reads it: plain values, not an ORM object (a trace reads dozens)."""
 
     id: int
-    event_id: str
+    event_row_id: int
     subject: bytes
     subject_epc: str
+    chain: bytes
     kind: int
     event_hash: bytes
     counterpart: str
@@ -140,7 +169,9 @@ class RecordRow:
 class EventRow:
     """An event as a trace reads it, with the identifiers it names and its chain records."""
 
+    row_id: int
     event_id: str
+    declaration: bool
     event_type: str
     biz_step: str | None
     event_time: datetime
@@ -172,13 +203,13 @@ def _trace_closure_query() -> Select[str]:
         .join(named, named.c.epc == related.c.epc)
         .join(
             ChainRecord.__table__,
-            (_record.event_id == named.c.event_id)
+            (_record.event_row_id == named.c.event_row_id)
             & (
                 ((_record.kind == Kind.AGGREGATE) & (_record.subject_epc == related.c.epc))
                 | ((_record.kind == Kind.CONSUME) & (named.c.role == "output"))
             ),
         )
-        .outerjoin(parent, (parent.c.event_id == _record.event_id) & (parent.c.role == "parent"))
+        .outerjoin(parent, (parent.c.event_row_id == _record.event_row_id) & (parent.c.role == "parent"))
         .where(related.c.depth < bindparam("depth"))
     )
     related = related.union(step)
@@ -187,16 +218,18 @@ def _trace_closure_query() -> Select[str]:
 
 # Built once: building a statement costs more than running it.
 _TRACE_CLOSURE = _trace_closure_query()
-_NAMING = select(_named.event_id).where(_named.epc.in_(bindparam("epcs", expanding=True)))
-_IDENTIFIERS_OF_NAMING = select(_named.event_id, _named.epc).where(_named.event_id.in_(_NAMING))
+_NAMING = select(_named.event_row_id).where(_named.epc.in_(bindparam("epcs", expanding=True)))
+_IDENTIFIERS_OF_NAMING = select(_named.event_row_id, _named.epc).where(_named.event_row_id.in_(_NAMING))
 _RECORDS_OF_NAMING = (
     select(*(_record[field.name] for field in fields(RecordRow)))
-    .where(_record.event_id.in_(_NAMING))
+    .where(_record.event_row_id.in_(_NAMING))
     .order_by(_record.id)
 )
 _EVENTS_NAMING = (
     select(
+        _event.id,
         _event.event_id,
+        _event.declaration,
         _event.event_type,
         _event.biz_step,
         _event.event_time,
@@ -204,8 +237,8 @@ _EVENTS_NAMING = (
         cast(_event.body, Text),  # as stored, for the content checks' memo
         cast(_event.context, Text),
     )
-    .where(_event.event_id.in_(_NAMING))
-    .order_by(_event.event_time, _event.event_id)
+    .where(_event.id.in_(_NAMING))
+    .order_by(_event.event_time, _event.id)
 )
 
 
@@ -223,15 +256,17 @@ def event_rows_naming(session: Session, epcs: Collection[str]) -> list[EventRow]
     if not epcs:
         return []
     connection, naming = session.connection(), {"epcs": list(epcs)}
-    identifiers: dict[str, list[str]] = {}
-    for event_id, identifier in connection.execute(_IDENTIFIERS_OF_NAMING, naming):
-        identifiers.setdefault(event_id, []).append(identifier)
-    records: dict[str, list[RecordRow]] = {}
+    identifiers: dict[int, list[str]] = {}
+    for row_id, identifier in connection.execute(_IDENTIFIERS_OF_NAMING, naming):
+        identifiers.setdefault(row_id, []).append(identifier)
+    records: dict[int, list[RecordRow]] = {}
     for row in connection.execute(_RECORDS_OF_NAMING, naming):
-        records.setdefault(row.event_id, []).append(RecordRow(*row))
+        records.setdefault(row.event_row_id, []).append(RecordRow(*row))
     return [
         EventRow(
+            row_id,
             event_id,
+            declaration,
             event_type,
             biz_step,
             event_time,
@@ -240,11 +275,11 @@ def event_rows_naming(session: Session, epcs: Collection[str]) -> list[EventRow]
             context,
             json.loads(body),
             None if context is None else json.loads(context),
-            tuple(identifiers.get(event_id, ())),
-            tuple(records.get(event_id, ())),
+            tuple(identifiers.get(row_id, ())),
+            tuple(records.get(row_id, ())),
         )
-        for event_id, event_type, biz_step, event_time, signer, body, context in connection.execute(
-            _EVENTS_NAMING, naming
+        for row_id, event_id, declaration, event_type, biz_step, event_time, signer, body, context in (
+            connection.execute(_EVENTS_NAMING, naming)
         )
     ]
 
@@ -289,7 +324,12 @@ def mark_sent(session: Session, record_ids: Sequence[int], batch_id: int) -> Non
 
 
 def records_of_capture(session: Session, capture_id: str) -> list[ChainRecord]:
-    query = select(ChainRecord).join(Event).where(Event.capture_id == capture_id).order_by(ChainRecord.id)
+    query = (
+        select(ChainRecord)
+        .join(Event, Event.id == ChainRecord.event_row_id)
+        .where(Event.capture_id == capture_id)
+        .order_by(ChainRecord.id)
+    )
     return list(session.scalars(query))
 
 
@@ -311,8 +351,8 @@ def records_of_batch(session: Session, batch_id: int) -> list[ChainRecord]:
 
 def fail_jobs_of(session: Session, records: Sequence[ChainRecord], reason: str, now: datetime) -> None:
     """The capture jobs these records belong to failed, with the chain's reason."""
-    event_ids = {record.event_id for record in records}
-    capture_ids = set(session.scalars(select(Event.capture_id).where(Event.event_id.in_(event_ids))))
+    row_ids = {record.event_row_id for record in records}
+    capture_ids = set(session.scalars(select(Event.capture_id).where(Event.id.in_(row_ids))))
     for job in session.scalars(select(CaptureJob).where(CaptureJob.id.in_(capture_ids))):
         job.status, job.finished_at = CaptureStatus.FAILED, now
         job.errors = {"reason": reason}
@@ -321,24 +361,49 @@ def fail_jobs_of(session: Session, records: Sequence[ChainRecord], reason: str, 
 # ---------------------------------------------------------------- indexing
 
 
-def records_for_logs(
-    session: Session, logs: Collection[tuple[bytes, bytes]]
-) -> dict[tuple[bytes, bytes], tuple[int, str]]:
-    """The ids of the records behind logged (subject, head) pairs, with their capture job's id, in
-    one query (plain rows: the indexer updates them in bulk, `confirm_records`)."""
+def records_for_logs(session: Session, logs: Sequence[RecordedEvent]) -> dict[int, tuple[int, str]]:
+    """For each EventRecorded log (by position in `logs`) the record it records, with its capture
+    job's id, in one query (plain rows: the indexer updates them in bulk, `confirm_records`).
+
+    A log records a record when every field the signer signed matches (subject, kind, event hash,
+    counterpart, ref, time, the head its previous head leads to) and the signer is the same: the
+    chain accepted exactly that signature, whichever transaction carried it (anyone may relay a
+    signed event). Matching fewer fields let another signer's log, or another kind's, sharing a
+    subject and head pass for a record of ours."""
     if not logs:
         return {}
-    wanted = set(logs)
     query = (
-        select(ChainRecord.id, ChainRecord.subject, ChainRecord.head, Event.capture_id)
-        .join(Event, Event.event_id == ChainRecord.event_id)
-        .where(ChainRecord.subject.in_({subject for subject, _ in wanted}))
+        select(
+            ChainRecord.id,
+            ChainRecord.subject,
+            ChainRecord.head,
+            ChainRecord.signer,
+            ChainRecord.kind,
+            ChainRecord.event_hash,
+            ChainRecord.counterpart,
+            ChainRecord.ref,
+            ChainRecord.time,
+            Event.capture_id,
+        )
+        .join(Event, Event.id == ChainRecord.event_row_id)
+        .where(ChainRecord.subject.in_({log.subject for log in logs}))
     )
-    return {
-        (subject, head): (record_id, capture_id)
-        for record_id, subject, head, capture_id in session.execute(query)
-        if (subject, head) in wanted
-    }
+    ours = {tuple(row[1:9]): (row[0], row[9]) for row in session.execute(query)}
+    found = {}
+    for position, log in enumerate(logs):
+        signed = (
+            log.subject,
+            log.head,
+            log.signer,
+            int(log.kind),
+            log.event_hash,
+            log.counterpart,
+            log.ref,
+            log.time,
+        )
+        if signed in ours:
+            found[position] = ours[signed]
+    return found
 
 
 def confirm_records(session: Session, confirmations: Sequence[dict[str, Any]]) -> None:
@@ -355,7 +420,7 @@ def records_for_roots(session: Session, roots: Collection[bytes]) -> dict[bytes,
         return {}
     query = (
         select(ChainRecord.id, ChainRecord.anchor_root, Event.capture_id)
-        .join(Event, Event.event_id == ChainRecord.event_id)
+        .join(Event, Event.id == ChainRecord.event_row_id)
         .where(ChainRecord.anchor_root.in_(set(roots)))
     )
     found: dict[bytes, list[tuple[int, str]]] = {}
@@ -390,7 +455,7 @@ def forget_blocks_after(session: Session, number: int) -> list[ChainRecord]:
         )
     batch_ids = {record.batch_id for record in records}
     session.execute(update(Batch).where(Batch.id.in_(batch_ids)).values(status=BatchStatus.PREPARED))
-    capture_ids = select(Event.capture_id).where(Event.event_id.in_({r.event_id for r in records}))
+    capture_ids = select(Event.capture_id).where(Event.id.in_({r.event_row_id for r in records}))
     session.execute(
         update(CaptureJob)
         .where(CaptureJob.id.in_(capture_ids))
@@ -405,7 +470,7 @@ def complete_jobs(session: Session, capture_ids: set[str], now: datetime) -> Non
         open_records = session.scalar(
             select(func.count())
             .select_from(ChainRecord)
-            .join(Event, Event.event_id == ChainRecord.event_id)
+            .join(Event, Event.id == ChainRecord.event_row_id)
             .where(Event.capture_id == capture_id, ChainRecord.status != RecordStatus.CONFIRMED)
         )
         job = session.get(CaptureJob, capture_id)

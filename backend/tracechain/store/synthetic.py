@@ -27,11 +27,13 @@ _EVENT_ID = (
     "'ni:///sha-256;' || encode(sha256(convert_to('synthetic-' || g, 'UTF8')), 'hex') || '?ver=CBV2.0'"
 )
 _HEAD = "sha256(convert_to({epc} || '#' || ({g}), 'UTF8'))"
+_ROW = "(CAST(:first_row AS bigint) + g - CAST(:first AS bigint))"  # the event's key, reserved in one go
 
 _INSERT_EVENTS = f"""
-INSERT INTO events (event_id, capture_id, event_type, biz_step, disposition, event_time, record_time,
-                    body, context, signer)
-SELECT {_EVENT_ID}, :capture_id, 'ObjectEvent', ({_STEPS})[g % 5 + 1], ({_DISPOSITIONS})[g % 5 + 1],
+INSERT INTO events (id, event_id, declaration, capture_id, event_type, biz_step, disposition, event_time,
+                    record_time, body, context, signer)
+SELECT {_ROW}, {_EVENT_ID}, false, :capture_id, 'ObjectEvent',
+       ({_STEPS})[g % 5 + 1], ({_DISPOSITIONS})[g % 5 + 1],
        timestamptz '2025-01-01 00:00:00+00' + g * interval '7 seconds', now(),
        json_build_object(
            'type', 'ObjectEvent',
@@ -50,14 +52,14 @@ FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g
 """
 
 _INSERT_EPCS = f"""
-INSERT INTO event_epcs (event_id, epc, role)
-SELECT {_EVENT_ID}, {_EPC}, 'epc' FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g
+INSERT INTO event_epcs (event_row_id, epc, role)
+SELECT {_ROW}, {_EPC}, 'epc' FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g
 """
 
 _INSERT_RECORDS = f"""
-INSERT INTO chain_records (event_id, subject, subject_epc, chain, kind, event_hash, counterpart, ref, time,
-                           prev_head, head, signer, r, vs, status, block_number, log_index, tx_hash)
-SELECT {_EVENT_ID}, sha256(convert_to({_EPC}, 'UTF8')), {_EPC}, sha256(convert_to({_EPC}, 'UTF8')),
+INSERT INTO chain_records (event_row_id, subject, subject_epc, chain, kind, event_hash, counterpart, ref,
+                           time, prev_head, head, signer, r, vs, status, block_number, log_index, tx_hash)
+SELECT {_ROW}, sha256(convert_to({_EPC}, 'UTF8')), {_EPC}, sha256(convert_to({_EPC}, 'UTF8')),
        (ARRAY[1, 4, 5, 6, 7])[g % 5 + 1],
        sha256(convert_to('synthetic-' || g, 'UTF8')),
        '0x0000000000000000000000000000000000000000', decode(repeat('00', 32), 'hex'),
@@ -106,7 +108,16 @@ def add_synthetic_events(engine: Engine, first: int, last: int, signer: Particip
                 event_count=last - first + 1,
             )
         )
-        values = {"first": first, "last": last, "capture_id": capture_id, "signer": signer.address}
+        sequence = "pg_get_serial_sequence('events', 'id')"
+        first_row = int(connection.scalar(text(f"SELECT nextval({sequence})")) or 0)
+        connection.execute(text(f"SELECT setval({sequence}, :top)"), {"top": first_row + last - first})
+        values = {
+            "first": first,
+            "last": last,
+            "first_row": first_row,
+            "capture_id": capture_id,
+            "signer": signer.address,
+        }
         for statement in (_INSERT_EVENTS, _INSERT_EPCS, _INSERT_RECORDS, _INSERT_SUBJECTS):
             connection.execute(text(statement), values)
 

@@ -1,4 +1,9 @@
-"""What the consumer page shows, built from a verified trace: plain values for the template."""
+"""What the consumer page shows, built from a verified trace: plain values for the template.
+
+Facts (origin, custody, inspections, sale, recall, excursions) come only from the chain records of
+their kind, signed by the party the chain lets record them; everything else an event says is shown
+as what it is, an observation by a named party ("reported by Blue Water Lines").
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,11 @@ from typing import Any
 
 import segno
 
+from tracechain.chain.trace_event import Kind, subject_id
 from tracechain.epcis.identifiers import InvalidIdentifier, digital_link
 from tracechain.epcis.mapping import describe
 from tracechain.store.models import Participant
-from tracechain.trace import Trace, TraceEntry, Verdict
+from tracechain.trace import Statement, Trace, TraceEntry, Verdict
 
 _UNITS = {"CEL": "°C", "FAH": "°F", "KEL": "K", "P1": "%"}
 VERDICT_WORDS = {
@@ -32,6 +38,10 @@ class Step:
     badge: str
     problems: list[str]
     readings: list[str] = field(default_factory=list)
+    statement: str = Statement.FACT.value
+    """fact, observation (shown as reported by `who`) or withdrawal."""
+    withdrawn: list[str] = field(default_factory=list)
+    """Why and by whom the event was withdrawn as erroneous, if it was."""
 
 
 @dataclass
@@ -81,15 +91,22 @@ def build_page(
     resolver: str,
     settlement: list[dict[str, Any]] | None = None,
 ) -> Page:
-    steps = [
-        _step(entry.event.body, entry.event.signer, entry, participants.get(entry.event.signer))
+    steps = [_step(entry, participants) for entry in trace.entries]
+    followed = {subject_id(identifier) for identifier in (trace.epc, *trace.units)}
+    facts = [
+        (entry, record)
         for entry in trace.entries
+        if entry.statement is Statement.FACT
+        for record in entry.event.records
+        if record.subject in followed
     ]
     route: list[tuple[str, str]] = []
-    for step in steps:
-        stop = (step.country, step.who)
-        if not route or route[-1] != stop:
-            route.append(stop)
+    for _, record in facts:  # who held it: its maker, then each party that received it or its units
+        if record.kind in (Kind.COMMISSION, Kind.RECEIVE):
+            party = participants.get(record.signer)
+            stop = (party.country, party.name) if party else ("", record.signer)
+            if not route or route[-1] != stop:
+                route.append(stop)
     try:
         link = digital_link(trace.epc, resolver)
     except InvalidIdentifier:
@@ -102,15 +119,13 @@ def build_page(
         verdict=trace.verdict.value,
         verdict_title=title,
         verdict_text=text,
-        origin=next(
-            (s for s, e in zip(steps, trace.entries, strict=True) if _commissioning(e.event.body)), None
-        ),
+        origin=next((s for s, e in zip(steps, trace.entries, strict=True) if e is trace.origin), None),
         steps=steps,
         route=route,
         units=trace.units,
         ingredients=trace.ingredients,
-        recalled=any("Recalled" in step.what for step in steps),
-        excursions=sum(1 for step in steps if "out of range" in step.what or "sensor alarm" in step.what),
+        recalled=any(record.kind == Kind.RECALL for _, record in facts),
+        excursions=len({entry.event.row_id for entry, record in facts if record.kind == Kind.EXCURSION}),
         payments=[_payment(order) for order in settlement or []],
     )
 
@@ -133,11 +148,9 @@ def _share(percent: float) -> str:
     return f"{percent:g}%"
 
 
-def _commissioning(event: dict[str, Any]) -> bool:
-    return str(event.get("bizStep", "")).endswith("commissioning")
-
-
-def _step(event: dict[str, Any], signer: str, entry: TraceEntry, party: Participant | None) -> Step:
+def _step(entry: TraceEntry, participants: dict[str, Participant]) -> Step:
+    event, signer = entry.event.body, entry.event.signer
+    party = participants.get(signer)
     where = (event.get("bizLocation") or event.get("readPoint") or {}).get("id", "")
     what = describe(event)
     if entry.relation == "packed in":
@@ -153,7 +166,22 @@ def _step(event: dict[str, Any], signer: str, entry: TraceEntry, party: Particip
         via=entry.via,
         badge=entry.check.verdict.value,
         problems=entry.check.problems,
-        readings=_readings(event),
+        readings=_readings(event, counted=bool(entry.facts(Kind.EXCURSION))),
+        statement=entry.statement.value,
+        withdrawn=[_withdrawal(declaration, participants) for declaration in entry.withdrawn_by],
+    )
+
+
+def _withdrawal(declaration: TraceEntry, participants: dict[str, Participant]) -> str:
+    party = participants.get(declaration.event.signer)
+    declared = declaration.event.body.get("errorDeclaration") or {}
+    reason = str(declared.get("reason") or "").rsplit("-", 1)[-1].rsplit(":", 1)[-1].replace("_", " ")
+    when = str(declared.get("declarationTime") or "")[:10]
+    by = party.name if party else declaration.event.signer
+    return (
+        f"Withdrawn as erroneous by {by}"
+        + (f" on {when}" if when else "")
+        + (f": {reason}" if reason else "")
     )
 
 
@@ -161,13 +189,26 @@ def _unit_word(epc: str) -> str:
     return "pallet" if ":sscc:" in epc else "container" if ":grai:" in epc else "unit"
 
 
-def _readings(event: dict[str, Any]) -> list[str]:
+def _readings(event: dict[str, Any], counted: bool) -> list[str]:
+    """Each sensor reading in words. An alarm is "out of the agreed range" only when the chain
+    counted it as an excursion (reported by the party holding the goods); any other exception is
+    named for what it is."""
     lines = []
     for element in event.get("sensorElementList") or []:
         for report in element.get("sensorReport") or []:
             measured = str(report.get("type", "reading")).rsplit("-", 1)[-1].rsplit("/", 1)[-1]
             uom = str(report.get("uom", ""))
             value, unit = report.get("value"), _UNITS.get(uom, uom)
-            alarm = " — out of the agreed range" if report.get("exception") else ""
-            lines.append(f"{measured}: {value} {unit}{alarm}".strip())
+            lines.append(f"{measured}: {value} {unit}{_exception(report.get('exception'), counted)}".strip())
     return lines
+
+
+def _exception(exception: Any, counted: bool) -> str:
+    if not exception:
+        return ""
+    word = str(exception).rsplit("-", 1)[-1]
+    if word == "ALARM_CONDITION":
+        return " — out of the agreed range" if counted else " — alarm reported (not a recorded excursion)"
+    if word == "ERROR_CONDITION":
+        return " — sensor error"
+    return f" — {word}"

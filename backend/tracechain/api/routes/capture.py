@@ -16,6 +16,7 @@ from tracechain.api.services import Services
 from tracechain.capture import (
     DocumentRejected,
     PreparedDocument,
+    StoredKey,
     capture_document,
     prepare_document,
     sign_records,
@@ -115,11 +116,11 @@ def submit_document(
     # new, those are refused by the insert (IntegrityError) or by custody (commissioned twice),
     # and the capture runs again, reading them inside the lock.
     prepared = prepare_document(document)
-    stored = _stored_events(services, prepared)
+    stored = _stored_events(services, participant, prepared)
     try:
         return _capture(services, participant, prepared, stored)
     except DocumentRejected:
-        if _stored_events(services, prepared) == stored:
+        if _stored_events(services, participant, prepared) == stored:
             raise  # refused for what it says, not for what was stored meanwhile
     except IntegrityError:
         pass
@@ -129,13 +130,15 @@ def submit_document(
         raise Problem(409, "Conflict", "a concurrent capture touched the same events; send it again") from exc
 
 
-def _stored_events(services: Services, prepared: PreparedDocument) -> set[str]:
+def _stored_events(
+    services: Services, participant: Participant, prepared: PreparedDocument
+) -> set[StoredKey]:
     with services.sessions() as session:
-        return queries.existing_event_ids(session, set(prepared.hash_ids))
+        return queries.events_captured_by(session, set(prepared.hash_ids), participant.address)
 
 
 def _capture(
-    services: Services, participant: Participant, prepared: PreparedDocument, stored: set[str] | None
+    services: Services, participant: Participant, prepared: PreparedDocument, stored: set[StoredKey] | None
 ) -> CaptureJobPublic:
     with services.capturing() as session:
         domain = services.registry.domain

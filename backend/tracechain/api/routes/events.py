@@ -44,14 +44,14 @@ def event_document(event: Event) -> dict[str, Any]:
 
 
 def _encode_token(event: Event) -> str:
-    raw = json.dumps([event.record_time.isoformat(), event.event_id]).encode()
+    raw = json.dumps([event.record_time.isoformat(), event.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_token(token: str) -> tuple[datetime, str]:
+def _decode_token(token: str) -> tuple[datetime, int]:
     try:
-        record_time, event_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return datetime.fromisoformat(record_time), str(event_id)
+        record_time, row_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        return datetime.fromisoformat(record_time), int(row_id)
     except (ValueError, TypeError) as exc:
         raise Problem(400, "Invalid nextPageToken", "nextPageToken is not one this service issued") from exc
 
@@ -90,10 +90,11 @@ def events(
 
 @router.get("/events/{event_id:path}")
 def event_by_id(event_id: str, session: SessionDep) -> dict[str, Any]:
-    event = session.get(Event, event_id)
-    if event is None:
+    """The event with this hash id: each participant's capture of it, and declarations withdrawing it."""
+    found = queries.events_by_id(session, event_id)
+    if not found:
         raise Problem(404, "Not Found", f"no event {event_id}")
-    return query_document([event])
+    return query_document(found)
 
 
 @router.get("/epcs/{epc:path}/events")

@@ -63,7 +63,7 @@ def upgrade() -> None:
         "capture_jobs",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("participant_id", sa.String(length=36), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("event_count", sa.Integer(), nullable=False),
@@ -116,7 +116,9 @@ def upgrade() -> None:
 
     op.create_table(
         "events",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("event_id", sa.String(length=120), nullable=False),
+        sa.Column("declaration", sa.Boolean(), nullable=False),
         sa.Column("capture_id", sa.String(length=36), nullable=False),
         sa.Column("event_type", sa.String(length=40), nullable=False),
         sa.Column("biz_step", sa.String(length=200), nullable=True),
@@ -130,19 +132,22 @@ def upgrade() -> None:
             ["capture_id"],
             ["capture_jobs.id"],
         ),
-        sa.PrimaryKeyConstraint("event_id"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint(
+            "event_id", "signer", "declaration", name="uq_events_event_id_signer_declaration"
+        ),
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index("ix_events_biz_step", ["biz_step"], unique=False)
         batch_op.create_index("ix_events_capture_id", ["capture_id"], unique=False)
         batch_op.create_index("ix_events_event_time", ["event_time"], unique=False)
         batch_op.create_index("ix_events_event_type", ["event_type"], unique=False)
-        batch_op.create_index("ix_events_record_time_event_id", ["record_time", "event_id"], unique=False)
+        batch_op.create_index("ix_events_record_time_id", ["record_time", "id"], unique=False)
 
     op.create_table(
         "chain_records",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("event_id", sa.String(length=120), nullable=False),
+        sa.Column("event_row_id", sa.Integer(), nullable=False),
         sa.Column("subject", sa.LargeBinary(length=32), nullable=False),
         sa.Column("subject_epc", sa.String(length=255), nullable=False),
         sa.Column("chain", sa.LargeBinary(length=32), nullable=False),
@@ -168,8 +173,8 @@ def upgrade() -> None:
             ["batches.id"],
         ),
         sa.ForeignKeyConstraint(
-            ["event_id"],
-            ["events.event_id"],
+            ["event_row_id"],
+            ["events.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("chain", "prev_head", name="uq_chain_records_chain_prev_head"),
@@ -177,20 +182,20 @@ def upgrade() -> None:
     with op.batch_alter_table("chain_records", schema=None) as batch_op:
         batch_op.create_index("ix_chain_records_anchor_root", ["anchor_root"], unique=False)
         batch_op.create_index("ix_chain_records_batch_id", ["batch_id"], unique=False)
-        batch_op.create_index("ix_chain_records_event_id", ["event_id"], unique=False)
+        batch_op.create_index("ix_chain_records_event_row_id", ["event_row_id"], unique=False)
         batch_op.create_index("ix_chain_records_status", ["status"], unique=False)
         batch_op.create_index("ix_chain_records_subject", ["subject"], unique=False)
 
     op.create_table(
         "event_epcs",
-        sa.Column("event_id", sa.String(length=120), nullable=False),
+        sa.Column("event_row_id", sa.Integer(), nullable=False),
         sa.Column("epc", sa.String(length=255), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.ForeignKeyConstraint(
-            ["event_id"],
-            ["events.event_id"],
+            ["event_row_id"],
+            ["events.id"],
         ),
-        sa.PrimaryKeyConstraint("event_id", "epc", "role"),
+        sa.PrimaryKeyConstraint("event_row_id", "epc", "role"),
     )
     with op.batch_alter_table("event_epcs", schema=None) as batch_op:
         batch_op.create_index("ix_event_epcs_epc", ["epc"], unique=False)
@@ -207,13 +212,13 @@ def downgrade() -> None:
     with op.batch_alter_table("chain_records", schema=None) as batch_op:
         batch_op.drop_index("ix_chain_records_subject")
         batch_op.drop_index("ix_chain_records_status")
-        batch_op.drop_index("ix_chain_records_event_id")
+        batch_op.drop_index("ix_chain_records_event_row_id")
         batch_op.drop_index("ix_chain_records_batch_id")
         batch_op.drop_index("ix_chain_records_anchor_root")
 
     op.drop_table("chain_records")
     with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_index("ix_events_record_time_event_id")
+        batch_op.drop_index("ix_events_record_time_id")
         batch_op.drop_index("ix_events_event_type")
         batch_op.drop_index("ix_events_event_time")
         batch_op.drop_index("ix_events_capture_id")
