@@ -34,14 +34,31 @@ RIVAL_ITEM = "urn:epc:id:sgtin:6901235.067890.1"
 DAY = timedelta(days=1)
 
 
-@pytest.fixture
-def rival(api: Api) -> dict[str, Any]:
+def new_rival(api: Api) -> dict[str, Any]:
     """Another manufacturer, with a valid key of its own and its own products."""
     made = api.create_participant(
         "Rival Electronics", ["manufacturer"], "urn:epc:id:pgln:6901235.00000", "CN"
     )
     api.settle()
     return made
+
+
+@pytest.fixture
+def rival(api: Api) -> dict[str, Any]:
+    return new_rival(api)
+
+
+BOTH_DATABASES = pytest.mark.parametrize(
+    "service", ["api", "real_api"], ids=["sqlite-tester", "postgresql-anvil"]
+)
+
+
+def service_of(request: pytest.FixtureRequest, service: str) -> tuple[Api, dict[str, dict[str, Any]]]:
+    """The service on the in-process chain and SQLite, or on anvil and PostgreSQL, with its cast."""
+    api: Api = request.getfixturevalue(service)
+    cast = "parties" if service == "api" else "real_parties"
+    parties: dict[str, dict[str, Any]] = request.getfixturevalue(cast)
+    return api, parties
 
 
 def trace(api: Api, epc: str = ITEM) -> dict[str, Any]:
@@ -134,15 +151,15 @@ def test_a_rival_cannot_become_the_products_origin_by_observing_an_earlier_commi
     assert api.capture(rival, [earlier]).status_code == 202  # anyone may say what it saw
     api.settle()
 
+    html = page(api)
+    assert "Made by <strong>Shenzhen Bright</strong>" in html
+    assert "Made by <strong>Rival Electronics</strong>" not in html
+    assert "reported by Rival Electronics" in html
     found = trace(api)
     assert found["verdict"] == "verified", found["reasons"]
     assert found["origin"]["manufacturer"] == parties["manufacturer"]["address"]
     first = found["events"][0]
     assert (first["signer"], first["statement"]) == (rival["address"], "observation")
-    html = page(api)
-    assert "Made by <strong>Shenzhen Bright</strong>" in html
-    assert "reported by Rival Electronics" in html
-    assert "Made by <strong>Rival Electronics</strong>" not in html
     assert bundle_verifies(api) == []
 
 
@@ -207,9 +224,10 @@ def test_a_sensor_error_reported_by_a_bystander_is_an_observation_not_an_excursi
     assert "reported by Rival Electronics" in html
 
 
-def test_only_its_signer_may_withdraw_an_event(
-    api: Api, parties: dict[str, dict[str, Any]], rival: dict[str, Any]
-) -> None:
+@BOTH_DATABASES
+def test_only_its_signer_may_withdraw_an_event(request: pytest.FixtureRequest, service: str) -> None:
+    api, parties = service_of(request, service)
+    rival = new_rival(api)
     journey(api, parties)
     shipped = object_event([PALLET], biz_step="shipping", at=T0 + DAY, destination=CARRIER_PARTY)
     declared = {
@@ -244,14 +262,16 @@ def test_only_its_signer_may_withdraw_an_event(
 # ---------------------------------------------------------------- nobody takes an event's id first
 
 
+@BOTH_DATABASES
 def test_nobody_can_take_an_events_id_before_its_author_captures_it(
-    api: Api, parties: dict[str, dict[str, Any]], rival: dict[str, Any]
+    request: pytest.FixtureRequest, service: str
 ) -> None:
     """A rival who knows a document partners exchanged sends its events first: as an error
     declaration (refused: there is nothing to withdraw), then as plain events (its own
     observations). The author's capture still records every event as its own, and the
     shipment it carries reaches the receiver."""
-    maker = parties["manufacturer"]
+    api, parties = service_of(request, service)
+    rival, maker = new_rival(api), parties["manufacturer"]
     assert api.capture(maker, [commissioning()]).status_code == 202
     packed = aggregation_event(PALLET, [ITEM], at=T0 + DAY / 4)
     shipped = object_event([PALLET], biz_step="shipping", at=T0 + DAY, destination=CARRIER_PARTY)
