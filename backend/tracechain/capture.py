@@ -9,11 +9,12 @@ for the submitter in the same database transaction, so a crash loses or duplicat
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
@@ -78,6 +79,68 @@ class InvalidSignatures(TracechainError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{p.location}: {p.reason}" for p in problems))
+
+
+class CaptureLimitExceeded(TracechainError):
+    """A capture over one of its limits; nothing of it was read further or written."""
+
+    def __init__(self, limit: str, allowed: int, found: int | None, setting: str | None) -> None:
+        self.limit, self.allowed, self.found, self.setting = limit, allowed, found, setting
+        what = f"{limit} is at most {allowed:,}" + ("" if found is None else f"; this one has {found:,}")
+        super().__init__(what + (f" ({setting})" if setting else ""))
+
+
+@dataclass(frozen=True)
+class CaptureLimits:
+    """What one document may hold (Settings.capture_*): each event becomes stored rows and signed
+    records, all written while the document holds the capture lock, so its size is everyone's wait."""
+
+    max_events: int
+    max_epcs_per_event: int
+    max_event_bytes: int
+
+    def check(self, document: Any) -> None:
+        """Raises CaptureLimitExceeded naming the first limit the document is over; the schema and
+        everything after it see only documents within them."""
+        body = document.get("epcisBody") if isinstance(document, dict) else None
+        events = body.get("eventList") if isinstance(body, dict) else None
+        if not isinstance(events, list):
+            return  # the schema explains what is missing
+        if len(events) > self.max_events:
+            raise CaptureLimitExceeded(
+                "the events of a document", self.max_events, len(events), "TRACECHAIN_CAPTURE_MAX_EVENTS"
+            )
+        for index, event in enumerate(events):
+            named = (
+                sum(len(event.get(field) or []) for field in _NAMING_LISTS) if isinstance(event, dict) else 0
+            )
+            if named > self.max_epcs_per_event:
+                raise CaptureLimitExceeded(
+                    f"the identifiers of {_location(index)}",
+                    self.max_epcs_per_event,
+                    named,
+                    "TRACECHAIN_CAPTURE_MAX_EPCS_PER_EVENT",
+                )
+            size = len(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode())
+            if size > self.max_event_bytes:
+                raise CaptureLimitExceeded(
+                    f"{_location(index)}, in bytes",
+                    self.max_event_bytes,
+                    size,
+                    "TRACECHAIN_CAPTURE_MAX_EVENT_BYTES",
+                )
+
+
+_NAMING_LISTS: Final = (
+    "epcList",
+    "childEPCs",
+    "inputEPCList",
+    "outputEPCList",
+    "quantityList",
+    "childQuantityList",
+    "inputQuantityList",
+    "outputQuantityList",
+)
 
 
 @dataclass(frozen=True)
@@ -175,6 +238,11 @@ def capture_document(
     records = _sign(session, participant, fresh, withdrawn, vault, domain, problems)
     if problems:
         raise DocumentRejected(problems)
+    if not fresh:
+        # Sent again, after a lost answer or by a retrying client: the job that captured it answers.
+        earlier = queries.capture_jobs_of(session, set(prepared.keys), participant.address)
+        if len(earlier) == 1:
+            return Capture(earlier[0], 0, len(prepared.events))
 
     job = CaptureJob(
         id=str(uuid.uuid4()),

@@ -78,6 +78,20 @@ class Settings(BaseSettings):
     poll_interval: float = 0.2
     """Seconds between the submitter's and the indexer's rounds when idle."""
 
+    capture_max_bytes: int = 20_000_000
+    """Largest capture body, in bytes; a bigger one is refused (413) before it is read."""
+    capture_max_events: int = 10_000
+    """Most events in one capture document."""
+    capture_max_epcs_per_event: int = 5_000
+    """Most identifiers one event may name (every one becomes a signed chain record)."""
+    capture_max_event_bytes: int = 1_000_000
+    """Largest single event, in bytes of compact JSON (its body is stored and served as is)."""
+    capture_queue: int = 16
+    """Captures that may wait for the capture lock at once; more are answered 503 with Retry-After."""
+    signature_timeout_hours: float = 24
+    """How long a participant that keeps its own key has to sign its records before the capture
+    fails (its records hold back only the subjects they touch meanwhile)."""
+
     @model_validator(mode="after")
     def _rpc_url_selects_rpc(self) -> Settings:
         if self.rpc_url and "chain" not in self.model_fields_set:

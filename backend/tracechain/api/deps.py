@@ -44,10 +44,13 @@ def require_admin(services: ServicesDep, credentials: Credentials) -> None:
         raise Problem(401, "Unauthorized", "this needs the admin token as a Bearer credential")
 
 
-def current_participant(session: SessionDep, credentials: Credentials) -> Participant:
+def current_participant(services: ServicesDep, credentials: Credentials) -> Participant:
+    """The caller, looked up in a session of its own that is closed before the route runs: a
+    request never holds one pooled connection while it waits for another (capture takes its own)."""
     if credentials is None:
         raise Problem(401, "Unauthorized", "send your API key as 'Authorization: Bearer <key>'")
-    participant = queries.participant_by_api_key_hash(session, hash_api_key(credentials.credentials))
+    with services.sessions() as session:
+        participant = queries.participant_by_api_key_hash(session, hash_api_key(credentials.credentials))
     if participant is None:
         raise Problem(401, "Unauthorized", "unknown API key")
     return participant

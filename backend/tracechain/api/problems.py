@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from requests.exceptions import ConnectionError as NodeConnectionError
+from requests.exceptions import Timeout as NodeTimeout
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tracechain.capture import DocumentRejected, InvalidSignatures
+from tracechain.api.limits import InvalidJson
+from tracechain.api.services import CaptureQueueFull
+from tracechain.capture import CaptureLimitExceeded, DocumentRejected, InvalidSignatures
 from tracechain.epcis.identifiers import InvalidIdentifier
 from tracechain.errors import ContractRevert, TracechainError
+
+log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -72,9 +81,54 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem_response(exc.status_code, _title(exc.status_code), str(exc.detail), request.url.path)
 
+    @app.exception_handler(CaptureLimitExceeded)
+    async def _too_large(request: Request, exc: CaptureLimitExceeded) -> JSONResponse:
+        return problem_response(
+            413,
+            "Capture limit exceeded",
+            str(exc),
+            request.url.path,
+            type="epcisException:CaptureLimitExceededException",
+            limit=exc.allowed,
+        )
+
+    @app.exception_handler(InvalidJson)
+    async def _not_json(request: Request, exc: InvalidJson) -> JSONResponse:
+        return problem_response(400, "Invalid JSON", str(exc), request.url.path)
+
+    @app.exception_handler(CaptureQueueFull)
+    async def _busy(request: Request, exc: CaptureQueueFull) -> JSONResponse:
+        return _unavailable(request, "Too many captures waiting", str(exc), exc.retry_after_s)
+
     @app.exception_handler(TracechainError)
     async def _tracechain(request: Request, exc: TracechainError) -> JSONResponse:
         return problem_response(503, "Service unavailable", str(exc), request.url.path)
+
+    # Outages: the client gets a 503 it can retry, the log one line per request, not a traceback.
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        log.warning("%s %s: database unavailable: %s", request.method, request.url.path, reason)
+        return _unavailable(request, "Database unavailable", f"the database did not answer: {reason}", 5)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return await _database_down(request, exc)
+        raise exc
+
+    @app.exception_handler(NodeConnectionError)
+    @app.exception_handler(NodeTimeout)
+    async def _node_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("%s %s: node unavailable: %s", request.method, request.url.path, type(exc).__name__)
+        return _unavailable(request, "Node unavailable", "the chain's node did not answer; retry shortly", 5)
+
+
+def _unavailable(request: Request, title: str, detail: str, retry_after_s: int) -> JSONResponse:
+    response = problem_response(503, title, detail, request.url.path)
+    response.headers["Retry-After"] = str(retry_after_s)
+    return response
 
 
 def _title(status: int) -> str:

@@ -33,7 +33,9 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True)
+    # Enough connections for the request threads (each holds at most one at a time) and the workers;
+    # a request that still finds none gets a 503 after pool_timeout, not a 30 s wait.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30, pool_timeout=10)
 
 
 def migrate(engine: Engine) -> None:

@@ -74,6 +74,18 @@ def events_captured_by(session: Session, event_ids: Collection[str], signer: str
     return {(event_id, declaration) for event_id, declaration in session.execute(query)}
 
 
+def capture_jobs_of(session: Session, keys: Collection[tuple[str, bool]], signer: str) -> list[CaptureJob]:
+    """The jobs in which `signer` captured these events, given as (hash id, is a declaration)."""
+    if not keys:
+        return []
+    query = select(Event.capture_id, Event.event_id, Event.declaration).where(
+        Event.event_id.in_({event_id for event_id, _ in keys}), Event.signer == signer
+    )
+    wanted = set(keys)
+    jobs = {capture_id for capture_id, *key in session.execute(query) if tuple(key) in wanted}
+    return list(session.scalars(select(CaptureJob).where(CaptureJob.id.in_(jobs))))
+
+
 def signers_of_events(session: Session, event_ids: Collection[str]) -> dict[str, list[str]]:
     """Who captured each of these events (not declarations of them), in the order they did."""
     query = (

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tracechain.api.deps import ParticipantDep, ServicesDep, SessionDep
+from tracechain.api.limits import parse_json, read_body
 from tracechain.api.problems import Problem
 from tracechain.api.services import Services
 from tracechain.capture import (
@@ -88,29 +90,79 @@ def job_public(
     )
 
 
+EPCIS_VERSION = "2.0.0"
+CBV_VERSION = "2.0.0"
+
+
+def capture_headers(services: Services) -> dict[str, str]:
+    """What a client may send here, as the EPCIS 2.0 REST binding advertises it."""
+    settings = services.settings
+    return {
+        "Allow": "OPTIONS, POST, GET",
+        "GS1-EPCIS-Version": EPCIS_VERSION,
+        "GS1-EPCIS-Min": EPCIS_VERSION,
+        "GS1-EPCIS-Max": EPCIS_VERSION,
+        "GS1-CBV-Version": CBV_VERSION,
+        "GS1-CBV-Min": CBV_VERSION,
+        "GS1-CBV-Max": CBV_VERSION,
+        "GS1-EPCIS-Capture-Limit": str(settings.capture_max_events),
+        "GS1-EPCIS-Capture-File-Size-Limit": str(settings.capture_max_bytes),
+    }
+
+
+@router.options("/capture", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def capture_options(services: ServicesDep) -> Response:
+    """The capture endpoint's capabilities and limits (GS1-EPCIS-Capture-Limit: events per document,
+    GS1-EPCIS-Capture-File-Size-Limit: bytes per document)."""
+    return Response(status_code=status.HTTP_204_NO_CONTENT, headers=capture_headers(services))
+
+
 @router.post(
     "/capture",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=CaptureJobPublic,
     response_model_by_alias=True,
-    responses={400: {"description": "The document was rejected whole; `errors` lists every reason"}},
+    responses={
+        400: {"description": "The document was rejected whole; `errors` lists every reason"},
+        413: {
+            "description": "Over a capture limit (OPTIONS /capture advertises them); nothing was read further"
+        },
+        503: {"description": "Too many captures are waiting: retry after `Retry-After` seconds"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "An EPCIS 2.0 document (JSON or JSON-LD)",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
 )
-def capture(
-    participant: ParticipantDep,
-    services: ServicesDep,
-    response: Response,
-    document: dict[str, Any] = Body(..., description="An EPCIS 2.0 document (JSON or JSON-LD)"),  # noqa: B008
+async def capture(
+    request: Request, participant: ParticipantDep, services: ServicesDep, response: Response
 ) -> CaptureJobPublic:
-    """Validate, sign and queue every new event; the job completes when all are recorded on chain."""
-    job = submit_document(services, participant, document)
+    """Validate, sign and queue every new event; the job completes when all are recorded on chain.
+
+    The caller is authenticated before the body is read; the body is read only up to the size
+    limit and refused if it nests deeper than an EPCIS document does, before it is parsed."""
+    with services.capture_admission():
+        body = await read_body(request, services.settings.capture_max_bytes)
+        job = await run_in_threadpool(lambda: _submit(services, participant, parse_json(body)))
     response.headers["Location"] = f"/capture/{job.capture_id}"
+    response.headers.update(capture_headers(services))
     return job
 
 
 def submit_document(
     services: Services, participant: Participant, document: dict[str, Any]
 ) -> CaptureJobPublic:
-    """The one way events enter tracechain, for EPCIS capture and the plain API alike."""
+    """The one way events enter tracechain, for EPCIS capture and the plain API alike: after its
+    turn in the capture queue (503 when it is full)."""
+    with services.capture_admission():
+        return _submit(services, participant, document)
+
+
+def _submit(services: Services, participant: Participant, document: Any) -> CaptureJobPublic:
+    services.capture_limits.check(document)
     # What needs no lock: schema, hashes, effects, and which events are stored already. Stored
     # events stay stored, so that answer can only miss events a capture stored meanwhile; taken for
     # new, those are refused by the insert (IntegrityError) or by custody (commissioned twice),
