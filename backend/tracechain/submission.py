@@ -1,10 +1,22 @@
-"""The one component that sends transactions: an outbox in the database.
+"""The relayer's transactions: an outbox in the database.
 
 A transaction is signed and stored (with its nonce and hash) in the same database transaction that
-marks its records as sent, and only then broadcast. After a crash or a node restart, every stored
-transaction not yet mined is broadcast again, byte for byte: the same nonce and hash, so the chain
-takes it at most once and nothing is lost or recorded twice. Nonces are allocated here, from the
-outbox itself, never by asking the node for a pending count that other senders could race.
+marks its records as sent, and only then broadcast. Nonces are allocated here, from the outbox
+itself, never by asking the node for a pending count that other senders could race.
+
+Invariant: every transaction in the outbox is followed until it is final, whatever it carries
+(records, a role grant, a settlement payment, gas money):
+
+- not mined: broadcast again, byte for byte (the same nonce and hash, so the chain takes it at most
+  once), after a crash, a node restart, or REBROADCAST_AFTER_S without a receipt;
+- mined: its receipt is read again as blocks arrive until its block is `finality_depth` deep
+  (FINAL). If the block left the chain (a reorganisation, a node that crashed before saving it),
+  the transaction is unmined again and broadcast again; if it was mined again elsewhere, its new
+  block is kept;
+- its nonce taken by another transaction (one sent outside the outbox): the same call is signed
+  again with a new nonce (REPLACED, and what it carried moves to the new transaction);
+- a nonce nobody will ever fill (a transaction lost with its record) holds back every later one:
+  the gap is filled with an empty transfer, so the rest can be mined.
 """
 
 from __future__ import annotations
@@ -20,12 +32,11 @@ from typing import Literal
 from hexbytes import HexBytes
 from sqlalchemy.orm import Session, sessionmaker
 from web3.contract.contract import ContractFunction
-from web3.exceptions import TransactionNotFound
-from web3.types import Nonce, RPCEndpoint, TxParams, TxReceipt, Wei
+from web3.types import Nonce, TxParams, TxReceipt, Wei
 
 from tracechain.chain.merkle import MerkleTree, leaf_of
 from tracechain.chain.registry import TraceRegistry
-from tracechain.chain.transactions import as_tracechain_error
+from tracechain.chain.transactions import as_tracechain_error, mined
 from tracechain.errors import ChainError
 from tracechain.store import queries
 from tracechain.store.db import SharedLock, hold, transaction
@@ -41,6 +52,11 @@ GAS_ANCHOR = 100_000  # anchor() takes about 48,600 whatever the batch's size
 # A transaction this process broadcast is sent again only when it is still unmined after this long
 # (a node that restarted and lost its pool): a fresh one is usually a block away from being mined.
 REBROADCAST_AFTER_S = 10.0
+# Blocks under which a mined transaction is final, at the least: deeper than the reorganisations
+# a development node or a proof-of-stake chain shows (the confirmation depth counts on top).
+REORG_DEPTH = 12
+# How often mined transactions are read again when no block arrives.
+RECHECK_IDLE_S = 2.0
 
 
 class Submitter:
@@ -50,16 +66,20 @@ class Submitter:
         registry: TraceRegistry,
         batch_size: int = 200,
         recording_mode: Literal["batched", "merkle"] = "batched",
+        confirmations: int = 0,
     ) -> None:
         self.sessions = sessions
         self.registry = registry
         self.chain = registry.chain
         self.batch_size = batch_size
         self.recording_mode = recording_mode
+        self.finality_depth = confirmations + REORG_DEPTH
         self._nonce_lock = threading.Lock()
         self._gas_cap: int | None = None
         self._in_flight: dict[str, float] = {}
         """Transactions broadcast by this process and not yet seen mined: hash -> when."""
+        self._rechecked: tuple[int, float] = (-1, 0.0)
+        """The tip and the time mined transactions were last read again."""
 
     # ---------------------------------------------------------------- preparing
 
@@ -102,29 +122,45 @@ class Submitter:
     def _prepare(self, session: Session, build: Callable[[TxParams], TxParams]) -> Batch:
         assert self._nonce_lock.locked(), "prepare transactions inside Submitter.outbox()"
         sender = self.chain.relayer.address
-        stored = queries.highest_nonce(session, sender)
-        # The chain's count wins when transactions were sent outside the outbox (the deployment).
-        nonce = max(-1 if stored is None else stored, self.chain.w3.eth.get_transaction_count(sender) - 1) + 1
-        gas_price = self.chain.w3.eth.gas_price
-        params: TxParams = {
-            "from": sender,
-            "chainId": self.chain.chain_id,
-            "nonce": Nonce(nonce),
-            "maxFeePerGas": Wei(gas_price * 2),
-            "maxPriorityFeePerGas": Wei(min(gas_price, 10**9)),
-        }
-        signed = self.chain.relayer.sign_transaction(build(params))  # type: ignore[arg-type]
+        nonce = self._next_nonce(session, sender)
+        params = self._params(nonce)
+        return self._store_signed(session, build(params), nonce)
+
+    def _store_signed(self, session: Session, tx: TxParams, nonce: int) -> Batch:
+        signed = self.chain.relayer.sign_transaction(tx)  # type: ignore[arg-type]
         batch = Batch(
             nonce=nonce,
-            sender=sender,
+            sender=self.chain.relayer.address,
             tx_hash=HexBytes(signed.hash).to_0x_hex(),
             raw_tx=bytes(signed.raw_transaction),
+            call={
+                "to": tx.get("to"),
+                "data": HexBytes(tx.get("data", b"")).to_0x_hex(),
+                "value": int(tx.get("value", 0)),
+                "gas": int(tx["gas"]),
+            },
             status=BatchStatus.PREPARED,
             created_at=datetime.now(UTC),
         )
         session.add(batch)
         session.flush()
         return batch
+
+    def _params(self, nonce: int) -> TxParams:
+        gas_price = self.chain.w3.eth.gas_price
+        return {
+            "from": self.chain.relayer.address,
+            "chainId": self.chain.chain_id,
+            "nonce": Nonce(nonce),
+            "maxFeePerGas": Wei(gas_price * 2),
+            "maxPriorityFeePerGas": Wei(min(gas_price, 10**9)),
+        }
+
+    def _next_nonce(self, session: Session, sender: str) -> int:
+        stored = queries.highest_nonce(session, sender)
+        # The chain's count wins when transactions were sent outside the outbox (the deployment).
+        on_chain = self.chain.w3.eth.get_transaction_count(sender)
+        return max(-1 if stored is None else stored, on_chain - 1) + 1
 
     def prepare_records(self, session: Session, records: Sequence[ChainRecord]) -> Batch:
         """One transaction for `records`: record() in batched mode; in merkle mode anchor() of the
@@ -172,40 +208,100 @@ class Submitter:
         return len(records)
 
     def _settle_sent(self) -> None:
+        """Follow every unfinished transaction one step (see the module's invariant)."""
+        tip = self.chain.w3.eth.block_number
+        recheck_mined = self._recheck_due(tip)
+        used_nonces = self.chain.w3.eth.get_transaction_count(self.chain.relayer.address)
         with transaction(self.sessions) as session:
-            for batch in queries.unmined_batches(session):
-                receipt = self._receipt(batch.tx_hash)
-                if receipt is None:
-                    # Sent again after a crash, a node restart or a reorganisation: the same bytes.
-                    # Not every round: resending a 200-event transaction the node already holds
-                    # cost it as much as the first time.
-                    sent_at = self._in_flight.get(batch.tx_hash)
-                    if sent_at is None or time.monotonic() - sent_at > REBROADCAST_AFTER_S:
-                        self._broadcast(batch.tx_hash, batch.raw_tx)
+            for batch in queries.unfinished_batches(session):
+                if batch.status == BatchStatus.MINED and not recheck_mined:
+                    continue
+                found = mined(self.chain, batch.tx_hash)
+                if found is None:
+                    self._not_on_chain(session, batch, used_nonces)
                     continue
                 self._in_flight.pop(batch.tx_hash, None)
-                if receipt["status"] == 1:
-                    batch.status = BatchStatus.MINED
-                else:
-                    self._fail(session, batch, receipt["blockNumber"])
+                if not found.succeeded:
+                    if batch.status == BatchStatus.PREPARED:
+                        self._fail(session, batch, found.block_number)
+                    continue
+                batch.block_number, batch.block_hash = found.block_number, found.block_hash
+                deep = tip - found.block_number >= self.finality_depth
+                batch.status = BatchStatus.FINAL if deep else BatchStatus.MINED
+            self._fill_nonce_gap(session)
 
-    def _receipt(self, tx_hash: str) -> dict | None:  # type: ignore[type-arg]
-        """The receipt's status and block, or None while the transaction is not mined."""
-        if self.chain.speaks_raw_json_rpc:
-            # The raw answer: web3 would format all of a batch's logs, which nobody reads here.
-            response = self.chain.w3.provider.make_request(
-                RPCEndpoint("eth_getTransactionReceipt"), [tx_hash]
+    def _recheck_due(self, tip: int) -> bool:
+        """Mined transactions are read again when a block arrived, or every RECHECK_IDLE_S (a node
+        that lost blocks can come back at a lower tip, or at the same height on another branch)."""
+        last_tip, last_time = self._rechecked
+        if tip != last_tip or time.monotonic() - last_time > RECHECK_IDLE_S:
+            self._rechecked = (tip, time.monotonic())
+            return True
+        return False
+
+    def _not_on_chain(self, session: Session, batch: Batch, used_nonces: int) -> None:
+        if batch.status == BatchStatus.MINED:
+            # Its block left the chain: the same bytes go out again, now, with their nonce.
+            log.warning(
+                "transaction %s (nonce %d) left the chain with block %s; sending it again",
+                batch.tx_hash,
+                batch.nonce,
+                batch.block_number,
             )
-            if "error" in response:
-                raise ChainError(f"eth_getTransactionReceipt failed: {response['error']}")
-            raw = response.get("result")
-            if raw is None:
-                return None
-            return {"status": int(raw["status"], 16), "blockNumber": int(raw["blockNumber"], 16)}
-        try:
-            return dict(self.chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash)))
-        except TransactionNotFound:
-            return None
+            batch.status, batch.block_number, batch.block_hash = BatchStatus.PREPARED, None, None
+            self._in_flight.pop(batch.tx_hash, None)
+        if batch.nonce < used_nonces and mined(self.chain, batch.tx_hash) is None:  # not mined meanwhile
+            self._replace(session, batch)
+            return
+        # Not every round: resending a 200-event transaction the node already holds costs it as
+        # much as the first time.
+        sent_at = self._in_flight.get(batch.tx_hash)
+        if sent_at is None or time.monotonic() - sent_at > REBROADCAST_AFTER_S:
+            self._broadcast(batch.tx_hash, batch.raw_tx)
+
+    def _replace(self, session: Session, batch: Batch) -> None:
+        """The batch's nonce went to a transaction the outbox did not send, so it can never be
+        mined: the same call is signed again with a free nonce, and what the batch carried (its
+        records, an order's settling call) moves to the new transaction."""
+        with self._nonce_lock:
+            hold(session, SharedLock.OUTBOX)
+            nonce = self._next_nonce(session, batch.sender)
+            call = batch.call
+            tx: TxParams = {
+                **self._params(nonce),
+                "to": call["to"],
+                "data": HexBytes(call["data"]),
+                "value": Wei(call["value"]),
+                "gas": call["gas"],
+            }
+            replacement = self._store_signed(session, tx, nonce)
+        queries.move_to_batch(session, batch.id, replacement.id)
+        batch.status = BatchStatus.REPLACED
+        batch.error = f"nonce {batch.nonce} went to a transaction sent outside the outbox"
+        log.warning("transaction %s: %s; sent again as %s", batch.tx_hash, batch.error, replacement.tx_hash)
+
+    def _fill_nonce_gap(self, session: Session) -> None:
+        """A nonce below the outbox's waiting transactions that nobody will send (its transaction
+        was lost with its record) holds all of them back: an empty transfer takes it."""
+        sender = self.chain.relayer.address
+        waiting = queries.lowest_unmined_nonce(session, sender)
+        if waiting is None:
+            return
+        next_nonce = self.chain.w3.eth.get_transaction_count(sender)
+        if waiting <= next_nonce:
+            return
+        if queries.batch_with_nonce(session, sender, next_nonce) is not None:
+            return
+        with self._nonce_lock:
+            hold(session, SharedLock.OUTBOX)
+            gap = {**self._params(next_nonce), "to": sender, "value": Wei(0), "gas": 21_000}
+            filler = self._store_signed(session, gap, next_nonce)  # type: ignore[arg-type]
+        log.warning(
+            "nonce %d had no transaction and held back %d later ones; filled by %s",
+            next_nonce,
+            waiting - next_nonce,
+            filler.tx_hash,
+        )
 
     def _broadcast(self, tx_hash: str, raw_tx: bytes) -> None:
         try:

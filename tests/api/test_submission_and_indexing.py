@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from eth_utils import to_checksum_address
 from sqlalchemy import func, select, update
+from web3.types import Wei
 
+from tracechain.chain.registry import Role
 from tracechain.indexer import Indexer
 from tracechain.store.models import Batch, BatchStatus, CaptureJob, ChainRecord, RecordStatus
 from tracechain.submission import Submitter
@@ -161,3 +164,110 @@ def test_a_journey_on_anvil_and_postgresql_is_verified(real_api: Api, real_parti
     trace = real_api.client.get(f"/trace/{ITEM}").json()
     assert trace["verdict"] == "verified", trace["reasons"]
     assert len(trace["events"]) == 8
+
+
+# ---------------------------------------------------------------- every transaction followed to finality
+
+
+def _reorganise(api: Api, snapshot: str, depth: int) -> None:
+    """The chain since `snapshot` (`depth` blocks) is replaced by a longer branch without them."""
+    w3 = api.services.chain.w3
+    assert w3.provider.make_request("evm_revert", [snapshot])["result"]  # type: ignore[arg-type]
+    w3.provider.make_request("anvil_mine", [depth + 1])  # type: ignore[arg-type]
+
+
+def _settle_until(api: Api, done: Any, rounds: int = 40) -> None:
+    for _ in range(rounds):
+        api.settle()
+        api.services.chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        if done():
+            return
+    raise AssertionError("did not settle")
+
+
+@pytest.mark.parametrize(
+    ("confirmations", "depth"),
+    [(3, 1), (3, 2), (3, 3), (3, 4), (3, 5), (0, 1), (0, 5)],
+    ids=lambda value: str(value),
+)
+def test_a_transaction_whose_block_left_the_chain_is_sent_again_and_recorded_once(
+    real_api: Api, real_parties: dict[str, Any], confirmations: int, depth: int
+) -> None:
+    """Mined, then gone (a reorganisation, a node that lost its last blocks): the outbox had marked
+    the transaction mined and never looked again, so it and every later one waited forever."""
+    api, w3 = real_api, real_api.services.chain.w3
+    api.services.indexer.confirmations = confirmations
+    api.services.submitter.finality_depth = confirmations + 12
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    api.capture(real_parties["manufacturer"], [commissioning()])
+    api.settle()
+    w3.provider.make_request("anvil_mine", [depth - 1])  # type: ignore[arg-type]  # now `depth` deep
+    with api.services.sessions() as session:
+        assert set(session.scalars(select(Batch.status))) == {BatchStatus.MINED}
+
+    _reorganise(api, snapshot, depth)
+    assert api.services.registry.recorded_events() == []
+
+    _settle_until(api, lambda: statuses(api) == [RecordStatus.CONFIRMED])
+    assert len(api.services.registry.recorded_events()) == 1
+    assert api.client.get(f"/trace/{ITEM}").json()["verdict"] == "verified"
+
+
+def test_a_role_grant_whose_block_left_the_chain_is_granted_again(real_api: Api) -> None:
+    """Transactions without records (role grants, settlement payments) are followed too."""
+    api, w3 = real_api, real_api.services.chain.w3
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    carrier = api.create_participant("Carrier", ["carrier"], "urn:epc:id:pgln:5790001.00000", "DK")
+    api.settle()
+    assert api.services.registry.has_role(Role.CARRIER, carrier["address"])
+
+    _reorganise(api, snapshot, 2)
+    assert not api.services.registry.has_role(Role.CARRIER, carrier["address"])
+
+    _settle_until(api, lambda: api.services.registry.has_role(Role.CARRIER, carrier["address"]))
+
+
+def test_a_transaction_the_chain_will_never_fill_the_nonce_of_is_skipped_by_a_filler(real_api: Api) -> None:
+    """A transaction lost with its record leaves its nonce empty, and every later one waits behind
+    it: the gap is filled with an empty transfer."""
+    api = real_api
+    submitter = api.services.submitter
+    receiver = to_checksum_address("0x" + "ab" * 20)
+    with submitter.outbox() as session:
+        lost = submitter.prepare_transfer(session, receiver, Wei(1))
+        waiting = submitter.prepare_transfer(session, receiver, Wei(2))
+        waiting_hash = waiting.tx_hash
+        session.delete(lost)
+
+    _settle_until(api, lambda: api.services.chain.w3.eth.get_balance(receiver) == 2)
+    with api.services.sessions() as session:
+        assert session.scalars(select(Batch.status).where(Batch.tx_hash == waiting_hash)).one() in (
+            BatchStatus.MINED,
+            BatchStatus.FINAL,
+        )
+
+
+def test_a_transaction_whose_nonce_another_took_is_signed_again_with_a_free_one(real_api: Api) -> None:
+    api = real_api
+    submitter, chain = api.services.submitter, api.services.chain
+    receiver = to_checksum_address("0x" + "cd" * 20)
+    with submitter.outbox() as session:
+        stranded = submitter.prepare_transfer(session, receiver, Wei(5)).tx_hash
+    # The relayer's key sends something else with that nonce first (the outbox never broadcast).
+    nonce = chain.w3.eth.get_transaction_count(chain.relayer.address)
+    other = {
+        "to": chain.relayer.address,
+        "value": 0,
+        "gas": 21_000,
+        "chainId": chain.chain_id,
+        "nonce": nonce,
+    }
+    signed = chain.relayer.sign_transaction({**other, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9})
+    chain.w3.eth.wait_for_transaction_receipt(chain.w3.eth.send_raw_transaction(signed.raw_transaction))
+
+    _settle_until(api, lambda: chain.w3.eth.get_balance(receiver) == 5)
+    with api.services.sessions() as session:
+        assert (
+            session.scalars(select(Batch.status).where(Batch.tx_hash == stranded)).one()
+            == BatchStatus.REPLACED
+        )

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tracechain.store.bulk import insert_rows
+from tracechain.store.bulk import allocate_ids, insert_rows
 from tracechain.store.db import make_engine, migrate, session_factory, transaction
-from tracechain.store.models import Batch, BatchStatus, CaptureJob, CaptureStatus, Participant
+from tracechain.store.models import Batch, BatchStatus, CaptureJob, CaptureStatus, Event, Participant
 
 NOW = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
 
@@ -64,7 +64,14 @@ def test_values_read_back_as_written_with_defaults_filled_in(sessions: sessionma
 def test_autoincrement_keys_follow_the_order_of_the_rows(sessions: sessionmaker[Session]) -> None:
     sender = "0x" + "22" * 20
     rows = [
-        {"nonce": n, "sender": sender, "tx_hash": f"0x{n:064x}", "raw_tx": bytes([n]) * 40, "created_at": NOW}
+        {
+            "nonce": n,
+            "sender": sender,
+            "tx_hash": f"0x{n:064x}",
+            "raw_tx": bytes([n]) * 40,
+            "call": {"to": sender, "data": "0x", "value": 0, "gas": 21_000},
+            "created_at": NOW,
+        }
         for n in (7, 3, 9, 1)
     ]
     with transaction(sessions) as session:
@@ -93,3 +100,38 @@ def test_no_rows_writes_nothing(sessions: sessionmaker[Session]) -> None:
         insert_rows(session, CaptureJob, [])
     with sessions() as session:
         assert session.scalars(select(CaptureJob.id)).all() == []
+
+
+def test_allocated_keys_are_free_ascending_and_the_key_counts_on_after_them(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Capture links identifiers and records to events written by COPY, which hands no keys back:
+    keys taken up front must be ones the table then accepts, and an INSERT after them must not
+    reuse them."""
+    with transaction(sessions) as session:
+        insert_rows(session, CaptureJob, [job("a")])
+        first = allocate_ids(session, Event, 3)
+        insert_rows(session, Event, [event(key, "a") for key in first])
+    with transaction(sessions) as session:
+        second = allocate_ids(session, Event, 2)
+        insert_rows(session, Event, [event(key, "a") for key in second])
+        session.add(Event(**{k: v for k, v in event(None, "a").items() if k != "id"}))
+    with sessions() as session:
+        keys = session.scalars(select(Event.id).order_by(Event.id)).all()
+    assert first == sorted(first) and len(set(first + second)) == 5 and max(first) < min(second)
+    assert len(keys) == 6 and keys[:5] == first + second and keys[5] > max(second)
+
+
+def event(key: int | None, capture: str) -> dict[str, object]:
+    return {
+        "id": key,
+        "event_id": f"ni:///sha-256;{key or 0:064x}?ver=CBV2.0",
+        "declaration": False,
+        "capture_id": capture,
+        "event_type": "ObjectEvent",
+        "event_time": NOW,
+        "record_time": NOW,
+        "body": {"type": "ObjectEvent"},
+        "context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "signer": "0x" + "33" * 20,
+    }

@@ -85,7 +85,9 @@ class Services:
             migrate(engine)  # a worker finds it done: serve migrates before it deploys
         sessions = session_factory(engine)
         vault = KeyVault(master)
-        submitter = Submitter(sessions, registry, settings.batch_size, settings.recording_mode)
+        submitter = Submitter(
+            sessions, registry, settings.batch_size, settings.recording_mode, settings.confirmations
+        )
         settlement, unavailable = _settlement(settings, chain, registry, sessions, vault, submitter, deploys)
         return cls(
             settings=settings,

@@ -3,12 +3,15 @@ tracechain exceptions."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
+from hexbytes import HexBytes
 from web3.contract.contract import ContractConstructor, ContractFunction
-from web3.types import TxParams, TxReceipt, Wei
+from web3.exceptions import TransactionNotFound
+from web3.types import RPCEndpoint, TxParams, TxReceipt, Wei
 
 from tracechain.chain.connect import Chain
 from tracechain.chain.reverts import decode_revert, revert_data
@@ -116,3 +119,37 @@ def _send(
             raise as_tracechain_error(exc) from exc
         raise ChainError(f"transaction {tx_hash.to_0x_hex()} failed without a reason")
     return receipt
+
+
+@dataclass(frozen=True, slots=True)
+class Mined:
+    """Where a transaction was mined and whether it succeeded."""
+
+    succeeded: bool
+    block_number: int
+    block_hash: str
+
+
+def mined(chain: Chain, tx_hash: str) -> Mined | None:
+    """The transaction's place on the chain now, or None while (or again) it is not on it."""
+    if chain.speaks_raw_json_rpc:
+        # The raw answer: web3 would format all of a batch's logs, which nobody reads here.
+        response = chain.w3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [tx_hash])
+        if "error" in response:
+            raise ChainError(f"eth_getTransactionReceipt failed: {response['error']}")
+        raw = response.get("result")
+        if raw is None:
+            return None
+        return Mined(int(raw["status"], 16) == 1, int(raw["blockNumber"], 16), str(raw["blockHash"]))
+    try:
+        receipt = chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+    except TransactionNotFound:
+        return None
+    return Mined(
+        receipt["status"] == 1, int(receipt["blockNumber"]), HexBytes(receipt["blockHash"]).to_0x_hex()
+    )
+
+
+def mine_a_block(chain: Chain) -> None:
+    """A development node that mines only when a transaction arrives mines one empty block now."""
+    chain.w3.provider.make_request(RPCEndpoint("evm_mine"), [])

@@ -234,8 +234,10 @@ def signed_event_of(record: RecordFields) -> SignedEvent:
 
 class BatchStatus(StrEnum):
     PREPARED = "prepared"  # signed and stored, maybe sent: resend after a crash
-    MINED = "mined"  # in a block; the indexer confirms its records
-    FAILED = "failed"
+    MINED = "mined"  # in a block, not yet buried deep enough to be final: watched for reorgs
+    FINAL = "final"  # buried under the finality depth
+    FAILED = "failed"  # the chain refused it
+    REPLACED = "replaced"  # its nonce went to another transaction: signed again with a new one
 
 
 class Batch(Base):
@@ -248,11 +250,19 @@ class Batch(Base):
     sender: Mapped[str] = mapped_column(String(42))
     tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
     raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
+    call: Mapped[dict[str, Any]]
+    """What it sends, unsigned (to, data, value, gas): signed again should its nonce be lost."""
     status: Mapped[str] = mapped_column(String(16), default=BatchStatus.PREPARED)
     created_at: Mapped[datetime]
     error: Mapped[str | None] = mapped_column(Text)
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    block_hash: Mapped[str | None] = mapped_column(String(66))
+    """Where it was mined, while that may still change (MINED)."""
 
-    __table_args__ = (UniqueConstraint("sender", "nonce", name="uq_batches_sender_nonce"),)
+    __table_args__ = (
+        UniqueConstraint("sender", "nonce", name="uq_batches_sender_nonce"),
+        Index("ix_batches_status", "status"),
+    )
 
 
 class SubjectState(Base):

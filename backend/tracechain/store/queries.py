@@ -22,6 +22,7 @@ from tracechain.store.models import (
     Event,
     EventEpc,
     IndexedBlock,
+    Order,
     Participant,
     RecordStatus,
     SubjectState,
@@ -345,9 +346,28 @@ def records_of_capture(session: Session, capture_id: str) -> list[ChainRecord]:
     return list(session.scalars(query))
 
 
-def unmined_batches(session: Session) -> list[Batch]:
-    query = select(Batch).where(Batch.status == BatchStatus.PREPARED).order_by(Batch.nonce)
+def unfinished_batches(session: Session) -> list[Batch]:
+    """Transactions not yet final: unmined (PREPARED), or mined but not yet buried (MINED)."""
+    query = (
+        select(Batch).where(Batch.status.in_((BatchStatus.PREPARED, BatchStatus.MINED))).order_by(Batch.nonce)
+    )
     return list(session.scalars(query))
+
+
+def lowest_unmined_nonce(session: Session, sender: str) -> int | None:
+    query = select(func.min(Batch.nonce)).where(Batch.sender == sender, Batch.status == BatchStatus.PREPARED)
+    nonce: int | None = session.scalar(query)
+    return nonce
+
+
+def batch_with_nonce(session: Session, sender: str, nonce: int) -> Batch | None:
+    return session.scalars(select(Batch).where(Batch.sender == sender, Batch.nonce == nonce)).first()
+
+
+def move_to_batch(session: Session, old: int, new: int) -> None:
+    """What travelled in batch `old` (records, an order's settling call) now travels in `new`."""
+    session.execute(update(ChainRecord).where(ChainRecord.batch_id == old).values(batch_id=new))
+    session.execute(update(Order).where(Order.settling_batch_id == old).values(settling_batch_id=new))
 
 
 def highest_nonce(session: Session, sender: str) -> int | None:

@@ -22,13 +22,19 @@ def upgrade() -> None:
         sa.Column("sender", sa.String(length=42), nullable=False),
         sa.Column("tx_hash", sa.String(length=66), nullable=False),
         sa.Column("raw_tx", sa.LargeBinary(), nullable=False),
+        sa.Column("call", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("block_number", sa.BigInteger(), nullable=True),
+        sa.Column("block_hash", sa.String(length=66), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("sender", "nonce", name="uq_batches_sender_nonce"),
         sa.UniqueConstraint("tx_hash"),
     )
+    with op.batch_alter_table("batches", schema=None) as batch_op:
+        batch_op.create_index("ix_batches_status", ["status"], unique=False)
+
     op.create_table(
         "indexed_blocks",
         sa.Column("number", sa.BigInteger(), nullable=False),
@@ -234,5 +240,8 @@ def downgrade() -> None:
     op.drop_table("subject_states")
     op.drop_table("participants")
     op.drop_table("indexed_blocks")
+    with op.batch_alter_table("batches", schema=None) as batch_op:
+        batch_op.drop_index("ix_batches_status")
+
     op.drop_table("batches")
     # ### end Alembic commands ###
