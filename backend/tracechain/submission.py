@@ -121,8 +121,7 @@ class Submitter:
 
     def _prepare(self, session: Session, build: Callable[[TxParams], TxParams]) -> Batch:
         assert self._nonce_lock.locked(), "prepare transactions inside Submitter.outbox()"
-        sender = self.chain.relayer.address
-        nonce = self._next_nonce(session, sender)
+        nonce = self._next_nonce(session)
         params = self._params(nonce)
         return self._store_signed(session, build(params), nonce)
 
@@ -156,7 +155,8 @@ class Submitter:
             "maxPriorityFeePerGas": Wei(min(gas_price, 10**9)),
         }
 
-    def _next_nonce(self, session: Session, sender: str) -> int:
+    def _next_nonce(self, session: Session) -> int:
+        sender = self.chain.relayer.address
         stored = queries.highest_nonce(session, sender)
         # The chain's count wins when transactions were sent outside the outbox (the deployment).
         on_chain = self.chain.w3.eth.get_transaction_count(sender)
@@ -265,7 +265,7 @@ class Submitter:
         records, an order's settling call) moves to the new transaction."""
         with self._nonce_lock:
             hold(session, SharedLock.OUTBOX)
-            nonce = self._next_nonce(session, batch.sender)
+            nonce = self._next_nonce(session)
             call = batch.call
             tx: TxParams = {
                 **self._params(nonce),
