@@ -4,24 +4,31 @@ mode BatchAnchored per anchored batch, which confirms every record under its roo
 A record is confirmed once its log is `confirmations` blocks deep. The indexer keeps the hash of
 every block it read up to, so after a restart it resumes where it stopped, and when the chain's hash
 at that height has changed (a reorganisation) it walks back to the last block both agree on, undoes
-what it confirmed above it, and hands those transactions back to the submitter to broadcast again.
+what it confirmed above it, and hands those transactions back to the submitter to broadcast again
+-- after checking that the node still serves the same chain (another chain is WrongChain, never a
+reorganisation). On a managed node, which mines only when a transaction arrives, it mines an empty
+block when records wait for confirmations and no block came for a while.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
 from hexbytes import HexBytes
 from sqlalchemy.orm import Session, sessionmaker
 
+from tracechain.chain.identity import IdentityGuard
 from tracechain.chain.registry import TraceRegistry
+from tracechain.chain.transactions import mine_a_block
 from tracechain.store import queries
 from tracechain.store.db import transaction
 from tracechain.store.models import IndexedBlock
 
 log = logging.getLogger(__name__)
 
+IDLE_MINE_S = 1.0  # managed nodes: how long records may wait for a block before one is mined
 MAX_BLOCK_RANGE = 2_000  # blocks per eth_getLogs request, within what public nodes allow
 KEPT_BLOCKS = 1_000  # block hashes kept to find where a reorganisation forked: far deeper than any
 
@@ -33,19 +40,28 @@ class Indexer:
         registry: TraceRegistry,
         confirmations: int = 0,
         start_block: int = 0,
+        guard: IdentityGuard | None = None,
+        mine_when_idle: bool = False,
     ) -> None:
         self.sessions = sessions
         self.registry = registry
         self.w3 = registry.chain.w3
         self.confirmations = confirmations
         self.start_block = start_block
+        self.guard = guard
+        self.mine_when_idle = mine_when_idle
+        self._tip_seen: tuple[int, float] = (-1, 0.0)
 
     def run_once(self) -> int:
         """Index up to the confirmed tip. Returns how many records were confirmed."""
+        if self.guard is not None:
+            self.guard.verify()  # now and then: a node swapped while running
         with transaction(self.sessions) as session:
             next_block = self._resume_point(session)
-            safe = self.w3.eth.block_number - self.confirmations
+            tip = self.w3.eth.block_number
+            safe = tip - self.confirmations
             if safe < next_block:
+                self._mine_if_idle(session, tip)
                 return 0
             to_block = min(safe, next_block + MAX_BLOCK_RANGE - 1)
             confirmed = 0
@@ -97,6 +113,17 @@ class Indexer:
         queries.confirm_records(session, confirmations)
         return len(confirmations)
 
+    def _mine_if_idle(self, session: Session, tip: int) -> None:
+        """A managed node mines only when a transaction arrives: with records waiting to be buried
+        and no block for IDLE_MINE_S, one empty block lets them reach their confirmations."""
+        if not self.mine_when_idle or self.confirmations == 0:
+            return
+        seen_tip, since = self._tip_seen
+        if tip != seen_tip:
+            self._tip_seen = (tip, time.monotonic())
+        elif time.monotonic() - since > IDLE_MINE_S and queries.records_awaiting_confirmation(session):
+            mine_a_block(self.registry.chain)
+
     def _resume_point(self, session: Session) -> int:
         """The first block not yet indexed, after undoing anything a reorganisation replaced."""
         last = queries.last_indexed_block(session)
@@ -104,6 +131,8 @@ class Indexer:
             on_chain = self.w3.eth.get_block(last.number) if last.number <= self.w3.eth.block_number else None
             if on_chain is not None and HexBytes(on_chain["hash"]).to_0x_hex() == last.hash:
                 return last.number + 1
+            if self.guard is not None:
+                self.guard.verify(force=True)  # WrongChain: undo nothing on another chain
             log.warning("block %d was replaced by a reorganisation; re-indexing from below it", last.number)
             session.delete(last)
             session.flush()

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3.contract.contract import ContractFunction
 from web3.types import Nonce, TxParams, TxReceipt, Wei
 
+from tracechain.chain.identity import IdentityGuard
 from tracechain.chain.merkle import MerkleTree, leaf_of
 from tracechain.chain.registry import TraceRegistry
 from tracechain.chain.transactions import as_tracechain_error, mined
@@ -67,8 +68,12 @@ class Submitter:
         batch_size: int = 200,
         recording_mode: Literal["batched", "merkle"] = "batched",
         confirmations: int = 0,
+        guard: IdentityGuard | None = None,
     ) -> None:
         self.sessions = sessions
+        self.guard = guard
+        """Asked before a vanished transaction is taken for a reorganised one: on another chain
+        (a swapped node, a wiped state) nothing may be sent again."""
         self.registry = registry
         self.chain = registry.chain
         self.batch_size = batch_size
@@ -241,6 +246,8 @@ class Submitter:
 
     def _not_on_chain(self, session: Session, batch: Batch, used_nonces: int) -> None:
         if batch.status == BatchStatus.MINED:
+            if self.guard is not None:
+                self.guard.verify(force=True)  # WrongChain: stop here, resend nothing
             # Its block left the chain: the same bytes go out again, now, with their nonce.
             log.warning(
                 "transaction %s (nonce %d) left the chain with block %s; sending it again",

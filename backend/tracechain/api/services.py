@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tracechain.capture import CaptureLimits
@@ -19,12 +20,14 @@ from tracechain.chain.deployments import (
     load_or_deploy_registry,
     settlement_token,
 )
+from tracechain.chain.identity import ChainIdentity, IdentityGuard
 from tracechain.chain.registry import TraceRegistry
-from tracechain.config import Settings
+from tracechain.config import ChainMode, Settings
 from tracechain.errors import ConfigurationError, NotDeployedYet, TracechainError
 from tracechain.indexer import Indexer
 from tracechain.keys import KeyVault
 from tracechain.settlement import Settlement
+from tracechain.store import queries
 from tracechain.store.db import SharedLock, claim, hold, make_engine, migrate, session_factory, transaction
 from tracechain.submission import Submitter
 
@@ -62,6 +65,8 @@ class Services:
     settlement: Settlement | None
     """None when this chain has no settlement token configured; `settlement_unavailable` says why."""
     settlement_unavailable: str | None = None
+    chain_guard: IdentityGuard | None = None
+    """Checks that the node still serves the chain the database's records are on."""
     capture_lock: threading.Lock = field(default_factory=threading.Lock)
     capture_slots: threading.BoundedSemaphore = field(init=False)
     """Captures admitted to wait for the capture lock (Settings.capture_queue); see capture_admission."""
@@ -77,16 +82,16 @@ class Services:
         settings.require_secrets()
         master = settings.master_secret.get_secret_value() if settings.master_secret else DEMO_MASTER_SECRET
         admin = settings.admin_token.get_secret_value() if settings.admin_token else DEMO_ADMIN_TOKEN
-        registry = load_or_deploy_registry(chain, settings, may_deploy=deploys)
-        if settings.recording_mode == "merkle":
-            ensure_anchorer(registry, may_grant=deploys)
         engine = make_engine(settings.effective_database_url)
         if deploys:
             migrate(engine)  # a worker finds it done: serve migrates before it deploys
         sessions = session_factory(engine)
+        registry, guard = _registry_on_the_remembered_chain(settings, chain, sessions, deploys)
+        if settings.recording_mode == "merkle":
+            ensure_anchorer(registry, may_grant=deploys)
         vault = KeyVault(master)
         submitter = Submitter(
-            sessions, registry, settings.batch_size, settings.recording_mode, settings.confirmations
+            sessions, registry, settings.batch_size, settings.recording_mode, settings.confirmations, guard
         )
         settlement, unavailable = _settlement(settings, chain, registry, sessions, vault, submitter, deploys)
         return cls(
@@ -101,8 +106,14 @@ class Services:
             # A database's records are all sent from now on, so a new one need not read older logs;
             # one that has indexed before resumes where it stopped.
             indexer=Indexer(
-                sessions, registry, settings.confirmations, start_block=chain.w3.eth.block_number
+                sessions,
+                registry,
+                settings.confirmations,
+                start_block=chain.w3.eth.block_number,
+                guard=guard,
+                mine_when_idle=chain.mode is ChainMode.ANVIL,
             ),
+            chain_guard=guard,
             settlement=settlement,
             settlement_unavailable=unavailable,
         )
@@ -187,6 +198,34 @@ class Services:
         if self._workers_claim is not None:
             self._workers_claim.close()  # ends its session: another process may run them now
         self.engine.dispose()
+
+
+def _registry_on_the_remembered_chain(
+    settings: Settings, chain: Chain, sessions: sessionmaker[Session], deploys: bool
+) -> tuple[TraceRegistry, IdentityGuard]:
+    """The registry of the chain the database remembers, after checking the node serves that chain
+    (WrongChain otherwise); for a database never served, the data folder's registry or a new one,
+    which the database then remembers."""
+    url = str(getattr(chain.w3.provider, "endpoint_uri", None) or "the in-process chain")
+    try:
+        with sessions() as session:
+            remembered = queries.chain_identity(session)
+    except DBAPIError as exc:
+        if deploys:
+            raise
+        raise NotDeployedYet("the database is not set up yet: `tracechain serve` migrates it") from exc
+    if remembered is None:
+        if not deploys:
+            raise NotDeployedYet("`tracechain serve` has not served this database yet")
+        registry = load_or_deploy_registry(chain, settings, may_deploy=True)
+        remembered = ChainIdentity.of(chain, registry.address)
+        with transaction(sessions) as session:
+            queries.remember_chain_identity(session, remembered)
+    else:
+        registry = TraceRegistry(chain, remembered.registry)
+    guard = IdentityGuard(chain, remembered, url)
+    guard.verify(force=True)
+    return registry, guard
 
 
 def _settlement(

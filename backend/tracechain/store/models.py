@@ -280,6 +280,19 @@ class SubjectState(Base):
     """custody.Unit as JSON, or None for a subject that was only observed."""
 
 
+class ChainIdentityRow(Base):
+    """The chain this database's records are on (`chain.identity`): one row, written when the
+    database is first served."""
+
+    __tablename__ = "chain_identity"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    genesis_hash: Mapped[str] = mapped_column(String(66))
+    registry_address: Mapped[str] = mapped_column("registry", String(42))
+    registry_code_hash: Mapped[str] = mapped_column(String(66))
+
+
 class IndexedBlock(Base):
     """Blocks the indexer has read, with their hashes, to notice a reorganisation."""
 

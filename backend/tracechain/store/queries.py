@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Select, Text, bindparam, case, cast, delete, func, literal, select, update
 from sqlalchemy.orm import Session
 
+from tracechain.chain.identity import ChainIdentity
 from tracechain.chain.registry import RecordedEvent
 from tracechain.chain.trace_event import Kind, SignedEvent
 from tracechain.store.models import (
@@ -18,6 +19,7 @@ from tracechain.store.models import (
     BatchStatus,
     CaptureJob,
     CaptureStatus,
+    ChainIdentityRow,
     ChainRecord,
     Event,
     EventEpc,
@@ -390,6 +392,28 @@ def fail_jobs_of(session: Session, records: Sequence[ChainRecord], reason: str, 
         job.errors = {"reason": reason}
 
 
+# ---------------------------------------------------------------- chain identity
+
+
+def chain_identity(session: Session) -> ChainIdentity | None:
+    row = session.get(ChainIdentityRow, 1)
+    if row is None:
+        return None
+    return ChainIdentity(row.chain_id, row.genesis_hash, row.registry_address, row.registry_code_hash)
+
+
+def remember_chain_identity(session: Session, identity: ChainIdentity) -> None:
+    session.add(
+        ChainIdentityRow(
+            id=1,
+            chain_id=identity.chain_id,
+            genesis_hash=identity.genesis_hash,
+            registry_address=identity.registry,
+            registry_code_hash=identity.registry_code_hash,
+        )
+    )
+
+
 # ---------------------------------------------------------------- indexing
 
 
@@ -436,6 +460,12 @@ def records_for_logs(session: Session, logs: Sequence[RecordedEvent]) -> dict[in
         if signed in ours:
             found[position] = ours[signed]
     return found
+
+
+def records_awaiting_confirmation(session: Session) -> bool:
+    """Whether any record was sent and waits for its block to be buried."""
+    waiting = select(ChainRecord.id).where(ChainRecord.status == RecordStatus.SENT).limit(1)
+    return session.scalar(waiting) is not None
 
 
 def confirm_records(session: Session, confirmations: Sequence[dict[str, Any]]) -> None:

@@ -36,6 +36,15 @@ def upgrade() -> None:
         batch_op.create_index("ix_batches_status", ["status"], unique=False)
 
     op.create_table(
+        "chain_identity",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("chain_id", sa.BigInteger(), nullable=False),
+        sa.Column("genesis_hash", sa.String(length=66), nullable=False),
+        sa.Column("registry", sa.String(length=42), nullable=False),
+        sa.Column("registry_code_hash", sa.String(length=66), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
         "indexed_blocks",
         sa.Column("number", sa.BigInteger(), nullable=False),
         sa.Column("hash", sa.String(length=66), nullable=False),
@@ -240,6 +249,7 @@ def downgrade() -> None:
     op.drop_table("subject_states")
     op.drop_table("participants")
     op.drop_table("indexed_blocks")
+    op.drop_table("chain_identity")
     with op.batch_alter_table("batches", schema=None) as batch_op:
         batch_op.drop_index("ix_batches_status")
 
