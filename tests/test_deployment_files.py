@@ -196,6 +196,16 @@ def test_api_waits_for_a_healthy_postgres_and_a_healthy_anvil() -> None:
     assert service("anvil")["healthcheck"]["test"]
 
 
+def test_api_healthcheck_asks_the_readiness_route_the_app_serves() -> None:
+    from tracechain.api.app import create_app
+    from tracechain.config import Settings
+
+    (command,) = [part for part in service("api")["healthcheck"]["test"] if "urlopen" in part]
+    url = command.split("urlopen('", 1)[1].split("'", 1)[0]
+    assert url == "http://127.0.0.1:8000/ready"  # the port the Dockerfile serves on (tested below)
+    assert "/ready" in create_app(Settings()).openapi()["paths"]
+
+
 def test_postgres_healthcheck_runs_pg_isready() -> None:
     test = service("postgres")["healthcheck"]["test"]
     assert test[0] in ("CMD", "CMD-SHELL")

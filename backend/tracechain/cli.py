@@ -14,8 +14,11 @@ from tracechain.config import Settings
 from tracechain.errors import TracechainError
 
 app = typer.Typer(
-    help="Supply-chain traceability on an EVM chain.",
-    no_args_is_help=True,
+    help=(
+        "Supply-chain traceability on an EVM chain. Settings come from TRACECHAIN_* environment "
+        "variables or a .env file (README: Settings), e.g. TRACECHAIN_DATABASE_URL, TRACECHAIN_RPC_URL, "
+        "TRACECHAIN_ADMIN_TOKEN."
+    ),
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -72,12 +75,14 @@ def serve(
     """Run the HTTP service (OpenAPI docs at /docs)."""
     import uvicorn
 
-    from tracechain.api.app import create_app
+    from tracechain.api.app import create_app, started_services
 
     settings = Settings()
     settings.require_secrets()
-    service = create_app(settings, run_workers=settings.run_workers)
-    uvicorn.run(service, host=host, port=port, log_level=log_level)
+    with console.status("starting: database, node, contracts"), started_services(settings) as services:
+        service = create_app(settings, run_workers=settings.run_workers, services=services)
+        console.print(f"serving at http://{host}:{port} (OpenAPI docs at /docs)")
+        uvicorn.run(service, host=host, port=port, log_level=log_level)
 
 
 @app.command()
@@ -143,9 +148,54 @@ def demo() -> None:
         raise typer.Exit(1)
 
 
+_DEBUG = False
+
+
+@app.callback(invoke_without_command=True)
+def _options(
+    context: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error, not only its line."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    global _DEBUG
+    _DEBUG = debug
+    if version:
+        from tracechain import __version__
+
+        console.print(f"tracechain {__version__}")
+        raise typer.Exit()
+    if context.invoked_subcommand is None:
+        console.print(context.get_help())
+        raise typer.Exit()
+
+
 def main() -> None:
+    """Every failure to start or run is one line on stderr (`--debug` for the traceback)."""
     try:
         app()
-    except TracechainError as exc:
-        console.print(f"[red]error:[/] {exc}")
+    except Exception as exc:
+        if _DEBUG:
+            raise
+        console.print(f"[red]error:[/] {_explained(exc)}", highlight=False)
+        console.print("(run with --debug for the traceback)", style="dim")
         sys.exit(2)
+
+
+def _explained(exc: Exception) -> str:
+    """What went wrong, in one line, naming the setting or the service at fault where known."""
+    from pydantic import ValidationError
+    from requests.exceptions import ConnectionError as NodeConnectionError
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, TracechainError):
+        return str(exc)
+    if isinstance(exc, ValidationError):
+        wrong = [f"TRACECHAIN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
+        return "settings: " + "; ".join(wrong)
+    if isinstance(exc, DBAPIError):
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        return f"the database did not answer ({reason}): check TRACECHAIN_DATABASE_URL"
+    if isinstance(exc, NodeConnectionError):
+        return "the node did not answer: check TRACECHAIN_RPC_URL (or that the managed node started)"
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

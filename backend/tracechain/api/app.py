@@ -12,6 +12,7 @@ from tracechain.api import problems
 from tracechain.api.routes import (
     capture,
     events,
+    health,
     orders,
     participants,
     products,
@@ -25,8 +26,16 @@ from tracechain.chain.connect import Chain, open_chain
 from tracechain.config import Settings
 
 
-def create_app(settings: Settings, *, chain: Chain | None = None, run_workers: bool = True) -> FastAPI:
-    """The service on the chain the settings choose, or on `chain` when one is given (tests).
+def create_app(
+    settings: Settings,
+    *,
+    chain: Chain | None = None,
+    run_workers: bool = True,
+    services: Services | None = None,
+) -> FastAPI:
+    """The service on the chain the settings choose, or on `chain` when one is given (tests), or
+    on `services` already started (`tracechain serve` starts them first, so that a failure to
+    start is its own one-line error, not a server's traceback).
 
     With `run_workers`, the submitter and the indexer run in background threads; without, the
     caller drives them (`app.state.services.settle()`).
@@ -34,10 +43,11 @@ def create_app(settings: Settings, *, chain: Chain | None = None, run_workers: b
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with _services(settings, chain) as services:
-            app.state.services = services
+        with ExitStack() as stack:
+            running = services or stack.enter_context(started_services(settings, chain))
+            app.state.services = running
             if run_workers:
-                services.start_workers()
+                running.start_workers()
             yield
 
     app = FastAPI(
@@ -47,13 +57,25 @@ def create_app(settings: Settings, *, chain: Chain | None = None, run_workers: b
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (participants, capture, products, shipments, events, trace, orders, settlement, signing):
+    for module in (
+        participants,
+        capture,
+        products,
+        shipments,
+        events,
+        trace,
+        orders,
+        settlement,
+        signing,
+        health,
+    ):
         app.include_router(module.router)
     return app
 
 
 @contextmanager
-def _services(settings: Settings, chain: Chain | None) -> Iterator[Services]:
+def started_services(settings: Settings, chain: Chain | None = None) -> Iterator[Services]:
+    """Services on `chain`, or on the chain the settings choose (opened here), until the block ends."""
     with ExitStack() as stack:
         if chain is None:
             chain = stack.enter_context(open_chain(settings))

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,8 +28,9 @@ from tracechain.indexer import Indexer
 from tracechain.keys import KeyVault
 from tracechain.settlement import Settlement
 from tracechain.store import queries
-from tracechain.store.db import SharedLock, claim, hold, make_engine, migrate, session_factory, transaction
+from tracechain.store.db import SharedLock, hold, make_engine, migrate, session_factory, transaction
 from tracechain.submission import Submitter
+from tracechain.supervision import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,7 @@ class Services:
     capture_lock: threading.Lock = field(default_factory=threading.Lock)
     capture_slots: threading.BoundedSemaphore = field(init=False)
     """Captures admitted to wait for the capture lock (Settings.capture_queue); see capture_admission."""
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
-    _workers_claim: Connection | None = None
+    _supervisor: Supervisor | None = None
 
     @classmethod
     def start(cls, settings: Settings, chain: Chain, *, deploys: bool = True) -> Services:
@@ -163,40 +162,32 @@ class Services:
         return workers
 
     def start_workers(self) -> None:
-        """The workers in threads of this process. On PostgreSQL, one process per database runs
-        them (two would send, index and settle the same things): raises ConfigurationError if
-        another holds that role."""
-        if self.engine.dialect.name == "postgresql":
-            self._workers_claim = claim(self.engine, SharedLock.WORKERS)
-            if self._workers_claim is None:
-                raise ConfigurationError(
-                    "another process runs the workers for this database (`tracechain work`, or "
-                    "`tracechain serve` with TRACECHAIN_RUN_WORKERS=true): set "
-                    "TRACECHAIN_RUN_WORKERS=false for this serve, or stop the other"
-                )
-        for name, step in self._workers():
-            thread = threading.Thread(
-                target=self._loop, args=(name, step), name=f"tracechain-{name}", daemon=True
+        """The workers in threads of this process (`supervision.Supervisor`). On PostgreSQL, one
+        process per database runs them (two would send, index and settle the same things): raises
+        ConfigurationError if another holds that role."""
+        self._supervisor = Supervisor(
+            self.engine,
+            self.sessions,
+            self._workers(),
+            self.settings.poll_interval,
+            indexed_block=self._indexed_block,
+        )
+        if not self._supervisor.start():
+            self._supervisor = None
+            raise ConfigurationError(
+                "another process runs the workers for this database (`tracechain work`, or "
+                "`tracechain serve` with TRACECHAIN_RUN_WORKERS=true): set "
+                "TRACECHAIN_RUN_WORKERS=false for this serve, or stop the other"
             )
-            thread.start()
-            self._threads.append(thread)
 
-    def _loop(self, name: str, step: Callable[[], int]) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = step()
-            except Exception:  # a worker must outlive a node restart or a database hiccup
-                log.exception("%s round failed; retrying", name)
-                busy = 0
-            if not busy:
-                self._stop.wait(self.settings.poll_interval)
+    def _indexed_block(self) -> int | None:
+        with self.sessions() as session:
+            last = queries.last_indexed_block(session)
+            return last.number if last else None
 
     def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=10)
-        if self._workers_claim is not None:
-            self._workers_claim.close()  # ends its session: another process may run them now
+        if self._supervisor is not None:
+            self._supervisor.stop()
         self.engine.dispose()
 
 

@@ -293,6 +293,19 @@ class ChainIdentityRow(Base):
     registry_code_hash: Mapped[str] = mapped_column(String(66))
 
 
+class WorkerHeartbeat(Base):
+    """The last sign of life of each background worker, whichever process runs it (`supervision`)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    process: Mapped[str] = mapped_column(String(200))
+    beat_at: Mapped[datetime]
+    error: Mapped[str | None] = mapped_column(Text)
+    """Why its rounds fail, while they do."""
+    indexed_block: Mapped[int | None] = mapped_column(BigInteger)
+
+
 class IndexedBlock(Base):
     """Blocks the indexer has read, with their hashes, to notice a reorganisation."""
 

@@ -28,6 +28,7 @@ from tracechain.store.models import (
     Participant,
     RecordStatus,
     SubjectState,
+    WorkerHeartbeat,
     signed_event_of,
 )
 
@@ -390,6 +391,57 @@ def fail_jobs_of(session: Session, records: Sequence[ChainRecord], reason: str, 
     for job in session.scalars(select(CaptureJob).where(CaptureJob.id.in_(capture_ids))):
         job.status, job.finished_at = CaptureStatus.FAILED, now
         job.errors = {"reason": reason}
+
+
+# ---------------------------------------------------------------- health
+
+
+def beat(
+    session: Session, name: str, process: str, at: datetime, error: str | None, indexed_block: int | None
+) -> None:
+    row = session.get(WorkerHeartbeat, name)
+    if row is None:
+        session.add(
+            WorkerHeartbeat(name=name, process=process, beat_at=at, error=error, indexed_block=indexed_block)
+        )
+    else:
+        row.process, row.beat_at, row.error = process, at, error
+        if indexed_block is not None:
+            row.indexed_block = indexed_block
+
+
+def heartbeats(session: Session) -> list[WorkerHeartbeat]:
+    return list(session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.name)))
+
+
+@dataclass(frozen=True)
+class Backlog:
+    queued: int
+    """Signed records waiting for a transaction (or, unsigned, for their participant)."""
+    sent: int
+    """Records in a transaction, waiting to be mined and buried."""
+    oldest_pending_since: datetime | None
+    """When the oldest record not yet confirmed was captured."""
+
+
+def backlog(session: Session) -> Backlog:
+    counts = dict(
+        session.execute(
+            select(ChainRecord.status, func.count())
+            .where(ChainRecord.status.in_((RecordStatus.QUEUED, RecordStatus.UNSIGNED, RecordStatus.SENT)))
+            .group_by(ChainRecord.status)
+        ).all()
+    )
+    oldest = session.scalar(
+        select(func.min(CaptureJob.created_at)).where(
+            CaptureJob.status.in_((CaptureStatus.PENDING, CaptureStatus.AWAITING_SIGNATURES))
+        )
+    )
+    return Backlog(
+        counts.get(RecordStatus.QUEUED, 0) + counts.get(RecordStatus.UNSIGNED, 0),
+        counts.get(RecordStatus.SENT, 0),
+        oldest,
+    )
 
 
 # ---------------------------------------------------------------- chain identity

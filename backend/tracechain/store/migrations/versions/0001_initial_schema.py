@@ -75,6 +75,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("subject"),
     )
     op.create_table(
+        "worker_heartbeats",
+        sa.Column("name", sa.String(length=32), nullable=False),
+        sa.Column("process", sa.String(length=200), nullable=False),
+        sa.Column("beat_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("indexed_block", sa.BigInteger(), nullable=True),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
         "capture_jobs",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("participant_id", sa.String(length=36), nullable=False),
@@ -246,6 +255,7 @@ def downgrade() -> None:
 
     op.drop_table("orders")
     op.drop_table("capture_jobs")
+    op.drop_table("worker_heartbeats")
     op.drop_table("subject_states")
     op.drop_table("participants")
     op.drop_table("indexed_blocks")

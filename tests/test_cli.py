@@ -1,0 +1,66 @@
+"""The `tracechain` command as a user meets it: a failure to start is one line naming what to fix,
+the traceback only with --debug; --version and --help say what it is and where settings come from."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tracechain import __version__
+
+from .conftest import free_port
+
+TRACECHAIN = str(Path(sys.executable).parent / "tracechain")
+
+
+def run(*arguments: str, cwd: Path, **environment: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACECHAIN_")} | environment
+    return subprocess.run(
+        [TRACECHAIN, *arguments], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_version_and_help_name_the_settings_variables(tmp_path: Path) -> None:
+    assert run("--version", cwd=tmp_path).stdout.strip() == f"tracechain {__version__}"
+    assert "TRACECHAIN_" in " ".join(run("--help", cwd=tmp_path).stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("environment", "said"),
+    [
+        pytest.param(
+            {"TRACECHAIN_CONFIRMATIONS": "three"},
+            "settings: TRACECHAIN_CONFIRMATIONS: Input should be a valid integer",
+            id="a setting that is wrong",
+        ),
+        pytest.param(
+            {
+                "TRACECHAIN_DEMO_MODE": "true",
+                "TRACECHAIN_CHAIN": "tester",
+                "TRACECHAIN_DATABASE_URL": f"postgresql://root@127.0.0.1:{free_port()}/none",
+            },
+            "the database did not answer",
+            id="no database",
+        ),
+        pytest.param({}, "TRACECHAIN_MASTER_SECRET must be set", id="no secrets"),
+    ],
+)
+def test_a_failure_to_start_is_one_line_naming_what_to_fix(
+    tmp_path: Path, environment: dict[str, str], said: str
+) -> None:
+    failed = run("serve", cwd=tmp_path, **environment)
+
+    assert failed.returncode == 2
+    lines = [line for line in failed.stdout.splitlines() + failed.stderr.splitlines() if line.strip()]
+    assert said in " ".join(" ".join(lines).split())
+    assert "Traceback" not in failed.stdout + failed.stderr
+    assert len(lines) <= 4  # the error (wrapped at most once or twice) and the hint
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    failed = run("--debug", "serve", cwd=tmp_path, TRACECHAIN_CONFIRMATIONS="three")
+    assert failed.returncode != 0 and "Traceback" in failed.stderr
