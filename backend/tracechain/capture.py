@@ -351,6 +351,14 @@ def _sign(
     records: list[tuple[int, dict[str, Any]]] = []
     for event in fresh:
         time = int(_event_time(event.body).timestamp())
+        if time < 0:  # TraceEvent.time is uint64: such an event could never be signed
+            problems.append(
+                Problem(
+                    f"{_location(event.index)}.eventTime",
+                    f"{event.body['eventTime']} is before 1970: the chain keeps times as seconds since 1970",
+                )
+            )
+            continue
         for effect in event.effects:
             correcting = event.body.get("eventID") in corrective
             for trace_event in _trace_events(

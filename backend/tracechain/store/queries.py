@@ -319,14 +319,45 @@ def subject_states(session: Session, subjects: Collection[bytes]) -> dict[bytes,
 
 
 def queued_records(session: Session, limit: int) -> list[ChainRecord]:
-    """Queued records in capture order, up to the first one still awaiting a client's signature:
-    later records may be signed over heads that one leads to, so none may overtake it."""
-    first_unsigned = select(func.min(ChainRecord.id)).where(ChainRecord.status == RecordStatus.UNSIGNED)
-    query = select(ChainRecord).where(ChainRecord.status == RecordStatus.QUEUED)
-    blocker = session.scalar(first_unsigned)
-    if blocker is not None:
-        query = query.where(ChainRecord.id < blocker)
-    return list(session.scalars(query.order_by(ChainRecord.id).limit(limit)))
+    """Queued records in capture order that nothing unsigned holds back, up to `limit`.
+
+    A record waits behind an earlier one still awaiting its participant's signature only if it
+    touches what that one touches (the same chain, or the unit it packs into or consumes into),
+    directly or through records that wait themselves: it may be signed over the head that one
+    leads to, or need the state it leaves. Everyone else's records go on."""
+    unsigned = session.execute(
+        select(ChainRecord.id, ChainRecord.chain, ChainRecord.kind, ChainRecord.ref)
+        .where(ChainRecord.status == RecordStatus.UNSIGNED)
+        .order_by(ChainRecord.id)
+    ).all()
+    queued = select(ChainRecord).where(ChainRecord.status == RecordStatus.QUEUED).order_by(ChainRecord.id)
+    if not unsigned:
+        return list(session.scalars(queued.limit(limit)))
+    held = {key for row in unsigned[:1] for key in _touched(row)}
+    holds = iter(unsigned[1:])
+    next_hold = next(holds, None)
+    first_unsigned = unsigned[0].id
+    sendable: list[ChainRecord] = []
+    for record in session.scalars(queued):
+        while next_hold is not None and next_hold.id < record.id:
+            held |= _touched(next_hold)
+            next_hold = next(holds, None)
+        touched = _touched(record)
+        if record.id > first_unsigned and touched & held:
+            held |= touched  # waits, and so does whatever follows it on what it touches
+            continue
+        sendable.append(record)
+        if len(sendable) == limit:
+            break
+    return sendable
+
+
+def _touched(record: Any) -> set[bytes]:
+    """The chains and units a record's effect reads or changes."""
+    touched = {bytes(record.chain)}
+    if record.kind in (Kind.AGGREGATE, Kind.DISAGGREGATE, Kind.CONSUME):
+        touched.add(bytes(record.ref))
+    return touched
 
 
 def mark_sent(session: Session, record_ids: Sequence[int], batch_id: int) -> None:
