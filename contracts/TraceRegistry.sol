@@ -114,6 +114,24 @@ contract TraceRegistry is AccessControl, EIP712 {
         bytes32 head;
     }
 
+    /// @notice A subject's own stored state, nothing resolved through its parents: what an off-chain
+    /// copy of the custody rules needs to take the subject up again. `recalled` is its own flag (see
+    /// {productOf} for a recall inherited from its units); `custodian` is zero while its manufacturer
+    /// holds it; `pendingReceiver` is set on a shipped subject, not on what is packed in it.
+    struct UnitView {
+        Status status;
+        address manufacturer;
+        bool recalled;
+        bool cleared;
+        uint16 excursions;
+        uint8 height;
+        bool packedUnit;
+        address custodian;
+        address pendingReceiver;
+        bytes32 parent;
+        bytes32 head;
+    }
+
     /// @notice Where and how big an anchored batch is; `count` is zero for a root never anchored.
     struct Anchor {
         uint64 blockNumber;
@@ -572,6 +590,25 @@ contract TraceRegistry is AccessControl, EIP712 {
             excursions: product.excursions,
             head: _heads[subject]
         });
+    }
+
+    /// @notice The subject's own stored state (see {UnitView}); zeros for an unknown subject.
+    function unitOf(bytes32 subject) external view returns (UnitView memory) {
+        Product memory product = _products[subject];
+        return
+            UnitView({
+                status: product.status,
+                manufacturer: product.manufacturer,
+                recalled: product.recalled,
+                cleared: product.cleared,
+                excursions: product.excursions,
+                height: product.height,
+                packedUnit: product.packedUnit,
+                custodian: _custodians[subject],
+                pendingReceiver: _pendingReceivers[subject],
+                parent: _parents[subject],
+                head: _heads[subject]
+            });
     }
 
     /// @notice The EIP-712 digest a signer signs for `ev`, for off-chain signers to check theirs.

@@ -31,6 +31,7 @@ from tracechain.chain.trace_event import (
     ZERO_ADDRESS,
     ZERO_HASH,
     Kind,
+    Status,
     TraceEvent,
     chain_of,
     next_head,
@@ -167,6 +168,26 @@ class CustodyMachine(RuleBasedStateMachine):
             from_logs[chain] = next_head(from_logs.get(chain, ZERO_HASH), logged.event_hash)
         for subject in SUBJECTS:
             assert from_logs.get(subject, ZERO_HASH) == self.registry.head_of(subject)
+            # The raw state unitOf reads is the model's unit: what the service re-reads a subject's
+            # projection from after a refused transaction.
+            raw, unit = self.registry.unit_of(subject), self.model.units.get(subject)
+            if unit is None:
+                assert raw.status == Status.UNKNOWN
+            else:
+                assert (raw.status, raw.manufacturer, raw.recalled, raw.cleared, raw.excursions) == (
+                    unit.status,
+                    unit.manufacturer,
+                    unit.recalled,
+                    unit.cleared,
+                    unit.excursions,
+                )
+                assert (raw.height, raw.packed_unit, raw.pending_receiver, raw.parent) == (
+                    unit.height,
+                    unit.packed_unit,
+                    unit.pending_receiver,
+                    unit.parent,
+                )
+                assert raw.custodian == (unit.custodian or ZERO_ADDRESS)
             for actor in self.actors.values():
                 chain = chain_of(subject, Kind.OBSERVE, actor.address)
                 assert from_logs.get(chain, ZERO_HASH) == self.registry.observation_head_of(

@@ -67,6 +67,24 @@ class ProductState:
 
 
 @dataclass(frozen=True, slots=True)
+class UnitState:
+    """TraceRegistry.unitOf: a subject's own stored state, nothing resolved through its parents."""
+
+    status: Status
+    manufacturer: str
+    recalled: bool
+    cleared: bool
+    excursions: int
+    height: int
+    packed_unit: bool
+    custodian: str
+    """Zero while its manufacturer holds it."""
+    pending_receiver: str
+    parent: bytes
+    head: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class AnchoredBatch:
     """One BatchAnchored log: `count` signed events are the leaves under `root`."""
 
@@ -165,6 +183,13 @@ class TraceRegistry:
     def product_of(self, subject: bytes) -> ProductState:
         v = call(self.contract.functions.productOf(subject))
         return ProductState(Status(v[0]), v[1], v[2], v[3], bytes(v[4]), v[5], v[6], v[7], bytes(v[8]))
+
+    def unit_of(self, subject: bytes) -> UnitState:
+        """The subject's own stored state, as custody.Unit keeps it, and its head."""
+        v = call(self.contract.functions.unitOf(subject))
+        return UnitState(
+            Status(v[0]), v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], bytes(v[9]), bytes(v[10])
+        )
 
     def event_digest(self, event_tuple: tuple[Any, ...]) -> bytes:
         return bytes(call(self.contract.functions.eventDigest(event_tuple)))
