@@ -36,6 +36,7 @@ from tracechain.epcis.mapping import Effect, InvalidEvent, bare_vocabulary, effe
 from tracechain.epcis.schema import Problem, validate_document
 from tracechain.errors import TracechainError
 from tracechain.keys import KeyVault
+from tracechain.recovery import SubjectsBeingRepaired
 from tracechain.store import queries
 from tracechain.store.bulk import allocate_ids, insert_rows
 from tracechain.store.models import (
@@ -342,12 +343,16 @@ def _sign(
     corrective = {declared for event in fresh for declared in event.corrected_by if isinstance(declared, str)}
     # Every projection row the document touches, read up front in a query per level of packing: the
     # subjects, and the participant's own chains of those it observes.
-    state.preload(
+    keys = {
         key
         for event in fresh
         for effect in event.effects
         for key in _projection_keys(effect, participant.address)
-    )
+    }
+    being_repaired = queries.stale_epcs(session, keys)
+    if being_repaired:
+        raise SubjectsBeingRepaired(being_repaired)
+    state.preload(keys)
     records: list[tuple[int, dict[str, Any]]] = []
     for event in fresh:
         time = int(_event_time(event.body).timestamp())

@@ -25,8 +25,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from hexbytes import HexBytes
@@ -37,8 +37,9 @@ from web3.types import Nonce, TxParams, TxReceipt, Wei
 from tracechain.chain.identity import IdentityGuard
 from tracechain.chain.merkle import MerkleTree, leaf_of
 from tracechain.chain.registry import TraceRegistry
-from tracechain.chain.transactions import as_tracechain_error, mined
+from tracechain.chain.transactions import mined
 from tracechain.errors import ChainError
+from tracechain.recovery import Recovery
 from tracechain.store import queries
 from tracechain.store.db import SharedLock, hold, transaction
 from tracechain.store.models import Batch, BatchStatus, ChainRecord, RecordStatus
@@ -69,11 +70,18 @@ class Submitter:
         recording_mode: Literal["batched", "merkle"] = "batched",
         confirmations: int = 0,
         guard: IdentityGuard | None = None,
+        capturing: Callable[[], AbstractContextManager[Session]] | None = None,
+        signature_timeout: timedelta = timedelta(hours=24),
     ) -> None:
         self.sessions = sessions
         self.guard = guard
         """Asked before a vanished transaction is taken for a reorganised one: on another chain
         (a swapped node, a wiped state) nothing may be sent again."""
+        self.recovery = Recovery(registry)
+        self.capturing = capturing or (lambda: transaction(self.sessions))
+        """A transaction no capture runs beside (Services.capturing): what refused records leave
+        stale must not be signed over meanwhile."""
+        self.signature_timeout = signature_timeout
         self.registry = registry
         self.chain = registry.chain
         self.batch_size = batch_size
@@ -201,8 +209,19 @@ class Submitter:
     # ---------------------------------------------------------------- the worker's round
 
     def run_once(self) -> int:
-        """Settle what was sent, then batch and send what is queued. Returns records sent."""
-        self._settle_sent()
+        """Settle what was sent, sort out what the chain refused, re-read what that left stale,
+        expire unsigned captures, then batch and send what is queued. Returns records sent."""
+        for batch_id, block in self._settle_sent():
+            with self.capturing() as session:
+                refused = session.get(Batch, batch_id)
+                assert refused is not None
+                self._fail(session, refused, block)
+        with self.sessions() as session:
+            due = self.recovery.due(session, self.signature_timeout)
+        if due:  # the capture lock only when there is something to repair or expire
+            with self.capturing() as session:
+                self.recovery.repair_stale(session)
+                self.recovery.expire_unsigned(session, self.signature_timeout)
         with self.outbox() as session:
             records = queries.queued_records(session, self.batch_size)
             if not records:
@@ -212,8 +231,10 @@ class Submitter:
         self._broadcast(tx_hash, raw_tx)
         return len(records)
 
-    def _settle_sent(self) -> None:
-        """Follow every unfinished transaction one step (see the module's invariant)."""
+    def _settle_sent(self) -> list[tuple[int, int]]:
+        """Follow every unfinished transaction one step (see the module's invariant); returns the
+        batches the chain refused, with their blocks, for `_fail`."""
+        refused: list[tuple[int, int]] = []
         tip = self.chain.w3.eth.block_number
         recheck_mined = self._recheck_due(tip)
         used_nonces = self.chain.w3.eth.get_transaction_count(self.chain.relayer.address)
@@ -228,12 +249,13 @@ class Submitter:
                 self._in_flight.pop(batch.tx_hash, None)
                 if not found.succeeded:
                     if batch.status == BatchStatus.PREPARED:
-                        self._fail(session, batch, found.block_number)
+                        refused.append((batch.id, found.block_number))
                     continue
                 batch.block_number, batch.block_hash = found.block_number, found.block_hash
                 deep = tip - found.block_number >= self.finality_depth
                 batch.status = BatchStatus.FINAL if deep else BatchStatus.MINED
             self._fill_nonce_gap(session)
+        return refused
 
     def _recheck_due(self, tip: int) -> bool:
         """Mined transactions are read again when a block arrived, or every RECHECK_IDLE_S (a node
@@ -319,23 +341,17 @@ class Submitter:
             self._in_flight[tx_hash] = time.monotonic()
 
     def _fail(self, session: Session, batch: Batch, block_number: int) -> None:
-        """The chain refused the batch: its records and their capture jobs fail with the reason."""
-        transaction_ = self.chain.w3.eth.get_transaction(HexBytes(batch.tx_hash))
-        try:
-            self.chain.w3.eth.call(
-                {"from": batch.sender, "to": transaction_["to"], "data": transaction_["input"]},
-                block_number - 1,
-            )
-            reason = "reverted without a reason"
-        except Exception as exc:
-            reason = str(as_tracechain_error(exc))
+        """The chain refused the batch. Only the record it refused, and what depends on it, fail
+        (recovery.py); the rest of the batch goes again. An anchor refuses no record: its records
+        are anchored again."""
+        records = queries.records_of_batch(session, batch.id)
+        if self.recording_mode == "merkle":
+            for record in records:
+                if record.status != RecordStatus.CONFIRMED:
+                    record.status, record.batch_id = RecordStatus.QUEUED, None
+                    record.anchor_root, record.merkle_proof = None, None
+            reason = "the anchor transaction failed; its records are anchored again"
+        else:
+            reason = self.recovery.isolate(session, records, block_number)
         batch.status, batch.error = BatchStatus.FAILED, reason
-        # A record the indexer confirmed is on chain although its batch failed: someone relayed the
-        # same signed event first (which is why the batch's copy of it failed).
-        records = [
-            r for r in queries.records_of_batch(session, batch.id) if r.status != RecordStatus.CONFIRMED
-        ]
-        for record in records:
-            record.status = RecordStatus.FAILED
-        queries.fail_jobs_of(session, records, reason, datetime.now(UTC))
-        log.warning("transaction %s failed: %s", batch.tx_hash, reason)
+        log.warning("transaction %s was refused: %s", batch.tx_hash, reason)

@@ -3,20 +3,33 @@ duplicating an event. The last tests run on a real anvil node and PostgreSQL."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from eth_account import Account
 from eth_utils import to_checksum_address
 from sqlalchemy import func, select, update
 from web3.types import Wei
 
+from tracechain.chain.eip712 import EventSigner
 from tracechain.chain.registry import Role
+from tracechain.chain.trace_event import Kind, TraceEvent, subject_id
+from tracechain.epcis.builders import object_event
 from tracechain.indexer import Indexer
-from tracechain.store.models import Batch, BatchStatus, CaptureJob, ChainRecord, RecordStatus
+from tracechain.store.models import (
+    Batch,
+    BatchStatus,
+    CaptureJob,
+    ChainRecord,
+    Participant,
+    RecordStatus,
+    SubjectState,
+)
 from tracechain.submission import Submitter
 
 from .conftest import Api
-from .test_capture import ITEM, OTHER_ITEM, commissioning, journey
+from .test_capture import ITEM, OTHER_ITEM, T0, commissioning, journey
 
 
 def statuses(api: Api) -> list[str]:
@@ -87,7 +100,7 @@ def test_records_wait_for_the_confirmation_depth(api: Api, parties: dict[str, An
     assert indexer.run_once() == 1 and statuses(api) == [RecordStatus.CONFIRMED]
 
 
-def test_a_failed_transaction_fails_its_capture_job_with_the_chain_reason(
+def test_a_refused_record_fails_its_job_naming_the_event_and_the_chain_reason(
     api: Api, parties: dict[str, Any]
 ) -> None:
     api.capture(parties["manufacturer"], [commissioning()])
@@ -98,12 +111,14 @@ def test_a_failed_transaction_fails_its_capture_job_with_the_chain_reason(
         (job,) = session.scalars(select(CaptureJob)).all()
         assert job.status == "failed"
         assert job.errors is not None and "TraceRegistryInvalidSignature" in job.errors["reason"]
-        assert (
-            session.scalar(
-                select(func.count()).select_from(ChainRecord).where(ChainRecord.status == "failed")
-            )
-            == 1
-        )
+        (failed,) = job.errors["events"]
+        assert failed["eventID"].startswith("ni:///sha-256;") and ITEM in failed["reason"]
+        # Nothing of it was recorded, so it is gone: the document can be captured again.
+        assert session.scalar(select(func.count()).select_from(ChainRecord)) == 0
+    again = api.capture(parties["manufacturer"], [commissioning()])
+    assert again.status_code == 202 and again.json()["eventCount"] == 1
+    api.settle()
+    assert statuses(api) == [RecordStatus.CONFIRMED]
 
 
 def test_a_reorganisation_unconfirms_and_resends_what_it_removed(
@@ -271,3 +286,113 @@ def test_a_transaction_whose_nonce_another_took_is_signed_again_with_a_free_one(
             session.scalars(select(Batch.status).where(Batch.tx_hash == stranded)).one()
             == BatchStatus.REPLACED
         )
+
+
+# ---------------------------------------------------------------- one refused record poisons nothing else
+
+
+INSPECTED = object_event([ITEM], biz_step="inspecting", disposition="conformant", at=T0 + timedelta(days=1))
+
+
+def _queued(api: Api, parties: dict[str, Any]) -> None:
+    """A customs inspection of the item (on the item's chain of facts) and someone else's new
+    product, queued together: they go out in one transaction."""
+    other = api.create_participant("Other Maker", ["manufacturer"], "urn:epc:id:pgln:6901235.00000", "CN")
+    api.capture(parties["manufacturer"], [commissioning()])
+    api.settle()
+    assert api.capture(parties["customs"], [INSPECTED]).status_code == 202
+    assert api.capture(other, [commissioning(OTHER_ITEM)]).status_code == 202
+
+
+def test_a_record_staled_by_a_direct_chain_write_fails_alone_and_its_subject_is_re_read(
+    api: Api, parties: dict[str, Any]
+) -> None:
+    """The item's maker writes an event on the item's chain directly, mined before the service's
+    batch: the inspection in that batch was signed over a head that is gone. Only the inspection
+    fails (its job says why); the other participant's new product in the same batch is recorded;
+    the item's projection is re-read from the chain; the same inspection captured again records."""
+    registry = api.services.registry
+    _queued(api, parties)
+    maker_key = api.services.vault.decrypt(*_encrypted_key(api, parties["manufacturer"]))
+    maker = EventSigner(maker_key, registry.domain)
+    direct = maker.sign(
+        TraceEvent(
+            subject_id(ITEM),
+            Kind.EXCURSION,
+            b"\x0e" * 32,
+            time=1,
+            prev_head=registry.head_of(subject_id(ITEM)),
+        )
+    )
+    registry.record([direct])
+
+    api.settle()
+    api.settle()
+
+    with api.services.sessions() as session:
+        jobs = {job.event_count: job for job in session.scalars(select(CaptureJob)) if job.status == "failed"}
+    (failed,) = jobs.values()
+    assert "TraceRegistryStaleHead" in failed.errors["reason"]  # type: ignore[index]
+    assert registry.product_of(subject_id(OTHER_ITEM)).status.name == "ACTIVE"
+    with api.services.sessions() as session:
+        assert session.get(SubjectState, subject_id(ITEM)).head == registry.head_of(subject_id(ITEM))  # type: ignore[union-attr]
+    inspected = object_event(
+        [ITEM], biz_step="inspecting", disposition="conformant", at=T0 + timedelta(days=1)
+    )
+    again = api.capture(parties["customs"], [inspected])
+    assert again.status_code == 202, again.text
+    api.settle()
+    assert registry.product_of(subject_id(ITEM)).cleared
+
+
+def test_a_signed_event_copied_out_of_a_pending_batch_and_mined_first_poisons_nothing(
+    api: Api, parties: dict[str, Any]
+) -> None:
+    """Anyone may relay a signed event: mined first by an account with no role, it made the
+    service's batch revert and every record in it fail."""
+    registry = api.services.registry
+    _queued(api, parties)
+    with api.services.sessions() as session:
+        inspection = session.scalars(select(ChainRecord).where(ChainRecord.kind == Kind.INSPECT)).one()
+        copied = inspection.signed_event()
+    registry.record([copied])  # relayed by someone else
+
+    api.settle()
+    api.settle()
+
+    assert statuses(api) == [RecordStatus.CONFIRMED] * 3
+    with api.services.sessions() as session:
+        assert {job.status for job in session.scalars(select(CaptureJob))} == {"succeeded"}
+    assert registry.product_of(subject_id(OTHER_ITEM)).status.name == "ACTIVE"
+
+
+def test_an_unsigned_capture_expires_naming_the_setting_and_frees_its_subject(
+    api: Api, parties: dict[str, Any]
+) -> None:
+    from .test_client_signing import new_own_key_maker
+
+    wallet = Account.create()
+    own = new_own_key_maker(api, wallet)
+    waiting = api.capture(own, [commissioning()]).json()
+    assert waiting["status"] == "awaiting_signatures"
+    api.services.submitter.signature_timeout = timedelta(0)
+
+    api.settle()
+
+    expired = api.client.get(f"/capture/{waiting['captureID']}", headers=api.as_participant(own)).json()
+    assert expired["status"] == "failed"
+    assert "TRACECHAIN_SIGNATURE_TIMEOUT_HOURS" in expired["errors"][0]["reason"]
+    api.settle()  # the item's projection is re-read: it was never made
+    made = api.capture(parties["manufacturer"], [commissioning()])
+    assert made.status_code == 202, made.text
+    api.settle()
+    assert (
+        api.services.registry.product_of(subject_id(ITEM)).manufacturer == parties["manufacturer"]["address"]
+    )
+
+
+def _encrypted_key(api: Api, participant: dict[str, Any]) -> tuple[bytes, str]:
+    with api.services.sessions() as session:
+        row = session.get(Participant, participant["id"])
+        assert row is not None and row.encrypted_key is not None
+        return row.encrypted_key, row.address

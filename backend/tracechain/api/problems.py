@@ -19,6 +19,7 @@ from tracechain.api.services import CaptureQueueFull
 from tracechain.capture import CaptureLimitExceeded, DocumentRejected, InvalidSignatures
 from tracechain.epcis.identifiers import InvalidIdentifier
 from tracechain.errors import ContractRevert, TracechainError
+from tracechain.recovery import SubjectsBeingRepaired
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(CaptureQueueFull)
     async def _busy(request: Request, exc: CaptureQueueFull) -> JSONResponse:
         return _unavailable(request, "Too many captures waiting", str(exc), exc.retry_after_s)
+
+    @app.exception_handler(SubjectsBeingRepaired)
+    async def _repairing(request: Request, exc: SubjectsBeingRepaired) -> JSONResponse:
+        response = problem_response(409, "Subjects being re-read from the chain", str(exc), request.url.path)
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.exception_handler(TracechainError)
     async def _tracechain(request: Request, exc: TracechainError) -> JSONResponse:

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -90,7 +91,13 @@ class Services:
             ensure_anchorer(registry, may_grant=deploys)
         vault = KeyVault(master)
         submitter = Submitter(
-            sessions, registry, settings.batch_size, settings.recording_mode, settings.confirmations, guard
+            sessions,
+            registry,
+            settings.batch_size,
+            settings.recording_mode,
+            settings.confirmations,
+            guard,
+            signature_timeout=timedelta(hours=settings.signature_timeout_hours),
         )
         settlement, unavailable = _settlement(settings, chain, registry, sessions, vault, submitter, deploys)
         return cls(
@@ -119,6 +126,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self.capture_slots = threading.BoundedSemaphore(self.settings.capture_queue)
+        self.submitter.capturing = self.capturing  # recovery runs while no capture signs
 
     @property
     def capture_limits(self) -> CaptureLimits:

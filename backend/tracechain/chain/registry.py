@@ -15,8 +15,8 @@ from tracechain.chain.artifacts import load_artifact
 from tracechain.chain.connect import Chain
 from tracechain.chain.eip712 import Domain
 from tracechain.chain.trace_event import Kind, SignedEvent, Status
-from tracechain.chain.transactions import call, transact
-from tracechain.errors import ChainError
+from tracechain.chain.transactions import as_tracechain_error, call, transact
+from tracechain.errors import ChainError, ContractRevert
 
 
 class Role:
@@ -217,6 +217,20 @@ class TraceRegistry:
                 signed.vs,
             ]
         return b"".join(words)
+
+    def simulate_record(
+        self, events: Sequence[SignedEvent], block: int | str = "latest"
+    ) -> ContractRevert | None:
+        """How `record(events)` would revert on the state after `block`, or None if it would pass."""
+        call_ = {"from": self.chain.relayer.address, "to": self.address, "data": self.record_calldata(events)}
+        try:
+            self.chain.w3.eth.call(call_, block)  # type: ignore[arg-type]
+        except Exception as exc:
+            error = as_tracechain_error(exc)
+            if isinstance(error, ContractRevert):
+                return error
+            raise
+        return None
 
     @property
     def _record_selector(self) -> bytes:

@@ -280,6 +280,20 @@ class SubjectState(Base):
     """custody.Unit as JSON, or None for a subject that was only observed."""
 
 
+class StaleChain(Base):
+    """A projection row to re-read from the chain: a record touching it was refused (`recovery`)."""
+
+    __tablename__ = "stale_chains"
+
+    key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    """The projection row's key: a subject, or a reporter's chain of observations of it."""
+    subject: Mapped[bytes] = mapped_column(LargeBinary(32))
+    reporter: Mapped[str | None] = mapped_column(String(42))
+    """Set for a reporter's chain of observations; None for the subject's own row."""
+    epc: Mapped[str] = mapped_column(String(255))
+    since: Mapped[datetime]
+
+
 class ChainIdentityRow(Base):
     """The chain this database's records are on (`chain.identity`): one row, written when the
     database is first served."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, Text, bindparam, case, cast, delete, func, literal, select, update
@@ -27,6 +27,7 @@ from tracechain.store.models import (
     Order,
     Participant,
     RecordStatus,
+    StaleChain,
     SubjectState,
     WorkerHeartbeat,
     signed_event_of,
@@ -333,16 +334,16 @@ def queued_records(session: Session, limit: int) -> list[ChainRecord]:
     queued = select(ChainRecord).where(ChainRecord.status == RecordStatus.QUEUED).order_by(ChainRecord.id)
     if not unsigned:
         return list(session.scalars(queued.limit(limit)))
-    held = {key for row in unsigned[:1] for key in _touched(row)}
+    held = {key for row in unsigned[:1] for key in touched_by(row)}
     holds = iter(unsigned[1:])
     next_hold = next(holds, None)
     first_unsigned = unsigned[0].id
     sendable: list[ChainRecord] = []
     for record in session.scalars(queued):
         while next_hold is not None and next_hold.id < record.id:
-            held |= _touched(next_hold)
+            held |= touched_by(next_hold)
             next_hold = next(holds, None)
-        touched = _touched(record)
+        touched = touched_by(record)
         if record.id > first_unsigned and touched & held:
             held |= touched  # waits, and so does whatever follows it on what it touches
             continue
@@ -350,14 +351,6 @@ def queued_records(session: Session, limit: int) -> list[ChainRecord]:
         if len(sendable) == limit:
             break
     return sendable
-
-
-def _touched(record: Any) -> set[bytes]:
-    """The chains and units a record's effect reads or changes."""
-    touched = {bytes(record.chain)}
-    if record.kind in (Kind.AGGREGATE, Kind.DISAGGREGATE, Kind.CONSUME):
-        touched.add(bytes(record.ref))
-    return touched
 
 
 def mark_sent(session: Session, record_ids: Sequence[int], batch_id: int) -> None:
@@ -415,13 +408,163 @@ def records_of_batch(session: Session, batch_id: int) -> list[ChainRecord]:
     )
 
 
-def fail_jobs_of(session: Session, records: Sequence[ChainRecord], reason: str, now: datetime) -> None:
-    """The capture jobs these records belong to failed, with the chain's reason."""
-    row_ids = {record.event_row_id for record in records}
-    capture_ids = set(session.scalars(select(Event.capture_id).where(Event.id.in_(row_ids))))
-    for job in session.scalars(select(CaptureJob).where(CaptureJob.id.in_(capture_ids))):
+def fail_jobs(session: Session, reasons: dict[int, str], now: datetime) -> None:
+    """The capture jobs of these events (row id -> why it failed) failed, each naming its events."""
+    if not reasons:
+        return
+    rows = session.execute(select(Event.id, Event.event_id, Event.capture_id).where(Event.id.in_(reasons)))
+    failed: dict[str, list[dict[str, str]]] = {}
+    for row_id, event_id, capture_id in rows:
+        failed.setdefault(capture_id, []).append({"eventID": event_id, "reason": reasons[row_id]})
+    for job in session.scalars(select(CaptureJob).where(CaptureJob.id.in_(failed))):
+        earlier = (job.errors or {}).get("events", [])
+        events = [*earlier, *failed[job.id]]
         job.status, job.finished_at = CaptureStatus.FAILED, now
-        job.errors = {"reason": reason}
+        job.errors = {"reason": events[0]["reason"], "events": events}
+
+
+# ---------------------------------------------------------------- recovery (recovery.py)
+
+_ON_THE_WAY = (RecordStatus.QUEUED, RecordStatus.UNSIGNED, RecordStatus.SENT)
+_INTO_UNITS = (Kind.AGGREGATE, Kind.DISAGGREGATE, Kind.CONSUME)
+
+
+def touched_by(record: Any) -> set[bytes]:
+    """The projection rows a record's effect reads or changes: its chain, and the unit it packs
+    into, is unpacked from or is consumed into."""
+    touched = {bytes(record.chain)}
+    if record.kind in _INTO_UNITS:
+        touched.add(bytes(record.ref))
+    return touched
+
+
+def unrecorded_record_leading_to(session: Session, chain: bytes, head: bytes, before: int) -> bool:
+    """Whether an earlier record, not yet on chain, leads chain `chain` to `head`."""
+    query = select(ChainRecord.id).where(
+        ChainRecord.chain == chain,
+        ChainRecord.head == head,
+        ChainRecord.id < before,
+        ChainRecord.status.in_(_ON_THE_WAY),
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
+def records_depending_on(session: Session, records: Sequence[ChainRecord]) -> list[ChainRecord]:
+    """`records`, the other records of their events still on their way, and every later record on
+    its way that touches what any of these touches, transitively, in capture order."""
+    if not records:
+        return []
+    start = min(record.id for record in records)
+    later = list(
+        session.scalars(
+            select(ChainRecord)
+            .where(ChainRecord.id >= start, ChainRecord.status.in_(_ON_THE_WAY))
+            .order_by(ChainRecord.id)
+        )
+    )
+    chosen = {record.id: record for record in records}
+    while True:
+        events = {record.event_row_id for record in chosen.values()}
+        touched = set().union(*(touched_by(record) for record in chosen.values()))
+        grown = False
+        for record in later:
+            if record.id in chosen:
+                continue
+            if record.event_row_id in events or touched_by(record) & touched:
+                chosen[record.id] = record
+                touched |= touched_by(record)
+                grown = True
+        if not grown:
+            return sorted(chosen.values(), key=lambda record: record.id)
+
+
+def mark_stale(session: Session, records: Sequence[ChainRecord]) -> None:
+    """What these records touched is to be re-read from the chain before it is touched again."""
+    now = datetime.now(UTC)
+    wanted: dict[bytes, tuple[bytes, str | None, str]] = {}
+    for record in records:
+        observed = record.kind in (Kind.OBSERVE, Kind.WITHDRAW)
+        wanted[record.chain] = (record.subject, record.signer if observed else None, record.subject_epc)
+        if record.kind in _INTO_UNITS:
+            wanted.setdefault(record.ref, (record.ref, None, ""))
+    known = set(session.scalars(select(StaleChain.key).where(StaleChain.key.in_(wanted))))
+    epcs = dict(
+        session.execute(
+            select(SubjectState.subject, SubjectState.epc).where(SubjectState.subject.in_(wanted))
+        ).all()
+    )
+    for key, (subject, reporter, epc) in wanted.items():
+        if key not in known:
+            session.add(
+                StaleChain(
+                    key=key, subject=subject, reporter=reporter, epc=epc or epcs.get(key, ""), since=now
+                )
+            )
+    session.flush()
+
+
+def stale_epcs(session: Session, keys: Collection[bytes]) -> list[str]:
+    """Of these projection rows, the EPCs of those being re-read from the chain."""
+    if not keys:
+        return []
+    return sorted(set(session.scalars(select(StaleChain.epc).where(StaleChain.key.in_(set(keys))))))
+
+
+def settled_stale_chains(session: Session) -> list[StaleChain]:
+    """Stale rows no record on its way touches any more: the chain's state of them is final."""
+    stale = list(session.scalars(select(StaleChain)))
+    if not stale:
+        return []
+    keys = {row.key for row in stale}
+    busy: set[bytes] = set()
+    rows = session.execute(
+        select(ChainRecord.chain, ChainRecord.kind, ChainRecord.ref).where(
+            ChainRecord.status.in_(_ON_THE_WAY), (ChainRecord.chain.in_(keys)) | (ChainRecord.ref.in_(keys))
+        )
+    )
+    for row in rows:
+        busy |= touched_by(row) & keys
+    return [row for row in stale if row.key not in busy]
+
+
+def set_projection(session: Session, key: bytes, epc: str, head: bytes, unit: dict[str, Any] | None) -> None:
+    row = session.get(SubjectState, key)
+    if row is None:
+        session.add(SubjectState(subject=key, epc=epc, head=head, unit=unit))
+    else:
+        row.head, row.unit = head, unit
+
+
+def remove_unrecorded_events(session: Session, row_ids: Collection[int]) -> None:
+    """Events none of whose records is on chain or on its way go, so that they can be captured
+    again (their jobs keep why they failed)."""
+    if not row_ids:
+        return
+    alive = set(
+        session.scalars(
+            select(ChainRecord.event_row_id).where(
+                ChainRecord.event_row_id.in_(row_ids), ChainRecord.status != RecordStatus.FAILED
+            )
+        )
+    )
+    gone = set(row_ids) - alive
+    if gone:
+        session.execute(delete(ChainRecord).where(ChainRecord.event_row_id.in_(gone)))
+        session.execute(delete(EventEpc).where(EventEpc.event_row_id.in_(gone)))
+        session.execute(delete(Event).where(Event.id.in_(gone)))
+
+
+def jobs_awaiting_signatures_since(
+    session: Session, cutoff: datetime, limit: int | None = None
+) -> list[CaptureJob]:
+    query = select(CaptureJob).where(
+        CaptureJob.status == CaptureStatus.AWAITING_SIGNATURES, CaptureJob.created_at < cutoff
+    )
+    return list(session.scalars(query.limit(limit)))
+
+
+def any_stale(session: Session) -> bool:
+    return session.scalar(select(StaleChain.key).limit(1)) is not None
 
 
 # ---------------------------------------------------------------- health

@@ -67,6 +67,15 @@ def upgrade() -> None:
         sa.UniqueConstraint("party_id"),
     )
     op.create_table(
+        "stale_chains",
+        sa.Column("key", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("subject", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("reporter", sa.String(length=42), nullable=True),
+        sa.Column("epc", sa.String(length=255), nullable=False),
+        sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key"),
+    )
+    op.create_table(
         "subject_states",
         sa.Column("subject", sa.LargeBinary(length=32), nullable=False),
         sa.Column("epc", sa.String(length=255), nullable=False),
@@ -257,6 +266,7 @@ def downgrade() -> None:
     op.drop_table("capture_jobs")
     op.drop_table("worker_heartbeats")
     op.drop_table("subject_states")
+    op.drop_table("stale_chains")
     op.drop_table("participants")
     op.drop_table("indexed_blocks")
     op.drop_table("chain_identity")
