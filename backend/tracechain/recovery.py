@@ -40,6 +40,9 @@ from tracechain.store.models import ChainRecord, RecordStatus
 
 log = logging.getLogger(__name__)
 
+LOOK_BACK_BLOCKS = 10_000
+"""How far back a copy of a refused record is looked for: it was mined shortly before the batch."""
+
 
 class SubjectsBeingRepaired(TracechainError):
     """A capture touches subjects whose projection is being re-read from the chain."""
@@ -70,7 +73,7 @@ class Recovery:
         if culprit is None:
             self._again(pending)  # it passes now: out of gas, or the state changed since
             return reason
-        if self._recorded_elsewhere(culprit):
+        if self._recorded_elsewhere(culprit, block):
             culprit.status, culprit.batch_id = RecordStatus.SENT, None  # the indexer confirms it
         elif self._waits_for_our_own(session, culprit):
             self._again([culprit])
@@ -98,9 +101,28 @@ class Recovery:
                 high, refusal = middle, failed
         return records[high - 1], refusal
 
-    def _recorded_elsewhere(self, record: ChainRecord) -> bool:
-        """Someone relayed this very signed event first: its chain's head on chain is its head."""
-        return self._chain_head(record) == record.head
+    def _recorded_elsewhere(self, record: ChainRecord, block: int) -> bool:
+        """Someone relayed this very signed event first: a log before `block` repeats every field
+        it signed, and its signer (a log merely sharing its subject and head is another event)."""
+        if self._chain_head(record) != record.head:
+            return False
+        signed = (
+            record.head,
+            record.signer,
+            record.kind,
+            record.event_hash,
+            record.counterpart,
+            record.ref,
+            record.time,
+        )
+        logs = self.registry.recorded_events(
+            from_block=max(block - LOOK_BACK_BLOCKS, 0), to_block=block, subject=record.subject
+        )
+        return any(
+            (log.head, log.signer, int(log.kind), log.event_hash, log.counterpart, log.ref, log.time)
+            == signed
+            for log in logs
+        )
 
     def _waits_for_our_own(self, session: Session, record: ChainRecord) -> bool:
         """It is signed over the head an earlier record of ours on its chain leads to, and that one

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from tracechain.chain.registry import Role
-from tracechain.chain.trace_event import Kind, subject_id
+from tracechain.chain.trace_event import ZERO_ADDRESS, Kind, subject_id
 from tracechain.epcis.builders import aggregation_event, object_event
 from tracechain.epcis.event_hash import EPCIS_CONTEXT, event_hash_id
-from tracechain.store.models import ChainRecord, RecordStatus
+from tracechain.store.models import CaptureJob, ChainRecord, RecordStatus
 from tracechain.verification import verify_bundle
 
 from ..factories import Actor, sign_event
@@ -335,10 +335,13 @@ def test_a_log_by_another_signer_sharing_a_records_subject_and_head_is_not_taken
     api.settle()
 
     with api.services.sessions() as session:
-        record = session.get(ChainRecord, ship.id)
-        assert record is not None and record.status == RecordStatus.FAILED
-        assert record.tx_hash is None
-    assert trace(api)["verdict"] != "verified"
+        # Not on chain: the shipment failed (its job says why) and is no longer held as captured.
+        assert session.get(ChainRecord, ship.id) is None
+        (job,) = [job for job in session.scalars(select(CaptureJob)) if job.status == "failed"]
+        assert "TraceRegistryStaleHead" in job.errors["reason"]  # type: ignore[index]
+    assert api.services.registry.product_of(ship.subject).pending_receiver == ZERO_ADDRESS
+    shown = [entry["event"].get("bizStep") for entry in trace(api)["events"]]
+    assert "shipping" not in shown  # no shipment shown that the chain does not hold
 
 
 def test_the_records_own_signed_event_relayed_by_someone_else_confirms_it(

@@ -1,0 +1,38 @@
+"""`make chaos --quick` against real serve, work, anvil and PostgreSQL processes: a worker killed
+mid-stream, a reorganisation under confirmations, a poisoned batch, an own-key capture never
+signed, 50 concurrent clients. Unlike the benchmark's figures, these are verdicts: nothing accepted
+may be lost, recorded twice or left stuck, and the pipeline must recover within 10 s."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.anvil
+def test_quick_chaos_loses_duplicates_and_strands_nothing() -> None:
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "chaos.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        cwd=ROOT,
+    )
+    output = finished.stdout[-6000:] + finished.stderr[-3000:]
+    figures = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert (figures["lost"], figures["duplicated"], figures["stuck"], figures["unexpected_5xx"]) == (
+        0,
+        0,
+        0,
+        0,
+    ), output
+    assert figures["max_recovery_s"] is not None and figures["max_recovery_s"] <= 10, output
+    assert figures["all_ok"] and finished.returncode == 0, output
+    assert figures["scenarios"] == 5
