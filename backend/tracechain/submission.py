@@ -59,6 +59,8 @@ REBROADCAST_AFTER_S = 10.0
 REORG_DEPTH = 12
 # How often mined transactions are read again when no block arrives.
 RECHECK_IDLE_S = 2.0
+# How long an unmined transaction's nonce must stay used by another before it is signed again.
+REPLACE_AFTER_S = 10.0
 
 
 class Submitter:
@@ -92,6 +94,8 @@ class Submitter:
         self._in_flight: dict[str, float] = {}
         """Transactions broadcast by this process and not yet seen mined: hash -> when."""
         self._rechecked: tuple[int, float] = (-1, 0.0)
+        self._nonce_taken: dict[str, float] = {}
+        """Unmined transactions whose nonce the chain counts as used: hash -> since when."""
         """The tip and the time mined transactions were last read again."""
 
     # ---------------------------------------------------------------- preparing
@@ -279,9 +283,15 @@ class Submitter:
             )
             batch.status, batch.block_number, batch.block_hash = BatchStatus.PREPARED, None, None
             self._in_flight.pop(batch.tx_hash, None)
-        if batch.nonce < used_nonces and mined(self.chain, batch.tx_hash) is None:  # not mined meanwhile
-            self._replace(session, batch)
+        if batch.nonce < used_nonces:
+            # Its nonce is used, and not by it. Not the moment a reorganisation is under way (the
+            # count can be read before the chain went back): only once it stays so for a while.
+            since = self._nonce_taken.setdefault(batch.tx_hash, time.monotonic())
+            if time.monotonic() - since > REPLACE_AFTER_S and mined(self.chain, batch.tx_hash) is None:
+                self._nonce_taken.pop(batch.tx_hash, None)
+                self._replace(session, batch)
             return
+        self._nonce_taken.pop(batch.tx_hash, None)
         # Not every round: resending a 200-event transaction the node already holds costs it as
         # much as the first time.
         sent_at = self._in_flight.get(batch.tx_hash)

@@ -262,7 +262,10 @@ def test_a_transaction_the_chain_will_never_fill_the_nonce_of_is_skipped_by_a_fi
         )
 
 
-def test_a_transaction_whose_nonce_another_took_is_signed_again_with_a_free_one(real_api: Api) -> None:
+def test_a_transaction_whose_nonce_another_took_is_signed_again_with_a_free_one(
+    real_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tracechain.submission.REPLACE_AFTER_S", 0.0)  # it waits 10 s to be sure
     api = real_api
     submitter, chain = api.services.submitter, api.services.chain
     receiver = to_checksum_address("0x" + "cd" * 20)
