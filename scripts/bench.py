@@ -35,39 +35,43 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests.conftest: the free-port and temporary-database helpers
+import httpx
+import uvicorn
+from hexbytes import HexBytes
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine, select, text
+from stack import (
+    answers,
+    bearer,
+    create_participant,
+    document,
+    free_port,
+    service_environment,
+    temporary_database,
+    tracechain_command,
+)
+from stack import service_settings as stack_settings
 
-import httpx  # noqa: E402
-import uvicorn  # noqa: E402
-from hexbytes import HexBytes  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-from sqlalchemy import Engine, select, text  # noqa: E402
-from tests.conftest import free_port, temporary_database  # noqa: E402
+from tracechain.api.app import create_app
+from tracechain.api.services import Services
+from tracechain.chain.connect import Chain, rpc_chain
+from tracechain.chain.deployments import ensure_anchorer
+from tracechain.chain.eip712 import EventSigner
+from tracechain.chain.merkle import MerkleTree, leaf_of
+from tracechain.chain.node import ANVIL_DEV_KEY, AnvilNode, find_anvil_binary
+from tracechain.chain.registry import Role, TraceRegistry
+from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent, next_head, subject_id
+from tracechain.config import Settings
+from tracechain.epcis.builders import aggregation_event, object_event, sensor_event
+from tracechain.store import synthetic
+from tracechain.store.db import make_engine, session_factory
+from tracechain.store.models import Batch, Participant
 
-from tracechain.api.app import create_app  # noqa: E402
-from tracechain.api.services import Services  # noqa: E402
-from tracechain.chain.connect import Chain, rpc_chain  # noqa: E402
-from tracechain.chain.deployments import ensure_anchorer  # noqa: E402
-from tracechain.chain.eip712 import EventSigner  # noqa: E402
-from tracechain.chain.merkle import MerkleTree, leaf_of  # noqa: E402
-from tracechain.chain.node import ANVIL_DEV_KEY, AnvilNode, find_anvil_binary  # noqa: E402
-from tracechain.chain.registry import Role, TraceRegistry  # noqa: E402
-from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent, next_head, subject_id  # noqa: E402
-from tracechain.config import ChainMode, Settings  # noqa: E402
-from tracechain.epcis.builders import aggregation_event, object_event, sensor_event  # noqa: E402
-from tracechain.epcis.event_hash import EPCIS_CONTEXT  # noqa: E402
-from tracechain.store import synthetic  # noqa: E402
-from tracechain.store.db import make_engine, session_factory  # noqa: E402
-from tracechain.store.models import Batch, Participant  # noqa: E402
-
-ADMIN_TOKEN = "bench-admin-token-0123456789abcdef0123456789"
-MASTER_SECRET = "bench-master-secret-0123456789abcdef0123456789"
 SHENZHEN = timezone(timedelta(hours=8))
 JOB_TIMEOUT = 600.0
 FILL_CHUNK = 100_000
@@ -141,41 +145,11 @@ def progress(message: str) -> None:
 
 
 def service_settings(node: AnvilNode, database_url: str, data_dir: Path, mode: str | None) -> Settings:
-    values: dict[str, Any] = {
-        "data_dir": data_dir,
-        "chain": ChainMode.RPC,
-        "rpc_url": node.url,
-        "relayer_key": ANVIL_DEV_KEY,
-        "database_url": database_url,
-        "admin_token": ADMIN_TOKEN,
-        "master_secret": MASTER_SECRET,
-    }
-    if mode is not None:
-        values["recording_mode"] = mode
+    if mode is None:
+        return stack_settings(node, database_url, data_dir)
     if mode == "merkle":
-        values["batch_size"] = MERKLE_BATCH
-    return Settings(**values)
-
-
-def service_environment(settings: Settings, run_workers: bool) -> dict[str, str]:
-    """The settings as the environment `tracechain serve` and `tracechain work` read them from."""
-    values = {
-        "DATA_DIR": str(settings.data_dir),
-        "RPC_URL": str(settings.rpc_url),
-        "RELAYER_KEY": ANVIL_DEV_KEY,
-        "DATABASE_URL": str(settings.database_url),
-        "ADMIN_TOKEN": ADMIN_TOKEN,
-        "MASTER_SECRET": MASTER_SECRET,
-        "BATCH_SIZE": str(settings.batch_size),
-        "RUN_WORKERS": str(run_workers).lower(),
-        "RECORDING_MODE": settings.recording_mode,
-    }
-    return {**os.environ, **{f"TRACECHAIN_{name}": value for name, value in values.items()}}
-
-
-def tracechain_command(*arguments: str) -> list[str]:
-    """The CLI run by this interpreter, as a user runs it (the `tracechain` script is a thin wrapper)."""
-    return [sys.executable, "-m", "tracechain", *arguments]
+        return stack_settings(node, database_url, data_dir, recording_mode=mode, batch_size=MERKLE_BATCH)
+    return stack_settings(node, database_url, data_dir, recording_mode=mode)
 
 
 @contextmanager
@@ -194,7 +168,7 @@ def service_processes(settings: Settings, split: bool) -> Iterator[tuple[str, di
         for command in commands:
             processes.append(subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL))
             deadline = time.monotonic() + 60
-            while len(processes) == 1 and not _answers(base_url):  # serve deploys before work starts
+            while len(processes) == 1 and not answers(base_url):  # serve deploys before work starts
                 if processes[0].poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"tracechain serve did not start (exit code {processes[0].poll()})")
                 time.sleep(0.1)
@@ -235,13 +209,6 @@ def postgres_pids(engine: Engine) -> list[int]:
         return [int(pid) for pid in connection.scalars(query)]
 
 
-def _answers(base_url: str) -> bool:
-    try:
-        return httpx.get(f"{base_url}/openapi.json", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 @contextmanager
 def served(settings: Settings, chain: Chain) -> Iterator[tuple[str, Services]]:
     """The real app under uvicorn on a free port, its submitter and indexer running."""
@@ -260,32 +227,6 @@ def served(settings: Settings, chain: Chain) -> Iterator[tuple[str, Services]]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def create_participant(client: httpx.Client, name: str, roles: list[str], party: str, country: str) -> str:
-    response = client.post(
-        "/participants",
-        headers=bearer(ADMIN_TOKEN),
-        json={"name": name, "roles": roles, "partyId": party, "country": country},
-    )
-    response.raise_for_status()
-    return str(response.json()["apiKey"])
-
-
-def document(events: list[dict[str, Any]]) -> bytes:
-    return json.dumps(
-        {
-            "@context": [EPCIS_CONTEXT],
-            "type": "EPCISDocument",
-            "schemaVersion": "2.0",
-            "creationDate": datetime.now(UTC).isoformat(),
-            "epcisBody": {"eventList": events},
-        }
-    ).encode()
 
 
 def post_capture(client: httpx.Client, key: str, body: bytes) -> str:
@@ -439,7 +380,7 @@ def ingest(node: AnvilNode, chain: Chain, plan: Plan, mode: str | None, split: b
         label = f"{mode or 'batched'}, {'serve + work' if split else 'serve alone'}"
         key = create_participant(
             admin, "Shenzhen Bright Electronics", ["manufacturer"], "urn:epc:id:pgln:6901234.00000", "CN"
-        )
+        )["apiKey"]
         start = datetime(2026, 1, 5, 8, tzinfo=SHENZHEN)
         bodies = [
             document(
@@ -607,16 +548,16 @@ def trace_latency(node: AnvilNode, chain: Chain, plan: Plan, results: Results) -
         keys = {
             "manufacturer": create_participant(
                 client, "Shenzhen Bright", ["manufacturer"], "urn:epc:id:pgln:6901234.00000", "CN"
-            ),
+            )["apiKey"],
             "carrier": create_participant(
                 client, "Blue Water Lines", ["carrier"], "urn:epc:id:pgln:5790001.00000", "DK"
-            ),
+            )["apiKey"],
             "customs": create_participant(
                 client, "EU Customs Rotterdam", ["customs"], "urn:epc:id:pgln:8712345.00009", "NL"
-            ),
+            )["apiKey"],
             "retailer": create_participant(
                 client, "Amsterdam Retail", ["retailer"], "urn:epc:id:pgln:8712345.00002", "NL"
-            ),
+            )["apiKey"],
         }
         item = "urn:epc:id:sgtin:6901234.067890.T1"
         journey = product_journey(

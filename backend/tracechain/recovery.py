@@ -5,11 +5,11 @@ batch failed every record in it, an unrelated participant's too; and the custody
 the failed records' effects, so every later event on those products was refused, and re-sending
 the document did nothing (a duplicate). Now:
 
-1. `isolate` finds the record the chain refuses (the shortest failing prefix of the batch, replayed
-   at the block before it). Refused because someone relayed that very signed event first: it is on
-   chain, and the indexer confirms it. Refused because an earlier record of ours on its chain is
-   not on chain yet: it simply goes again. Otherwise it is quarantined, and the rest of the batch
-   goes again in another transaction.
+1. `isolate` finds the record the chain refuses now (the shortest failing prefix of the batch's
+   records, replayed on the chain's latest state, which holds whatever got in before the batch). A
+   record whose very signed event someone relayed first is on chain, and the indexer confirms it.
+   One waiting for an earlier record of ours on its chain, not on chain yet, simply goes again.
+   Otherwise it is quarantined, and the rest of the batch goes again in another transaction.
 2. `quarantine` fails it with what depends on it: the other records of its event, and every later
    record touching what it touches (signed over the head it would have led to, or needing the state
    it would have left), whoever captured them. Their capture jobs fail naming each event and why;
@@ -68,7 +68,7 @@ class Recovery:
         pending = [record for record in records if record.status != RecordStatus.CONFIRMED]
         if not pending:
             return "every record was recorded by another transaction"
-        culprit, refusal = self._first_refused(pending, block)
+        culprit, refusal = self._first_refused(pending)
         reason = str(refusal) if refusal is not None else "reverted without a reason"
         if culprit is None:
             self._again(pending)  # it passes now: out of gas, or the state changed since
@@ -83,18 +83,20 @@ class Recovery:
         return reason
 
     def _first_refused(
-        self, records: Sequence[ChainRecord], block: int
+        self, records: Sequence[ChainRecord]
     ) -> tuple[ChainRecord | None, ContractRevert | None]:
-        """The record at which the batch fails when replayed on the state before `block`: the end
-        of its shortest failing prefix (binary search: a dozen calls for a batch of 200)."""
+        """The record at which the batch's records fail when replayed on the latest state: the end
+        of their shortest failing prefix (binary search: a dozen calls for a batch of 200). On the
+        latest state, not the one before the batch: a copy of one of its records mined just before
+        it is on chain now, and the records after that copy pass."""
         signed = [record.signed_event() for record in records]
-        refusal = self.registry.simulate_record(signed, block - 1)
+        refusal = self.registry.simulate_record(signed)
         if refusal is None:
             return None, None
         low, high = 1, len(records)  # the prefix of `high` records fails; of `low - 1` passes
         while low < high:
             middle = (low + high) // 2
-            failed = self.registry.simulate_record(signed[:middle], block - 1)
+            failed = self.registry.simulate_record(signed[:middle])
             if failed is None:
                 low = middle + 1
             else:
