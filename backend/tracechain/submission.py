@@ -51,9 +51,11 @@ log = logging.getLogger(__name__)
 GAS_PER_RECORD = 150_000
 GAS_BASE = 60_000
 GAS_ANCHOR = 100_000  # anchor() takes about 48,600 whatever the batch's size
-# A transaction this process broadcast is sent again only when it is still unmined after this long
-# (a node that restarted and lost its pool): a fresh one is usually a block away from being mined.
+# A transaction this process broadcast is sent again only when it is still unmined after this long,
+# or at once when the node's pending nonce shows it no longer holds it (it restarted and lost its
+# pool): a fresh one is usually a block away from being mined.
 REBROADCAST_AFTER_S = 10.0
+DROPPED_REBROADCAST_AFTER_S = 1.0
 # Blocks under which a mined transaction is final, at the least: deeper than the reorganisations
 # a development node or a proof-of-stake chain shows (the confirmation depth counts on top).
 REORG_DEPTH = 12
@@ -241,14 +243,16 @@ class Submitter:
         refused: list[tuple[int, int]] = []
         tip = self.chain.w3.eth.block_number
         recheck_mined = self._recheck_due(tip)
-        used_nonces = self.chain.w3.eth.get_transaction_count(self.chain.relayer.address)
+        relayer = self.chain.relayer.address
+        used_nonces = self.chain.w3.eth.get_transaction_count(relayer)
+        held_nonces = self.chain.w3.eth.get_transaction_count(relayer, "pending")
         with transaction(self.sessions) as session:
             for batch in queries.unfinished_batches(session):
                 if batch.status == BatchStatus.MINED and not recheck_mined:
                     continue
                 found = mined(self.chain, batch.tx_hash)
                 if found is None:
-                    self._not_on_chain(session, batch, used_nonces)
+                    self._not_on_chain(session, batch, used_nonces, held_nonces)
                     continue
                 self._in_flight.pop(batch.tx_hash, None)
                 if not found.succeeded:
@@ -270,7 +274,7 @@ class Submitter:
             return True
         return False
 
-    def _not_on_chain(self, session: Session, batch: Batch, used_nonces: int) -> None:
+    def _not_on_chain(self, session: Session, batch: Batch, used_nonces: int, held_nonces: int) -> None:
         if batch.status == BatchStatus.MINED:
             if self.guard is not None:
                 self.guard.verify(force=True)  # WrongChain: stop here, resend nothing
@@ -295,7 +299,12 @@ class Submitter:
         # Not every round: resending a 200-event transaction the node already holds costs it as
         # much as the first time.
         sent_at = self._in_flight.get(batch.tx_hash)
-        if sent_at is None or time.monotonic() - sent_at > REBROADCAST_AFTER_S:
+        since_sent = float("inf") if sent_at is None else time.monotonic() - sent_at
+        # Neither mined nor pending: the node lost it (or holds it behind a nonce gap, so at most
+        # once a second).
+        dropped = batch.nonce >= held_nonces
+        wait = min(DROPPED_REBROADCAST_AFTER_S, REBROADCAST_AFTER_S) if dropped else REBROADCAST_AFTER_S
+        if since_sent > wait:
             self._broadcast(batch.tx_hash, batch.raw_tx)
 
     def _replace(self, session: Session, batch: Batch) -> None:

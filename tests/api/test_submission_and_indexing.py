@@ -3,6 +3,7 @@ duplicating an event. The last tests run on a real anvil node and PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -143,13 +144,21 @@ def test_a_reorganisation_unconfirms_and_resends_what_it_removed(
     assert api.client.get(f"/trace/{ITEM}").json()["verdict"] == "verified"
 
 
-def test_an_unmined_transaction_is_sent_again_only_after_a_while(
+def test_an_unmined_transaction_is_sent_again_only_when_the_node_lost_it(
     real_api: Api, real_parties: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Resending every round doubled the node's work; never resending would strand a transaction
-    that a restarted node lost from its pool."""
+    that a restarted node lost from its pool; resending only after 10 s made a node crash cost 10 s."""
     api, w3 = real_api, real_api.services.chain.w3
     submitter = api.services.submitter
+    broadcasts: list[str] = []
+    broadcast = submitter._broadcast
+
+    def counted(tx_hash: str, raw_tx: bytes) -> None:
+        broadcasts.append(tx_hash)
+        broadcast(tx_hash, raw_tx)
+
+    monkeypatch.setattr(submitter, "_broadcast", counted)
 
     def in_pool(tx_hash: str) -> bool:
         return w3.provider.make_request("eth_getTransactionByHash", [tx_hash])["result"] is not None  # type: ignore[arg-type]
@@ -160,13 +169,16 @@ def test_an_unmined_transaction_is_sent_again_only_after_a_while(
         submitter.run_once()
         with api.services.sessions() as session:
             (tx_hash,) = session.scalars(select(Batch.tx_hash).where(Batch.status == BatchStatus.PREPARED))
-        assert in_pool(tx_hash)
+        assert in_pool(tx_hash) and broadcasts == [tx_hash]
+        monkeypatch.setattr("tracechain.submission.DROPPED_REBROADCAST_AFTER_S", 0.3)
+        time.sleep(0.4)
+        submitter.run_once()
+        assert broadcasts == [tx_hash]  # the node holds it: not sent again before 10 s
         w3.provider.make_request("anvil_dropTransaction", [tx_hash])  # type: ignore[arg-type]
         submitter.run_once()
-        assert not in_pool(tx_hash)  # broadcast a moment ago: not yet sent again
-        monkeypatch.setattr("tracechain.submission.REBROADCAST_AFTER_S", 0.0)
+        assert in_pool(tx_hash) and broadcasts == [tx_hash, tx_hash]  # lost by the node: sent again
         submitter.run_once()
-        assert in_pool(tx_hash)
+        assert broadcasts == [tx_hash, tx_hash]  # and not again each round
     finally:
         w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
     w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
