@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,8 @@ from tracechain.api.services import Services
 from tracechain.chain.connect import Chain
 from tracechain.config import ChainMode, Settings
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
+
+from ..conftest import temporary_database
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef0123456789"
 MASTER_SECRET = "test-master-secret-0123456789abcdef0123456789"
@@ -85,12 +88,16 @@ def service_settings(data_dir: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-@pytest.fixture
-def api(tmp_path: Path, tester_chain: Chain) -> Iterator[Api]:
-    """A fresh service (new registry, new SQLite database) on the session's in-process chain."""
-    app = create_app(service_settings(tmp_path), chain=tester_chain, run_workers=False)
-    with TestClient(app) as client:
-        yield Api(client)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def api(request: pytest.FixtureRequest, tmp_path: Path, tester_chain: Chain) -> Iterator[Api]:
+    """A fresh service (new registry, new database) on the session's in-process chain: every test
+    that uses it runs on SQLite and again on PostgreSQL (a database of its own, dropped after)."""
+    with contextlib.ExitStack() as stack:
+        overrides: dict[str, Any] = {}
+        if request.param == "postgresql":
+            overrides["database_url"] = stack.enter_context(temporary_database())
+        app = create_app(service_settings(tmp_path, **overrides), chain=tester_chain, run_workers=False)
+        yield Api(stack.enter_context(TestClient(app)))
 
 
 @pytest.fixture
