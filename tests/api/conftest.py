@@ -93,17 +93,34 @@ def api(request: pytest.FixtureRequest, tmp_path: Path, tester_chain: Chain) -> 
     """A fresh service (new registry, new database) on the session's in-process chain: every test
     that uses it runs on SQLite and again on PostgreSQL (a database of its own, dropped after)."""
     with contextlib.ExitStack() as stack:
-        overrides: dict[str, Any] = {}
-        if request.param == "postgresql":
-            overrides["database_url"] = stack.enter_context(temporary_database())
-        app = create_app(service_settings(tmp_path, **overrides), chain=tester_chain, run_workers=False)
-        yield Api(stack.enter_context(TestClient(app)))
+        database_url = stack.enter_context(temporary_database()) if request.param == "postgresql" else None
+        yield stack.enter_context(_tester_service(tmp_path, tester_chain, database_url))
+
+
+@pytest.fixture
+def sqlite_api(tmp_path: Path, tester_chain: Chain) -> Iterator[Api]:
+    """The in-process chain and SQLite only: for tests that name their service (this or real_api)."""
+    with _tester_service(tmp_path, tester_chain, None) as api:
+        yield api
+
+
+@contextlib.contextmanager
+def _tester_service(tmp_path: Path, tester_chain: Chain, database_url: str | None) -> Iterator[Api]:
+    overrides = {"database_url": database_url} if database_url else {}
+    app = create_app(service_settings(tmp_path, **overrides), chain=tester_chain, run_workers=False)
+    with TestClient(app) as client:
+        yield Api(client)
 
 
 @pytest.fixture
 def parties(api: Api) -> dict[str, dict[str, Any]]:
     """The demo's cast, created through the API, their roles granted on chain."""
     return _cast(api)
+
+
+@pytest.fixture
+def sqlite_parties(sqlite_api: Api) -> dict[str, dict[str, Any]]:
+    return _cast(sqlite_api)
 
 
 def _cast(api: Api) -> dict[str, dict[str, Any]]:

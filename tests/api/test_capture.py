@@ -117,7 +117,7 @@ def inspection(epc: str = ITEM) -> dict[str, Any]:
     return object_event([epc], biz_step="inspecting", at=T0 + timedelta(hours=1))
 
 
-@pytest.mark.parametrize("service", ["api", "real_api"], ids=["sqlite", "postgresql"])
+@pytest.mark.parametrize("service", ["sqlite_api", "real_api"], ids=["sqlite", "postgresql"])
 @pytest.mark.parametrize(
     "event",
     [commissioning, inspection],

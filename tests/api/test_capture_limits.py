@@ -137,6 +137,8 @@ def test_captures_beyond_the_queue_get_503_with_retry_after_and_the_queued_ones_
             refused = [future.result(timeout=30) for future in _first_finished(sent, 4)]
             assert all(r.status_code == 503 and r.headers["Retry-After"] == "1" for r in refused)
             assert all(r.headers["content-type"] == "application/problem+json" for r in refused)
+            # The overflow is refused before the key is looked up: it costs no database query.
+            assert post(limited, {"apiKey": "not-a-key"}, documents[0]).status_code == 503
             limited.services.capture_lock.release()
             statuses = sorted(future.result(timeout=30).status_code for future in sent)
     finally:

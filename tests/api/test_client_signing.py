@@ -60,7 +60,7 @@ def signatures_for(job: dict[str, Any], wallet: LocalAccount) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("service", ["api", "real_api"], ids=["sqlite-tester", "postgresql-anvil"])
+@pytest.mark.parametrize("service", ["sqlite_api", "real_api"], ids=["sqlite-tester", "postgresql-anvil"])
 def test_a_wallet_signs_the_published_messages_and_the_events_are_recorded(
     request: pytest.FixtureRequest, service: str, wallet: LocalAccount
 ) -> None:

@@ -49,14 +49,14 @@ def rival(api: Api) -> dict[str, Any]:
 
 
 BOTH_DATABASES = pytest.mark.parametrize(
-    "service", ["api", "real_api"], ids=["sqlite-tester", "postgresql-anvil"]
+    "service", ["sqlite_api", "real_api"], ids=["sqlite-tester", "postgresql-anvil"]
 )
 
 
 def service_of(request: pytest.FixtureRequest, service: str) -> tuple[Api, dict[str, dict[str, Any]]]:
     """The service on the in-process chain and SQLite, or on anvil and PostgreSQL, with its cast."""
     api: Api = request.getfixturevalue(service)
-    cast = "parties" if service == "api" else "real_parties"
+    cast = "sqlite_parties" if service == "sqlite_api" else "real_parties"
     parties: dict[str, dict[str, Any]] = request.getfixturevalue(cast)
     return api, parties
 

@@ -36,6 +36,9 @@ from tracechain.supervision import Supervisor
 log = logging.getLogger(__name__)
 
 
+PREPARING_AT_ONCE = 2
+
+
 class CaptureQueueFull(TracechainError):
     """Every place in the capture queue is taken: the client should retry shortly."""
 
@@ -126,6 +129,11 @@ class Services:
 
     def __post_init__(self) -> None:
         self.capture_slots = threading.BoundedSemaphore(self.settings.capture_queue)
+        # Captures waiting in the queue prepare their documents (schema, hashes, effects: pure
+        # Python) outside the capture lock, but two at a time at most. Sixteen doing it at once
+        # starved the lock's holder: each time it came back from the database it waited for the
+        # GIL behind them, and 16 clients captured less than 4 did.
+        self.preparing = threading.BoundedSemaphore(PREPARING_AT_ONCE)
         self.submitter.capturing = self.capturing  # recovery runs while no capture signs
 
     @property

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
@@ -110,6 +111,15 @@ def capture_headers(services: Services) -> dict[str, str]:
     }
 
 
+async def _capture_place(services: ServicesDep) -> AsyncIterator[None]:
+    with services.capture_admission():
+        yield
+
+
+# Declared before the caller's key in `capture`'s signature, so resolved first.
+CapturePlace = Annotated[None, Depends(_capture_place, scope="function")]
+
+
 @router.options("/capture", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 def capture_options(services: ServicesDep) -> Response:
     """The capture endpoint's capabilities and limits (GS1-EPCIS-Capture-Limit: events per document,
@@ -138,15 +148,20 @@ def capture_options(services: ServicesDep) -> Response:
     },
 )
 async def capture(
-    request: Request, participant: ParticipantDep, services: ServicesDep, response: Response
+    request: Request,
+    _place: CapturePlace,
+    participant: ParticipantDep,
+    services: ServicesDep,
+    response: Response,
 ) -> CaptureJobPublic:
     """Validate, sign and queue every new event; the job completes when all are recorded on chain.
 
-    The caller is authenticated before the body is read; the body is read only up to the size
-    limit and refused if it nests deeper than an EPCIS document does, before it is parsed."""
-    with services.capture_admission():
-        body = await read_body(request, services.settings.capture_max_bytes)
-        job = await run_in_threadpool(lambda: _submit(services, participant, parse_json(body)))
+    A place in the capture queue is taken first, so that the overflow is refused before it costs a
+    database query; then the caller is authenticated, before the body is read; the body is read
+    only up to the size limit and refused if it nests deeper than an EPCIS document does, before
+    it is parsed."""
+    body = await read_body(request, services.settings.capture_max_bytes)
+    job = await run_in_threadpool(lambda: _submit(services, participant, parse_json(body)))
     response.headers["Location"] = f"/capture/{job.capture_id}"
     response.headers.update(capture_headers(services))
     return job
@@ -167,8 +182,9 @@ def _submit(services: Services, participant: Participant, document: Any) -> Capt
     # events stay stored, so that answer can only miss events a capture stored meanwhile; taken for
     # new, those are refused by the insert (IntegrityError) or by custody (commissioned twice),
     # and the capture runs again, reading them inside the lock.
-    prepared = prepare_document(document)
-    stored = _stored_events(services, participant, prepared)
+    with services.preparing:
+        prepared = prepare_document(document)
+        stored = _stored_events(services, participant, prepared)
     try:
         return _capture(services, participant, prepared, stored)
     except DocumentRejected:
