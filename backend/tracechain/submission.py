@@ -338,7 +338,22 @@ class Submitter:
         next_nonce = self.chain.w3.eth.get_transaction_count(sender)
         if waiting <= next_nonce:
             return
-        if queries.batch_with_nonce(session, sender, next_nonce) is not None:
+        holder = queries.batch_with_nonce(session, sender, next_nonce)
+        if holder is not None and holder.status in (BatchStatus.FAILED, BatchStatus.REPLACED):
+            # Its nonce was used when it was settled, and is free again: the block that held the
+            # transaction left the chain. The same bytes take it back (a refused call is refused
+            # again; what it carried travels elsewhere already), followed like any other.
+            log.warning(
+                "nonce %d is free again (transaction %s left the chain) and held back %d later ones;"
+                " sending it again",
+                next_nonce,
+                holder.tx_hash,
+                waiting - next_nonce,
+            )
+            holder.status = BatchStatus.PREPARED
+            self._broadcast(holder.tx_hash, holder.raw_tx)
+            return
+        if holder is not None:
             return
         with self._nonce_lock:
             hold(session, SharedLock.OUTBOX)

@@ -274,6 +274,34 @@ def test_a_transaction_the_chain_will_never_fill_the_nonce_of_is_skipped_by_a_fi
         )
 
 
+def test_a_refused_transaction_whose_block_left_the_chain_gives_its_nonce_back(real_api: Api) -> None:
+    """A refused transaction is settled at once; when a reorganisation then removes its block, its
+    nonce is free again and every later transaction waited behind it for good (make chaos: a
+    reorganisation after a poisoned batch stranded 26 transactions)."""
+    api, w3 = real_api, real_api.services.chain.w3
+    submitter, registry = api.services.submitter, api.services.registry
+    receiver = to_checksum_address("0x" + "ef" * 20)
+    start = w3.eth.block_number
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    with submitter.outbox() as session:
+        # OpenZeppelin refuses to renounce a role on someone else's behalf.
+        refusing = registry.contract.functions.renounceRole(Role.CARRIER, receiver)
+        refused = submitter.prepare_call(session, refusing).tx_hash
+
+    def status_of(tx_hash: str) -> BatchStatus:
+        with api.services.sessions() as session:
+            return session.scalars(select(Batch.status).where(Batch.tx_hash == tx_hash)).one()
+
+    _settle_until(api, lambda: status_of(refused) == BatchStatus.FAILED)
+    _reorganise(api, snapshot, w3.eth.block_number - start)
+    with submitter.outbox() as session:
+        waiting = submitter.prepare_transfer(session, receiver, Wei(7)).tx_hash
+
+    _settle_until(api, lambda: w3.eth.get_balance(receiver) == 7)
+    assert status_of(waiting) in (BatchStatus.MINED, BatchStatus.FINAL)
+    _settle_until(api, lambda: status_of(refused) == BatchStatus.FAILED)  # refused again, on the new branch
+
+
 def test_a_transaction_whose_nonce_another_took_is_signed_again_with_a_free_one(
     real_api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
