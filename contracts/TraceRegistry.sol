@@ -745,22 +745,30 @@ contract TraceRegistry is AccessControl, EIP712 {
     }
 
     /// @notice The first {MAX_REPORTERS} distinct parties that reported an excursion of the subject,
-    /// in the order they first did, each with its first report; empty places are zeros.
+    /// in the order they first did, each with its first report (none: an empty array).
     /// @dev Only the party holding the subject may report one, so a party can take a place only while
     /// it holds the subject: a reader comparing `ordinal` with a party's
     /// {PartyFacts-excursionsBeforeReceipt} knows whether a report came before that party's first
     /// receipt. Reports beyond the first MAX_REPORTERS reporters are counted in `excursions` and
     /// logged, not remembered here. The count stops at 65,535, and so do ordinals: a report numbered
     /// 65,535 cannot be ordered against a receipt made after that many.
-    function excursionReportsOf(bytes32 subject) external view returns (Report[MAX_REPORTERS] memory) {
-        return _excursionReports[subject];
+    function excursionReportsOf(bytes32 subject) external view returns (Report[] memory) {
+        return _filled(_excursionReports[subject]);
     }
 
     /// @notice The first {MAX_REPORTERS} distinct parties that recalled the subject itself (its
     /// manufacturer or auditors; a recall of a unit it is packed in is not one), each with its first
-    /// recall; empty places are zeros.
-    function recallReportsOf(bytes32 subject) external view returns (Report[MAX_REPORTERS] memory) {
-        return _recallReports[subject];
+    /// recall (none: an empty array).
+    function recallReportsOf(bytes32 subject) external view returns (Report[] memory) {
+        return _filled(_recallReports[subject]);
+    }
+
+    /// @dev The places taken (they fill from the first), reading no empty one past the first.
+    function _filled(Report[MAX_REPORTERS] storage places) private view returns (Report[] memory reports) {
+        uint256 count = 0;
+        while (count < MAX_REPORTERS && places[count].reporter != address(0)) ++count;
+        reports = new Report[](count);
+        for (uint256 i = 0; i < count; ++i) reports[i] = places[i];
     }
 
     /// @notice The EIP-712 digest a signer signs for `ev`, for off-chain signers to check theirs.

@@ -312,9 +312,8 @@ _EVENT_RECORDED_TOPIC = (
 )
 
 
-def _reports(places: Any) -> list[Report]:
-    """The filled places of a Report[MAX_REPORTERS] (they fill from the first)."""
-    return [Report(reporter, at, ordinal) for reporter, at, ordinal in places if int(reporter, 16) != 0]
+def _reports(reports: Any) -> list[Report]:
+    return [Report(reporter, at, ordinal) for reporter, at, ordinal in reports]
 
 
 def _word(value: int) -> bytes:
