@@ -1,6 +1,8 @@
 """Property tests: random sequences of escrow actions and custody events, against TradeEscrow's invariants.
 
-Three state machines, each starting every example from one chain snapshot:
+Three state machines, each starting every example from one chain snapshot. Each invariant was seen
+to fail on a contract with its rule taken out (an excursion after the receipt counted, reclaim
+after a receipt allowed, a proposed shipment counted as shipped).
 
 1. `EscrowMachine`, model-based, three orders on two pallets: each step is a participant moving a
    pallet on the registry (ship, receive, inspect, report an excursion, recall, sell, consume, pass
@@ -19,8 +21,9 @@ Three state machines, each starting every example from one chain snapshot:
    time; the buyer does anything it can on its own, with its receiving address (which here may also
    recall, as an auditor) and with a participant it controls: receive or not, sell or consume, pass
    the goods on, report excursions and recalls, reclaim at any time, dispute, end disputes, release
-   and apply penalties, let time pass. Once the receiver has received the goods, the seller ends up
-   paid the amount less at most the penalties other parties' reports made due.
+   and apply penalties, let time pass. Once the receiver has received the goods, nothing is ever
+   refunded, and the seller ends up paid the whole amount (the delivery had no mishap, so that is
+   its due; penalties owed on other parties' reports are checked by the model above).
 3. `SellerMachine`, invariant 2 (nothing is paid for goods not shipped): the seller does anything it
    can on its own (propose and redirect shipments, to itself too, consume the pallet, report
    excursions, try to recall or inspect, release, dispute) while honest counterparties take what is
@@ -674,7 +677,6 @@ class OnePartyMachine(RuleBasedStateMachine):
         self.trade.chain.w3.testing.revert(self.snapshot)  # type: ignore[attr-defined]
         self.terms = self.trade.escrow.order_of(self.order_id).terms
         self.received = self.handed_over = self.cleared = False
-        self.legit_excursion = self.legit_recall = False
 
     @property
     def shipment(self) -> bytes:
@@ -721,27 +723,29 @@ class OnePartyMachine(RuleBasedStateMachine):
 
 
 BUYER_ACTIONS = (
-    *["environment"] * 6,
+    *["environment"] * 5,
     *["receive_it"] * 3,
     "sell_it",
     "consume_it",
     *["report_excursion"] * 2,
-    "recall_it",
-    "pass_it_on",
-    "friend_reports",
+    *["recall_it"] * 2,
+    *["pass_it_on"] * 2,
+    *["friend_reports"] * 2,
     "friend_returns_it",
-    "reclaim",
+    *["reclaim"] * 3,
     "open_dispute",
     "end_dispute",
-    "release",
-    "apply_penalty",
-    "wait",
+    *["release"] * 2,
+    *["apply_penalty"] * 2,
+    *["wait"] * 2,
 )
 
 
 class BuyerMachine(OnePartyMachine):
     """Invariant 1: the buyer and its receiving address (here also an auditor, so that it may
-    recall) act as they please; the seller and the carrier deliver before the deadline."""
+    recall) act as they please; the seller and the carrier deliver before the deadline, with no
+    mishap, so the seller is due the whole amount. (Penalties due on other parties' reports are the
+    model's business, in EscrowMachine.)"""
 
     @rule(data=st.data())
     def step(self, data: st.DataObject) -> None:
@@ -749,20 +753,15 @@ class BuyerMachine(OnePartyMachine):
         getattr(self, action)(data)
 
     def environment(self, data: st.DataObject) -> None:
-        """The honest side, one step: the seller hands the pallet to the carrier, customs clears it, the
-        carrier offers it to the receiver before the deadline; now and then the carrier reports an
-        excursion while it holds the pallet, or an auditor recalls it (penalties the buyer is owed)."""
-        for _ in range(data.draw(st.integers(1, 3), label="steps")):
-            self.one_honest_step(data.draw(st.sampled_from(["journey"] * 10 + ["excursion", "recall"])))
+        """The honest side, a few steps: the seller hands the pallet to the carrier, customs clears it,
+        the carrier offers it to the receiver before the deadline."""
+        for _ in range(data.draw(st.integers(1, 4), label="steps")):
+            self.one_honest_step()
 
-    def one_honest_step(self, what: str) -> None:
+    def one_honest_step(self) -> None:
         trade = self.trade
         custodian, pending = self.custodian(), self.pending()
-        if what == "excursion" and custodian == trade.carrier.address and not self.received:
-            self.legit_excursion |= try_record(trade, trade.carrier, Kind.EXCURSION, self.shipment)
-        elif what == "recall":
-            self.legit_recall |= try_record(trade, trade.auditor, Kind.RECALL, self.shipment)
-        elif pending == trade.carrier.address:
+        if pending == trade.carrier.address:
             self.receive(trade.carrier)
         elif custodian == trade.manufacturer.address and pending == ZERO_ADDRESS:
             try_record(trade, trade.manufacturer, Kind.SHIP, self.shipment, counterpart=trade.carrier.address)
@@ -826,28 +825,20 @@ class BuyerMachine(OnePartyMachine):
 
     # ------------------------------------------------------------ the invariant
 
-    def most_refunded(self) -> int:
-        """What the penalties other parties' reports made due may take at most."""
-        bps = self.terms.excursion_penalty_bps * self.legit_excursion
-        bps += self.terms.recall_penalty_bps * self.legit_recall
-        return self.terms.amount * bps // BPS
-
     @invariant()
-    def delivered_goods_are_never_refunded_beyond_the_due_penalties(self) -> None:
+    def delivered_goods_are_never_refunded(self) -> None:
         if not hasattr(self, "terms") or not self.received:
             return
         order = self.trade.escrow.order_of(self.order_id)
-        assert order.refunded <= self.most_refunded(), (order, self.legit_excursion, self.legit_recall)
+        assert order.refunded == 0, order
 
     def teardown(self) -> None:
-        if not hasattr(self, "terms"):
+        if not hasattr(self, "terms") or not self.received:
             return
-        if self.received:
-            self.settle_everything()
-            order = self.trade.escrow.order_of(self.order_id)
-            assert order.state is OrderState.CLOSED, order
-            assert order.paid >= self.terms.amount - self.most_refunded(), order
-            assert self.trade.token.balance_of(self.trade.manufacturer.address) == order.paid
+        self.settle_everything()
+        order = self.trade.escrow.order_of(self.order_id)
+        assert (order.state, order.paid, order.refunded) == (OrderState.CLOSED, self.terms.amount, 0), order
+        assert self.trade.token.balance_of(self.trade.manufacturer.address) == self.terms.amount
 
 
 SELLER_ACTIONS = (
@@ -983,7 +974,7 @@ def _one_party_run(trade: Trade, machine: type[OnePartyMachine], *, receiver_rec
                 "snapshot": trade.chain.w3.testing.snapshot(),  # type: ignore[attr-defined]
             },
         ),
-        settings=settings(SETTINGS, max_examples=10, stateful_step_count=30),
+        settings=settings(SETTINGS, max_examples=12, stateful_step_count=30),
     )
 
 
