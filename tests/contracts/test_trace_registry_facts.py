@@ -114,6 +114,24 @@ def test_facts_are_kept_for_the_subject_an_event_names_not_for_what_is_packed_in
     assert registry.party_facts_of(packed_item, carrier.address) == NO_FACTS
 
 
+def test_a_receipt_stays_on_record_when_the_goods_move_on_inside_a_unit(
+    registry: TraceRegistry, manufacturer: Actor, carrier: Actor, retailer: Actor, item: bytes
+) -> None:
+    """The carrier received the item, packed it in a case and handed the case on; the retailer
+    unpacks it. Nobody received or handed over the item itself since the carrier's receipt."""
+    record(registry, manufacturer, Kind.SHIP, item, counterpart=carrier.address)
+    at = recorded_at(registry, carrier, Kind.RECEIVE, item)
+    case = sgtin("case")
+    record(registry, carrier, Kind.AGGREGATE, item, ref=case)
+    hand_over(registry, carrier, retailer, case)
+    record(registry, retailer, Kind.DISAGGREGATE, item, ref=case)
+
+    assert registry.product_of(item).custodian == retailer.address
+    assert registry.party_facts_of(item, carrier.address) == PartyFacts(at, 0, 0)
+    assert registry.party_facts_of(item, retailer.address) == NO_FACTS
+    assert registry.party_facts_of(item, manufacturer.address) == PartyFacts(0, at, 0)
+
+
 def _hand_over_events(
     registry: TraceRegistry, sender: Actor, receiver: Actor, subject: bytes
 ) -> list[SignedEvent]:
