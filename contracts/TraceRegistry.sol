@@ -40,6 +40,25 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 /// its signature and its inclusion proof checks it with {verifyAnchored}: the root was anchored, the
 /// proof leads from the event's leaf to it, the signature is the signer's and the signer holds the
 /// role the kind asks for.
+///
+/// Trade facts: custody state is current state (a received pallet is sold on, a cleared one rejected
+/// later), so the registry also remembers, for good, the facts a payment can rest on, as they happen.
+/// Each is written once and never changed or cleared by a later event:
+/// - per subject and party ({partyFactsOf}): when the party first received the subject (a Receive it
+///   signed), how many excursions the subject had on record by then, and when a shipment of the
+///   subject by the party was first received by the party it was shipped to (custody handed over: a
+///   Ship alone is a proposal the shipper may still redirect, so it hands nothing over);
+/// - per subject ({clearedAt}): when customs first recorded the verdict "cleared", whatever a later
+///   inspection says;
+/// - per subject ({excursionReportsOf}, {recallReportsOf}): the first {MAX_REPORTERS} distinct parties
+///   that reported an excursion, and that recalled it, each with the time of its first report (and,
+///   for excursions, the report's place among all the subject's excursion events, which orders it
+///   against receipts exactly, even within one block). Only the parties the rules let report can take
+///   a place: for an excursion the party then holding the subject, for a recall its manufacturer or an
+///   auditor. A holder can fill the places with reports of its own only while it holds the subject, so
+///   whoever reads them can tell a report made before a given party's first receipt from one after it.
+/// Times are block timestamps (seconds); zero means "never". Facts are kept for the subject an event
+/// names, not for what is packed in it or what it is packed in.
 contract TraceRegistry is AccessControl, EIP712 {
     bytes32 public constant MANUFACTURER_ROLE = keccak256("MANUFACTURER_ROLE");
     bytes32 public constant CARRIER_ROLE = keccak256("CARRIER_ROLE");
@@ -51,6 +70,9 @@ contract TraceRegistry is AccessControl, EIP712 {
 
     /// @notice How many units an item may be packed in, one inside the other (case, pallet, container, ...).
     uint256 public constant MAX_PACKING_DEPTH = 8;
+
+    /// @notice How many distinct reporters of excursions, and of recalls, a subject's facts remember.
+    uint256 public constant MAX_REPORTERS = 3;
 
     /// @notice Inspection verdicts carried in `ref` of an Inspect event.
     bytes32 public constant VERDICT_CLEARED = bytes32(uint256(1));
@@ -139,6 +161,29 @@ contract TraceRegistry is AccessControl, EIP712 {
         uint32 count;
     }
 
+    /// @notice What the registry remembers for good about one party and one subject (see the contract's
+    /// notice). Times are block timestamps; zero: not yet.
+    /// @param receivedAt The party's first receipt of the subject (a Receive it signed).
+    /// @param handedOverAt The first receipt, by the party it was shipped to, of a shipment of the
+    /// subject by this party: custody passed from it to someone else.
+    /// @param excursionsBeforeReceipt How many excursion events the subject had on record at the
+    /// party's first receipt: a report whose `ordinal` is at most this came before it.
+    struct PartyFacts {
+        uint64 receivedAt;
+        uint64 handedOverAt;
+        uint16 excursionsBeforeReceipt;
+    }
+
+    /// @notice One party's first report about a subject (see {excursionReportsOf}, {recallReportsOf}).
+    /// @param at Block timestamp of the report.
+    /// @param ordinal For an excursion, its place among all the subject's excursion events (1: the
+    /// first); zero for a recall.
+    struct Report {
+        address reporter;
+        uint64 at;
+        uint16 ordinal;
+    }
+
     struct Product {
         address manufacturer;
         Status status;
@@ -147,6 +192,17 @@ contract TraceRegistry is AccessControl, EIP712 {
         uint16 excursions;
         uint8 height; // levels of packing below it, at the most it has held
         bool packedUnit; // came into being by packing (a pallet's SSCC), not by commissioning
+        uint40 handedOverAt; // its manufacturer's first handover of it (see {partyFactsOf}): no slot of its own
+    }
+
+    /// @dev A subject's last recorded custodian (zero while its manufacturer holds it from the start),
+    /// with the time of its receipt of the subject and the excursions on record then, when it came by
+    /// a receipt (zero when by unpacking). The receipt moves to the party's own {PartyFacts} when
+    /// custody moves on, so a handover writes one new slot (the sender's), not two.
+    struct Holder {
+        address custodian;
+        uint40 receivedAt;
+        uint16 excursionsBeforeReceipt;
     }
 
     bytes32 private constant _TRACE_EVENT_TYPEHASH =
@@ -160,9 +216,13 @@ contract TraceRegistry is AccessControl, EIP712 {
     mapping(bytes32 subject => bytes32) private _parents;
     /// @dev Written lazily: zero while the manufacturer still holds an active subject, which saves
     /// a storage slot on every commissioning.
-    mapping(bytes32 subject => address) private _custodians;
+    mapping(bytes32 subject => Holder) private _holders;
     mapping(bytes32 subject => address) private _pendingReceivers;
     mapping(bytes32 root => Anchor) private _anchors;
+    mapping(bytes32 subject => mapping(address party => PartyFacts)) private _partyFacts;
+    mapping(bytes32 subject => uint64) private _clearedAt;
+    mapping(bytes32 subject => Report[MAX_REPORTERS]) private _excursionReports;
+    mapping(bytes32 subject => Report[MAX_REPORTERS]) private _recallReports;
 
     /// @notice Emitted once per recorded event, after its effect is applied.
     /// @param head The subject's head hash after this event.
@@ -350,7 +410,7 @@ contract TraceRegistry is AccessControl, EIP712 {
 
     function _commission(bytes32 subject, address manufacturer) private {
         if (_products[subject].status != Status.Unknown) revert TraceRegistryAlreadyCommissioned(subject);
-        _products[subject] = Product(manufacturer, Status.Active, false, false, 0, 0, false);
+        _products[subject] = Product(manufacturer, Status.Active, false, false, 0, 0, false, 0);
     }
 
     function _aggregate(bytes32 child, bytes32 parent, address signer) private {
@@ -361,7 +421,7 @@ contract TraceRegistry is AccessControl, EIP712 {
 
         if (_products[parent].status == Status.Unknown) {
             // A new logistic unit (a pallet's SSCC) comes into being when something is packed on it.
-            _products[parent] = Product(signer, Status.Active, false, false, 0, 0, true);
+            _products[parent] = Product(signer, Status.Active, false, false, 0, 0, true, 0);
         } else {
             _checkFreeCustodian(parent, signer);
         }
@@ -392,7 +452,12 @@ contract TraceRegistry is AccessControl, EIP712 {
         // The child leaves with what it inherited from its parents: custody and any recall.
         if (_recalledThroughParents(child)) _products[child].recalled = true;
         delete _parents[child];
-        _custodians[child] = signer;
+        Holder memory previous = _holders[child];
+        if (previous.custodian != signer) {
+            // The unpacker holds it now, but did not receive it: a receipt held here goes to its party.
+            _keepReceipt(child, previous);
+            _holders[child] = Holder(signer, 0, 0);
+        }
     }
 
     function _ship(bytes32 subject, address receiver, address signer) private {
@@ -413,7 +478,37 @@ contract TraceRegistry is AccessControl, EIP712 {
         address proposed = _pendingReceivers[subject];
         if (signer != proposed) revert TraceRegistryNotProposedReceiver(subject, signer, proposed);
         delete _pendingReceivers[subject];
-        _custodians[subject] = signer;
+
+        // Unpacked, so the subject is its own root; a pending shipment kept its custodian from changing.
+        Product storage product = _products[subject];
+        Holder memory previous = _holders[subject];
+        address manufacturer = product.manufacturer;
+        address sender = previous.custodian == address(0) ? manufacturer : previous.custodian;
+        if (sender == manufacturer) {
+            if (product.handedOverAt == 0) product.handedOverAt = uint40(block.timestamp);
+            _keepReceipt(subject, previous);
+        } else {
+            // One write of the sender's facts: its receipt held in `previous`, and this handover.
+            PartyFacts memory sent = _partyFacts[subject][sender];
+            bool changed = sent.handedOverAt == 0;
+            if (changed) sent.handedOverAt = uint64(block.timestamp);
+            if (sent.receivedAt == 0 && previous.receivedAt != 0) {
+                sent.receivedAt = previous.receivedAt;
+                sent.excursionsBeforeReceipt = previous.excursionsBeforeReceipt;
+                changed = true;
+            }
+            if (changed) _partyFacts[subject][sender] = sent;
+        }
+        _holders[subject] = Holder(signer, uint40(block.timestamp), product.excursions);
+    }
+
+    /// @dev Moves the receipt a Holder record holds to its party's own facts, unless it has an earlier one.
+    function _keepReceipt(bytes32 subject, Holder memory holder) private {
+        if (holder.receivedAt == 0) return;
+        PartyFacts storage facts = _partyFacts[subject][holder.custodian];
+        if (facts.receivedAt != 0) return;
+        facts.receivedAt = holder.receivedAt;
+        facts.excursionsBeforeReceipt = holder.excursionsBeforeReceipt;
     }
 
     function _inspect(bytes32 subject, bytes32 verdict) private {
@@ -421,7 +516,9 @@ contract TraceRegistry is AccessControl, EIP712 {
         if (verdict != VERDICT_CLEARED && verdict != VERDICT_REJECTED) {
             revert TraceRegistryInvalidVerdict(subject, verdict);
         }
-        _products[subject].cleared = verdict == VERDICT_CLEARED;
+        bool cleared = verdict == VERDICT_CLEARED;
+        _products[subject].cleared = cleared;
+        if (cleared && _clearedAt[subject] == 0) _clearedAt[subject] = uint64(block.timestamp);
     }
 
     function _sell(bytes32 subject, address signer) private {
@@ -445,6 +542,7 @@ contract TraceRegistry is AccessControl, EIP712 {
             revert TraceRegistryNotManufacturerOrAuditor(subject, signer, manufacturer);
         }
         product.recalled = true;
+        _report(_recallReports[subject], signer, 0);
     }
 
     function _consume(bytes32 subject, address signer) private {
@@ -459,7 +557,21 @@ contract TraceRegistry is AccessControl, EIP712 {
         address custodian = _custodianOf(subject);
         if (signer != custodian) revert TraceRegistryNotCustodian(subject, signer, custodian);
         Product storage product = _products[subject];
-        if (product.excursions < type(uint16).max) product.excursions += 1;
+        uint16 excursions = product.excursions;
+        if (excursions < type(uint16).max) product.excursions = ++excursions;
+        _report(_excursionReports[subject], signer, excursions);
+    }
+
+    /// @dev Keeps the reporter's first report if it is among the first MAX_REPORTERS distinct ones.
+    function _report(Report[MAX_REPORTERS] storage reports, address reporter, uint16 ordinal) private {
+        for (uint256 i = 0; i < MAX_REPORTERS; ++i) {
+            address known = reports[i].reporter;
+            if (known == reporter) return;
+            if (known == address(0)) {
+                reports[i] = Report(reporter, uint64(block.timestamp), ordinal);
+                return;
+            }
+        }
     }
 
     /// @dev The registry cannot know who signed the withdrawn event without storing every event's
@@ -526,7 +638,7 @@ contract TraceRegistry is AccessControl, EIP712 {
 
     function _custodianOfRoot(bytes32 root) private view returns (address) {
         if (_products[root].status != Status.Active) return address(0);
-        address custodian = _custodians[root];
+        address custodian = _holders[root].custodian;
         return custodian == address(0) ? _products[root].manufacturer : custodian;
     }
 
@@ -604,11 +716,59 @@ contract TraceRegistry is AccessControl, EIP712 {
                 excursions: product.excursions,
                 height: product.height,
                 packedUnit: product.packedUnit,
-                custodian: _custodians[subject],
+                custodian: _holders[subject].custodian,
                 pendingReceiver: _pendingReceivers[subject],
                 parent: _parents[subject],
                 head: _heads[subject]
             });
+    }
+
+    /// @notice What the registry remembers for good about `party` and the subject (see {PartyFacts});
+    /// zeros for a party that never received it nor handed it over.
+    function partyFactsOf(bytes32 subject, address party) external view returns (PartyFacts memory facts) {
+        facts = _partyFacts[subject][party];
+        if (facts.receivedAt == 0) {
+            Holder memory holder = _holders[subject];
+            if (holder.custodian == party && holder.receivedAt != 0) {
+                facts.receivedAt = holder.receivedAt;
+                facts.excursionsBeforeReceipt = holder.excursionsBeforeReceipt;
+            }
+        }
+        Product storage product = _products[subject];
+        if (party == product.manufacturer) facts.handedOverAt = product.handedOverAt;
+    }
+
+    /// @notice When customs first recorded the verdict "cleared" for the subject (block timestamp);
+    /// zero if it never did. A later rejection does not change it: see {productOf} for the latest verdict.
+    function clearedAt(bytes32 subject) external view returns (uint64) {
+        return _clearedAt[subject];
+    }
+
+    /// @notice The first {MAX_REPORTERS} distinct parties that reported an excursion of the subject,
+    /// in the order they first did, each with its first report (none: an empty array).
+    /// @dev Only the party holding the subject may report one, so a party can take a place only while
+    /// it holds the subject: a reader comparing `ordinal` with a party's
+    /// {PartyFacts-excursionsBeforeReceipt} knows whether a report came before that party's first
+    /// receipt. Reports beyond the first MAX_REPORTERS reporters are counted in `excursions` and
+    /// logged, not remembered here. The count stops at 65,535, and so do ordinals: a report numbered
+    /// 65,535 cannot be ordered against a receipt made after that many.
+    function excursionReportsOf(bytes32 subject) external view returns (Report[] memory) {
+        return _filled(_excursionReports[subject]);
+    }
+
+    /// @notice The first {MAX_REPORTERS} distinct parties that recalled the subject itself (its
+    /// manufacturer or auditors; a recall of a unit it is packed in is not one), each with its first
+    /// recall (none: an empty array).
+    function recallReportsOf(bytes32 subject) external view returns (Report[] memory) {
+        return _filled(_recallReports[subject]);
+    }
+
+    /// @dev The places taken (they fill from the first), reading no empty one past the first.
+    function _filled(Report[MAX_REPORTERS] storage places) private view returns (Report[] memory reports) {
+        uint256 count = 0;
+        while (count < MAX_REPORTERS && places[count].reporter != address(0)) ++count;
+        reports = new Report[](count);
+        for (uint256 i = 0; i < count; ++i) reports[i] = places[i];
     }
 
     /// @notice The EIP-712 digest a signer signs for `ev`, for off-chain signers to check theirs.

@@ -9,43 +9,69 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {TraceRegistry} from "./TraceRegistry.sol";
 
 /// @title TradeEscrow
-/// @notice Holds a buyer's ERC-20 payment for a shipment and releases it to the seller by milestones
-/// that the shipment's custody in {TraceRegistry} shows, refunds it after a missed deadline, applies
-/// agreed penalties on a recorded temperature excursion or recall, and lets an arbiter split it in a
-/// dispute.
+/// @notice Holds a buyer's ERC-20 payment for a shipment and pays it to the seller by milestones that
+/// {TraceRegistry} records as facts, refunds it after a missed deadline, applies agreed penalties on
+/// an excursion or a recall reported by a party other than the buyer, and lets an agreed arbiter
+/// split it in a dispute that times out.
 ///
 /// An order pays `amount` of `token` in up to three milestones, each a share in basis points of the
 /// amount, the shares summing to 10,000 (FOB-like 3000/0/7000, DAP-like 0/0/10000). A milestone
-/// whose share is zero is not part of the order. The conditions, read from the registry's
-/// `productOf(shipment)` when a milestone is released:
-/// - Shipped: the shipment exists and its custodian is no longer the seller, or a receiver is proposed;
-/// - CustomsCleared: customs' latest verdict on the shipment is "cleared";
-/// - Received: the shipment's custodian is the order's receiving address.
-/// Registry state is current state, not history: a cleared shipment can be rejected on a later
-/// inspection, a received one sold on. Releasing is open to anyone so that the seller (or a keeper)
-/// can release a milestone as soon as the registry shows it. Receipt is signed by the buyer's own
-/// receiving address, so it is the buyer's acceptance of the goods: once Received is released, the
-/// Shipped and CustomsCleared conditions count as met whatever the registry shows later, and no
-/// order with a released Received milestone can be left holding funds no condition will ever free.
+/// whose share is zero is not part of the order. The buyer proposes the terms ({createOrder}), the
+/// seller accepts them, arbiter and dispute window included ({acceptOrder}), and only then may the
+/// buyer fund the order.
 ///
-/// Deadline: once it has passed and Received was not released, the buyer may take back everything
-/// unreleased, unless the registry shows the shipment at the receiving address (delivered goods are
-/// paid for: anyone can release Received instead). Until the buyer does, milestones whose conditions
-/// hold can still be released.
+/// Milestones rest on facts the registry writes once, when they happen, and never changes
+/// ({TraceRegistry-partyFactsOf}, {TraceRegistry-clearedAt}), never on current custody state:
+/// - Shipped: the seller handed the shipment over: a shipment of it signed by the seller was
+///   received by the party it was shipped to (a carrier, the receiver, anyone who signs the receipt).
+///   A proposal alone, a shipment redirected before receipt, consuming or selling the pallet, or a
+///   shipment by anyone else is not one.
+/// - CustomsCleared: customs recorded the verdict "cleared" for the shipment at least once.
+/// - Received: the order's receiving address signed a receipt of the shipment at least once.
+/// The shipment must travel as itself: facts are kept for the subject an event names, so a pallet
+/// moved only inside a container is neither shipped nor received by its own record.
 ///
 /// Penalties: an order may agree a share of the amount (basis points) to refund to the buyer on a
-/// temperature excursion recorded for the shipment (`excursions > 0`) and another on a recall. Each is
-/// applied at most once, by anyone, while the registry shows it; it refunds
-/// `amount * penaltyBps / 10_000`, capped at what is still unreleased. Milestones already released
-/// stay paid; every milestone not yet released shrinks in the same proportion, because a release pays
-/// `unreleased * milestoneBps / unreleasedBps` (the last milestone pays all that is left, so rounding
-/// leaves no dust). Example: 1,000 dUSD at 3000/0/7000 with a 2,000 bps excursion penalty: Shipped
-/// pays 300, the excursion refunds 200, Received pays the remaining 500.
+/// temperature excursion and another on a recall. They count only when reported by a party other
+/// than the buyer and its receiving address ({TraceRegistry-excursionReportsOf},
+/// {TraceRegistry-recallReportsOf}, which keep the first three distinct reporters), and an excursion
+/// only when reported before the receiver's first receipt of the shipment (only the party holding the
+/// goods may report one, so: while the seller or a carrier held them). Each is applied at most once
+/// and refunds `amount * penaltyBps / 10_000`, capped at what is still unreleased. Milestones already
+/// released stay paid; every milestone not yet released shrinks in the same proportion, because a
+/// release pays `unreleased * milestoneBps / unreleasedBps` (the last milestone pays all that is left,
+/// so rounding leaves no dust). Example: 1,000 dUSD at 3000/0/7000 with a 2,000 bps excursion
+/// penalty: Shipped pays 300, the excursion refunds 200, Received pays the remaining 500.
 ///
-/// Accounting: for every funded order `paid + refunded + unreleased == amount`; the escrow's balance
-/// of a token is the sum of `unreleased` over its open orders in that token. An order closes when
-/// nothing is left in it: its last milestone is released, a penalty takes the rest, the buyer
-/// reclaims, or the arbiter resolves a dispute.
+/// Disputes: an order with an arbiter has a dispute window (1 hour to 365 days) agreed with it. Once
+/// per order the buyer or the seller may open a dispute, which freezes the order until the arbiter
+/// splits what is left or the window ends; then anyone may end it and the rules above resume.
+///
+/// Invariants (tests/contracts/test_trade_escrow_properties.py checks them on random sequences):
+/// 1. Delivered goods are paid for: once the receiver has received the shipment, no sequence of the
+///    buyer's (or the receiver's) own actions keeps from the seller more than the penalties due on
+///    reports by other parties: the buyer's own excursion or recall reports trigger nothing, later
+///    sales, consumption or onward shipments leave Received met, and {reclaim} is refused for good.
+/// 2. Nothing is paid for goods not shipped: the seller is paid Shipped only after it handed the
+///    shipment over, CustomsCleared only after customs cleared it, Received only after the receiver
+///    received it, whatever the seller does. Once Received is released, Shipped and
+///    CustomsCleared count as met, so no order with a released Received milestone is left holding
+///    funds no condition will ever free.
+/// 3. Penalties come first: {release} applies every penalty due before it pays (and pays nothing if
+///    they took the rest), so releasing early never beats a penalty that is already reported.
+/// 4. No funds are frozen for good: a dispute ends when its agreed window does; an order the seller
+///    never accepted holds nothing; a funded order is either paid out by its milestones, refunded by
+///    penalties, or reclaimable by the buyer after the deadline while the receiver has not received
+///    the shipment and it is not on its way to the receiver.
+/// 5. Accounting: for every funded order `paid + refunded + unreleased == amount`; the escrow's
+///    balance of a token is the sum of `unreleased` over its open orders in that token. An order
+///    closes when nothing is left in it.
+///
+/// Deadline: once it has passed, the buyer may take back everything unreleased, unless the receiver
+/// has ever received the shipment (delivered goods are paid for: anyone can release Received
+/// instead, late or not) or a shipment of it to the receiver is pending (goods at the door are
+/// received and paid, or sent back, before the money goes back). Until the buyer does, milestones
+/// whose conditions hold can still be released.
 ///
 /// Tokens: the escrow must receive exactly `amount` when an order is funded, so fee-on-transfer
 /// tokens are rejected at funding; tokens that return nothing from `transfer` (USDT) work through
@@ -60,6 +86,9 @@ contract TradeEscrow is ReentrancyGuardTransient {
 
     /// @notice The whole of an order's amount, in basis points.
     uint16 public constant BPS = 10_000;
+    /// @notice The shortest and longest dispute window an order with an arbiter may agree.
+    uint32 public constant MIN_DISPUTE_WINDOW = 1 hours;
+    uint32 public constant MAX_DISPUTE_WINDOW = 365 days;
 
     /// @notice The conditions an order pays on. The numbering is part of the ABI: never reorder.
     enum Milestone {
@@ -74,27 +103,32 @@ contract TradeEscrow is ReentrancyGuardTransient {
         Recall
     }
 
-    /// @notice Unknown: no such order. Created: waiting for the buyer's funds. Funded: paying out by
-    /// milestones. Disputed: frozen until the arbiter resolves. Closed: nothing left in it.
+    /// @notice Unknown: no such order. Created: proposed by the buyer, waiting for the seller.
+    /// Accepted: the seller accepted the terms; waiting for the buyer's funds. Funded: paying out by
+    /// milestones. Disputed: frozen until the arbiter resolves or the dispute window ends. Closed:
+    /// nothing left in it.
     enum OrderState {
         Unknown,
         Created,
+        Accepted,
         Funded,
         Disputed,
         Closed
     }
 
     /// @notice What the buyer proposes in {createOrder}; the buyer is the sender.
-    /// @param seller Is paid the milestones; also the registry participant that holds the shipment
-    /// before it ships.
+    /// @param seller Is paid the milestones; must hand the shipment over for Shipped.
     /// @param shipment The subject id of the shipment in the registry (an SSCC's id).
     /// @param receiver The buyer's receiving address: its receipt of the shipment is delivery.
     /// @param milestoneBps Shares of `amount` paid on Shipped, CustomsCleared, Received; sum 10,000.
     /// @param deadline Delivery deadline (seconds since the epoch); after it the buyer may reclaim
-    /// whatever is unreleased unless the shipment was delivered.
+    /// whatever is unreleased unless the shipment was delivered or is on its way to the receiver.
     /// @param arbiter Resolves disputes; zero for none (then no dispute can be opened).
-    /// @param excursionPenaltyBps Refunded to the buyer once the shipment has a recorded excursion.
-    /// @param recallPenaltyBps Refunded to the buyer once the shipment is recalled.
+    /// @param disputeWindow How long (seconds) a dispute may freeze the order before it ends by
+    /// itself: 1 hour to 365 days with an arbiter, zero without.
+    /// @param excursionPenaltyBps Refunded to the buyer once another party reports an excursion of
+    /// the shipment before the receiver's receipt.
+    /// @param recallPenaltyBps Refunded to the buyer once another party recalls the shipment.
     struct OrderTerms {
         address seller;
         IERC20 token;
@@ -104,12 +138,14 @@ contract TradeEscrow is ReentrancyGuardTransient {
         uint16[3] milestoneBps;
         uint64 deadline;
         address arbiter;
+        uint32 disputeWindow;
         uint16 excursionPenaltyBps;
         uint16 recallPenaltyBps;
     }
 
     /// @notice An order as {orderOf} reports it. `released` and `penaltiesApplied` are indexed by
-    /// {Milestone} and {Penalty}; `paid` went to the seller, `refunded` to the buyer.
+    /// {Milestone} and {Penalty}; `paid` went to the seller, `refunded` to the buyer;
+    /// `disputeEndsAt` is when the order's one dispute ends (zero: none opened).
     struct OrderView {
         OrderState state;
         address buyer;
@@ -119,9 +155,10 @@ contract TradeEscrow is ReentrancyGuardTransient {
         uint256 paid;
         uint256 refunded;
         uint256 unreleased;
+        uint64 disputeEndsAt;
     }
 
-    /// @dev Packed into seven slots; amounts fit in uint128 (checked at creation).
+    /// @dev Packed into eight slots; amounts fit in uint128 (checked at creation).
     struct Order {
         address buyer;
         uint64 deadline;
@@ -135,6 +172,8 @@ contract TradeEscrow is ReentrancyGuardTransient {
         uint16 excursionPenaltyBps;
         uint16 recallPenaltyBps;
         IERC20 token;
+        uint32 disputeWindow;
+        uint64 disputeEndsAt;
         address receiver;
         address arbiter;
         bytes32 shipment;
@@ -145,6 +184,9 @@ contract TradeEscrow is ReentrancyGuardTransient {
     }
 
     uint8 private constant _RECEIVED_BIT = uint8(1) << uint8(Milestone.Received);
+    /// @dev The registry's excursion count stops here: a report with this ordinal cannot be ordered
+    /// against a receipt.
+    uint16 private constant _UNORDERED = type(uint16).max;
 
     TraceRegistry private immutable _registry;
     uint256 private _orderCount;
@@ -152,6 +194,8 @@ contract TradeEscrow is ReentrancyGuardTransient {
 
     /// @notice Emitted when the buyer creates an order.
     event OrderCreated(uint256 indexed orderId, address indexed buyer, address indexed seller, OrderTerms terms);
+    /// @notice Emitted when the seller accepts the order's terms, arbiter and dispute window included.
+    event OrderAccepted(uint256 indexed orderId, address indexed seller);
     /// @notice Emitted when the escrow has received the order's amount from the buyer.
     event OrderFunded(uint256 indexed orderId, address indexed buyer, IERC20 token, uint256 amount);
     /// @notice Emitted when a milestone's payment (possibly reduced by penalties) goes to the seller.
@@ -165,8 +209,10 @@ contract TradeEscrow is ReentrancyGuardTransient {
     event PenaltyApplied(uint256 indexed orderId, Penalty indexed penalty, address indexed buyer, uint256 refund);
     /// @notice Emitted when the buyer takes back what was unreleased after a missed deadline.
     event OrderReclaimed(uint256 indexed orderId, address indexed buyer, uint256 refund);
-    /// @notice Emitted when the buyer or the seller freezes an order for its arbiter.
-    event DisputeOpened(uint256 indexed orderId, address indexed openedBy);
+    /// @notice Emitted when the buyer or the seller freezes an order for its arbiter, until `endsAt`.
+    event DisputeOpened(uint256 indexed orderId, address indexed openedBy, uint64 endsAt);
+    /// @notice Emitted when a dispute's window ended without a resolution and the order resumed.
+    event DisputeEnded(uint256 indexed orderId, address indexed endedBy);
     /// @notice Emitted when the arbiter splits what was unreleased.
     event DisputeResolved(
         uint256 indexed orderId,
@@ -181,6 +227,7 @@ contract TradeEscrow is ReentrancyGuardTransient {
     error TradeEscrowInvalidSeller(address seller);
     error TradeEscrowInvalidReceiver(address receiver);
     error TradeEscrowInvalidArbiter(address arbiter);
+    error TradeEscrowInvalidDisputeWindow(address arbiter, uint32 disputeWindow);
     error TradeEscrowInvalidToken(address token);
     error TradeEscrowInvalidAmount(uint256 amount);
     error TradeEscrowInvalidShipment(bytes32 shipment);
@@ -190,6 +237,7 @@ contract TradeEscrow is ReentrancyGuardTransient {
     error TradeEscrowUnknownOrder(uint256 orderId);
     error TradeEscrowUnexpectedState(uint256 orderId, OrderState state, OrderState expected);
     error TradeEscrowNotBuyer(uint256 orderId, address caller, address buyer);
+    error TradeEscrowNotSeller(uint256 orderId, address caller, address seller);
     error TradeEscrowNotParty(uint256 orderId, address caller);
     error TradeEscrowNotArbiter(uint256 orderId, address caller, address arbiter);
     error TradeEscrowNoArbiter(uint256 orderId);
@@ -198,31 +246,31 @@ contract TradeEscrow is ReentrancyGuardTransient {
     error TradeEscrowAmountNotReceived(uint256 orderId, IERC20 token, uint256 expected, uint256 received);
     error TradeEscrowMilestoneNotInOrder(uint256 orderId, Milestone milestone);
     error TradeEscrowMilestoneAlreadyReleased(uint256 orderId, Milestone milestone);
-    error TradeEscrowMilestoneNotReached(
-        uint256 orderId,
-        Milestone milestone,
-        address custodian,
-        address pendingReceiver,
-        bool cleared
-    );
+    /// @param party Whose fact is missing: the seller (Shipped), the receiver (Received), zero (customs).
+    error TradeEscrowMilestoneNotReached(uint256 orderId, Milestone milestone, bytes32 shipment, address party);
     error TradeEscrowPenaltyNotInOrder(uint256 orderId, Penalty penalty);
     error TradeEscrowPenaltyAlreadyApplied(uint256 orderId, Penalty penalty);
-    error TradeEscrowPenaltyNotTriggered(uint256 orderId, Penalty penalty, uint16 excursions, bool recalled);
-    error TradeEscrowDelivered(uint256 orderId, address receiver);
+    error TradeEscrowPenaltyNotTriggered(uint256 orderId, Penalty penalty, bytes32 shipment);
+    error TradeEscrowDelivered(uint256 orderId, address receiver, uint64 receivedAt);
+    error TradeEscrowDeliveryPending(uint256 orderId, address receiver);
+    error TradeEscrowDisputeAlreadyOpened(uint256 orderId, uint64 endsAt);
+    error TradeEscrowDisputeEnded(uint256 orderId, uint64 endsAt);
+    error TradeEscrowDisputeNotEnded(uint256 orderId, uint64 endsAt);
     error TradeEscrowInvalidSplit(uint256 orderId, uint16 toSellerBps);
 
-    /// @param registry_ The TraceRegistry whose custody records decide the milestones.
+    /// @param registry_ The TraceRegistry whose recorded facts decide the milestones and penalties.
     constructor(TraceRegistry registry_) {
         _registry = registry_;
     }
 
     // ---------------------------------------------------------------- orders
 
-    /// @notice Creates an order with the sender as buyer; fund it with {fund} or {fundWithPermit}.
+    /// @notice Creates an order with the sender as buyer; the seller accepts it with {acceptOrder}.
     /// @dev Requirements: a seller other than zero and the sender; a receiver other than zero and the
-    /// seller; an arbiter that is neither party (or zero); a token contract; an amount above zero
-    /// that fits in uint128; a non-zero shipment id; a deadline in the future; milestone shares that
-    /// sum to 10,000; penalties of at most 10,000 each. The shipment need not exist yet.
+    /// seller; an arbiter that is neither party (or zero); a dispute window of 1 hour to 365 days
+    /// with an arbiter, zero without; a token contract; an amount above zero that fits in uint128; a
+    /// non-zero shipment id; a deadline in the future; milestone shares that sum to 10,000;
+    /// penalties of at most 10,000 each. The shipment need not exist yet.
     /// Emits {OrderCreated}.
     /// @return orderId The new order's id, counting from 1.
     function createOrder(OrderTerms calldata terms) external returns (uint256 orderId) {
@@ -239,6 +287,7 @@ contract TradeEscrow is ReentrancyGuardTransient {
         order.excursionPenaltyBps = terms.excursionPenaltyBps;
         order.recallPenaltyBps = terms.recallPenaltyBps;
         order.token = terms.token;
+        order.disputeWindow = terms.disputeWindow;
         order.receiver = terms.receiver;
         order.arbiter = terms.arbiter;
         order.shipment = terms.shipment;
@@ -246,19 +295,31 @@ contract TradeEscrow is ReentrancyGuardTransient {
         emit OrderCreated(orderId, msg.sender, terms.seller, terms);
     }
 
+    /// @notice The seller accepts the order's terms, its arbiter and dispute window included; the
+    /// buyer may then fund it.
+    /// @dev Requirements: the order is Created; the sender is its seller; its deadline has not
+    /// passed. Emits {OrderAccepted}.
+    function acceptOrder(uint256 orderId) external nonReentrant {
+        Order storage order = _orderIn(orderId, OrderState.Created);
+        address seller = order.seller;
+        if (msg.sender != seller) revert TradeEscrowNotSeller(orderId, msg.sender, seller);
+        if (block.timestamp > order.deadline) revert TradeEscrowDeadlinePassed(orderId, order.deadline);
+        order.state = OrderState.Accepted;
+        emit OrderAccepted(orderId, seller);
+    }
+
     /// @notice Pulls exactly the order's amount from the buyer, who must have approved the escrow.
-    /// @dev Requirements: the order is Created; the sender is its buyer; its deadline has not
-    /// passed; the escrow's balance grows by exactly the amount (no fee-on-transfer tokens).
-    /// Emits {OrderFunded}.
+    /// @dev Requirements: the seller accepted the order (Accepted); the sender is its buyer; its
+    /// deadline has not passed; the escrow's balance grows by exactly the amount (no fee-on-transfer
+    /// tokens). Emits {OrderFunded}.
     function fund(uint256 orderId) external nonReentrant {
         _pullFunds(orderId, _fundable(orderId));
     }
 
-    /// @notice Approves the escrow through the buyer's EIP-2612 permit for exactly the order's
-    /// amount, then funds the order, in one transaction.
-    /// @dev A permit that someone else already submitted (seen in the mempool) leaves the same
-    /// allowance, so a failing `permit` call is ignored and the transfer decides. Requirements and
-    /// event as {fund}.
+    /// @notice Funds the order with an EIP-2612 permit in the same transaction, no prior approval.
+    /// @dev The permit's signature is the buyer's; anyone who saw it could front-run the `permit` call
+    /// and make ours fail, but the allowance would be there all the same, so a failing `permit` call
+    /// is ignored and the transfer decides. Requirements and event as {fund}.
     function fundWithPermit(
         uint256 orderId,
         uint256 permitDeadline,
@@ -281,74 +342,65 @@ contract TradeEscrow is ReentrancyGuardTransient {
         _pullFunds(orderId, order);
     }
 
-    /// @notice Pays a milestone's share of what is unreleased to the seller, once. Anyone may call.
+    /// @notice Pays a milestone's share of what is unreleased to the seller, once, after applying
+    /// every penalty already due. Anyone may call.
     /// @dev Requirements: the order is Funded (not disputed, not closed); the milestone is part of the
-    /// order (non-zero share) and not yet released; the registry shows its condition (see the
-    /// contract's notice). Pays `unreleased * share / unreleasedShares`, all that is left for the
-    /// last milestone. Emits {MilestoneReleased}, and {OrderClosed} when nothing is left.
+    /// order (non-zero share) and not yet released; the registry's facts show its condition (see the
+    /// contract's notice), or Received was released. Applies the penalties due first ({applyPenalty});
+    /// if they took all that was left, the order closes and nothing is paid. Otherwise pays
+    /// `unreleased * share / unreleasedShares`, all that is left for the last milestone.
+    /// Emits {PenaltyApplied} per penalty applied, {MilestoneReleased} unless they closed the order,
+    /// and {OrderClosed} when nothing is left.
     function release(uint256 orderId, Milestone milestone) external nonReentrant {
         Order storage order = _orderIn(orderId, OrderState.Funded);
         uint256 bps = _milestoneBps(order, milestone);
         if (bps == 0) revert TradeEscrowMilestoneNotInOrder(orderId, milestone);
         uint8 bit = uint8(1) << uint8(milestone);
         if (order.released & bit != 0) revert TradeEscrowMilestoneAlreadyReleased(orderId, milestone);
-        if (order.released & _RECEIVED_BIT == 0) {
-            TraceRegistry.ProductView memory shipment = _registry.productOf(order.shipment);
-            if (!_reached(order, milestone, shipment)) {
-                revert TradeEscrowMilestoneNotReached(
-                    orderId,
-                    milestone,
-                    shipment.custodian,
-                    shipment.pendingReceiver,
-                    shipment.cleared
-                );
-            }
+        if (order.released & _RECEIVED_BIT == 0 && !_reached(order, milestone)) {
+            revert TradeEscrowMilestoneNotReached(orderId, milestone, order.shipment, _partyOf(order, milestone));
         }
 
-        uint256 unreleasedBps = _unreleasedBps(order);
-        uint256 unreleased = order.unreleased;
-        // The last milestone takes all that is left, so rounding never strands a remainder.
-        uint256 payment = bps == unreleasedBps ? unreleased : (unreleased * bps) / unreleasedBps;
-        order.released |= bit;
-        order.unreleased = uint128(unreleased - payment);
-        order.paid += uint128(payment);
-        emit MilestoneReleased(orderId, milestone, order.seller, payment);
-        _closeIfEmpty(orderId, order);
+        uint256 refund = _applyDue(orderId, order, Penalty.Excursion) + _applyDue(orderId, order, Penalty.Recall);
+        uint256 payment;
+        if (order.state == OrderState.Funded) {
+            uint256 unreleasedBps = _unreleasedBps(order);
+            uint256 unreleased = order.unreleased;
+            // The last milestone takes all that is left, so rounding never strands a remainder.
+            payment = bps == unreleasedBps ? unreleased : (unreleased * bps) / unreleasedBps;
+            order.released |= bit;
+            order.unreleased = uint128(unreleased - payment);
+            order.paid += uint128(payment);
+            emit MilestoneReleased(orderId, milestone, order.seller, payment);
+            _closeIfEmpty(orderId, order);
+        }
+        _pay(order.token, order.buyer, refund);
         _pay(order.token, order.seller, payment);
     }
 
     /// @notice Refunds an agreed penalty to the buyer, once, when the registry shows its trigger: an
-    /// excursion recorded for the shipment, or its recall. Anyone may call.
+    /// excursion of the shipment reported by a party other than the buyer and its receiver before the
+    /// receiver's first receipt, or a recall of it by a party other than those two. Anyone may call.
     /// @dev Requirements: the order is Funded; the penalty is part of the order (non-zero share) and
     /// not yet applied; the registry shows the trigger. Refunds `amount * penaltyBps / 10_000`, capped
     /// at what is unreleased; the milestones not yet released shrink proportionally (see the
     /// contract's notice). Emits {PenaltyApplied}, and {OrderClosed} when nothing is left.
     function applyPenalty(uint256 orderId, Penalty penalty) external nonReentrant {
         Order storage order = _orderIn(orderId, OrderState.Funded);
-        uint256 bps = penalty == Penalty.Excursion ? order.excursionPenaltyBps : order.recallPenaltyBps;
+        uint256 bps = _penaltyBps(order, penalty);
         if (bps == 0) revert TradeEscrowPenaltyNotInOrder(orderId, penalty);
-        uint8 bit = uint8(1) << uint8(penalty);
-        if (order.penalized & bit != 0) revert TradeEscrowPenaltyAlreadyApplied(orderId, penalty);
-        TraceRegistry.ProductView memory shipment = _registry.productOf(order.shipment);
-        if (!_triggered(penalty, shipment)) {
-            revert TradeEscrowPenaltyNotTriggered(orderId, penalty, shipment.excursions, shipment.recalled);
+        if (order.penalized & (uint8(1) << uint8(penalty)) != 0) {
+            revert TradeEscrowPenaltyAlreadyApplied(orderId, penalty);
         }
-
-        uint256 unreleased = order.unreleased;
-        uint256 refund = (uint256(order.amount) * bps) / BPS;
-        if (refund > unreleased) refund = unreleased;
-        order.penalized |= bit;
-        order.unreleased = uint128(unreleased - refund);
-        order.refunded += uint128(refund);
-        emit PenaltyApplied(orderId, penalty, order.buyer, refund);
-        _closeIfEmpty(orderId, order);
-        _pay(order.token, order.buyer, refund);
+        if (!_triggered(order, penalty)) revert TradeEscrowPenaltyNotTriggered(orderId, penalty, order.shipment);
+        _pay(order.token, order.buyer, _penalize(orderId, order, penalty, bps));
     }
 
     /// @notice After a missed deadline, returns everything unreleased to the buyer and closes the order.
     /// @dev Requirements: the order is Funded; the sender is its buyer; the deadline has passed; the
-    /// Received milestone was not released; the registry does not show the shipment at the receiving
-    /// address (delivered goods are paid for: release Received instead, late or not).
+    /// Received milestone was not released; the receiver never received the shipment (delivered goods
+    /// are paid for: release Received instead, late or not); no shipment of it to the receiver is
+    /// pending (the receiver receives it, or it is sent elsewhere, first).
     /// Emits {OrderReclaimed} and {OrderClosed}.
     function reclaim(uint256 orderId) external nonReentrant {
         Order storage order = _orderIn(orderId, OrderState.Funded);
@@ -359,7 +411,12 @@ contract TradeEscrow is ReentrancyGuardTransient {
             revert TradeEscrowMilestoneAlreadyReleased(orderId, Milestone.Received);
         }
         address receiver = order.receiver;
-        if (_registry.productOf(order.shipment).custodian == receiver) revert TradeEscrowDelivered(orderId, receiver);
+        bytes32 shipment = order.shipment;
+        uint64 receivedAt = _registry.partyFactsOf(shipment, receiver).receivedAt;
+        if (receivedAt != 0) revert TradeEscrowDelivered(orderId, receiver, receivedAt);
+        if (_registry.productOf(shipment).pendingReceiver == receiver) {
+            revert TradeEscrowDeliveryPending(orderId, receiver);
+        }
 
         uint256 refund = order.unreleased;
         order.unreleased = 0;
@@ -370,25 +427,44 @@ contract TradeEscrow is ReentrancyGuardTransient {
         _pay(order.token, buyer, refund);
     }
 
-    /// @notice Freezes the order (no release, penalty or reclaim) until its arbiter resolves it.
-    /// @dev Requirements: the order is Funded and names an arbiter; the sender is its buyer or seller.
-    /// Emits {DisputeOpened}.
+    /// @notice Freezes the order (no release, penalty or reclaim) until its arbiter resolves it or
+    /// the agreed dispute window ends. Once per order.
+    /// @dev Requirements: the order is Funded and names an arbiter; the sender is its buyer or seller;
+    /// no dispute was opened on it before. Emits {DisputeOpened} with the time the dispute ends.
     function openDispute(uint256 orderId) external nonReentrant {
         Order storage order = _orderIn(orderId, OrderState.Funded);
         if (order.arbiter == address(0)) revert TradeEscrowNoArbiter(orderId);
         if (msg.sender != order.buyer && msg.sender != order.seller) revert TradeEscrowNotParty(orderId, msg.sender);
+        if (order.disputeEndsAt != 0) revert TradeEscrowDisputeAlreadyOpened(orderId, order.disputeEndsAt);
+        uint64 endsAt = uint64(block.timestamp) + order.disputeWindow;
+        order.disputeEndsAt = endsAt;
         order.state = OrderState.Disputed;
-        emit DisputeOpened(orderId, msg.sender);
+        emit DisputeOpened(orderId, msg.sender, endsAt);
+    }
+
+    /// @notice Ends a dispute whose window has passed without a resolution: the order is Funded
+    /// again and its rules resume (milestones, penalties, the deadline). Anyone may call.
+    /// @dev Requirements: the order is Disputed; its dispute's end has come (`block.timestamp` is at
+    /// least `disputeEndsAt`). Emits {DisputeEnded}.
+    function endDispute(uint256 orderId) external nonReentrant {
+        Order storage order = _orderIn(orderId, OrderState.Disputed);
+        uint64 endsAt = order.disputeEndsAt;
+        if (block.timestamp < endsAt) revert TradeEscrowDisputeNotEnded(orderId, endsAt);
+        order.state = OrderState.Funded;
+        emit DisputeEnded(orderId, msg.sender);
     }
 
     /// @notice Splits what is unreleased: `toSellerBps` of it to the seller, the rest to the buyer,
     /// and closes the order.
-    /// @dev Requirements: the order is Disputed; the sender is its arbiter; `toSellerBps` is at most
-    /// 10,000. Emits {DisputeResolved} and {OrderClosed}.
+    /// @dev Requirements: the order is Disputed; the sender is its arbiter; the dispute's window has
+    /// not ended (`block.timestamp` is before `disputeEndsAt`); `toSellerBps` is at most 10,000.
+    /// Emits {DisputeResolved} and {OrderClosed}.
     function resolve(uint256 orderId, uint16 toSellerBps) external nonReentrant {
         Order storage order = _orderIn(orderId, OrderState.Disputed);
         address arbiter = order.arbiter;
         if (msg.sender != arbiter) revert TradeEscrowNotArbiter(orderId, msg.sender, arbiter);
+        uint64 endsAt = order.disputeEndsAt;
+        if (block.timestamp >= endsAt) revert TradeEscrowDisputeEnded(orderId, endsAt);
         if (toSellerBps > BPS) revert TradeEscrowInvalidSplit(orderId, toSellerBps);
 
         uint256 unreleased = order.unreleased;
@@ -406,7 +482,7 @@ contract TradeEscrow is ReentrancyGuardTransient {
 
     // ---------------------------------------------------------------- reading
 
-    /// @notice The registry this escrow reads custody from.
+    /// @notice The registry this escrow reads facts from.
     function registry() external view returns (TraceRegistry) {
         return _registry;
     }
@@ -430,6 +506,7 @@ contract TradeEscrow is ReentrancyGuardTransient {
             milestoneBps: [order.shippedBps, order.clearedBps, order.receivedBps],
             deadline: order.deadline,
             arbiter: order.arbiter,
+            disputeWindow: order.disputeWindow,
             excursionPenaltyBps: order.excursionPenaltyBps,
             recallPenaltyBps: order.recallPenaltyBps
         });
@@ -438,6 +515,7 @@ contract TradeEscrow is ReentrancyGuardTransient {
         view_.paid = order.paid;
         view_.refunded = order.refunded;
         view_.unreleased = order.unreleased;
+        view_.disputeEndsAt = order.disputeEndsAt;
     }
 
     /// @notice What the order still holds: neither paid to the seller nor refunded to the buyer.
@@ -445,17 +523,17 @@ contract TradeEscrow is ReentrancyGuardTransient {
         return _orders[orderId].unreleased;
     }
 
-    /// @notice Whether the milestone's condition holds now (or counts as met after delivery). Says
+    /// @notice Whether the milestone's condition holds (or counts as met after delivery). Says
     /// nothing about whether it is part of the order or already released.
     function milestoneReached(uint256 orderId, Milestone milestone) external view returns (bool) {
         Order storage order = _orders[orderId];
         if (order.released & _RECEIVED_BIT != 0) return true;
-        return _reached(order, milestone, _registry.productOf(order.shipment));
+        return _reached(order, milestone);
     }
 
-    /// @notice Whether the registry shows the penalty's trigger for the order's shipment now.
+    /// @notice Whether the registry shows the penalty's trigger for the order (see {applyPenalty}).
     function penaltyTriggered(uint256 orderId, Penalty penalty) external view returns (bool) {
-        return _triggered(penalty, _registry.productOf(_orders[orderId].shipment));
+        return _triggered(_orders[orderId], penalty);
     }
 
     // ---------------------------------------------------------------- internals
@@ -466,6 +544,12 @@ contract TradeEscrow is ReentrancyGuardTransient {
             revert TradeEscrowInvalidReceiver(terms.receiver);
         }
         if (terms.arbiter == msg.sender || terms.arbiter == terms.seller) revert TradeEscrowInvalidArbiter(terms.arbiter);
+        uint32 window = terms.disputeWindow;
+        if (
+            terms.arbiter == address(0)
+                ? window != 0
+                : window < MIN_DISPUTE_WINDOW || window > MAX_DISPUTE_WINDOW
+        ) revert TradeEscrowInvalidDisputeWindow(terms.arbiter, window);
         if (address(terms.token).code.length == 0) revert TradeEscrowInvalidToken(address(terms.token));
         if (terms.amount == 0 || terms.amount > type(uint128).max) revert TradeEscrowInvalidAmount(terms.amount);
         if (terms.shipment == bytes32(0)) revert TradeEscrowInvalidShipment(terms.shipment);
@@ -486,7 +570,7 @@ contract TradeEscrow is ReentrancyGuardTransient {
     }
 
     function _fundable(uint256 orderId) private view returns (Order storage order) {
-        order = _orderIn(orderId, OrderState.Created);
+        order = _orderIn(orderId, OrderState.Accepted);
         if (msg.sender != order.buyer) revert TradeEscrowNotBuyer(orderId, msg.sender, order.buyer);
         if (block.timestamp > order.deadline) revert TradeEscrowDeadlinePassed(orderId, order.deadline);
     }
@@ -517,10 +601,36 @@ contract TradeEscrow is ReentrancyGuardTransient {
         emit OrderClosed(orderId, order.paid, order.refunded);
     }
 
+    /// @dev Applies the penalty if it is part of the order, not applied yet, triggered, and the order
+    /// is still open; returns the refund to pay (the caller pays it, after all its effects).
+    function _applyDue(uint256 orderId, Order storage order, Penalty penalty) private returns (uint256) {
+        uint256 bps = _penaltyBps(order, penalty);
+        if (bps == 0 || order.state != OrderState.Funded) return 0;
+        if (order.penalized & (uint8(1) << uint8(penalty)) != 0 || !_triggered(order, penalty)) return 0;
+        return _penalize(orderId, order, penalty, bps);
+    }
+
+    /// @dev The effects of applying a penalty; returns the refund, which the caller pays.
+    function _penalize(uint256 orderId, Order storage order, Penalty penalty, uint256 bps) private returns (uint256) {
+        uint256 unreleased = order.unreleased;
+        uint256 refund = (uint256(order.amount) * bps) / BPS;
+        if (refund > unreleased) refund = unreleased;
+        order.penalized |= uint8(1) << uint8(penalty);
+        order.unreleased = uint128(unreleased - refund);
+        order.refunded += uint128(refund);
+        emit PenaltyApplied(orderId, penalty, order.buyer, refund);
+        _closeIfEmpty(orderId, order);
+        return refund;
+    }
+
     function _milestoneBps(Order storage order, Milestone milestone) private view returns (uint256) {
         if (milestone == Milestone.Shipped) return order.shippedBps;
         if (milestone == Milestone.CustomsCleared) return order.clearedBps;
         return order.receivedBps;
+    }
+
+    function _penaltyBps(Order storage order, Penalty penalty) private view returns (uint256) {
+        return penalty == Penalty.Excursion ? order.excursionPenaltyBps : order.recallPenaltyBps;
     }
 
     function _unreleasedBps(Order storage order) private view returns (uint256 total) {
@@ -530,21 +640,49 @@ contract TradeEscrow is ReentrancyGuardTransient {
         if (released & _RECEIVED_BIT == 0) total += order.receivedBps;
     }
 
-    function _reached(
-        Order storage order,
-        Milestone milestone,
-        TraceRegistry.ProductView memory shipment
-    ) private view returns (bool) {
-        if (milestone == Milestone.Shipped) {
-            return
-                shipment.status != TraceRegistry.Status.Unknown &&
-                (shipment.custodian != order.seller || shipment.pendingReceiver != address(0));
-        }
-        if (milestone == Milestone.CustomsCleared) return shipment.cleared;
-        return shipment.custodian == order.receiver;
+    function _partyOf(Order storage order, Milestone milestone) private view returns (address) {
+        if (milestone == Milestone.Shipped) return order.seller;
+        if (milestone == Milestone.Received) return order.receiver;
+        return address(0);
     }
 
-    function _triggered(Penalty penalty, TraceRegistry.ProductView memory shipment) private pure returns (bool) {
-        return penalty == Penalty.Excursion ? shipment.excursions > 0 : shipment.recalled;
+    /// @dev The milestone's fact, as the registry wrote it when it happened (see the contract's notice).
+    function _reached(Order storage order, Milestone milestone) private view returns (bool) {
+        if (milestone == Milestone.CustomsCleared) return _registry.clearedAt(order.shipment) != 0;
+        TraceRegistry.PartyFacts memory facts = _registry.partyFactsOf(order.shipment, _partyOf(order, milestone));
+        return milestone == Milestone.Shipped ? facts.handedOverAt != 0 : facts.receivedAt != 0;
+    }
+
+    /// @dev A report counts only by a party other than the buyer and its receiver; an excursion only
+    /// if made before the receiver's first receipt (its ordinal at most the excursions on record then),
+    /// or at any time while the receiver has received nothing.
+    function _triggered(Order storage order, Penalty penalty) private view returns (bool) {
+        if (order.state == OrderState.Unknown) return false;
+        bytes32 shipment = order.shipment;
+        address buyer = order.buyer;
+        address receiver = order.receiver;
+        if (penalty == Penalty.Recall) {
+            TraceRegistry.Report[] memory recalls = _registry.recallReportsOf(shipment);
+            for (uint256 i = 0; i < recalls.length; ++i) {
+                address reporter = recalls[i].reporter;
+                if (reporter != buyer && reporter != receiver) return true;
+            }
+            return false;
+        }
+        TraceRegistry.Report[] memory reports = _registry.excursionReportsOf(shipment);
+        TraceRegistry.PartyFacts memory delivery;
+        bool deliveryRead = false;
+        for (uint256 i = 0; i < reports.length; ++i) {
+            address reporter = reports[i].reporter;
+            if (reporter == buyer || reporter == receiver) continue;
+            if (!deliveryRead) {
+                delivery = _registry.partyFactsOf(shipment, receiver);
+                deliveryRead = true;
+            }
+            if (delivery.receivedAt == 0) return true;
+            uint16 ordinal = reports[i].ordinal;
+            if (ordinal <= delivery.excursionsBeforeReceipt && ordinal != _UNORDERED) return true;
+        }
+        return false;
     }
 }

@@ -137,6 +137,8 @@ def give_gas(chain: Chain, address: str) -> None:
 
 DUSD = 10**6
 """One Demo USD in its smallest units (6 decimals)."""
+DISPUTE_WINDOW = 14 * 86_400
+"""The dispute window `Trade.terms` agrees when an order names an arbiter."""
 
 
 @dataclass
@@ -171,7 +173,8 @@ class Trade:
         return account_of(self.manufacturer)
 
     def terms(self, **overrides: Any) -> OrderTerms:
-        """1,000 dUSD, FOB-like 3000/0/7000, due in a day, no arbiter or penalties unless overridden."""
+        """1,000 dUSD, FOB-like 3000/0/7000, due in a day, no arbiter or penalties unless overridden;
+        an arbiter comes with a 14-day dispute window unless one is given."""
         fields: dict[str, Any] = {
             "seller": self.manufacturer.address,
             "token": self.token.address,
@@ -181,10 +184,21 @@ class Trade:
             "milestone_bps": (3000, 0, 7000),
             "deadline": latest_timestamp(self.chain) + 86_400,
         }
+        if overrides.get("arbiter", ZERO_ADDRESS) != ZERO_ADDRESS:
+            fields["dispute_window"] = DISPUTE_WINDOW
         return OrderTerms(**{**fields, **overrides})
 
     def create(self, **overrides: Any) -> int:
         return self.escrow.create_order(self.buyer, self.terms(**overrides)).order_id
+
+    def accept(self, order_id: int) -> EscrowResult:
+        return self.escrow.accept_order(self.seller, order_id)
+
+    def accepted(self, **overrides: Any) -> int:
+        """An order the buyer created and the seller accepted: ready to fund."""
+        order_id = self.create(**overrides)
+        self.accept(order_id)
+        return order_id
 
     def fund(self, order_id: int) -> EscrowResult:
         """The buyer gets the amount from the faucet, approves the escrow and funds the order."""
@@ -194,7 +208,7 @@ class Trade:
         return self.escrow.fund(self.buyer, order_id)
 
     def funded(self, **overrides: Any) -> int:
-        order_id = self.create(**overrides)
+        order_id = self.accepted(**overrides)
         self.fund(order_id)
         return order_id
 

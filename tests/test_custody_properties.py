@@ -8,7 +8,10 @@ Four properties, checked after every step of every sequence hypothesis tries:
 - the contract accepts exactly the events `tracechain.custody` accepts, and rejects the others with
   the same error and arguments, so the service's pre-validation can be trusted;
 - every chain's on-chain head (a subject's facts, each reporter's observations of it) equals the
-  hash chain recomputed from its EventRecorded logs.
+  hash chain recomputed from its EventRecorded logs;
+- the trade facts the contract keeps for good (first receipts and handovers per party, first
+  clearance, first reporters of excursions and recalls) are the model's, times included, and none
+  ever changes once written.
 
 They run on the real anvil node: the same sequences on the in-process chain take ten times longer.
 """
@@ -23,7 +26,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from tracechain.chain.connect import Chain
-from tracechain.chain.registry import Role, TraceRegistry
+from tracechain.chain.registry import PartyFacts as ChainPartyFacts
+from tracechain.chain.registry import RecordResult, Role, TraceRegistry
 from tracechain.chain.trace_event import (
     OBSERVATION_KINDS,
     VERDICT_CLEARED,
@@ -36,7 +40,7 @@ from tracechain.chain.trace_event import (
     chain_of,
     next_head,
 )
-from tracechain.custody import CustodyState, CustodyViolation
+from tracechain.custody import CustodyState, CustodyViolation, PartyFacts
 from tracechain.errors import ContractRevert
 
 from .factories import Actor, sgtin, sscc
@@ -64,6 +68,7 @@ class CustodyMachine(RuleBasedStateMachine):
     def deploy(self) -> None:
         self.registry = TraceRegistry.deploy(self.chain)
         self.model = CustodyState()
+        self.seen_facts: dict[tuple[bytes, str, str], Any] = {}
         self.actors: dict[str, Actor] = {}
         for name, roles in CAST.items():
             actor = Actor.new(name, self.registry)
@@ -120,18 +125,23 @@ class CustodyMachine(RuleBasedStateMachine):
         )
         before = self.registry.product_of(subject)
 
-        expected: CustodyViolation | None = None
-        try:
-            self.model.apply(event, signer.address)
-        except CustodyViolation as violation:
-            expected = violation
-
+        # The chain first: the model's facts take the time of the block the event landed in.
+        result: RecordResult | ContractRevert
         try:
             result = self.registry.record([signer.signer.sign(event)])
         except ContractRevert as revert:
-            assert expected is not None, f"contract rejected what the model accepts: {revert}"
-            assert revert.error_name == expected.error
-            assert revert.arguments == _as_contract_arguments(expected.arguments)
+            result = revert
+        at = 0 if isinstance(result, ContractRevert) else self._block_time(result)
+        expected: CustodyViolation | None = None
+        try:
+            self.model.apply(event, signer.address, at)
+        except CustodyViolation as violation:
+            expected = violation
+
+        if isinstance(result, ContractRevert):
+            assert expected is not None, f"contract rejected what the model accepts: {result}"
+            assert result.error_name == expected.error
+            assert result.arguments == _as_contract_arguments(expected.arguments)
             return
         assert expected is None, f"contract accepted what the model rejects: {expected}"
 
@@ -146,6 +156,34 @@ class CustodyMachine(RuleBasedStateMachine):
             assert event.counterpart == signer.address or actor == "auditor"
         (logged,) = result.events
         assert logged.head == next_head(head, event.event_hash)
+
+    def _block_time(self, result: RecordResult) -> int:
+        return int(self.chain.w3.eth.get_block(result.receipt["blockNumber"])["timestamp"])
+
+    @invariant()
+    def facts_are_never_rewritten(self) -> None:
+        """What the model wrote once stays as it was (the chain's copy is compared at teardown)."""
+        if not hasattr(self, "model"):
+            return
+        seen = self.seen_facts
+        for subject, facts in self.model.facts.items():
+            for party, party_facts in facts.parties.items():
+                for name in ("received_at", "handed_over_at"):
+                    key = (subject, party, name)
+                    value = getattr(party_facts, name)
+                    assert seen.get(key, value) == value
+                    if value is not None:
+                        seen[key] = value
+            key = (subject, "cleared_at", "")
+            assert seen.get(key, facts.cleared_at) == facts.cleared_at
+            if facts.cleared_at is not None:
+                seen[key] = facts.cleared_at
+            for name in ("excursion_reports", "recall_reports"):
+                reports = tuple(getattr(facts, name))
+                key = (subject, name, "")
+                earlier = seen.get(key, ())
+                assert reports[: len(earlier)] == earlier
+                seen[key] = reports
 
     @invariant()
     def chain_agrees_with_model(self) -> None:
@@ -188,7 +226,19 @@ class CustodyMachine(RuleBasedStateMachine):
                     unit.parent,
                 )
                 assert raw.custodian == (unit.custodian or ZERO_ADDRESS)
+            # The trade facts the contract keeps for good are the model's, times included.
+            facts = self.model.facts_of(subject)
+            assert self.registry.cleared_at(subject) == (facts.cleared_at or 0)
+            for name in ("excursion_reports", "recall_reports"):
+                on_chain = getattr(self.registry, f"{name}_of")(subject)
+                assert [(r.reporter, r.at, r.ordinal) for r in on_chain] == [
+                    (r.reporter, r.at, r.ordinal) for r in getattr(facts, name)
+                ]
             for actor in self.actors.values():
+                party = facts.parties.get(actor.address, PartyFacts())
+                assert self.registry.party_facts_of(subject, actor.address) == ChainPartyFacts(
+                    party.received_at or 0, party.handed_over_at or 0, party.excursions_before_receipt
+                )
                 chain = chain_of(subject, Kind.OBSERVE, actor.address)
                 assert from_logs.get(chain, ZERO_HASH) == self.registry.observation_head_of(
                     subject, actor.address

@@ -4,6 +4,10 @@ The service checks a whole document against these rules before it signs anything
 with one custody-violating event is rejected whole and nothing is written; the property tests run
 random call sequences against the contract and this model side by side, so the two cannot drift.
 A violation is reported as the same error the contract would revert with, by name and arguments.
+
+The model also keeps the contract's trade facts (`SubjectFacts`: first receipts and handovers per
+party, first clearance, first reporters of excursions and recalls), for the same parity. No rule
+depends on them, so capture's projection does not store them: the chain is their record.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from tracechain.chain.trace_event import (
 )
 
 MAX_PACKING_DEPTH = 8
+MAX_REPORTERS = 3
+MAX_EXCURSIONS = 0xFFFF  # the contract's uint16 count saturates there
 PARTICIPANT_ROLES = ("manufacturer", "carrier", "customs", "retailer", "auditor")
 
 
@@ -51,6 +57,42 @@ class Unit:
     custodian: str | None = None  # None while the manufacturer holds it, as on chain
     pending_receiver: str = ZERO_ADDRESS
     parent: bytes = ZERO_HASH
+
+
+@dataclass
+class PartyFacts:
+    """TraceRegistry.PartyFacts of one party and one subject; None: not yet (the chain's zero)."""
+
+    received_at: int | None = None
+    handed_over_at: int | None = None
+    excursions_before_receipt: int = 0
+
+
+@dataclass(frozen=True)
+class Report:
+    """A party's first excursion or recall report of a subject (ordinal: zero for a recall)."""
+
+    reporter: str
+    at: int
+    ordinal: int
+
+
+@dataclass
+class SubjectFacts:
+    """The facts the contract keeps for good about one subject (see TraceRegistry's notice)."""
+
+    parties: dict[str, PartyFacts] = field(default_factory=dict)
+    cleared_at: int | None = None
+    excursion_reports: list[Report] = field(default_factory=list)
+    recall_reports: list[Report] = field(default_factory=list)
+
+    def party(self, address: str) -> PartyFacts:
+        return self.parties.setdefault(address, PartyFacts())
+
+
+def _report(reports: list[Report], reporter: str, at: int, ordinal: int) -> None:
+    if len(reports) < MAX_REPORTERS and all(r.reporter != reporter for r in reports):
+        reports.append(Report(reporter, at, ordinal))
 
 
 class _CopyOnRead(dict[bytes, Unit]):
@@ -85,6 +127,7 @@ class CustodyState:
     units: dict[bytes, Unit] = field(default_factory=dict)
     heads: dict[bytes, bytes] = field(default_factory=dict)
     roles: dict[str, set[str]] = field(default_factory=dict)
+    facts: dict[bytes, SubjectFacts] = field(default_factory=dict)
 
     def head(self, chain: bytes) -> bytes:
         """The head of a chain: a subject's facts, or one reporter's observations of it (`chain_of`)."""
@@ -120,12 +163,27 @@ class CustodyState:
             {key: replace(unit) for key, unit in self.units.items()},
             dict(self.heads),
             {key: set(roles) for key, roles in self.roles.items()},
+            {
+                key: SubjectFacts(
+                    {party: replace(f) for party, f in facts.parties.items()},
+                    facts.cleared_at,
+                    list(facts.excursion_reports),
+                    list(facts.recall_reports),
+                )
+                for key, facts in self.facts.items()
+            },
         )
 
-    def apply(self, event: TraceEvent, signer: str) -> bytes:
+    def facts_of(self, subject: bytes) -> SubjectFacts:
+        """The subject's trade facts (empty for one that has none)."""
+        return self.facts.get(subject) or SubjectFacts()
+
+    def apply(self, event: TraceEvent, signer: str, at: int = 0) -> bytes:
         """Apply one event signed by `signer` (signature assumed valid) and return the new head.
 
-        Raises CustodyViolation, leaving the state untouched, where the contract would revert.
+        `at` is the block timestamp the event is recorded at, which only the trade facts keep (0 when
+        not known yet, as at capture). Raises CustodyViolation, leaving the state untouched, where
+        the contract would revert.
         """
         subject = event.subject
         chain = chain_of(subject, event.kind, signer)
@@ -138,10 +196,34 @@ class CustodyState:
         # Effects change units in place; they work on copies of the units they touch, kept only
         # when the event holds. (Copying every unit per event made a document's check quadratic.)
         staged_units = _CopyOnRead(self.units)
+        sender = self.custodian(subject) if event.kind is Kind.RECEIVE else ZERO_ADDRESS
         effect(CustodyState(staged_units, self.heads, self.roles), event, signer)
         self.units.update(staged_units.changed())
+        self._record_facts(event, signer, at, sender)
         self.heads[chain] = next_head(head, event.event_hash)
         return self.heads[chain]
+
+    def _record_facts(self, event: TraceEvent, signer: str, at: int, sender: str) -> None:
+        """The facts the contract writes once an event's effect holds (see TraceRegistry's notice)."""
+        kind, subject = event.kind, event.subject
+        if kind is Kind.RECEIVE:
+            facts = self.facts.setdefault(subject, SubjectFacts())
+            sent = facts.party(sender)
+            if sent.handed_over_at is None:
+                sent.handed_over_at = at
+            received = facts.party(signer)
+            if received.received_at is None:
+                received.received_at = at
+                received.excursions_before_receipt = self.units[subject].excursions
+        elif kind is Kind.INSPECT and event.ref == VERDICT_CLEARED:
+            facts = self.facts.setdefault(subject, SubjectFacts())
+            if facts.cleared_at is None:
+                facts.cleared_at = at
+        elif kind is Kind.EXCURSION:
+            reports = self.facts.setdefault(subject, SubjectFacts()).excursion_reports
+            _report(reports, signer, at, self.units[subject].excursions)
+        elif kind is Kind.RECALL:
+            _report(self.facts.setdefault(subject, SubjectFacts()).recall_reports, signer, at, 0)
 
     # ---------------------------------------------------------------- checks
 
@@ -301,7 +383,7 @@ class CustodyState:
             raise CustodyViolation(
                 "TraceRegistryNotCustodian", subject=event.subject, caller=signer, custodian=custodian
             )
-        unit.excursions = min(unit.excursions + 1, 0xFFFF)
+        unit.excursions = min(unit.excursions + 1, MAX_EXCURSIONS)
 
     def _withdraw(self, event: TraceEvent, signer: str) -> None:
         """See TraceRegistry._withdraw: only the withdrawn event's signer, or an auditor."""

@@ -3,12 +3,12 @@ settler that releases milestones and applies penalties as soon as the registry s
 
 Who sends what:
 
-- A party's own acts (the buyer creating, funding, reclaiming; a party disputing; the arbiter
-  resolving; anyone triggering a release by hand) are signed with that participant's key, which the
-  service holds encrypted, so the chain sees the party itself as the sender. One lock per
-  participant keeps two requests from taking the same account nonce.
-- The settler's releases and penalties are open to anyone on chain, so the relayer sends them, and
-  only through the Submitter's outbox, which owns the relayer's nonces.
+- A party's own acts (the buyer creating, funding, reclaiming; the seller accepting; a party
+  disputing; the arbiter resolving; anyone triggering a release by hand) are signed with that
+  participant's key, which the service holds encrypted, so the chain sees the party itself as the
+  sender. One lock per participant keeps two requests from taking the same account nonce.
+- The settler's releases, penalties and ends of lapsed disputes are open to anyone on chain, so
+  the relayer sends them, and only through the Submitter's outbox, which owns the relayer's nonces.
 - On a development chain a participant's gas money comes from the relayer, through the outbox too.
 
 The chain is the truth about an order; each row keeps a snapshot of it (`Order.settlement`) so that
@@ -59,11 +59,13 @@ MILESTONE_NAMES: Final = {
 }
 PENALTY_NAMES: Final = {Penalty.EXCURSION: "excursion", Penalty.RECALL: "recall"}
 OPEN_STATES: Final = tuple(
-    state.name.lower() for state in (OrderState.CREATED, OrderState.FUNDED, OrderState.DISPUTED)
+    state.name.lower()
+    for state in (OrderState.CREATED, OrderState.ACCEPTED, OrderState.FUNDED, OrderState.DISPUTED)
 )
 """Orders the settler keeps reading: their state can still change."""
-SETTLER_GAS = 250_000
-"""Ample for release (115k at most) and applyPenalty (97k): the outbox computes gas, never estimates."""
+SETTLER_GAS = 300_000
+"""Ample for release (117k; up to about 190k when it applies both penalties first), applyPenalty
+(101k) and endDispute (31k): the outbox computes gas, never estimates."""
 
 
 class OwnWalletParticipant(TracechainError):
@@ -157,6 +159,12 @@ class Settlement:
         session.flush()
         return row
 
+    def accept(self, row: Order, seller: Participant) -> EscrowResult:
+        with self.acting_as(seller) as account:
+            result = self.escrow.accept_order(account, row.order_id)
+        self.refresh(row)
+        return result
+
     def fund(self, row: Order, buyer: Participant, *, permit: bool) -> EscrowResult:
         with self.acting_as(buyer) as account:
             if permit:
@@ -220,15 +228,18 @@ class Settlement:
     # ---------------------------------------------------------------- the settler
 
     def settle_round(self) -> int:
-        """Release what the registry shows and apply penalties it shows, for every funded order.
+        """Release what the registry shows and apply penalties it shows, for every funded order, and
+        end the disputes whose window has passed.
 
         Penalties go first: a release pays a share of what is unreleased, so a penalty applied after
-        the last release would find nothing left to refund. One transaction per order at a time;
-        the next waits until the outbox has it mined. Runs only when a new block arrived (nothing an
-        order depends on changes between blocks) or a transaction of its own was still in flight last
-        time. Returns the transactions it queued.
+        the last release would find nothing left to refund (the escrow applies those due inside a
+        release too). One transaction per order at a time; the next waits until the outbox has it
+        mined. Runs only when a new block arrived (nothing an order depends on changes between
+        blocks: a dispute's end too is read against the latest block's time) or a transaction of its
+        own was still in flight last time. Returns the transactions it queued.
         """
-        block = self.chain.w3.eth.block_number
+        latest = self.chain.w3.eth.get_block("latest")
+        block, now = int(latest["number"]), int(latest["timestamp"])
         if block == self._last_block:
             return 0
         queued, waiting = 0, False
@@ -246,7 +257,7 @@ class Settlement:
                         continue
                     row.settling_batch_id = None
                 order = self.refresh(row)
-                fn = self._next_step(row, order)
+                fn = self._next_step(row, order, now)
                 if fn is not None:
                     row.settling_batch_id = self.submitter.prepare_call(session, fn, gas=SETTLER_GAS).id
                     queued += 1
@@ -254,10 +265,14 @@ class Settlement:
             self._last_block = block
         return queued
 
-    def _next_step(self, row: Order, order: ChainOrder) -> ContractFunction | None:
+    def _next_step(self, row: Order, order: ChainOrder, now: int) -> ContractFunction | None:
+        """The next transaction the order is due, if any; `now` is the latest block's time (the next
+        block is stamped no earlier)."""
+        functions = self.escrow.contract.functions
+        if order.state is OrderState.DISPUTED and now >= order.dispute_ends_at:
+            return functions.endDispute(row.order_id)
         if order.state is not OrderState.FUNDED:
             return None
-        functions = self.escrow.contract.functions
         penalty_bps = (order.terms.excursion_penalty_bps, order.terms.recall_penalty_bps)
         for penalty in Penalty:
             if (
@@ -295,6 +310,8 @@ def snapshot(order: ChainOrder) -> dict[str, Any]:
             "recall": order.terms.recall_penalty_bps,
         },
         "deadline": order.terms.deadline,
+        "disputeWindow": order.terms.dispute_window,
+        "disputeEndsAt": order.dispute_ends_at,
     }
 
 

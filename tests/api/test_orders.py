@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.factories import latest_timestamp, pass_time_to
+from tracechain.epcis.builders import aggregation_event, object_event, sensor_event
 
 from .conftest import Api
 
@@ -48,13 +49,29 @@ def order_terms(seller_party: dict[str, Any], **overrides: Any) -> dict[str, Any
     }
 
 
-def funded_order(api: Api, buyer: dict[str, Any], seller: dict[str, Any], **overrides: Any) -> int:
-    post(api, buyer, "/settlement/faucet", {"amount": overrides.pop("faucet", "10000")})
+def accepted_order(api: Api, buyer: dict[str, Any], seller: dict[str, Any], **overrides: Any) -> int:
+    """The buyer proposes the order and the seller accepts its terms."""
     created = post(api, buyer, "/orders", order_terms(seller, **overrides), status=201)
     order_id = int(created["orderId"])
+    assert created["state"] == "created"
+    assert post(api, seller, f"/orders/{order_id}/acceptance")["state"] == "accepted"
+    return order_id
+
+
+def funded_order(api: Api, buyer: dict[str, Any], seller: dict[str, Any], **overrides: Any) -> int:
+    post(api, buyer, "/settlement/faucet", {"amount": overrides.pop("faucet", "10000")})
+    order_id = accepted_order(api, buyer, seller, **overrides)
+    created = get(api, buyer, f"/orders/{order_id}")
     funded = post(api, buyer, f"/orders/{order_id}/funding")
     assert funded["state"] == "funded" and funded["unreleased"] == created["amount"]
     return order_id
+
+
+def chain_deadline(api: Api, hours: int) -> datetime:
+    """`hours` after the chain's own clock, which earlier tests on this session's chain may have
+    moved ahead of this machine's."""
+    latest = latest_timestamp(api.services.chain)
+    return max(datetime.now(UTC), datetime.fromtimestamp(latest, UTC)) + timedelta(hours=hours)
 
 
 def balance(api: Api, who: dict[str, Any]) -> str:
@@ -141,7 +158,7 @@ def test_past_the_deadline_without_delivery_the_buyer_reclaims_everything_unrele
     api: Api, parties: dict[str, dict[str, Any]]
 ) -> None:
     buyer, seller = parties["retailer"], parties["manufacturer"]
-    deadline = datetime.now(UTC) + timedelta(hours=1)
+    deadline = chain_deadline(api, hours=1)
     order_id = funded_order(api, buyer, seller, deadline=deadline.isoformat())
 
     early = post(api, buyer, f"/orders/{order_id}/reclaim", status=409)
@@ -159,10 +176,13 @@ def test_a_dispute_freezes_the_order_until_the_arbiter_splits_it(
     arbiter = api.create_participant("Rotterdam Arbitration", ["auditor"], "urn:epc:id:pgln:8712345.00010")
     api.settle()
     order_id = funded_order(api, buyer, seller, arbiter=arbiter["id"])
-    assert get(api, arbiter, f"/orders/{order_id}")["arbiter"]["id"] == arbiter["id"]
+    order = get(api, arbiter, f"/orders/{order_id}")
+    assert order["arbiter"]["id"] == arbiter["id"]
+    assert (order["disputeDays"], order["disputeEndsAt"]) == (14, None)  # the default window
 
     post(api, seller, f"/orders/{order_id}/resolution", {"toSeller": 50}, status=403)
-    assert post(api, seller, f"/orders/{order_id}/dispute")["state"] == "disputed"
+    disputed = post(api, seller, f"/orders/{order_id}/dispute")
+    assert disputed["state"] == "disputed" and disputed["disputeEndsAt"] is not None
     ship_to_carrier(api, parties)  # the settler pays nothing on a disputed order
     assert get(api, seller, f"/orders/{order_id}")["paid"] == "0.000000"
 
@@ -181,6 +201,7 @@ def test_a_milestone_released_by_hand_must_be_reached_and_is_paid_once(
     m = parties["manufacturer"]
     post(api, m, "/products", {"gtin": GTIN, "serial": "7001"}, status=202)
     post(api, m, "/shipments", {"sscc": PALLET, "contents": [ITEM], "destination": CARRIER_PARTY}, status=202)
+    post(api, parties["carrier"], f"/shipments/{PALLET}/receipt", {}, status=202)
     for _ in range(3):  # the captures only: no settler round before the manual release
         api.services.submitter.run_once()
     order = post(api, seller, f"/orders/{order_id}/releases", {"milestone": "shipped"})
@@ -203,8 +224,11 @@ def test_a_participant_sees_and_acts_on_only_its_own_orders(
         == f"you are party to no order {order_id}"
     )
     post(api, carrier, f"/orders/{order_id}/dispute", status=404)
+    post(api, carrier, f"/orders/{order_id}/acceptance", status=404)
     forbidden = post(api, seller, f"/orders/{order_id}/funding", status=403)
     assert "only the order's buyer" in forbidden["detail"]
+    forbidden = post(api, buyer, f"/orders/{order_id}/acceptance", status=403)
+    assert "only the order's seller" in forbidden["detail"]
     post(api, seller, f"/orders/{order_id}/reclaim", status=403)
     assert api.client.get("/orders").status_code == 401
 
@@ -220,6 +244,9 @@ def test_a_participant_sees_and_acts_on_only_its_own_orders(
         ({"deadline": "2030-01-01T00:00:00"}, "deadline"),  # no time zone
         ({"shipment": "urn:epc:id:sscc:6901234.000000070"}, "sscc"),
         ({"penalties": {"excursion": 101}}, "penalties.excursion"),
+        ({"disputeDays": 3}, "disputeDays: a dispute window needs an arbiter"),
+        ({"disputeDays": 366}, "disputeDays"),
+        ({"disputeDays": -1}, "disputeDays"),
     ],
 )
 def test_a_bad_order_is_refused_naming_the_field_and_nothing_is_written(
@@ -285,6 +312,15 @@ def test_orders_settle_on_anvil_and_postgresql(
     body = {"sscc": "urn:epc:id:sscc:6901234.0000000702", "contents": [item], "destination": CARRIER_PARTY}
     post(real_api, m, "/shipments", body, status=202)
     real_api.settle()
+    assert get(real_api, buyer, f"/orders/{order_id}")["paid"] == "0.000000"  # proposed, not handed over
+    post(
+        real_api,
+        real_parties["carrier"],
+        "/shipments/urn:epc:id:sscc:6901234.0000000702/receipt",
+        {},
+        status=202,
+    )
+    real_api.settle()
     order = get(real_api, buyer, f"/orders/{order_id}")
     assert (order["paid"], order["state"]) == ("3000.000000", "funded")
 
@@ -327,9 +363,198 @@ def test_funding_by_approval_takes_the_amount_as_a_permit_does(
 ) -> None:
     buyer, seller = parties["retailer"], parties["manufacturer"]
     post(api, buyer, "/settlement/faucet", {"amount": "250"})
-    order_id = post(api, buyer, "/orders", order_terms(seller, amount="250"), status=201)["orderId"]
+    order_id = accepted_order(api, buyer, seller, amount="250")
     funded = post(api, buyer, f"/orders/{order_id}/funding", {"method": "approve"})
     assert (funded["state"], funded["unreleased"]) == ("funded", "250.000000")
     assert balance(api, buyer) == "0.000000"
     again = post(api, buyer, f"/orders/{order_id}/funding", status=409)
     assert again["title"] == "TradeEscrowUnexpectedState"
+
+
+# -------------------------------------------------------------------- acceptance and disputes
+
+
+def test_the_seller_accepts_the_terms_and_arbiter_before_the_buyer_can_fund(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    """The buyer alone cannot bind the seller to an arbiter: funding waits for the acceptance."""
+    buyer, seller = parties["retailer"], parties["manufacturer"]
+    arbiter = api.create_participant("Rotterdam Arbitration", ["auditor"], "urn:epc:id:pgln:8712345.00010")
+    api.settle()
+    post(api, buyer, "/settlement/faucet", {"amount": "10000"})
+    terms = order_terms(seller, arbiter=arbiter["id"], disputeDays=30)
+    order_id = post(api, buyer, "/orders", terms, status=201)["orderId"]
+
+    refused = post(api, buyer, f"/orders/{order_id}/funding", status=409)
+    assert refused["title"] == "TradeEscrowUnexpectedState"
+    post(api, arbiter, f"/orders/{order_id}/acceptance", status=403)
+    accepted = post(api, seller, f"/orders/{order_id}/acceptance")
+    assert (accepted["state"], accepted["disputeDays"]) == ("accepted", 30)
+    assert post(api, buyer, f"/orders/{order_id}/funding")["state"] == "funded"
+    again = post(api, seller, f"/orders/{order_id}/acceptance", status=409)
+    assert again["title"] == "TradeEscrowUnexpectedState"
+
+
+@pytest.mark.parametrize("days", [0, "0.04"])
+def test_a_dispute_window_under_an_hour_is_refused_naming_the_field(
+    api: Api, parties: dict[str, dict[str, Any]], days: Any
+) -> None:
+    buyer, seller = parties["retailer"], parties["manufacturer"]
+    arbiter = api.create_participant("Rotterdam Arbitration", ["auditor"], "urn:epc:id:pgln:8712345.00010")
+    refused = post(
+        api, buyer, "/orders", order_terms(seller, arbiter=arbiter["id"], disputeDays=days), status=422
+    )
+    assert refused["detail"].startswith("disputeDays: from one hour")
+    assert get(api, buyer, "/orders") == []
+
+
+def test_a_dispute_nobody_resolves_ends_with_its_window_and_the_settler_pays_as_the_trace_shows(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    buyer, seller = parties["retailer"], parties["manufacturer"]
+    arbiter = api.create_participant("Rotterdam Arbitration", ["auditor"], "urn:epc:id:pgln:8712345.00010")
+    api.settle()
+    order_id = funded_order(api, buyer, seller, arbiter=arbiter["id"], disputeDays=2)
+    post(api, buyer, f"/orders/{order_id}/dispute")
+    ship_to_carrier(api, parties)
+    order = get(api, seller, f"/orders/{order_id}")
+    assert (order["state"], order["paid"]) == ("disputed", "0.000000")
+
+    chain = api.services.chain
+    pass_time_to(chain, int(datetime.fromisoformat(order["disputeEndsAt"]).timestamp()))
+    chain.w3.testing.mine(1)  # type: ignore[attr-defined]  # the chain's clock passes the window
+    api.settle()
+    order = get(api, seller, f"/orders/{order_id}")
+    assert (order["state"], order["paid"]) == ("funded", "3000.000000")
+    refused = post(api, arbiter, f"/orders/{order_id}/resolution", {"toSeller": 0}, status=409)
+    assert refused["title"] == "TradeEscrowUnexpectedState"
+    again = post(api, buyer, f"/orders/{order_id}/dispute", status=409)
+    assert again["title"] == "TradeEscrowDisputeAlreadyOpened"
+
+
+# -------------------------------------------------------------------- what neither party can do to the other
+
+
+def capture(api: Api, who: dict[str, Any], events: list[dict[str, Any]]) -> None:
+    """A capture document, recorded on chain (the settler not run)."""
+    response = api.capture(who, events)
+    assert response.status_code == 202, response.text
+    for _ in range(3):
+        api.services.submitter.run_once()
+
+
+@pytest.mark.parametrize("then", ["retail_selling", "destroying"])
+def test_goods_received_and_sold_in_one_document_are_paid_for(
+    api: Api, parties: dict[str, dict[str, Any]], then: str
+) -> None:
+    """Before: the custodian was never the receiving address when the settler looked, and after the
+    deadline the buyer reclaimed the unpaid 70%."""
+    buyer, seller = parties["retailer"], parties["manufacturer"]
+    deadline = chain_deadline(api, hours=1)
+    order_id = funded_order(api, buyer, seller, deadline=deadline.isoformat())
+    ship_to_carrier(api, parties)
+    post(api, parties["carrier"], "/shipments", {"sscc": PALLET, "destination": RETAILER_PARTY}, status=202)
+    now = datetime.now(UTC)
+    capture(
+        api,
+        buyer,
+        [
+            object_event([PALLET], biz_step="receiving", at=now, location=RETAILER_PARTY),
+            object_event([PALLET], biz_step=then, at=now + timedelta(minutes=5), location=RETAILER_PARTY),
+        ],
+    )
+    pass_time_to(api.services.chain, max(latest_timestamp(api.services.chain), int(deadline.timestamp())) + 1)
+
+    refused = post(api, buyer, f"/orders/{order_id}/reclaim", status=409)
+    assert refused["title"] == "TradeEscrowDelivered"
+    api.settle()
+    order = get(api, seller, f"/orders/{order_id}")
+    assert (order["state"], order["paid"], order["refunded"]) == ("closed", "10000.000000", "0.000000")
+    assert balance(api, seller) == "10000.000000"
+
+
+def test_the_buyer_cannot_refund_itself_by_reporting_an_excursion_on_receipt(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    buyer, seller = parties["retailer"], parties["manufacturer"]
+    order_id = funded_order(api, buyer, seller, penalties={"excursion": 20})
+    ship_to_carrier(api, parties)
+    post(api, parties["carrier"], "/shipments", {"sscc": PALLET, "destination": RETAILER_PARTY}, status=202)
+    post(api, buyer, f"/shipments/{PALLET}/receipt", {}, status=202)
+    reading = {"value": 11.5, "minimum": 2, "maximum": 8}
+    post(api, buyer, f"/products/{PALLET}/sensor-readings", reading, status=202)
+    api.settle()
+
+    order = get(api, buyer, f"/orders/{order_id}")
+    assert order["penaltiesApplied"] == {"excursion": False, "recall": False}
+    assert (order["state"], order["paid"], order["refunded"]) == ("closed", "10000.000000", "0.000000")
+
+
+def test_consuming_the_pallet_pays_the_seller_nothing(api: Api, parties: dict[str, dict[str, Any]]) -> None:
+    """Before: "the custodian is no longer the seller" paid 30% for a pallet nobody shipped."""
+    buyer, seller = parties["retailer"], parties["manufacturer"]
+    deadline = chain_deadline(api, hours=1)
+    order_id = funded_order(api, buyer, seller, deadline=deadline.isoformat())
+    post(api, seller, "/products", {"gtin": GTIN, "serial": "7001"}, status=202)
+    now = datetime.now(UTC)
+    capture(
+        api,
+        seller,
+        [
+            aggregation_event(PALLET, [ITEM], at=now),
+            object_event([PALLET], biz_step="destroying", at=now + timedelta(minutes=5)),
+        ],
+    )
+    api.settle()
+    assert get(api, seller, f"/orders/{order_id}")["paid"] == "0.000000"
+    refused = post(api, seller, f"/orders/{order_id}/releases", {"milestone": "shipped"}, status=409)
+    assert refused["title"] == "TradeEscrowMilestoneNotReached"
+
+    pass_time_to(api.services.chain, max(latest_timestamp(api.services.chain), int(deadline.timestamp())) + 1)
+    order = post(api, buyer, f"/orders/{order_id}/reclaim")
+    assert (order["state"], order["refunded"]) == ("closed", "10000.000000")
+
+
+def test_a_receipt_an_excursion_and_a_sale_in_one_document_on_anvil_and_postgresql(
+    real_api: Api, real_parties: dict[str, dict[str, Any]]
+) -> None:
+    """Both of the buyer's tricks at once, on a real node and database: the seller is paid in full."""
+    api, parties = real_api, real_parties
+    buyer, seller, carrier = parties["retailer"], parties["manufacturer"], parties["carrier"]
+    pallet, item = "urn:epc:id:sscc:6901234.0000000703", "urn:epc:id:sgtin:6901234.067890.7003"
+    order_id = funded_order(api, buyer, seller, shipment=pallet, penalties={"excursion": 20})
+    post(api, seller, "/products", {"gtin": GTIN, "serial": "7003"}, status=202)
+    post(
+        api,
+        seller,
+        "/shipments",
+        {"sscc": pallet, "contents": [item], "destination": CARRIER_PARTY},
+        status=202,
+    )
+    post(api, carrier, f"/shipments/{pallet}/receipt", {}, status=202)
+    post(api, carrier, "/shipments", {"sscc": pallet, "destination": RETAILER_PARTY}, status=202)
+    api.settle()
+    now = datetime.now(UTC)
+    capture(
+        api,
+        buyer,
+        [
+            object_event([pallet], biz_step="receiving", at=now, location=RETAILER_PARTY),
+            sensor_event(
+                [pallet],
+                at=now + timedelta(minutes=1),
+                measurement="Temperature",
+                value=11.5,
+                uom="CEL",
+                minimum=2.0,
+                maximum=8.0,
+                location=RETAILER_PARTY,
+            ),
+            object_event([pallet], biz_step="retail_selling", at=now + timedelta(minutes=5)),
+        ],
+    )
+    api.settle()
+
+    order = get(api, buyer, f"/orders/{order_id}")
+    assert order["penaltiesApplied"]["excursion"] is False
+    assert (order["state"], order["paid"], order["refunded"]) == ("closed", "10000.000000", "0.000000")

@@ -12,16 +12,28 @@ import pytest
 from eth_account import Account
 
 from tracechain.chain import reverts
-from tracechain.chain.escrow import BPS, Milestone, OrderState, Penalty
+from tracechain.chain.escrow import (
+    BPS,
+    MAX_DISPUTE_WINDOW,
+    MIN_DISPUTE_WINDOW,
+    Milestone,
+    OrderState,
+    Penalty,
+)
+from tracechain.chain.registry import Role
 from tracechain.chain.trace_event import VERDICT_REJECTED, ZERO_ADDRESS, ZERO_HASH, Kind
 
-from ..factories import DUSD, Trade, account_of, latest_timestamp, pass_time_to, record, sscc
+from ..factories import DUSD, Trade, account_of, give_gas, latest_timestamp, pass_time_to, record, sscc
 
 UNKNOWN_ORDER = 999
 
 
 def past_deadline(trade: Trade, order_id: int) -> None:
     pass_time_to(trade.chain, trade.escrow.order_of(order_id).terms.deadline + 1)
+
+
+def past_dispute(trade: Trade, order_id: int) -> None:
+    pass_time_to(trade.chain, trade.escrow.order_of(order_id).dispute_ends_at)
 
 
 def disputed(trade: Trade) -> int:
@@ -84,6 +96,31 @@ def test_create_order_reverts_on_invalid_terms(
     assert exc.value.arguments == arguments
 
 
+@pytest.mark.parametrize(
+    ("arbiter", "window"),
+    [
+        pytest.param(False, 1, id="window_without_arbiter"),
+        pytest.param(True, 0, id="arbiter_without_window"),
+        pytest.param(True, MIN_DISPUTE_WINDOW - 1, id="window_below_an_hour"),
+        pytest.param(True, MAX_DISPUTE_WINDOW + 1, id="window_above_a_year"),
+    ],
+)
+def test_create_order_reverts_on_a_dispute_window_that_does_not_fit_the_arbiter(
+    trade: Trade, arbiter: bool, window: int
+) -> None:
+    named = trade.arbiter.address if arbiter else ZERO_ADDRESS
+
+    with pytest.raises(reverts.TradeEscrowInvalidDisputeWindow) as exc:
+        trade.create(arbiter=named, dispute_window=window)
+    assert exc.value.arguments == {"arbiter": named, "disputeWindow": window}
+
+
+@pytest.mark.parametrize("window", [MIN_DISPUTE_WINDOW, MAX_DISPUTE_WINDOW])
+def test_create_order_accepts_the_bounds_of_the_dispute_window(trade: Trade, window: int) -> None:
+    order_id = trade.create(arbiter=trade.arbiter.address, dispute_window=window)
+    assert trade.escrow.order_of(order_id).terms.dispute_window == window
+
+
 def test_create_order_reverts_when_the_buyer_names_itself_seller(trade: Trade) -> None:
     with pytest.raises(reverts.TradeEscrowInvalidSeller) as exc:
         trade.create(seller=trade.buyer.address)
@@ -122,7 +159,66 @@ def test_create_order_reverts_when_the_deadline_is_not_in_the_future(trade: Trad
     assert exc.value.arguments["timestamp"] >= deadline  # the time of the block it would have run in
 
 
+# ---------------------------------------------------------------- acceptOrder
+
+
+def test_accept_order_reverts_for_an_unknown_order(trade: Trade) -> None:
+    with pytest.raises(reverts.TradeEscrowUnknownOrder) as exc:
+        trade.escrow.accept_order(trade.seller, UNKNOWN_ORDER)
+    assert exc.value.arguments == {"orderId": UNKNOWN_ORDER}
+
+
+@pytest.mark.parametrize("who", ["buyer", "arbiter", "stranger"])
+def test_accept_order_reverts_when_the_sender_is_not_the_seller(trade: Trade, who: str) -> None:
+    order_id = trade.create(arbiter=trade.arbiter.address)
+    sender = getattr(trade, who) if who != "stranger" else Account.create()
+
+    with pytest.raises(reverts.TradeEscrowNotSeller) as exc:
+        trade.escrow.accept_order(sender, order_id)
+    assert exc.value.arguments == {
+        "orderId": order_id,
+        "caller": sender.address,
+        "seller": trade.manufacturer.address,
+    }
+
+
+@pytest.mark.parametrize(
+    ("setup", "state"), [("accepted", OrderState.ACCEPTED), ("funded", OrderState.FUNDED)]
+)
+def test_accept_order_reverts_once_accepted(trade: Trade, setup: str, state: OrderState) -> None:
+    order_id = getattr(trade, setup)()
+
+    with pytest.raises(reverts.TradeEscrowUnexpectedState) as exc:
+        trade.escrow.accept_order(trade.seller, order_id)
+    assert exc.value.arguments == {"orderId": order_id, "state": state, "expected": OrderState.CREATED}
+
+
+def test_accept_order_reverts_after_the_deadline(trade: Trade) -> None:
+    order_id = trade.create()
+    deadline = trade.escrow.order_of(order_id).terms.deadline
+    pass_time_to(trade.chain, deadline + 1)
+
+    with pytest.raises(reverts.TradeEscrowDeadlinePassed) as exc:
+        trade.escrow.accept_order(trade.seller, order_id)
+    assert exc.value.arguments == {"orderId": order_id, "deadline": deadline}
+
+
 # ---------------------------------------------------------------- fund
+
+
+def test_fund_reverts_until_the_seller_accepted_the_order(trade: Trade) -> None:
+    """The buyer alone cannot bind the seller to an arbiter: money goes in only on accepted terms."""
+    order_id = trade.create(arbiter=trade.arbiter.address)
+    trade.token.faucet(trade.buyer.address, 1_000 * DUSD)
+    trade.token.approve(trade.buyer, trade.escrow.address, 1_000 * DUSD)
+
+    with pytest.raises(reverts.TradeEscrowUnexpectedState) as exc:
+        trade.escrow.fund(trade.buyer, order_id)
+    assert exc.value.arguments == {
+        "orderId": order_id,
+        "state": OrderState.CREATED,
+        "expected": OrderState.ACCEPTED,
+    }
 
 
 def test_fund_reverts_for_an_unknown_order(trade: Trade) -> None:
@@ -132,7 +228,7 @@ def test_fund_reverts_for_an_unknown_order(trade: Trade) -> None:
 
 
 def test_fund_reverts_when_the_sender_is_not_the_buyer(trade: Trade) -> None:
-    order_id = trade.create()
+    order_id = trade.accepted()
 
     with pytest.raises(reverts.TradeEscrowNotBuyer) as exc:
         trade.escrow.fund(trade.seller, order_id)
@@ -153,12 +249,12 @@ def test_fund_reverts_when_the_order_is_already_funded(trade: Trade) -> None:
     assert exc.value.arguments == {
         "orderId": order_id,
         "state": OrderState.FUNDED,
-        "expected": OrderState.CREATED,
+        "expected": OrderState.ACCEPTED,
     }
 
 
 def test_fund_reverts_after_the_deadline(trade: Trade) -> None:
-    order_id = trade.create()
+    order_id = trade.accepted()
     deadline = trade.escrow.order_of(order_id).terms.deadline
     trade.token.faucet(trade.buyer.address, 1_000 * DUSD)
     trade.token.approve(trade.buyer, trade.escrow.address, 1_000 * DUSD)
@@ -170,7 +266,7 @@ def test_fund_reverts_after_the_deadline(trade: Trade) -> None:
 
 
 def test_fund_reverts_without_an_allowance_for_the_whole_amount(trade: Trade) -> None:
-    order_id = trade.create()
+    order_id = trade.accepted()
     trade.token.faucet(trade.buyer.address, 1_000 * DUSD)
     trade.token.approve(trade.buyer, trade.escrow.address, 999 * DUSD)
 
@@ -185,7 +281,7 @@ def test_fund_reverts_without_an_allowance_for_the_whole_amount(trade: Trade) ->
 
 def test_fund_with_permit_reverts_when_the_permit_is_not_the_buyers(trade: Trade) -> None:
     """A permit signed by someone else fails inside; the transfer then finds no allowance."""
-    order_id = trade.create()
+    order_id = trade.accepted()
     trade.token.faucet(trade.buyer.address, 1_000 * DUSD)
     deadline = latest_timestamp(trade.chain) + 3600
     permit = trade.token.sign_permit(trade.seller, trade.escrow.address, 1_000 * DUSD, deadline)
@@ -196,7 +292,7 @@ def test_fund_with_permit_reverts_when_the_permit_is_not_the_buyers(trade: Trade
 
 
 def test_fund_with_permit_reverts_when_the_permit_is_for_less_than_the_amount(trade: Trade) -> None:
-    order_id = trade.create()
+    order_id = trade.accepted()
     trade.token.faucet(trade.buyer.address, 1_000 * DUSD)
     deadline = latest_timestamp(trade.chain) + 3600
     permit = trade.token.sign_permit(trade.buyer, trade.escrow.address, 999 * DUSD, deadline)
@@ -207,7 +303,7 @@ def test_fund_with_permit_reverts_when_the_permit_is_for_less_than_the_amount(tr
 
 
 def test_fund_with_permit_reverts_when_the_sender_is_not_the_buyer(trade: Trade) -> None:
-    order_id = trade.create()
+    order_id = trade.accepted()
     deadline = latest_timestamp(trade.chain) + 3600
     permit = trade.token.sign_permit(trade.buyer, trade.escrow.address, 1_000 * DUSD, deadline)
 
@@ -236,29 +332,32 @@ def _act(trade: Trade, action: str, order_id: int) -> None:
         escrow.open_dispute(trade.buyer, order_id)
     elif action == "resolve":
         escrow.resolve(trade.arbiter, order_id, 5000)
+    elif action == "end_dispute":
+        escrow.end_dispute(order_id)
 
 
 FUNDED_ONLY = ["release", "apply_penalty", "reclaim", "open_dispute"]
 
 
-@pytest.mark.parametrize("action", [*FUNDED_ONLY, "resolve"])
+@pytest.mark.parametrize("action", [*FUNDED_ONLY, "resolve", "end_dispute"])
 def test_action_reverts_for_an_unknown_order(trade: Trade, action: str) -> None:
     with pytest.raises(reverts.TradeEscrowUnknownOrder) as exc:
         _act(trade, action, UNKNOWN_ORDER)
     assert exc.value.arguments == {"orderId": UNKNOWN_ORDER}
 
 
+@pytest.mark.parametrize(
+    ("setup", "state"), [("create", OrderState.CREATED), ("accepted", OrderState.ACCEPTED)]
+)
 @pytest.mark.parametrize("action", FUNDED_ONLY)
-def test_action_reverts_before_the_order_is_funded(trade: Trade, action: str) -> None:
-    order_id = trade.create(arbiter=trade.arbiter.address, excursion_penalty_bps=1000)
+def test_action_reverts_before_the_order_is_funded(
+    trade: Trade, action: str, setup: str, state: OrderState
+) -> None:
+    order_id = getattr(trade, setup)(arbiter=trade.arbiter.address, excursion_penalty_bps=1000)
 
     with pytest.raises(reverts.TradeEscrowUnexpectedState) as exc:
         _act(trade, action, order_id)
-    assert exc.value.arguments == {
-        "orderId": order_id,
-        "state": OrderState.CREATED,
-        "expected": OrderState.FUNDED,
-    }
+    assert exc.value.arguments == {"orderId": order_id, "state": state, "expected": OrderState.FUNDED}
 
 
 @pytest.mark.parametrize("action", FUNDED_ONLY)
@@ -292,21 +391,29 @@ def test_action_reverts_once_the_order_is_closed(trade: Trade, action: str) -> N
     }
 
 
-@pytest.mark.parametrize(("setup", "state"), [("create", OrderState.CREATED), ("funded", OrderState.FUNDED)])
-def test_resolve_reverts_without_a_dispute(trade: Trade, setup: str, state: OrderState) -> None:
+@pytest.mark.parametrize("action", ["resolve", "end_dispute"])
+@pytest.mark.parametrize(
+    ("setup", "state"),
+    [("create", OrderState.CREATED), ("accepted", OrderState.ACCEPTED), ("funded", OrderState.FUNDED)],
+)
+def test_dispute_action_reverts_without_a_dispute(
+    trade: Trade, action: str, setup: str, state: OrderState
+) -> None:
     order_id = getattr(trade, setup)(arbiter=trade.arbiter.address)
 
     with pytest.raises(reverts.TradeEscrowUnexpectedState) as exc:
-        trade.escrow.resolve(trade.arbiter, order_id, 5000)
+        _act(trade, action, order_id)
     assert exc.value.arguments == {"orderId": order_id, "state": state, "expected": OrderState.DISPUTED}
 
 
-def test_resolve_reverts_once_the_dispute_is_resolved(trade: Trade) -> None:
+@pytest.mark.parametrize("action", ["resolve", "end_dispute"])
+def test_dispute_action_reverts_once_the_dispute_is_resolved(trade: Trade, action: str) -> None:
     order_id = disputed(trade)
     trade.escrow.resolve(trade.arbiter, order_id, 5000)
+    past_dispute(trade, order_id)
 
     with pytest.raises(reverts.TradeEscrowUnexpectedState) as exc:
-        trade.escrow.resolve(trade.arbiter, order_id, 5000)
+        _act(trade, action, order_id)
     assert exc.value.arguments == {
         "orderId": order_id,
         "state": OrderState.CLOSED,
@@ -337,44 +444,59 @@ def test_release_reverts_when_the_milestone_was_released(trade: Trade) -> None:
     assert exc.value.arguments == {"orderId": order_id, "milestone": Milestone.SHIPPED}
 
 
+def not_reached(trade: Trade, order_id: int, milestone: Milestone, party: str) -> dict[str, Any]:
+    return {"orderId": order_id, "milestone": milestone, "shipment": trade.shipment, "party": party}
+
+
 def test_release_reverts_when_the_seller_still_holds_the_shipment(trade: Trade) -> None:
     order_id = trade.funded()
 
     with pytest.raises(reverts.TradeEscrowMilestoneNotReached) as exc:
         trade.escrow.release(order_id, Milestone.SHIPPED)
-    assert exc.value.arguments == {
-        "orderId": order_id,
-        "milestone": Milestone.SHIPPED,
-        "custodian": trade.manufacturer.address,
-        "pendingReceiver": ZERO_ADDRESS,
-        "cleared": False,
-    }
+    assert exc.value.arguments == not_reached(trade, order_id, Milestone.SHIPPED, trade.manufacturer.address)
 
 
 def test_release_reverts_when_the_shipment_was_never_commissioned(trade: Trade) -> None:
-    """An unknown subject has no custodian, which must not read as "no longer the seller's"."""
-    order_id = trade.funded(shipment=sscc("never-packed"))
+    shipment = sscc("never-packed")
+    order_id = trade.funded(shipment=shipment)
 
     with pytest.raises(reverts.TradeEscrowMilestoneNotReached) as exc:
         trade.escrow.release(order_id, Milestone.SHIPPED)
     assert exc.value.arguments == {
         "orderId": order_id,
         "milestone": Milestone.SHIPPED,
-        "custodian": ZERO_ADDRESS,
-        "pendingReceiver": ZERO_ADDRESS,
-        "cleared": False,
+        "shipment": shipment,
+        "party": trade.manufacturer.address,
     }
 
 
-def test_release_reverts_when_a_shipment_back_to_the_seller_was_received(trade: Trade) -> None:
+@pytest.mark.parametrize("redirected", [False, True], ids=["proposed", "redirected_to_the_seller_s_choice"])
+def test_release_reverts_while_the_sellers_shipment_is_only_proposed(trade: Trade, redirected: bool) -> None:
+    """A Ship is a proposal the seller can redirect: nobody has taken the goods from it yet."""
     order_id = trade.funded()
-    trade.ship()
-    record(trade.registry, trade.carrier, Kind.SHIP, trade.shipment, counterpart=trade.manufacturer.address)
-    record(trade.registry, trade.manufacturer, Kind.RECEIVE, trade.shipment)
+    record(trade.registry, trade.manufacturer, Kind.SHIP, trade.shipment, counterpart=trade.carrier.address)
+    if redirected:
+        record(
+            trade.registry, trade.manufacturer, Kind.SHIP, trade.shipment, counterpart=trade.auditor.address
+        )
 
     with pytest.raises(reverts.TradeEscrowMilestoneNotReached) as exc:
         trade.escrow.release(order_id, Milestone.SHIPPED)
-    assert exc.value.arguments["custodian"] == trade.manufacturer.address
+    assert exc.value.arguments == not_reached(trade, order_id, Milestone.SHIPPED, trade.manufacturer.address)
+
+
+def test_release_reverts_when_someone_else_shipped_the_shipment(trade: Trade) -> None:
+    """The seller never held the pallet it sells: another's handover is not the seller's."""
+    seller = account_of(trade.auditor)
+    give_gas(trade.chain, seller.address)
+    order_id = trade.create(seller=seller.address)
+    trade.escrow.accept_order(seller, order_id)
+    trade.fund(order_id)
+    trade.ship()
+
+    with pytest.raises(reverts.TradeEscrowMilestoneNotReached) as exc:
+        trade.escrow.release(order_id, Milestone.SHIPPED)
+    assert exc.value.arguments == not_reached(trade, order_id, Milestone.SHIPPED, trade.auditor.address)
 
 
 @pytest.mark.parametrize("verdict", [None, VERDICT_REJECTED], ids=["not_inspected", "rejected"])
@@ -388,24 +510,7 @@ def test_release_reverts_when_customs_has_not_cleared_the_shipment(
 
     with pytest.raises(reverts.TradeEscrowMilestoneNotReached) as exc:
         trade.escrow.release(order_id, Milestone.CUSTOMS_CLEARED)
-    assert exc.value.arguments == {
-        "orderId": order_id,
-        "milestone": Milestone.CUSTOMS_CLEARED,
-        "custodian": trade.carrier.address,
-        "pendingReceiver": ZERO_ADDRESS,
-        "cleared": False,
-    }
-
-
-def test_release_reverts_when_a_later_inspection_rejects_a_cleared_shipment(trade: Trade) -> None:
-    order_id = trade.funded(milestone_bps=(0, 5000, 5000))
-    trade.ship()
-    trade.clear_customs()
-    trade.clear_customs(VERDICT_REJECTED)
-
-    with pytest.raises(reverts.TradeEscrowMilestoneNotReached) as exc:
-        trade.escrow.release(order_id, Milestone.CUSTOMS_CLEARED)
-    assert exc.value.arguments["cleared"] is False
+    assert exc.value.arguments == not_reached(trade, order_id, Milestone.CUSTOMS_CLEARED, ZERO_ADDRESS)
 
 
 def test_release_reverts_while_the_shipment_is_on_its_way_to_the_receiver(trade: Trade) -> None:
@@ -415,13 +520,7 @@ def test_release_reverts_while_the_shipment_is_on_its_way_to_the_receiver(trade:
 
     with pytest.raises(reverts.TradeEscrowMilestoneNotReached) as exc:
         trade.escrow.release(order_id, Milestone.RECEIVED)
-    assert exc.value.arguments == {
-        "orderId": order_id,
-        "milestone": Milestone.RECEIVED,
-        "custodian": trade.carrier.address,
-        "pendingReceiver": trade.retailer.address,
-        "cleared": False,
-    }
+    assert exc.value.arguments == not_reached(trade, order_id, Milestone.RECEIVED, trade.retailer.address)
 
 
 def test_release_reverts_when_someone_other_than_the_receiver_received_it(trade: Trade) -> None:
@@ -430,7 +529,7 @@ def test_release_reverts_when_someone_other_than_the_receiver_received_it(trade:
 
     with pytest.raises(reverts.TradeEscrowMilestoneNotReached) as exc:
         trade.escrow.release(order_id, Milestone.RECEIVED)
-    assert exc.value.arguments["custodian"] == trade.carrier.address
+    assert exc.value.arguments == not_reached(trade, order_id, Milestone.RECEIVED, trade.retailer.address)
 
 
 # ---------------------------------------------------------------- applyPenalty
@@ -455,12 +554,7 @@ def test_apply_penalty_reverts_when_the_registry_shows_no_trigger(trade: Trade, 
 
     with pytest.raises(reverts.TradeEscrowPenaltyNotTriggered) as exc:
         trade.escrow.apply_penalty(order_id, penalty)
-    assert exc.value.arguments == {
-        "orderId": order_id,
-        "penalty": penalty,
-        "excursions": 0,
-        "recalled": False,
-    }
+    assert exc.value.arguments == {"orderId": order_id, "penalty": penalty, "shipment": trade.shipment}
 
 
 def test_apply_penalty_reverts_when_the_excursion_was_recorded_for_an_item_on_the_pallet(
@@ -475,9 +569,56 @@ def test_apply_penalty_reverts_when_the_excursion_was_recorded_for_an_item_on_th
     assert exc.value.arguments == {
         "orderId": order_id,
         "penalty": Penalty.EXCURSION,
-        "excursions": 0,
-        "recalled": False,
+        "shipment": trade.shipment,
     }
+
+
+def test_apply_penalty_reverts_when_the_receiver_reported_the_excursion_after_receiving(trade: Trade) -> None:
+    """The buyer cannot refund itself: its receiving address's own report triggers nothing."""
+    order_id = trade.funded(excursion_penalty_bps=2000)
+    trade.ship()
+    trade.deliver()
+    trade.report_excursion(by=trade.retailer)
+
+    with pytest.raises(reverts.TradeEscrowPenaltyNotTriggered) as exc:
+        trade.escrow.apply_penalty(order_id, Penalty.EXCURSION)
+    assert exc.value.arguments == {
+        "orderId": order_id,
+        "penalty": Penalty.EXCURSION,
+        "shipment": trade.shipment,
+    }
+
+
+def test_apply_penalty_reverts_when_another_party_reported_the_excursion_after_the_receipt(
+    trade: Trade,
+) -> None:
+    """The receiver passes the pallet on to a party of its choosing, which reports an excursion: the
+    goods were no longer in the seller's or a carrier's hands for the order."""
+    order_id = trade.funded(excursion_penalty_bps=2000)
+    trade.ship()
+    trade.deliver()
+    record(trade.registry, trade.retailer, Kind.SHIP, trade.shipment, counterpart=trade.carrier.address)
+    record(trade.registry, trade.carrier, Kind.RECEIVE, trade.shipment)
+    trade.report_excursion(by=trade.carrier)
+
+    with pytest.raises(reverts.TradeEscrowPenaltyNotTriggered) as exc:
+        trade.escrow.apply_penalty(order_id, Penalty.EXCURSION)
+    assert exc.value.arguments == {
+        "orderId": order_id,
+        "penalty": Penalty.EXCURSION,
+        "shipment": trade.shipment,
+    }
+
+
+def test_apply_penalty_reverts_when_the_receiver_itself_recalled_the_shipment(trade: Trade) -> None:
+    """A receiving address that is also an auditor cannot recall its way to a refund."""
+    trade.registry.grant_role(Role.AUDITOR, trade.retailer.address)
+    order_id = trade.funded(recall_penalty_bps=2000)
+    record(trade.registry, trade.retailer, Kind.RECALL, trade.shipment)
+
+    with pytest.raises(reverts.TradeEscrowPenaltyNotTriggered) as exc:
+        trade.escrow.apply_penalty(order_id, Penalty.RECALL)
+    assert exc.value.arguments == {"orderId": order_id, "penalty": Penalty.RECALL, "shipment": trade.shipment}
 
 
 @pytest.mark.parametrize(
@@ -548,14 +689,36 @@ def test_reclaim_reverts_once_the_received_milestone_was_released(trade: Trade) 
     assert exc.value.arguments == {"orderId": order_id, "milestone": Milestone.RECEIVED}
 
 
-def test_reclaim_reverts_when_the_receiver_holds_the_shipment(trade: Trade) -> None:
-    """Delivered but not yet released by the deadline: the goods are paid for, not refunded."""
+@pytest.mark.parametrize("then", [None, Kind.SELL, Kind.CONSUME], ids=["held", "sold", "consumed"])
+def test_reclaim_reverts_once_the_receiver_has_received_the_shipment(trade: Trade, then: Kind | None) -> None:
+    """Delivered but not yet released by the deadline: the goods are paid for, not refunded, whatever
+    the receiver did with them since."""
     order_id = trade.funded()
     trade.ship()
     trade.deliver()
+    received_at = trade.registry.party_facts_of(trade.shipment, trade.retailer.address).received_at
+    if then is not None:
+        record(trade.registry, trade.retailer, then, trade.shipment)
     past_deadline(trade, order_id)
 
     with pytest.raises(reverts.TradeEscrowDelivered) as exc:
+        trade.escrow.reclaim(trade.buyer, order_id)
+    assert exc.value.arguments == {
+        "orderId": order_id,
+        "receiver": trade.retailer.address,
+        "receivedAt": received_at,
+    }
+
+
+def test_reclaim_reverts_while_a_shipment_to_the_receiver_awaits_its_receipt(trade: Trade) -> None:
+    """Goods at the door past the deadline: the receiver signs for them (and they are paid) or they
+    are sent elsewhere first; holding the receipt back until a refund is not a way out."""
+    order_id = trade.funded()
+    trade.ship()
+    record(trade.registry, trade.carrier, Kind.SHIP, trade.shipment, counterpart=trade.retailer.address)
+    past_deadline(trade, order_id)
+
+    with pytest.raises(reverts.TradeEscrowDeliveryPending) as exc:
         trade.escrow.reclaim(trade.buyer, order_id)
     assert exc.value.arguments == {"orderId": order_id, "receiver": trade.retailer.address}
 
@@ -583,6 +746,39 @@ def test_open_dispute_reverts_when_the_sender_is_not_a_party(trade: Trade, who: 
     with pytest.raises(reverts.TradeEscrowNotParty) as exc:
         trade.escrow.open_dispute(sender, order_id)
     assert exc.value.arguments == {"orderId": order_id, "caller": sender.address}
+
+
+@pytest.mark.parametrize("by", ["buyer", "seller"])
+def test_open_dispute_reverts_when_the_order_had_its_dispute(trade: Trade, by: str) -> None:
+    order_id = disputed(trade)
+    ends_at = trade.escrow.order_of(order_id).dispute_ends_at
+    past_dispute(trade, order_id)
+    trade.escrow.end_dispute(order_id)
+
+    with pytest.raises(reverts.TradeEscrowDisputeAlreadyOpened) as exc:
+        trade.escrow.open_dispute(getattr(trade, by), order_id)
+    assert exc.value.arguments == {"orderId": order_id, "endsAt": ends_at}
+
+
+def test_end_dispute_reverts_before_the_window_ends(trade: Trade) -> None:
+    order_id = disputed(trade)
+    ends_at = trade.escrow.order_of(order_id).dispute_ends_at
+    pass_time_to(trade.chain, ends_at - 1)
+
+    with pytest.raises(reverts.TradeEscrowDisputeNotEnded) as exc:
+        trade.escrow.end_dispute(order_id)
+    assert exc.value.arguments == {"orderId": order_id, "endsAt": ends_at}
+
+
+def test_resolve_reverts_once_the_window_has_ended(trade: Trade) -> None:
+    """The arbiter had the agreed time; after it the order's own rules decide."""
+    order_id = disputed(trade)
+    ends_at = trade.escrow.order_of(order_id).dispute_ends_at
+    past_dispute(trade, order_id)
+
+    with pytest.raises(reverts.TradeEscrowDisputeEnded) as exc:
+        trade.escrow.resolve(trade.arbiter, order_id, 5000)
+    assert exc.value.arguments == {"orderId": order_id, "endsAt": ends_at}
 
 
 @pytest.mark.parametrize("who", ["buyer", "seller", "stranger"])

@@ -11,7 +11,7 @@ from eth_account import Account
 from tracechain.chain.escrow import BPS, EscrowLog, Milestone, OrderState, OrderTerms, Penalty
 from tracechain.chain.trace_event import VERDICT_REJECTED, ZERO_ADDRESS, Kind
 
-from ..factories import DUSD, Trade, latest_timestamp, pass_time_to, record
+from ..factories import DISPUTE_WINDOW, DUSD, Trade, latest_timestamp, pass_time_to, record
 
 
 def released(order_id: int, milestone: Milestone, seller: str, amount: int) -> EscrowLog:
@@ -131,11 +131,23 @@ def test_create_order_records_the_terms_and_logs_them(trade: Trade) -> None:
     assert trade.escrow.order_count() == 2
     order = trade.escrow.order_of(1)
     assert order.terms == terms
+    assert order.terms.dispute_window == DISPUTE_WINDOW
     assert (order.state, order.buyer) == (OrderState.CREATED, trade.buyer.address)
     assert order.released == (False, False, False)
     assert order.penalties_applied == (False, False)
     assert (order.paid, order.refunded, order.unreleased) == (0, 0, 0)
     assert trade.balances() == (0, 0, 0)
+
+
+def test_accept_order_by_the_seller_lets_the_buyer_fund_it(trade: Trade) -> None:
+    order_id = trade.create(arbiter=trade.arbiter.address)
+
+    accepted = trade.escrow.accept_order(trade.seller, order_id)
+    assert accepted.logs == [
+        EscrowLog("OrderAccepted", {"orderId": order_id, "seller": trade.manufacturer.address})
+    ]
+    assert trade.escrow.order_of(order_id).state is OrderState.ACCEPTED
+    assert [log.name for log in trade.fund(order_id).logs] == ["OrderFunded"]
 
 
 def test_order_of_an_unknown_id_reports_unknown_and_zeros(trade: Trade) -> None:
@@ -146,7 +158,7 @@ def test_order_of_an_unknown_id_reports_unknown_and_zeros(trade: Trade) -> None:
 
 
 def test_fund_pulls_exactly_the_amount_and_logs_it(trade: Trade) -> None:
-    order_id = trade.create(amount=1_234_567_891)
+    order_id = trade.accepted(amount=1_234_567_891)
     trade.token.faucet(trade.buyer.address, 2_000 * DUSD)
     trade.token.approve(trade.buyer, trade.escrow.address, 2_000 * DUSD)
 
@@ -170,7 +182,7 @@ def test_fund_pulls_exactly_the_amount_and_logs_it(trade: Trade) -> None:
 
 
 def test_fund_with_permit_funds_in_one_transaction_without_an_approval(trade: Trade) -> None:
-    order_id = trade.create()
+    order_id = trade.accepted()
     trade.token.faucet(trade.buyer.address, 1_000 * DUSD)
     permit = trade.token.sign_permit(
         trade.buyer, trade.escrow.address, 1_000 * DUSD, latest_timestamp(trade.chain) + 3600
@@ -186,7 +198,7 @@ def test_fund_with_permit_funds_in_one_transaction_without_an_approval(trade: Tr
 
 def test_fund_with_permit_still_funds_when_someone_submitted_the_permit_first(trade: Trade) -> None:
     """A permit copied from the mempool and sent on its own leaves the allowance the order needs."""
-    order_id = trade.create()
+    order_id = trade.accepted()
     trade.token.faucet(trade.buyer.address, 1_000 * DUSD)
     permit = trade.token.sign_permit(
         trade.buyer, trade.escrow.address, 1_000 * DUSD, latest_timestamp(trade.chain) + 3600
@@ -204,13 +216,26 @@ def test_fund_with_permit_still_funds_when_someone_submitted_the_permit_first(tr
 # ---------------------------------------------------------------- releasing
 
 
-def test_shipped_counts_once_a_receiver_is_proposed(trade: Trade) -> None:
+def test_shipped_counts_once_the_party_the_seller_shipped_to_received_it(trade: Trade) -> None:
     order_id = trade.funded()
     record(trade.registry, trade.manufacturer, Kind.SHIP, trade.shipment, counterpart=trade.carrier.address)
+    assert not trade.escrow.milestone_reached(order_id, Milestone.SHIPPED)  # a proposal, not a handover
 
+    record(trade.registry, trade.carrier, Kind.RECEIVE, trade.shipment)
     assert trade.escrow.milestone_reached(order_id, Milestone.SHIPPED)
     released_ = trade.escrow.release(order_id, Milestone.SHIPPED)
     assert released_.logs == [released(order_id, Milestone.SHIPPED, trade.manufacturer.address, 300 * DUSD)]
+
+
+def test_shipped_stays_met_when_the_goods_come_back_to_the_seller(trade: Trade) -> None:
+    """A handover is a fact: the carrier returning the pallet later does not undo it."""
+    order_id = trade.funded()
+    trade.ship()
+    record(trade.registry, trade.carrier, Kind.SHIP, trade.shipment, counterpart=trade.manufacturer.address)
+    record(trade.registry, trade.manufacturer, Kind.RECEIVE, trade.shipment)
+
+    assert trade.escrow.milestone_reached(order_id, Milestone.SHIPPED)
+    assert trade.escrow.release(order_id, Milestone.SHIPPED).logs[0].args["amount"] == 300 * DUSD
 
 
 def test_milestones_release_in_any_order_their_conditions_hold(trade: Trade) -> None:
@@ -235,13 +260,14 @@ def test_milestones_release_in_any_order_their_conditions_hold(trade: Trade) -> 
     assert escrow.order_of(order_id).released == (True, True, True)
 
 
-def test_a_released_milestone_stays_released_when_the_registry_changes_its_mind(trade: Trade) -> None:
+def test_a_clearance_counts_although_a_later_inspection_rejects_the_shipment(trade: Trade) -> None:
     order_id = trade.funded(milestone_bps=(0, 5000, 5000))
     trade.ship()
     trade.clear_customs()
-    trade.escrow.release(order_id, Milestone.CUSTOMS_CLEARED)
-
     trade.clear_customs(VERDICT_REJECTED)
+
+    assert trade.escrow.milestone_reached(order_id, Milestone.CUSTOMS_CLEARED)
+    trade.escrow.release(order_id, Milestone.CUSTOMS_CLEARED)
     order = trade.escrow.order_of(order_id)
     assert order.released == (False, True, False)
     assert order.paid == 500 * DUSD
@@ -351,6 +377,40 @@ def test_a_penalty_is_capped_at_the_unreleased_funds_and_closes_the_order(trade:
     assert escrow.order_of(order_id).state is OrderState.CLOSED
 
 
+def test_release_applies_the_penalties_due_before_it_pays(trade: Trade) -> None:
+    """Releasing first cannot beat a reported excursion: the refund comes out before the payment."""
+    escrow, seller, buyer = trade.escrow, trade.manufacturer.address, trade.buyer.address
+    order_id = trade.funded(excursion_penalty_bps=2000, recall_penalty_bps=1000)
+    trade.ship()
+    trade.report_excursion()
+
+    shipped = escrow.release(order_id, Milestone.SHIPPED, sender=trade.seller)
+    assert shipped.logs == [
+        penalty_applied(order_id, Penalty.EXCURSION, buyer, 200 * DUSD),
+        released(order_id, Milestone.SHIPPED, seller, 240 * DUSD),  # 30% of the 800 left
+    ]
+    assert trade.balances() == (240 * DUSD, 200 * DUSD, 560 * DUSD)
+    assert escrow.order_of(order_id).penalties_applied == (True, False)
+
+
+def test_release_returns_without_paying_when_the_penalties_due_take_the_rest(trade: Trade) -> None:
+    escrow, buyer = trade.escrow, trade.buyer.address
+    order_id = trade.funded(excursion_penalty_bps=6000, recall_penalty_bps=5000)
+    trade.ship()
+    trade.report_excursion()
+    trade.recall()
+
+    shipped = escrow.release(order_id, Milestone.SHIPPED)
+    assert shipped.logs == [
+        penalty_applied(order_id, Penalty.EXCURSION, buyer, 600 * DUSD),
+        penalty_applied(order_id, Penalty.RECALL, buyer, 400 * DUSD),  # capped at what was left
+        closed(order_id, 0, 1_000 * DUSD),
+    ]
+    order = escrow.order_of(order_id)
+    assert (order.state, order.released) == (OrderState.CLOSED, (False, False, False))
+    assert trade.balances() == (0, 1_000 * DUSD, 0)
+
+
 def test_both_penalties_apply_each_once_on_the_amount(trade: Trade) -> None:
     escrow, buyer = trade.escrow, trade.buyer.address
     order_id = trade.funded(milestone_bps=(0, 0, BPS), excursion_penalty_bps=1000, recall_penalty_bps=2500)
@@ -367,14 +427,16 @@ def test_both_penalties_apply_each_once_on_the_amount(trade: Trade) -> None:
     assert (order.refunded, order.unreleased) == (350 * DUSD, 650 * DUSD)
 
 
-def test_a_recall_of_what_the_pallet_is_packed_in_triggers_the_recall_penalty(trade: Trade) -> None:
-    """The registry resolves a recall through the units a subject is packed in."""
+def test_a_recall_counts_for_the_shipment_itself_not_for_what_it_is_packed_in(trade: Trade) -> None:
+    """Facts are kept for the subject an event names: the order's shipment must be recalled itself."""
     container = b"\x01" * 32
     order_id = trade.funded(recall_penalty_bps=1000)
     record(trade.registry, trade.manufacturer, Kind.AGGREGATE, trade.shipment, ref=container)
     record(trade.registry, trade.auditor, Kind.RECALL, container)
+    assert trade.registry.product_of(trade.shipment).recalled
+    assert not trade.escrow.penalty_triggered(order_id, Penalty.RECALL)
 
-    assert trade.escrow.penalty_triggered(order_id, Penalty.RECALL)
+    trade.recall()
     assert trade.escrow.apply_penalty(order_id, Penalty.RECALL).logs[0].args["refund"] == 100 * DUSD
 
 
@@ -404,11 +466,35 @@ def test_open_dispute_freezes_the_order_and_logs_who_opened_it(trade: Trade) -> 
     order_id = trade.funded(arbiter=trade.arbiter.address)
 
     opened = trade.escrow.open_dispute(trade.seller, order_id)
+    ends_at = latest_timestamp(trade.chain) + DISPUTE_WINDOW
     assert opened.logs == [
-        EscrowLog("DisputeOpened", {"orderId": order_id, "openedBy": trade.manufacturer.address})
+        EscrowLog(
+            "DisputeOpened",
+            {"orderId": order_id, "openedBy": trade.manufacturer.address, "endsAt": ends_at},
+        )
     ]
-    assert trade.escrow.order_of(order_id).state is OrderState.DISPUTED
+    order = trade.escrow.order_of(order_id)
+    assert (order.state, order.dispute_ends_at) == (OrderState.DISPUTED, ends_at)
     assert trade.balances() == (0, 0, 1_000 * DUSD)
+
+
+def test_a_dispute_ends_by_itself_when_its_window_does_and_the_rules_resume(trade: Trade) -> None:
+    """The arbiter never decides: after the agreed window anyone ends the dispute, and what the
+    registry shows is paid as if there had been none."""
+    escrow = trade.escrow
+    order_id = trade.funded(arbiter=trade.arbiter.address)
+    escrow.open_dispute(trade.buyer, order_id)
+    trade.ship()
+    pass_time_to(trade.chain, escrow.order_of(order_id).dispute_ends_at)
+    stranger = Account.create()
+    trade.chain.w3.eth.send_transaction(
+        {"from": trade.chain.relayer.address, "to": stranger.address, "value": 10**17}
+    )
+
+    ended = escrow.end_dispute(order_id, stranger)
+    assert ended.logs == [EscrowLog("DisputeEnded", {"orderId": order_id, "endedBy": stranger.address})]
+    assert escrow.order_of(order_id).state is OrderState.FUNDED
+    assert escrow.release(order_id, Milestone.SHIPPED).logs[0].args["amount"] == 300 * DUSD
 
 
 def test_resolve_splits_the_unreleased_funds_and_closes_the_order(trade: Trade) -> None:

@@ -20,7 +20,7 @@ AMOUNT = 1_000 * DUSD
 
 def order_in(trade: Trade, token: Contract, **overrides: object) -> int:
     """An order paid in `token`, the buyer holding and having approved exactly its amount."""
-    order_id = trade.create(token=token.address, **overrides)
+    order_id = trade.accepted(token=token.address, **overrides)
     transact(trade.chain, token.functions.mint(trade.buyer.address, AMOUNT))
     Token(trade.chain, token.address).approve(trade.buyer, trade.escrow.address, AMOUNT)
     return order_id
@@ -176,7 +176,7 @@ def test_funding_in_a_fee_on_transfer_token_is_rejected(
         "received": AMOUNT * 99 // 100,
     }
     assert balances(trade, token) == (0, AMOUNT, 0)
-    assert trade.escrow.order_of(order_id).state is OrderState.CREATED
+    assert trade.escrow.order_of(order_id).state is OrderState.ACCEPTED
 
 
 # ---------------------------------------------------------------- DemoStablecoin

@@ -48,8 +48,8 @@ def run_chromium(*arguments: str, profile: Path) -> subprocess.CompletedProcess[
 
 @pytest.fixture
 def served(api: Api, parties: dict[str, dict[str, Any]]) -> Iterator[str]:
-    """The journey recorded, its pallet paid for through escrow, a bystander's observation of the
-    item, then the same app served over real HTTP on a free port."""
+    """The journey recorded, its pallet ordered, accepted by the seller and paid for through escrow, a
+    bystander's observation of the item, then the same app served over real HTTP on a free port."""
     buyer = api.as_participant(parties["retailer"])
     api.client.post("/settlement/faucet", json={"amount": "1000"}, headers=buyer)
     order = {
@@ -61,7 +61,11 @@ def served(api: Api, parties: dict[str, dict[str, Any]]) -> Iterator[str]:
     }
     created = api.client.post("/orders", json=order, headers=buyer)
     assert created.status_code == 201, created.text
-    funded = api.client.post(f"/orders/{created.json()['orderId']}/funding", headers=buyer)
+    order_id = created.json()["orderId"]
+    seller = api.as_participant(parties["manufacturer"])
+    accepted = api.client.post(f"/orders/{order_id}/acceptance", headers=seller)
+    assert accepted.status_code == 200, accepted.text
+    funded = api.client.post(f"/orders/{order_id}/funding", headers=buyer)
     assert funded.status_code == 200, funded.text
     journey(api, parties)
     bystander = api.create_participant("Harbour Watch", ["carrier"], "urn:epc:id:pgln:5790002.00000", "DK")

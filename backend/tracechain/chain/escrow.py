@@ -1,9 +1,10 @@
 """Typed access to a deployed TradeEscrow (orders paid by milestones the registry shows) and to the
 ERC-20 tokens its orders pay in.
 
-Calls that the contract accepts only from one party (creating and funding an order, reclaiming,
-disputing, resolving) take that party's LocalAccount and go out through `transact_as`; releases and
-penalties are open to anyone and go out from the relayer unless a sender is given.
+Calls that the contract accepts only from one party (creating, accepting and funding an order,
+reclaiming, disputing, resolving) take that party's LocalAccount and go out through `transact_as`;
+releases, penalties and ending a lapsed dispute are open to anyone and go out from the relayer unless
+a sender is given.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from tracechain.chain.transactions import call, transact, transact_as
 
 BPS = 10_000
 """An order's whole amount in basis points, as TradeEscrow.BPS."""
+MIN_DISPUTE_WINDOW = 3600
+MAX_DISPUTE_WINDOW = 365 * 86_400
+"""The dispute windows (seconds) an order with an arbiter may agree, as TradeEscrow's constants."""
 
 
 class Milestone(IntEnum):
@@ -48,9 +52,10 @@ class OrderState(IntEnum):
 
     UNKNOWN = 0
     CREATED = 1
-    FUNDED = 2
-    DISPUTED = 3
-    CLOSED = 4
+    ACCEPTED = 2
+    FUNDED = 3
+    DISPUTED = 4
+    CLOSED = 5
 
 
 _TERMS_FIELDS = (
@@ -62,6 +67,7 @@ _TERMS_FIELDS = (
     "milestoneBps",
     "deadline",
     "arbiter",
+    "disputeWindow",
     "excursionPenaltyBps",
     "recallPenaltyBps",
 )
@@ -80,6 +86,8 @@ class OrderTerms:
     milestone_bps: tuple[int, int, int]
     deadline: int
     arbiter: str = ZERO_ADDRESS
+    dispute_window: int = 0
+    """Seconds a dispute may freeze the order: MIN..MAX_DISPUTE_WINDOW with an arbiter, 0 without."""
     excursion_penalty_bps: int = 0
     recall_penalty_bps: int = 0
 
@@ -93,6 +101,7 @@ class OrderTerms:
             list(self.milestone_bps),
             self.deadline,
             to_checksum_address(self.arbiter),
+            self.dispute_window,
             self.excursion_penalty_bps,
             self.recall_penalty_bps,
         )
@@ -102,7 +111,7 @@ class OrderTerms:
         """From a call's tuple or an event's struct (web3 decodes those by field name)."""
         if isinstance(value, Mapping):
             value = [value[field] for field in _TERMS_FIELDS]
-        seller, token, amount, shipment, receiver, bps, deadline, arbiter, excursion, recall = value
+        seller, token, amount, shipment, receiver, bps, deadline, arbiter, window, excursion, recall = value
         return cls(
             seller=seller,
             token=token,
@@ -112,6 +121,7 @@ class OrderTerms:
             milestone_bps=(bps[0], bps[1], bps[2]),
             deadline=deadline,
             arbiter=arbiter,
+            dispute_window=window,
             excursion_penalty_bps=excursion,
             recall_penalty_bps=recall,
         )
@@ -119,7 +129,8 @@ class OrderTerms:
 
 @dataclass(frozen=True, slots=True)
 class Order:
-    """An order as TradeEscrow.orderOf reports it; `released` is indexed by Milestone."""
+    """An order as TradeEscrow.orderOf reports it; `released` is indexed by Milestone;
+    `dispute_ends_at` is when its one dispute ends (0: none opened)."""
 
     state: OrderState
     buyer: str
@@ -129,6 +140,7 @@ class Order:
     paid: int
     refunded: int
     unreleased: int
+    dispute_ends_at: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +279,10 @@ class TradeEscrow:
         """`buyer` proposes the order; the result's `order_id` names it."""
         return self._send(self.contract.functions.createOrder(terms.as_abi_tuple()), buyer)
 
+    def accept_order(self, seller: LocalAccount, order_id: int) -> EscrowResult:
+        """`seller` accepts the order's terms (arbiter and dispute window included); then it may be funded."""
+        return self._send(self.contract.functions.acceptOrder(order_id), seller)
+
     def fund(self, buyer: LocalAccount, order_id: int) -> EscrowResult:
         """`buyer` pays the order's amount in; it must have approved the escrow for it."""
         return self._send(self.contract.functions.fund(order_id), buyer)
@@ -295,10 +311,14 @@ class TradeEscrow:
     def resolve(self, arbiter: LocalAccount, order_id: int, to_seller_bps: int) -> EscrowResult:
         return self._send(self.contract.functions.resolve(order_id, to_seller_bps), arbiter)
 
+    def end_dispute(self, order_id: int, sender: LocalAccount | None = None) -> EscrowResult:
+        """Ends a dispute whose window has passed: the order is funded again and its rules resume."""
+        return self._send(self.contract.functions.endDispute(order_id), sender)
+
     # ------------------------------------------------------------ reading
 
     def order_of(self, order_id: int) -> Order:
-        state, buyer, terms, released, penalties, paid, refunded, unreleased = call(
+        state, buyer, terms, released, penalties, paid, refunded, unreleased, dispute_ends_at = call(
             self.contract.functions.orderOf(order_id)
         )
         return Order(
@@ -310,6 +330,7 @@ class TradeEscrow:
             paid=paid,
             refunded=refunded,
             unreleased=unreleased,
+            dispute_ends_at=dispute_ends_at,
         )
 
     def unreleased_of(self, order_id: int) -> int:

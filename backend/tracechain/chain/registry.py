@@ -85,6 +85,29 @@ class UnitState:
 
 
 @dataclass(frozen=True, slots=True)
+class PartyFacts:
+    """TraceRegistry.partyFactsOf: what the registry keeps for good about one party and one subject.
+
+    Times are block timestamps, zero for "not yet". `handed_over_at`: a shipment of the subject by
+    the party was first received by the party it was shipped to. A report with `ordinal` at most
+    `excursions_before_receipt` came before the party's first receipt."""
+
+    received_at: int
+    handed_over_at: int
+    excursions_before_receipt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One party's first excursion or recall report of a subject (TraceRegistry.Report); `ordinal`
+    is an excursion's place among the subject's excursion events, zero for a recall."""
+
+    reporter: str
+    at: int
+    ordinal: int
+
+
+@dataclass(frozen=True, slots=True)
 class AnchoredBatch:
     """One BatchAnchored log: `count` signed events are the leaves under `root`."""
 
@@ -191,6 +214,24 @@ class TraceRegistry:
             Status(v[0]), v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], bytes(v[9]), bytes(v[10])
         )
 
+    def party_facts_of(self, subject: bytes, party: str) -> PartyFacts:
+        received_at, handed_over_at, before = call(
+            self.contract.functions.partyFactsOf(subject, to_checksum_address(party))
+        )
+        return PartyFacts(received_at, handed_over_at, before)
+
+    def cleared_at(self, subject: bytes) -> int:
+        """When customs first cleared the subject (block timestamp), whatever it said later; 0: never."""
+        return int(call(self.contract.functions.clearedAt(subject)))
+
+    def excursion_reports_of(self, subject: bytes) -> list[Report]:
+        """The first distinct reporters of an excursion of the subject (at most MAX_REPORTERS), in order."""
+        return _reports(call(self.contract.functions.excursionReportsOf(subject)))
+
+    def recall_reports_of(self, subject: bytes) -> list[Report]:
+        """The first distinct parties that recalled the subject itself (at most MAX_REPORTERS), in order."""
+        return _reports(call(self.contract.functions.recallReportsOf(subject)))
+
     def event_digest(self, event_tuple: tuple[Any, ...]) -> bytes:
         return bytes(call(self.contract.functions.eventDigest(event_tuple)))
 
@@ -269,6 +310,10 @@ class TraceRegistry:
 _EVENT_RECORDED_TOPIC = (
     "0x" + keccak(text="EventRecorded(bytes32,bytes32,address,uint8,address,bytes32,uint64,bytes32)").hex()
 )
+
+
+def _reports(reports: Any) -> list[Report]:
+    return [Report(reporter, at, ordinal) for reporter, at, ordinal in reports]
 
 
 def _word(value: int) -> bytes:

@@ -4,7 +4,8 @@ order's payments and balances, and the consumer page's address.
 
 The demo serves the real app in this process (chain and database from the settings, the background
 submitter, indexer and settler running) and creates the four parties through the admin API. The
-retailer orders three pallets from the manufacturer and pays each into escrow; then the parties
+retailer orders three pallets from the manufacturer, the manufacturer accepts each order, and the
+retailer pays each into escrow; then the parties
 capture what happens to them as EPCIS 2.0 documents, and the settler pays the manufacturer as the
 trace shows the goods moving: one order on time, one with a temperature excursion at sea (a partial
 refund), one never shipped (refunded after its deadline). Everything is kept: `tracechain serve`
@@ -70,12 +71,15 @@ def run_demo(settings: Settings, console: Console) -> bool:
         steps = [(order, journey(i, p, start, order)) for order, (i, p) in zip(ORDERS, goods, strict=True)]
 
         with Progress(console=console, transient=True) as progress:
-            opening = progress.add_task("the retailer pays three orders into escrow", total=len(ORDERS))
+            opening = progress.add_task(
+                "the retailer orders, the manufacturer accepts, the retailer pays into escrow",
+                total=len(ORDERS),
+            )
             api.call("POST", "/settlement/faucet", buyer, {"amount": str(sum(o.amount for o in ORDERS))})
             before = {party: _balance(api, keys[party.name]) for party in (RETAILER, MANUFACTURER)}
             order_ids = []
             for order, (_, pallet) in zip(ORDERS, goods, strict=True):
-                order_ids.append(_open_order(api, buyer, seller_id, pallet, order))
+                order_ids.append(_open_order(api, buyer, seller, seller_id, pallet, order))
                 progress.advance(opening)
 
             captures = progress.add_task("capturing the journeys", total=sum(len(s) for _, s in steps))
@@ -118,7 +122,10 @@ def run_demo(settings: Settings, console: Console) -> bool:
     return bool(trace["verdict"] == "verified") and settled
 
 
-def _open_order(api: DemoClient, buyer: str, seller_id: str, pallet: str, order: DemoOrder) -> int:
+def _open_order(
+    api: DemoClient, buyer: str, seller: str, seller_id: str, pallet: str, order: DemoOrder
+) -> int:
+    """The buyer proposes the order, the seller accepts its terms, the buyer pays it into escrow."""
     deadline = datetime.now(UTC) + (timedelta(days=60) if order.shipped else SHORT_DEADLINE)
     terms = {
         "seller": seller_id,
@@ -129,6 +136,7 @@ def _open_order(api: DemoClient, buyer: str, seller_id: str, pallet: str, order:
         "deadline": deadline.isoformat(),
     }
     order_id = int(api.call("POST", "/orders", buyer, terms, expect=201)["orderId"])
+    api.call("POST", f"/orders/{order_id}/acceptance", seller)
     api.call("POST", f"/orders/{order_id}/funding", buyer)
     return order_id
 

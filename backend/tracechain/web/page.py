@@ -78,9 +78,10 @@ _MILESTONE_WORDS = {
 }
 _PENALTY_WORDS = {"excursion": "a temperature excursion", "recall": "a recall"}
 _ORDER_STATES = {
-    "created": "Awaiting the buyer's payment into escrow",
+    "created": "Ordered; awaiting the seller's acceptance of the terms",
+    "accepted": "Terms accepted by the seller; awaiting the buyer's payment into escrow",
     "funded": "Buyer's payment held in escrow, paid out as the goods move",
-    "disputed": "Payment frozen: buyer and seller are in dispute",
+    "disputed": "Payment frozen for a limited time: buyer and seller are in dispute",
     "closed": "Settled",
 }
 

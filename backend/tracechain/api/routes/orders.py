@@ -1,9 +1,11 @@
 """Escrow orders: a buyer's money held by TradeEscrow and paid to the seller as the trace shows the
 goods moving. A participant sees and acts on only the orders it is party to (buyer, seller, arbiter).
 
-Every act is sent to the chain with the acting party's own key and answers once it is mined, with
-the order as the chain now shows it. Releases and penalties also happen by themselves: the settler
-worker sends them as soon as the registry shows their condition (see tracechain.settlement).
+The buyer proposes an order; the seller accepts it (its terms, arbiter and dispute window
+included) before the buyer can fund it. Every act is sent to the chain with the acting party's own
+key and answers once it is mined, with the order as the chain now shows it. Releases, penalties and
+the end of a dispute whose window has passed also happen by themselves: the settler worker sends
+them as soon as they are due (see tracechain.settlement).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from tracechain.api.deps import ParticipantDep, ServicesDep, SessionDep
 from tracechain.api.problems import Problem
-from tracechain.chain.escrow import BPS, OrderTerms
+from tracechain.chain.escrow import BPS, MAX_DISPUTE_WINDOW, MIN_DISPUTE_WINDOW, OrderTerms
 from tracechain.chain.trace_event import ZERO_ADDRESS, subject_id
 from tracechain.epcis.identifiers import canonical_epc
 from tracechain.settlement import (
@@ -41,6 +43,9 @@ PenaltyName = Literal["excursion", "recall"]
 _MILESTONES = {name: milestone for milestone, name in MILESTONE_NAMES.items()}
 _PENALTIES = {name: penalty for penalty, name in PENALTY_NAMES.items()}
 T = TypeVar("T")
+DAY = 86_400
+DEFAULT_DISPUTE_DAYS = Decimal(14)
+"""The dispute window an order with an arbiter gets unless it names one."""
 
 
 class Milestones(BaseModel):
@@ -77,7 +82,29 @@ class OrderCreate(BaseModel):
     milestones: Milestones
     deadline: AwareDatetime = Field(description="Delivery deadline; after it the buyer may reclaim")
     arbiter: str | None = Field(None, description="Participant id of who resolves disputes (optional)")
+    dispute_days: Decimal | None = Field(
+        None,
+        alias="disputeDays",
+        ge=0,
+        le=365,
+        decimal_places=4,
+        description="With an arbiter: how long a dispute may freeze the order before it ends by itself "
+        "and the order's rules resume (1 hour to 365 days; default 14). Without one: 0 or absent",
+    )
     penalties: Penalties = Field(default_factory=Penalties)
+
+    def dispute_window(self) -> int:
+        """The window in seconds, as the escrow takes it."""
+        if self.arbiter is None:
+            if self.dispute_days:
+                raise Problem(422, "Invalid order", "disputeDays: a dispute window needs an arbiter")
+            return 0
+        seconds = int((DEFAULT_DISPUTE_DAYS if self.dispute_days is None else self.dispute_days) * DAY)
+        if not MIN_DISPUTE_WINDOW <= seconds <= MAX_DISPUTE_WINDOW:
+            raise Problem(
+                422, "Invalid order", "disputeDays: from one hour (0.0417) to 365 days with an arbiter"
+            )
+        return seconds
 
 
 class FundingCreate(BaseModel):
@@ -116,7 +143,8 @@ def create_order(
     session: SessionDep,
     response: Response,
 ) -> dict[str, Any]:
-    """The caller, as buyer, proposes an order; it waits for the buyer's funds."""
+    """The caller, as buyer, proposes an order; it waits for the seller's acceptance, then for the
+    buyer's funds."""
     seller = _participant(session, body.seller, "seller")
     arbiter = _participant(session, body.arbiter, "arbiter") if body.arbiter else None
     if seller.id == buyer.id:
@@ -125,6 +153,7 @@ def create_order(
         raise Problem(422, "Invalid order", "arbiter: must be neither the buyer nor the seller")
     if body.deadline <= datetime.now(UTC):
         raise Problem(422, "Invalid order", f"deadline: {body.deadline.isoformat()} is not in the future")
+    dispute_window = body.dispute_window()
     try:
         units = settlement.to_units(body.amount)
     except ValueError as exc:
@@ -139,6 +168,7 @@ def create_order(
         milestone_bps=body.milestones.bps(),
         deadline=int(body.deadline.timestamp()),
         arbiter=arbiter.address if arbiter else ZERO_ADDRESS,
+        dispute_window=dispute_window,
         excursion_penalty_bps=_bps(body.penalties.excursion),
         recall_penalty_bps=_bps(body.penalties.recall),
     )
@@ -165,6 +195,17 @@ def get_order(
     return public_order(session, settlement, row)
 
 
+@router.post("/{order_id}/acceptance")
+def accept_order(
+    order_id: int, participant: ParticipantDep, settlement: SettlementDep, session: SessionDep
+) -> dict[str, Any]:
+    """The seller accepts the order's terms, its arbiter and dispute window included; then the buyer
+    may fund it."""
+    row = _order(session, settlement, order_id, participant, "seller")
+    _acting(lambda: settlement.accept(row, participant))
+    return public_order(session, settlement, row)
+
+
 @router.post("/{order_id}/funding")
 def fund_order(
     order_id: int,
@@ -173,7 +214,7 @@ def fund_order(
     session: SessionDep,
     body: FundingCreate | None = None,
 ) -> dict[str, Any]:
-    """The buyer pays the amount into escrow (by permit unless asked otherwise)."""
+    """The buyer pays the amount into an order the seller accepted (by permit unless asked otherwise)."""
     row = _order(session, settlement, order_id, participant, "buyer")
     permit = body is None or body.method == "permit"
     _acting(lambda: settlement.fund(row, participant, permit=permit))
@@ -212,7 +253,8 @@ def apply_penalty(
 def reclaim(
     order_id: int, participant: ParticipantDep, settlement: SettlementDep, session: SessionDep
 ) -> dict[str, Any]:
-    """After the deadline, without delivery, the buyer takes back what was not released."""
+    """After the deadline, the buyer takes back what was not released, unless the receiver received the
+    shipment or a shipment of it to the receiver is pending."""
     row = _order(session, settlement, order_id, participant, "buyer")
     _acting(lambda: settlement.reclaim(row, participant))
     return public_order(session, settlement, row)
@@ -222,7 +264,8 @@ def reclaim(
 def open_dispute(
     order_id: int, participant: ParticipantDep, settlement: SettlementDep, session: SessionDep
 ) -> dict[str, Any]:
-    """Buyer or seller freezes the order until its arbiter resolves it."""
+    """Buyer or seller freezes the order (once) until its arbiter resolves it or the agreed dispute
+    window ends; then the order's rules resume."""
     row = _order(session, settlement, order_id, participant, "buyer", "seller")
     _acting(lambda: settlement.open_dispute(row, participant))
     return public_order(session, settlement, row)
@@ -236,7 +279,8 @@ def resolve_dispute(
     settlement: SettlementDep,
     session: SessionDep,
 ) -> dict[str, Any]:
-    """The arbiter splits what is left: `toSeller` percent to the seller, the rest back to the buyer."""
+    """The arbiter splits what is left: `toSeller` percent to the seller, the rest back to the buyer,
+    before the dispute's window ends."""
     row = _order(session, settlement, order_id, participant, "arbiter")
     _acting(lambda: settlement.resolve(row, participant, _bps(body.to_seller)))
     return public_order(session, settlement, row)
@@ -266,6 +310,12 @@ def public_order(session: Session, settlement: Settlement, row: Order) -> dict[s
         "milestones": {name: percent(bps) for name, bps in snap["milestoneBps"].items()},
         "penalties": {name: percent(bps) for name, bps in snap["penaltyBps"].items()},
         "deadline": datetime.fromtimestamp(snap["deadline"], UTC).isoformat(),
+        "disputeDays": snap.get("disputeWindow", 0) / DAY,
+        "disputeEndsAt": (
+            datetime.fromtimestamp(snap["disputeEndsAt"], UTC).isoformat()
+            if snap.get("disputeEndsAt")
+            else None
+        ),
         "state": row.state,
         "released": snap["released"],
         "penaltiesApplied": snap["penaltiesApplied"],
