@@ -64,7 +64,7 @@ OPEN_STATES: Final = tuple(
 )
 """Orders the settler keeps reading: their state can still change."""
 SETTLER_GAS = 300_000
-"""Ample for release (117k; up to about 190k when it applies both penalties first), applyPenalty
+"""Ample for release (117k; 167k measured when it applies both penalties first), applyPenalty
 (101k) and endDispute (31k): the outbox computes gas, never estimates."""
 
 
