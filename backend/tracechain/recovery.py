@@ -118,7 +118,9 @@ class Recovery:
             record.time,
         )
         logs = self.registry.recorded_events(
-            from_block=max(block - LOOK_BACK_BLOCKS, 0), to_block=block, subject=record.subject
+            from_block=max(block - LOOK_BACK_BLOCKS, self.registry.deployed_at),
+            to_block=block,
+            subject=record.subject,
         )
         return any(
             (log.head, log.signer, int(log.kind), log.event_hash, log.counterpart, log.ref, log.time)
