@@ -1,4 +1,4 @@
-"""`make chaos --quick` against real serve, work, anvil and PostgreSQL processes: a worker killed
+"""`scripts/chaos.py --quick` against real serve, work, anvil and PostgreSQL processes: a worker killed
 mid-stream, a reorganisation under confirmations, a poisoned batch, an own-key capture never
 signed, 50 concurrent clients. Unlike the benchmark's figures, these are verdicts: nothing accepted
 may be lost, recorded twice or left stuck, and the pipeline must recover. How fast it recovers
