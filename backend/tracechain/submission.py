@@ -241,13 +241,16 @@ class Submitter:
         """Follow every unfinished transaction one step (see the module's invariant); returns the
         batches the chain refused, with their blocks, for `_fail`."""
         refused: list[tuple[int, int]] = []
-        tip = self.chain.w3.eth.block_number
-        recheck_mined = self._recheck_due(tip)
-        relayer = self.chain.relayer.address
-        used_nonces = self.chain.w3.eth.get_transaction_count(relayer)
-        held_nonces = self.chain.w3.eth.get_transaction_count(relayer, "pending")
         with transaction(self.sessions) as session:
-            for batch in queries.unfinished_batches(session):
+            unfinished = queries.unfinished_batches(session)
+            if not unfinished:
+                return refused  # an idle outbox asks the node nothing
+            tip = self.chain.w3.eth.block_number
+            recheck_mined = self._recheck_due(tip)
+            relayer = self.chain.relayer.address
+            used_nonces = self.chain.w3.eth.get_transaction_count(relayer)
+            held_nonces = self.chain.w3.eth.get_transaction_count(relayer, "pending")
+            for batch in unfinished:
                 if batch.status == BatchStatus.MINED and not recheck_mined:
                     continue
                 found = mined(self.chain, batch.tx_hash)
