@@ -32,7 +32,14 @@ from tracechain.chain.trace_event import (
 from tracechain.custody import CustodyState, CustodyViolation, Unit
 from tracechain.epcis.event_hash import EventHashError, declaration_digest, event_hash_ids, hash_id_digest
 from tracechain.epcis.identifiers import InvalidIdentifier
-from tracechain.epcis.mapping import Effect, InvalidEvent, bare_vocabulary, effects_of, identifiers_of
+from tracechain.epcis.mapping import (
+    Effect,
+    InvalidEvent,
+    bare_vocabulary,
+    effects_of,
+    identifiers_of,
+    parties_of,
+)
 from tracechain.epcis.schema import Problem, validate_document
 from tracechain.errors import TracechainError
 from tracechain.keys import KeyVault
@@ -45,6 +52,7 @@ from tracechain.store.models import (
     ChainRecord,
     Event,
     EventEpc,
+    EventParty,
     Participant,
     RecordStatus,
     SubjectState,
@@ -504,6 +512,15 @@ def _store(
             {"event_row_id": row_ids[event.index], "epc": epc, "role": role}
             for event in fresh
             for epc, role in event.named
+        ],
+    )
+    insert_rows(
+        session,
+        EventParty,
+        [
+            {"event_row_id": row_ids[event.index], "party": party}
+            for event in fresh
+            for party in parties_of(event.body)
         ],
     )
     insert_rows(

@@ -341,22 +341,16 @@ def percent(bps: int) -> float:
     return bps * 100 / BPS
 
 
+PUBLIC_PAYMENT_WORDS = {
+    "created": "order placed",
+    "accepted": "order placed",
+    "funded": "payment secured in escrow",
+    "disputed": "payment secured in escrow, in dispute",
+    "closed": "settled",
+}
+"""All that a product's public trace says of an order for it: amounts, shares, penalties and the
+parties stay between the parties and their arbiter (`GET /orders`)."""
+
+
 def public_settlement(row: Order) -> dict[str, Any]:
-    """What a shipment's trace tells anyone about an order for it: its state and which milestones
-    and penalties took effect, in shares. Amounts and parties stay between the parties."""
-    snap = row.settlement
-    return {
-        "orderId": row.order_id,
-        "shipment": row.shipment_epc,
-        "state": row.state,
-        "milestones": [
-            {"milestone": name, "share": percent(bps), "released": snap["released"][name]}
-            for name, bps in snap["milestoneBps"].items()
-            if bps
-        ],
-        "penalties": [
-            {"penalty": name, "share": percent(bps), "applied": snap["penaltiesApplied"][name]}
-            for name, bps in snap["penaltyBps"].items()
-            if bps
-        ],
-    }
+    return {"shipment": row.shipment_epc, "payment": PUBLIC_PAYMENT_WORDS.get(row.state, "order placed")}

@@ -46,6 +46,7 @@ from tracechain.epcis.mapping import bare_vocabulary
 from tracechain.store import queries
 from tracechain.store.models import RecordStatus
 from tracechain.store.queries import EventRow, RecordRow
+from tracechain.visibility import HASH_ID_FIELD
 
 MAX_TRACE_DEPTH = 16  # levels of packing and ingredients followed
 
@@ -102,6 +103,15 @@ class TraceEntry:
     statement: Statement = Statement.FACT
     withdrawn_by: list[TraceEntry] = field(default_factory=list)
     """Declarations in this trace by which the event's signer (or an auditor) withdrew it as erroneous."""
+    shown: frozenset[str] | None = None
+    """The fields a reader is shown (`visibility.seen_trace`); None: the event whole."""
+    withheld: list[str] = field(default_factory=list)
+    """The event's fields the reader is not shown."""
+
+    @property
+    def shown_id(self) -> str | None:
+        """The event's hash id, if the reader is shown it."""
+        return self.event.event_id if self.shown is None or HASH_ID_FIELD in self.shown else None
 
     def facts(self, kind: Kind) -> list[RecordRow]:
         """The event's records of `kind`."""
@@ -133,7 +143,11 @@ class Trace:
 
     @property
     def reasons(self) -> list[str]:
-        return [f"{e.event.event_id}: {p}" for e in self.entries for p in e.check.problems]
+        return [
+            f"{e.shown_id or e.event.event_time.isoformat()}: {p}"
+            for e in self.entries
+            for p in e.check.problems
+        ]
 
 
 def build_trace(session: Session, epc: str, domain: Domain) -> Trace:
@@ -421,11 +435,14 @@ def trace_document(trace: Trace) -> dict[str, Any]:
         "ingredients": trace.ingredients,
         "events": [
             {
-                "eventID": entry.event.event_id,
+                "eventID": entry.shown_id,
                 "via": entry.via,
                 "relation": entry.relation,
                 "statement": entry.statement.value,
-                "event": {**entry.event.body, "eventID": entry.event.event_id},
+                "event": {**entry.event.body, "eventID": entry.shown_id}
+                if entry.shown_id
+                else entry.event.body,
+                "withheld": entry.withheld,
                 "signer": entry.event.signer,
                 "withdrawnBy": [declaration.event.signer for declaration in entry.withdrawn_by],
                 "verification": {
@@ -461,4 +478,4 @@ def trace_document(trace: Trace) -> dict[str, Any]:
 def _origin(entry: TraceEntry, product: bytes) -> dict[str, Any]:
     """Who made the product and when: the COMMISSION record of the product itself."""
     record = next(r for r in entry.facts(Kind.COMMISSION) if r.subject == product)
-    return {"eventID": entry.event.event_id, "manufacturer": record.signer, "time": record.time}
+    return {"eventID": entry.shown_id, "manufacturer": record.signer, "time": record.time}

@@ -15,7 +15,7 @@ from tracechain.chain.registry import Role
 from tracechain.chain.trace_event import ZERO_ADDRESS, subject_id
 from tracechain.epcis.builders import aggregation_event, object_event
 from tracechain.epcis.event_hash import event_hash_ids
-from tracechain.store.models import Batch, ChainRecord, Event, Participant
+from tracechain.store.models import ApiKey, Batch, ChainRecord, Event, Participant
 
 from .conftest import Api, document
 
@@ -56,7 +56,9 @@ def test_a_created_participant_holds_its_roles_on_chain_and_its_key_only_encrypt
     with api.services.sessions() as session:
         row = session.get(Participant, created["id"])
         assert row is not None and row.encrypted_key is not None
-        assert created["apiKey"] not in (row.api_key_hash, row.id)
+        keys = session.scalars(select(ApiKey).where(ApiKey.participant_id == row.id)).all()
+        assert [key.scope for key in keys] == ["capture"]
+        assert created["apiKey"] not in {keys[0].key_hash, keys[0].id, row.id}
     me = api.client.get("/participants/me", headers=api.as_participant(created))
     assert me.json()["address"] == created["address"] and "apiKey" not in me.json()
 
@@ -214,7 +216,7 @@ def test_unknown_api_key_is_refused(api: Api) -> None:
     response = api.client.post(
         "/capture", json=document([commissioning()]), headers={"Authorization": "Bearer nope"}
     )
-    assert response.status_code == 401 and response.json()["detail"] == "unknown API key"
+    assert response.status_code == 401 and response.json()["detail"] == "unknown or revoked API key"
 
 
 def test_a_whole_journey_is_recorded_with_custody_on_chain(

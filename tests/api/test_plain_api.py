@@ -53,7 +53,7 @@ def test_a_lot_can_be_registered_and_recalled_with_a_reason(
     call(api, parties["manufacturer"], f"/products/{LOT}/recall", {"reason": "salmonella in batch L42"})
     api.settle()
     assert api.services.registry.product_of(subject_id(LOT)).recalled
-    events = api.client.get(f"/epcs/{LOT}/events").json()["epcisBody"]["queryResults"]["resultsBody"][
+    events = api.admin("GET", f"/epcs/{LOT}/events").json()["epcisBody"]["queryResults"]["resultsBody"][
         "eventList"
     ]
     assert events[-1]["tracechain:recallReason"] == "salmonella in batch L42"

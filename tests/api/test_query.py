@@ -43,13 +43,14 @@ def test_filters_by_biz_step_however_it_is_spelled(catalogue: Api) -> None:
         "urn:epcglobal:cbv:bizstep:inspecting",
         "https://ref.gs1.org/cbv/BizStep-inspecting",
     ):
-        found = event_list(catalogue.client.get("/events", params={"EQ_bizStep": spelling}))
+        found = event_list(catalogue.admin("GET", "/events", params={"EQ_bizStep": spelling}))
         assert [e["epcList"] for e in found] == [[SERIALS[0]]], spelling
 
 
 def test_filters_by_event_time_range_and_type(catalogue: Api) -> None:
     found = event_list(
-        catalogue.client.get(
+        catalogue.admin(
+            "GET",
             "/events",
             params={
                 "GE_eventTime": (T0 + timedelta(days=2)).isoformat(),
@@ -63,8 +64,8 @@ def test_filters_by_event_time_range_and_type(catalogue: Api) -> None:
 
 def test_filters_by_epc_in_any_form(catalogue: Api) -> None:
     as_link = "https://id.gs1.org/01/06901234678901/21/2001"
-    by_urn = event_list(catalogue.client.get("/events", params={"MATCH_anyEPC": SERIALS[0]}))
-    by_link = event_list(catalogue.client.get("/events", params={"MATCH_anyEPC": as_link}))
+    by_urn = event_list(catalogue.admin("GET", "/events", params={"MATCH_anyEPC": SERIALS[0]}))
+    by_link = event_list(catalogue.admin("GET", "/events", params={"MATCH_anyEPC": as_link}))
     assert len(by_urn) == 2 and by_urn == by_link
 
 
@@ -73,7 +74,7 @@ def test_pages_cover_every_event_once_in_order(catalogue: Api) -> None:
     url: str | None = "/events?perPage=3"
     pages = 0
     while url:
-        response = catalogue.client.get(url)
+        response = catalogue.admin("GET", url)
         seen += [e["eventID"] for e in event_list(response)]
         link = response.headers.get("Link")
         url = link[1 : link.index(">")] if link else None
@@ -84,26 +85,28 @@ def test_pages_cover_every_event_once_in_order(catalogue: Api) -> None:
 
 
 def test_a_forged_page_token_is_a_400(catalogue: Api) -> None:
-    response = catalogue.client.get("/events", params={"nextPageToken": "not-a-token"})
+    response = catalogue.admin("GET", "/events", params={"nextPageToken": "not-a-token"})
     assert response.status_code == 400 and "nextPageToken" in response.json()["detail"]
 
 
 def test_an_event_by_its_id_and_the_events_of_an_epc(catalogue: Api) -> None:
-    first = event_list(catalogue.client.get("/events", params={"perPage": 1}))[0]
-    by_id = event_list(catalogue.client.get("/events/" + quote(first["eventID"], safe="")))
+    first = event_list(catalogue.admin("GET", "/events", params={"perPage": 1}))[0]
+    by_id = event_list(catalogue.admin("GET", "/events/" + quote(first["eventID"], safe="")))
     assert by_id == [first]
-    of_epc = event_list(catalogue.client.get(f"/epcs/{SERIALS[0]}/events"))
+    of_epc = event_list(catalogue.admin("GET", f"/epcs/{SERIALS[0]}/events"))
     assert [e["bizStep"] for e in of_epc] == ["commissioning", "inspecting"]
 
 
 def test_unknown_event_and_epc_are_404_problems(catalogue: Api) -> None:
-    assert catalogue.client.get("/events/" + quote("ni:///sha-256;00?ver=CBV2.0", safe="")).status_code == 404
-    response = catalogue.client.get(f"/epcs/{ITEM}/events")
+    assert (
+        catalogue.admin("GET", "/events/" + quote("ni:///sha-256;00?ver=CBV2.0", safe="")).status_code == 404
+    )
+    response = catalogue.admin("GET", f"/epcs/{ITEM}/events")
     assert response.status_code == 404 and response.headers["content-type"] == "application/problem+json"
 
 
 def test_bad_query_parameters_are_4xx_naming_the_parameter(catalogue: Api) -> None:
-    response = catalogue.client.get("/events", params={"GE_eventTime": "yesterday", "perPage": 0})
+    response = catalogue.admin("GET", "/events", params={"GE_eventTime": "yesterday", "perPage": 0})
     assert response.status_code == 422
     locations = {error["location"] for error in response.json()["errors"]}
     assert locations == {"query.GE_eventTime", "query.perPage"}

@@ -12,6 +12,7 @@ from tracechain.api import problems
 from tracechain.api.routes import (
     capture,
     events,
+    grants,
     health,
     orders,
     participants,
@@ -59,6 +60,7 @@ def create_app(
     problems.install(app)
     for module in (
         participants,
+        grants,
         capture,
         products,
         shipments,

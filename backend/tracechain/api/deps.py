@@ -13,7 +13,8 @@ from tracechain.api.problems import Problem
 from tracechain.api.services import Services
 from tracechain.keys import hash_api_key, same_secret
 from tracechain.store import queries
-from tracechain.store.models import Participant
+from tracechain.store.models import KeyScope, Participant
+from tracechain.visibility import ADMIN, ANONYMOUS, Viewer
 
 _bearer = HTTPBearer(auto_error=False, description="A participant's API key, or the admin token")
 
@@ -44,17 +45,54 @@ def require_admin(services: ServicesDep, credentials: Credentials) -> None:
         raise Problem(401, "Unauthorized", "this needs the admin token as a Bearer credential")
 
 
-def current_participant(services: ServicesDep, credentials: Credentials) -> Participant:
-    """The caller, looked up in a session of its own that is closed before the route runs: a
-    request never holds one pooled connection while it waits for another (capture takes its own)."""
+def _key_holder(
+    services: Services, credentials: HTTPAuthorizationCredentials | None
+) -> tuple[Participant, str]:
+    """The participant holding the key sent, and the key's scope. The lookup runs in a session of
+    its own that is closed before the route runs: a request never holds one pooled connection
+    while it waits for another (capture takes its own)."""
     if credentials is None:
         raise Problem(401, "Unauthorized", "send your API key as 'Authorization: Bearer <key>'")
     with services.sessions() as session:
-        participant = queries.participant_by_api_key_hash(session, hash_api_key(credentials.credentials))
-    if participant is None:
-        raise Problem(401, "Unauthorized", "unknown API key")
+        found = queries.participant_by_api_key_hash(session, hash_api_key(credentials.credentials))
+    if found is None:
+        raise Problem(401, "Unauthorized", "unknown or revoked API key")
+    participant, key = found
+    return participant, key.scope
+
+
+def current_participant(services: ServicesDep, credentials: Credentials) -> Participant:
+    """The caller, acting: only a capture key may capture, order, or manage keys and grants."""
+    participant, scope = _key_holder(services, credentials)
+    if scope != KeyScope.CAPTURE:
+        raise Problem(403, "Forbidden", "this API key may only read; acting needs a capture key")
     return participant
+
+
+def current_reader(services: ServicesDep, credentials: Credentials) -> Participant:
+    """The caller, reading: any of its keys will do."""
+    return _key_holder(services, credentials)[0]
+
+
+def _viewer_of(participant: Participant) -> Viewer:
+    return Viewer(participant.id, participant.address, participant.party_id)
+
+
+def current_viewer(services: ServicesDep, credentials: Credentials) -> Viewer:
+    """Who reads events: a participant by any of its keys, or the admin. Nobody else may."""
+    if credentials is not None and same_secret(credentials.credentials, services.admin_token):
+        return ADMIN
+    return _viewer_of(_key_holder(services, credentials)[0])
+
+
+def optional_viewer(services: ServicesDep, credentials: Credentials) -> Viewer:
+    """Who reads a trace: anyone; a key that does not hold is refused rather than read as nobody,
+    so a caller never mistakes the public view for its own."""
+    return ANONYMOUS if credentials is None else current_viewer(services, credentials)
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
 ParticipantDep = Annotated[Participant, Depends(current_participant)]
+ReaderDep = Annotated[Participant, Depends(current_reader)]
+ViewerDep = Annotated[Viewer, Depends(current_viewer)]
+OptionalViewerDep = Annotated[Viewer, Depends(optional_viewer)]

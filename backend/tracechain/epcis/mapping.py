@@ -339,6 +339,18 @@ def _destination(event: dict[str, Any]) -> str | None:
     return None if chosen is None else _party(chosen.strip())
 
 
+def parties_of(event: dict[str, Any]) -> list[str]:
+    """The parties and places an event's sourceList and destinationList name, canonical, each once.
+    Malformed entries name nobody (the schema has refused a malformed document before this)."""
+    found = []
+    for field, key in (("sourceList", "source"), ("destinationList", "destination")):
+        entries = event.get(field)
+        for entry in entries if isinstance(entries, list) else ():
+            if isinstance(entry, dict) and isinstance(entry.get(key), str):
+                found.append(_party(entry[key].strip()))
+    return list(dict.fromkeys(found))
+
+
 def _party(party: str) -> str:
     """A GS1 party or location as its canonical EPC URN; any other URI as written."""
     try:

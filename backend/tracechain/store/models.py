@@ -46,8 +46,66 @@ class Participant(Base):
     address: Mapped[str] = mapped_column(String(42), unique=True)
     encrypted_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     """Set when the service holds the key (AES-GCM under the master secret); None for own-wallet signers."""
-    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
+
+
+class KeyScope(StrEnum):
+    CAPTURE = "capture"  # everything the participant may do: capture, orders, keys, grants, reads
+    READ = "read"  # reads only: queries, traces, its orders and capture jobs
+
+
+class ApiKey(Base):
+    """One of a participant's API keys, stored as its hash. A participant holds several (a capture key
+    for its ERP, read keys for dashboards), rotates and revokes them without being recreated."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_api_keys_participant_id", "participant_id"),)
+
+
+class GrantScope(StrEnum):
+    ALL = "all"  # every event of the grantor
+    SUBJECT = "subject"  # the grantor's events naming one identifier
+    BIZ_STEP = "bizStep"  # the grantor's events of one business step
+
+
+class Grant(Base):
+    """A participant lets another (an auditor, customs, a partner) read its events in full."""
+
+    __tablename__ = "grants"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    grantor_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    grantee_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    scope: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str | None] = mapped_column(String(255))
+    """The identifier (scope subject) or bare CBV business step (scope bizStep); None for all."""
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_grants_grantee_id", "grantee_id"),
+        Index("ix_grants_grantor_id", "grantor_id"),
+    )
+
+
+class PublicFields(Base):
+    """Fields a participant makes public, beyond the consumer view's own, in its events about one
+    product class (a GTIN): a brand that wants its ILMD or an extension on the consumer page."""
+
+    __tablename__ = "public_fields"
+
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), primary_key=True)
+    gtin: Mapped[str] = mapped_column(String(14), primary_key=True)
+    fields: Mapped[list[str]]
 
 
 class CaptureStatus(StrEnum):
@@ -98,6 +156,7 @@ class Event(Base):
     signer: Mapped[str] = mapped_column(String(42))
 
     epcs: Mapped[list[EventEpc]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+    parties: Mapped[list[EventParty]] = relationship(cascade="all, delete-orphan", lazy="selectin")
     records: Mapped[list[ChainRecord]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="ChainRecord.id", back_populates="event"
     )
@@ -110,7 +169,21 @@ class Event(Base):
         Index("ix_events_event_type", "event_type"),
         # A capture job's events: its status (records_of_capture) and the indexer completing it.
         Index("ix_events_capture_id", "capture_id"),
+        # Visibility: the subjects a participant took part in are those its own events name.
+        Index("ix_events_signer", "signer"),
     )
+
+
+class EventParty(Base):
+    """Which parties an event names in its sourceList and destinationList (their EPC URNs): a party
+    named there took part in the journey of what the event names, and may read it (`visibility`)."""
+
+    __tablename__ = "event_parties"
+
+    event_row_id: Mapped[int] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    party: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+    __table_args__ = (Index("ix_event_parties_party", "party"),)
 
 
 class EventEpc(Base):
@@ -183,6 +256,8 @@ class ChainRecord(Base):
         Index("ix_chain_records_event_row_id", "event_row_id"),
         Index("ix_chain_records_batch_id", "batch_id"),
         Index("ix_chain_records_anchor_root", "anchor_root"),
+        # Visibility: the subjects shipped to a participant.
+        Index("ix_chain_records_counterpart", "counterpart"),
     )
 
 

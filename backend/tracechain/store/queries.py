@@ -8,13 +8,30 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, Text, bindparam, case, cast, delete, func, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    bindparam,
+    case,
+    cast,
+    delete,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from tracechain.chain.identity import ChainIdentity
 from tracechain.chain.registry import RecordedEvent
 from tracechain.chain.trace_event import Kind, SignedEvent
 from tracechain.store.models import (
+    ApiKey,
     Batch,
     BatchStatus,
     CaptureJob,
@@ -23,21 +40,36 @@ from tracechain.store.models import (
     ChainRecord,
     Event,
     EventEpc,
+    EventParty,
+    Grant,
     IndexedBlock,
     Order,
     Participant,
+    PublicFields,
     RecordStatus,
     StaleChain,
     SubjectState,
     WorkerHeartbeat,
     signed_event_of,
 )
+from tracechain.visibility import Access, EventFacts, GrantRule, Viewer
 
 # ---------------------------------------------------------------- participants
 
 
-def participant_by_api_key_hash(session: Session, api_key_hash: str) -> Participant | None:
-    return session.scalars(select(Participant).where(Participant.api_key_hash == api_key_hash)).first()
+def participant_by_api_key_hash(session: Session, key_hash: str) -> tuple[Participant, ApiKey] | None:
+    """The participant holding this unrevoked key, and the key."""
+    row = session.execute(
+        select(Participant, ApiKey)
+        .join(ApiKey, ApiKey.participant_id == Participant.id)
+        .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def api_keys_of(session: Session, participant_id: str) -> list[ApiKey]:
+    query = select(ApiKey).where(ApiKey.participant_id == participant_id).order_by(ApiKey.created_at)
+    return list(session.scalars(query))
 
 
 def participant_addresses_by_party(session: Session) -> dict[str, str]:
@@ -63,6 +95,119 @@ def participant_names(session: Session, addresses: set[str]) -> dict[str, str]:
     query = select(Participant.address, Participant.name).where(Participant.address.in_(addresses))
     rows = session.execute(query)
     return {address: name for address, name in rows}
+
+
+# ---------------------------------------------------------------- visibility (visibility.py)
+
+
+def grants_involving(session: Session, participant_id: str | None = None) -> list[Grant]:
+    """Grants the participant gave or received, revoked ones too, oldest first; every grant for None."""
+    query = select(Grant).order_by(Grant.created_at)
+    if participant_id is not None:
+        query = query.where((Grant.grantor_id == participant_id) | (Grant.grantee_id == participant_id))
+    return list(session.scalars(query))
+
+
+def _active_grants(participant_id: str) -> Select[str, str, str | None]:
+    return (
+        select(Participant.address, Grant.scope, Grant.value)
+        .join(Participant, Participant.id == Grant.grantor_id)
+        .where(Grant.grantee_id == participant_id, Grant.revoked_at.is_(None))
+    )
+
+
+def _involved_epcs(viewer: Viewer) -> Any:
+    """The identifiers whose journey the viewer took part in: named by its own events, by events
+    naming it as a party, or shipped to it."""
+    own = (
+        select(EventEpc.epc)
+        .join(Event, Event.id == EventEpc.event_row_id)
+        .where(Event.signer == viewer.address)
+    )
+    shipped_to = select(ChainRecord.subject_epc).where(ChainRecord.counterpart == viewer.address)
+    parts = [own, shipped_to]
+    if viewer.party_id is not None:
+        parts.append(
+            select(EventEpc.epc)
+            .join(EventParty, EventParty.event_row_id == EventEpc.event_row_id)
+            .where(EventParty.party == viewer.party_id)
+        )
+    return union(*parts)
+
+
+def visible_events(viewer: Viewer) -> ColumnElement[bool]:
+    """A condition on Event: the events the viewer may list (`visibility.Access.view_of` not None).
+    Every query that lists events for a reader adds it."""
+    if viewer.admin:
+        return true()
+    if viewer.anonymous or viewer.address is None or viewer.participant_id is None:
+        return false()
+    grants = _active_grants(viewer.participant_id).subquery()
+    granted = (
+        select(grants.c.address)
+        .where(
+            grants.c.address == Event.signer,
+            (grants.c.scope == "all")
+            | ((grants.c.scope == "bizStep") & (grants.c.value == Event.biz_step))
+            | (
+                (grants.c.scope == "subject")
+                & grants.c.value.in_(select(EventEpc.epc).where(EventEpc.event_row_id == Event.id))
+            ),
+        )
+        .exists()
+    )
+    involved = select(EventEpc.event_row_id).where(EventEpc.epc.in_(_involved_epcs(viewer)))
+    return or_(Event.signer == viewer.address, granted, Event.id.in_(involved))
+
+
+def access_of(
+    session: Session, viewer: Viewer, epcs: Collection[str], signers: Collection[str] = ()
+) -> Access:
+    """The viewer's rights over events naming `epcs`: its grants, which of `epcs` it took part in
+    the journey of, and the fields `signers` made public."""
+    public = {
+        (address, gtin): frozenset(names)
+        for address, gtin, names in session.execute(
+            select(Participant.address, PublicFields.gtin, PublicFields.fields)
+            .join(Participant, Participant.id == PublicFields.participant_id)
+            .where(Participant.address.in_(list(signers)))
+        )
+    }
+    if viewer.anonymous or viewer.admin or viewer.participant_id is None:
+        return Access(viewer, public_fields=public)
+    grants = [
+        GrantRule(grantor, scope, value)
+        for grantor, scope, value in session.execute(_active_grants(viewer.participant_id))
+    ]
+    involved = _involved_epcs(viewer).subquery()
+    asked = select(involved.c.epc).where(involved.c.epc.in_(list(epcs))).distinct()
+    return Access(viewer, grants, frozenset(session.scalars(asked)), public)
+
+
+def parties_of_events(session: Session, row_ids: Collection[int]) -> dict[int, list[str]]:
+    """The parties each event names in its sourceList and destinationList."""
+    found: dict[int, list[str]] = {}
+    if row_ids:
+        query = select(EventParty.event_row_id, EventParty.party).where(EventParty.event_row_id.in_(row_ids))
+        for row_id, party in session.execute(query):
+            found.setdefault(row_id, []).append(party)
+    return found
+
+
+def event_facts(event: Event) -> EventFacts:
+    """What the visibility rules read of a stored event (its parties and records are loaded with it)."""
+    return EventFacts(
+        signer=event.signer,
+        biz_step=event.biz_step,
+        epcs=[named.epc for named in event.epcs],
+        parties=[named.party for named in event.parties],
+        receivers=[record.counterpart for record in event.records if record.kind == Kind.SHIP],
+    )
+
+
+def public_fields_of(session: Session, participant_id: str) -> list[PublicFields]:
+    query = select(PublicFields).where(PublicFields.participant_id == participant_id)
+    return list(session.scalars(query.order_by(PublicFields.gtin)))
 
 
 # ---------------------------------------------------------------- events
@@ -104,13 +249,16 @@ def signers_of_events(session: Session, event_ids: Collection[str]) -> dict[str,
     return found
 
 
-def events_by_id(session: Session, event_id: str) -> list[Event]:
-    """Every capture of the event with this hash id (by each signer, and declarations of it)."""
-    return list(session.scalars(select(Event).where(Event.event_id == event_id).order_by(Event.id)))
+def events_by_id(session: Session, event_id: str, viewer: Viewer) -> list[Event]:
+    """Every capture the viewer may see of the event with this hash id (by each signer, and
+    declarations of it)."""
+    query = select(Event).where(Event.event_id == event_id, visible_events(viewer))
+    return list(session.scalars(query.order_by(Event.id)))
 
 
 def events_page(
     session: Session,
+    viewer: Viewer,
     *,
     epc: str | None = None,
     biz_step: str | None = None,
@@ -124,7 +272,7 @@ def events_page(
 
     `after` is the (record_time, row id) of the last event of the previous page.
     """
-    query = select(Event)
+    query = select(Event).where(visible_events(viewer))
     if epc is not None:
         query = query.where(Event.id.in_(select(EventEpc.event_row_id).where(EventEpc.epc == epc)))
     if biz_step is not None:
@@ -143,8 +291,10 @@ def events_page(
     return list(session.scalars(query.order_by(Event.record_time, Event.id).limit(limit)))
 
 
-def events_naming(session: Session, epcs: Sequence[str]) -> list[Event]:
-    query = select(Event).where(Event.id.in_(select(EventEpc.event_row_id).where(EventEpc.epc.in_(epcs))))
+def events_naming(session: Session, epcs: Sequence[str], viewer: Viewer) -> list[Event]:
+    query = select(Event).where(
+        Event.id.in_(select(EventEpc.event_row_id).where(EventEpc.epc.in_(epcs))), visible_events(viewer)
+    )
     return list(session.scalars(query.order_by(Event.event_time, Event.id)))
 
 
@@ -551,6 +701,7 @@ def remove_unrecorded_events(session: Session, row_ids: Collection[int]) -> None
     if gone:
         session.execute(delete(ChainRecord).where(ChainRecord.event_row_id.in_(gone)))
         session.execute(delete(EventEpc).where(EventEpc.event_row_id.in_(gone)))
+        session.execute(delete(EventParty).where(EventParty.event_row_id.in_(gone)))
         session.execute(delete(Event).where(Event.id.in_(gone)))
 
 

@@ -64,26 +64,10 @@ class Page:
 
 @dataclass
 class Payment:
-    """How an order for one of the product's shipments settled, in words: no amounts, no parties."""
+    """How an order for one of the product's shipments stands, in words: no amounts, shares or parties."""
 
     shipment: str
     status: str
-    lines: list[str]
-
-
-_MILESTONE_WORDS = {
-    "shipped": "when shipped",
-    "customsCleared": "when cleared by customs",
-    "received": "on delivery",
-}
-_PENALTY_WORDS = {"excursion": "a temperature excursion", "recall": "a recall"}
-_ORDER_STATES = {
-    "created": "Ordered; awaiting the seller's acceptance of the terms",
-    "accepted": "Terms accepted by the seller; awaiting the buyer's payment into escrow",
-    "funded": "Buyer's payment held in escrow, paid out as the goods move",
-    "disputed": "Payment frozen for a limited time: buyer and seller are in dispute",
-    "closed": "Settled",
-}
 
 
 def build_page(
@@ -132,21 +116,7 @@ def build_page(
 
 
 def _payment(order: dict[str, Any]) -> Payment:
-    lines = [
-        f"{_share(m['share'])} {'paid' if m['released'] else 'to be paid'} to the seller "
-        f"{_MILESTONE_WORDS[m['milestone']]}"
-        for m in order["milestones"]
-    ]
-    lines += [
-        f"{_share(p['share'])} refunded to the buyer for {_PENALTY_WORDS[p['penalty']]}"
-        for p in order["penalties"]
-        if p["applied"]
-    ]
-    return Payment(order["shipment"], _ORDER_STATES.get(order["state"], order["state"]), lines)
-
-
-def _share(percent: float) -> str:
-    return f"{percent:g}%"
+    return Payment(order["shipment"], order["payment"].capitalize())
 
 
 def _step(entry: TraceEntry, participants: dict[str, Participant]) -> Step:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tracechain.api.deps import ParticipantDep, ServicesDep, SessionDep
+from tracechain.api.deps import ParticipantDep, ReaderDep, ServicesDep, SessionDep
 from tracechain.api.limits import parse_json, read_body
 from tracechain.api.problems import Problem
 from tracechain.api.services import Services
@@ -223,7 +223,7 @@ def _own_job(session: Session, capture_id: str, participant: Participant) -> Cap
 
 @router.get("/capture/{capture_id}", response_model=CaptureJobPublic, response_model_by_alias=True)
 def capture_job(
-    capture_id: str, participant: ParticipantDep, session: SessionDep, services: ServicesDep
+    capture_id: str, participant: ReaderDep, session: SessionDep, services: ServicesDep
 ) -> CaptureJobPublic:
     return job_public(_own_job(session, capture_id, participant), session, services.registry.domain)
 

@@ -20,7 +20,7 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tracechain.api.deps import ParticipantDep, ServicesDep, SessionDep
+from tracechain.api.deps import ParticipantDep, ReaderDep, ServicesDep, SessionDep
 from tracechain.api.problems import Problem
 from tracechain.chain.escrow import BPS, MAX_DISPUTE_WINDOW, MIN_DISPUTE_WINDOW, OrderTerms
 from tracechain.chain.trace_event import ZERO_ADDRESS, subject_id
@@ -179,7 +179,7 @@ def create_order(
 
 @router.get("")
 def list_orders(
-    participant: ParticipantDep, settlement: SettlementDep, session: SessionDep
+    participant: ReaderDep, settlement: SettlementDep, session: SessionDep
 ) -> list[dict[str, Any]]:
     """The caller's orders (as buyer, seller or arbiter), newest first, as last read from the chain."""
     return [public_order(session, settlement, row) for row in orders_of(session, participant)]
@@ -187,7 +187,7 @@ def list_orders(
 
 @router.get("/{order_id}")
 def get_order(
-    order_id: int, participant: ParticipantDep, settlement: SettlementDep, session: SessionDep
+    order_id: int, participant: ReaderDep, settlement: SettlementDep, session: SessionDep
 ) -> dict[str, Any]:
     """One of the caller's orders, read from the chain now."""
     row = _order(session, settlement, order_id, participant)

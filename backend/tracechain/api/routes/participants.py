@@ -1,4 +1,5 @@
-"""Participants: created by the admin, each with an EVM address and an API key shown once."""
+"""Participants: created by the admin, each with an EVM address and API keys shown once; the keys a
+participant holds (capture or read-only, rotated and revoked), and the fields it makes public."""
 
 from __future__ import annotations
 
@@ -9,18 +10,27 @@ from typing import Literal
 
 from eth_account import Account
 from eth_utils import is_address, to_checksum_address
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tracechain.api.deps import AdminDep, ParticipantDep, ServicesDep, SessionDep
+from tracechain.api.deps import (
+    AdminDep,
+    Credentials,
+    ParticipantDep,
+    ReaderDep,
+    ServicesDep,
+    SessionDep,
+    current_participant,
+)
 from tracechain.api.problems import Problem
 from tracechain.api.services import Services
 from tracechain.chain.registry import Role
-from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc
-from tracechain.keys import hash_api_key, new_api_key
-from tracechain.store.models import Participant
+from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc, gs1_key
+from tracechain.keys import hash_api_key, new_api_key, same_secret
+from tracechain.store import queries
+from tracechain.store.models import ApiKey, KeyScope, Participant, PublicFields
 
 router = APIRouter(prefix="/participants", tags=["participants"])
 
@@ -65,7 +75,9 @@ class ParticipantPublic(BaseModel):
 
 
 class ParticipantCreated(ParticipantPublic):
-    api_key: str = Field(serialization_alias="apiKey", description="Shown once; only its hash is stored")
+    api_key: str = Field(
+        serialization_alias="apiKey", description="A capture key, shown once; only its hash is stored"
+    )
 
 
 def _public(participant: Participant) -> dict[str, object]:
@@ -100,7 +112,6 @@ def _create(body: ParticipantCreate, session: Session, services: Services) -> di
         field = Participant.address if column == "address" else Participant.party_id
         if value and session.scalars(select(Participant).where(field == value)).first():
             raise Problem(409, "Participant exists", f"a participant with {column} {value} exists already")
-    api_key = new_api_key()
     participant = Participant(
         id=str(uuid.uuid4()),
         name=body.name,
@@ -109,10 +120,11 @@ def _create(body: ParticipantCreate, session: Session, services: Services) -> di
         country=body.country,
         address=address,
         encrypted_key=encrypted_key,
-        api_key_hash=hash_api_key(api_key),
         created_at=datetime.now(UTC),
     )
     session.add(participant)
+    session.flush()  # the key's row refers to the participant's
+    api_key, _ = _issue_key(session, participant.id, KeyScope.CAPTURE, "initial")
     for role in participant.roles:
         fn = services.registry.contract.functions.grantRole(Role.by_name(role), address)
         services.submitter.prepare_call(session, fn)
@@ -125,5 +137,173 @@ def list_participants(_: AdminDep, session: SessionDep) -> list[dict]:  # type: 
 
 
 @router.get("/me", response_model=ParticipantPublic, response_model_by_alias=True)
-def whoami(participant: ParticipantDep) -> dict:  # type: ignore[type-arg]
+def whoami(participant: ReaderDep) -> dict:  # type: ignore[type-arg]
     return _public(participant)
+
+
+# ---------------------------------------------------------------- API keys
+
+
+class KeyCreate(BaseModel):
+    scope: KeyScope = Field(description="capture: everything the participant may do; read: reads only")
+    label: str = Field("", max_length=100, description="What the key is for (shown in the key list)")
+
+
+class KeyPublic(BaseModel):
+    id: str
+    scope: str
+    label: str
+    created_at: datetime = Field(serialization_alias="createdAt")
+    revoked_at: datetime | None = Field(serialization_alias="revokedAt")
+
+
+class KeyIssued(KeyPublic):
+    api_key: str = Field(serialization_alias="apiKey", description="Shown once; only its hash is stored")
+
+
+def _issue_key(session: Session, participant_id: str, scope: str, label: str) -> tuple[str, ApiKey]:
+    secret = new_api_key()
+    key = ApiKey(
+        id=str(uuid.uuid4()),
+        participant_id=participant_id,
+        key_hash=hash_api_key(secret),
+        scope=scope,
+        label=label,
+        created_at=datetime.now(UTC),
+        revoked_at=None,
+    )
+    session.add(key)
+    return secret, key
+
+
+def _key_public(key: ApiKey) -> dict[str, object]:
+    return {
+        "id": key.id,
+        "scope": key.scope,
+        "label": key.label,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+    }
+
+
+def _key_owner(participant_id: str, session: Session, services: Services, credentials: Credentials) -> str:
+    """The participant whose keys are managed: the admin manages anyone's, a participant its own
+    (`me`) with a capture key."""
+    admin = credentials is not None and same_secret(credentials.credentials, services.admin_token)
+    if admin:
+        if participant_id == "me" or session.get(Participant, participant_id) is None:
+            raise Problem(404, "Not Found", f"no participant {participant_id}")
+        return participant_id
+    caller = current_participant(services, credentials)
+    if participant_id not in ("me", caller.id):
+        raise Problem(404, "Not Found", f"no participant {participant_id} whose keys you manage")
+    return caller.id
+
+
+def _own_key(session: Session, owner: str, key_id: str) -> ApiKey:
+    key = session.get(ApiKey, key_id)
+    if key is None or key.participant_id != owner:
+        raise Problem(404, "Not Found", f"no API key {key_id} of participant {owner}")
+    if key.revoked_at is not None:
+        raise Problem(409, "Key revoked", f"API key {key_id} was revoked at {key.revoked_at.isoformat()}")
+    return key
+
+
+@router.get("/{participant_id}/keys", response_model=list[KeyPublic], response_model_by_alias=True)
+def list_keys(
+    participant_id: str, session: SessionDep, services: ServicesDep, credentials: Credentials
+) -> list[dict[str, object]]:
+    """The participant's API keys, revoked ones too; never the secrets. `me` for your own."""
+    owner = _key_owner(participant_id, session, services, credentials)
+    return [_key_public(key) for key in queries.api_keys_of(session, owner)]
+
+
+@router.post(
+    "/{participant_id}/keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=KeyIssued,
+    response_model_by_alias=True,
+)
+def create_key(
+    participant_id: str,
+    body: KeyCreate,
+    session: SessionDep,
+    services: ServicesDep,
+    credentials: Credentials,
+) -> dict[str, object]:
+    """A new key for the participant: a read-only one for a dashboard, another capture key."""
+    owner = _key_owner(participant_id, session, services, credentials)
+    secret, key = _issue_key(session, owner, body.scope, body.label)
+    return {**_key_public(key), "api_key": secret}
+
+
+@router.post(
+    "/{participant_id}/keys/{key_id}/rotation",
+    status_code=status.HTTP_201_CREATED,
+    response_model=KeyIssued,
+    response_model_by_alias=True,
+)
+def rotate_key(
+    participant_id: str, key_id: str, session: SessionDep, services: ServicesDep, credentials: Credentials
+) -> dict[str, object]:
+    """A new key with the same scope and label; the old one stops working at once."""
+    owner = _key_owner(participant_id, session, services, credentials)
+    old = _own_key(session, owner, key_id)
+    old.revoked_at = datetime.now(UTC)
+    secret, key = _issue_key(session, owner, old.scope, old.label)
+    return {**_key_public(key), "api_key": secret}
+
+
+@router.delete(
+    "/{participant_id}/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
+)
+def revoke_key(
+    participant_id: str, key_id: str, session: SessionDep, services: ServicesDep, credentials: Credentials
+) -> Response:
+    """The key stops working at once; it stays listed, with when it was revoked."""
+    owner = _key_owner(participant_id, session, services, credentials)
+    _own_key(session, owner, key_id).revoked_at = datetime.now(UTC)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------- public fields
+
+
+class PublicFieldsSet(BaseModel):
+    fields: list[str] = Field(
+        max_length=64,
+        description="Top-level event fields to show the public, beyond the consumer view's own "
+        "(e.g. `ilmd`, `quantityList`, an extension such as `acme:grade`)",
+    )
+
+
+class PublicFieldsPublic(BaseModel):
+    gtin: str
+    fields: list[str]
+
+
+@router.get("/me/public-fields", response_model=list[PublicFieldsPublic])
+def list_public_fields(participant: ReaderDep, session: SessionDep) -> list[dict[str, object]]:
+    """The fields you make public, per product class."""
+    return [
+        {"gtin": row.gtin, "fields": row.fields} for row in queries.public_fields_of(session, participant.id)
+    ]
+
+
+@router.put("/me/public-fields/{gtin}", response_model=PublicFieldsPublic)
+def set_public_fields(
+    gtin: str, body: PublicFieldsSet, participant: ParticipantDep, session: SessionDep
+) -> dict[str, object]:
+    """Make more of your events about one product class (a GTIN) public: the consumer page, the
+    public trace and the public proof bundle then show these fields too, proven like the others.
+    An empty list returns to the consumer view alone."""
+    try:
+        gtin = gs1_key(f"https://id.gs1.org/01/{gtin}")
+    except InvalidIdentifier as exc:
+        raise Problem(422, "Invalid GTIN", str(exc)) from exc
+    row = session.get(PublicFields, (participant.id, gtin))
+    if row is None:
+        row = PublicFields(participant_id=participant.id, gtin=gtin, fields=[])
+        session.add(row)
+    row.fields = sorted(set(body.fields))
+    return {"gtin": gtin, "fields": row.fields}

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from tracechain.api.deps import ParticipantDep, ServicesDep
+from tracechain.api.deps import ParticipantDep, ReaderDep, ServicesDep
 from tracechain.api.problems import Problem
 from tracechain.api.routes.orders import SettlementDep
 from tracechain.chain.transactions import call, is_dev_chain
@@ -42,7 +42,7 @@ def settlement_contracts(settlement: SettlementDep) -> dict[str, Any]:
 
 
 @router.get("/balance")
-def balance(participant: ParticipantDep, settlement: SettlementDep) -> dict[str, Any]:
+def balance(participant: ReaderDep, settlement: SettlementDep) -> dict[str, Any]:
     """The caller's balance of the settlement token."""
     return _balance(participant, settlement)
 

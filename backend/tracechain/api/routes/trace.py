@@ -1,4 +1,7 @@
-"""The consumer trace: a product's verified journey by EPC or by GS1 Digital Link path."""
+"""The consumer trace: a product's verified journey by EPC or by GS1 Digital Link path.
+
+Anyone may read a trace and its proof bundle, in the public view; a participant's key shows it each
+event as `visibility` lets it see it (its own in full, a partner's without business transactions)."""
 
 from __future__ import annotations
 
@@ -9,13 +12,14 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.templating import Jinja2Templates
 
-from tracechain.api.deps import ServicesDep, SessionDep
+from tracechain.api.deps import OptionalViewerDep, ServicesDep, SessionDep
 from tracechain.api.problems import Problem
 from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc
 from tracechain.proof import proof_bundle
 from tracechain.settlement import orders_for_shipments, public_settlement
 from tracechain.store import queries
 from tracechain.trace import Trace, build_trace, trace_document
+from tracechain.visibility import ANONYMOUS, Viewer, seen_trace
 from tracechain.web.page import build_page
 
 router = APIRouter(tags=["trace"])
@@ -31,26 +35,53 @@ def _found_trace(epc: str, session: SessionDep, services: ServicesDep) -> Trace:
     return trace
 
 
-def _trace(epc: str, session: SessionDep, services: ServicesDep) -> dict[str, Any]:
-    trace = _found_trace(epc, session, services)
+def _seen(session: SessionDep, viewer: Viewer, trace: Trace) -> Trace:
+    """The trace as the viewer may see it."""
+    events = [entry.event for entry in trace.entries]
+    access = queries.access_of(
+        session, viewer, {epc for event in events for epc in event.epcs}, {event.signer for event in events}
+    )
+    return seen_trace(trace, access, queries.parties_of_events(session, [event.row_id for event in events]))
+
+
+def _trace(epc: str, session: SessionDep, services: ServicesDep, viewer: Viewer) -> dict[str, Any]:
+    trace = _seen(session, viewer, _found_trace(epc, session, services))
     return {**trace_document(trace), "settlement": _settlement(session, trace)}
 
 
 def _settlement(session: SessionDep, trace: Trace) -> list[dict[str, Any]]:
-    """The settlement state of orders paying for the product's shipments (the units it travelled in)."""
+    """Whether orders paying for the product's shipments (the units it travelled in) are paid: no
+    amounts, shares or parties, whoever asks (the parties read their orders at /orders)."""
     return [public_settlement(row) for row in orders_for_shipments(session, {trace.epc, *trace.units})]
 
 
 @router.get("/trace/{epc:path}/proof")
-def proof(epc: str, session: SessionDep, services: ServicesDep) -> dict[str, Any]:
-    """A self-contained proof bundle: check it with `tracechain verify BUNDLE --rpc URL`."""
-    return proof_bundle(_found_trace(epc, session, services), services.registry.domain)
+def proof(
+    epc: str,
+    session: SessionDep,
+    services: ServicesDep,
+    viewer: OptionalViewerDep,
+    view: Annotated[str | None, Query(description="`public`: the public bundle, whoever asks")] = None,
+) -> dict[str, Any]:
+    """A self-contained proof bundle: check it with `tracechain verify BUNDLE --rpc URL`.
+
+    Without a key, or with `view=public`, the public bundle: each event's public fields, proven
+    against what its signer committed to on chain, the others withheld by name. With a key, each
+    event as the caller may see it: its own and those granted to it in full."""
+    if view not in (None, "public"):
+        raise Problem(400, "Invalid view", f"view is `public` or left out, not {view!r}")
+    trace = _found_trace(epc, session, services)
+    seen = _seen(session, ANONYMOUS if view == "public" else viewer, trace)
+    shown = {entry.event.row_id: entry.shown for entry in seen.entries}
+    return proof_bundle(trace, services.registry.domain, disclose=lambda entry: shown[entry.event.row_id])
 
 
 @router.get("/trace/{epc:path}")
-def trace_by_epc(epc: str, session: SessionDep, services: ServicesDep) -> dict[str, Any]:
+def trace_by_epc(
+    epc: str, session: SessionDep, services: ServicesDep, viewer: OptionalViewerDep
+) -> dict[str, Any]:
     """By EPC URN (`urn:epc:id:sgtin:…`) or a URL-encoded GS1 Digital Link."""
-    return _trace(epc, session, services)
+    return _trace(epc, session, services, viewer)
 
 
 LINKSET_MEDIA_TYPE = "application/linkset+json"
@@ -64,13 +95,14 @@ def resolve_serial(
     request: Request,
     session: SessionDep,
     services: ServicesDep,
+    viewer: OptionalViewerDep,
     link_type: LinkType = None,
 ) -> Response | dict[str, Any]:
     """GS1 Digital Link of one item (GTIN + serial), as its QR code carries it.
 
     Browsers get the consumer page, programs the JSON trace; `linkType` picks one as GS1 resolvers
     do: `gs1:pip` the page, `gs1:traceability` the trace, `linkset` every link."""
-    return _resolve(f"/01/{gtin}/21/{serial}", request, session, services, link_type)
+    return _resolve(f"/01/{gtin}/21/{serial}", request, session, services, viewer, link_type)
 
 
 @router.get("/01/{gtin}/10/{lot}", response_model=None)
@@ -80,21 +112,27 @@ def resolve_lot(
     request: Request,
     session: SessionDep,
     services: ServicesDep,
+    viewer: OptionalViewerDep,
     link_type: LinkType = None,
 ) -> Response | dict[str, Any]:
     """GS1 Digital Link of a lot (GTIN + batch/lot): the same choices as for an item."""
-    return _resolve(f"/01/{gtin}/10/{lot}", request, session, services, link_type)
+    return _resolve(f"/01/{gtin}/10/{lot}", request, session, services, viewer, link_type)
 
 
 def _resolve(
-    path: str, request: Request, session: SessionDep, services: ServicesDep, link_type: str | None
+    path: str,
+    request: Request,
+    session: SessionDep,
+    services: ServicesDep,
+    viewer: Viewer,
+    link_type: str | None,
 ) -> Response | dict[str, Any]:
     wanted = (link_type or "").removeprefix("gs1:")
     if wanted == "linkset" or LINKSET_MEDIA_TYPE in request.headers.get("accept", ""):
         return _linkset(path, request)
     html = wanted == "pip" or (wanted != "traceability" and _prefers_html(request))
     if not html:
-        return _trace(f"https://id.gs1.org{path}", session, services)
+        return _trace(f"https://id.gs1.org{path}", session, services, viewer)
     try:
         epc = canonical_epc(f"https://id.gs1.org{path}")
     except InvalidIdentifier as exc:
@@ -102,6 +140,7 @@ def _resolve(
     trace = build_trace(session, epc, services.registry.domain)
     if not trace.entries:
         return _page_not_found(request, epc, "tracechain holds no events for it.", 404)
+    trace = _seen(session, viewer, trace)
     signers = {entry.event.signer for entry in trace.entries}
     page = build_page(
         trace,

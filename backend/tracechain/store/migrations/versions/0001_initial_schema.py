@@ -59,11 +59,9 @@ def upgrade() -> None:
         sa.Column("country", sa.String(length=2), nullable=False),
         sa.Column("address", sa.String(length=42), nullable=False),
         sa.Column("encrypted_key", sa.LargeBinary(), nullable=True),
-        sa.Column("api_key_hash", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("address"),
-        sa.UniqueConstraint("api_key_hash"),
         sa.UniqueConstraint("party_id"),
     )
     op.create_table(
@@ -93,6 +91,25 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
+        "api_keys",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("participant_id", sa.String(length=36), nullable=False),
+        sa.Column("key_hash", sa.String(length=64), nullable=False),
+        sa.Column("scope", sa.String(length=16), nullable=False),
+        sa.Column("label", sa.String(length=100), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["participant_id"],
+            ["participants.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("key_hash"),
+    )
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.create_index("ix_api_keys_participant_id", ["participant_id"], unique=False)
+
+    op.create_table(
         "capture_jobs",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("participant_id", sa.String(length=36), nullable=False),
@@ -107,6 +124,29 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_table(
+        "grants",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("grantor_id", sa.String(length=36), nullable=False),
+        sa.Column("grantee_id", sa.String(length=36), nullable=False),
+        sa.Column("scope", sa.String(length=16), nullable=False),
+        sa.Column("value", sa.String(length=255), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["grantee_id"],
+            ["participants.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["grantor_id"],
+            ["participants.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("grants", schema=None) as batch_op:
+        batch_op.create_index("ix_grants_grantee_id", ["grantee_id"], unique=False)
+        batch_op.create_index("ix_grants_grantor_id", ["grantor_id"], unique=False)
+
     op.create_table(
         "orders",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -148,6 +188,17 @@ def upgrade() -> None:
         batch_op.create_index("ix_orders_state", ["state"], unique=False)
 
     op.create_table(
+        "public_fields",
+        sa.Column("participant_id", sa.String(length=36), nullable=False),
+        sa.Column("gtin", sa.String(length=14), nullable=False),
+        sa.Column("fields", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["participant_id"],
+            ["participants.id"],
+        ),
+        sa.PrimaryKeyConstraint("participant_id", "gtin"),
+    )
+    op.create_table(
         "events",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("event_id", sa.String(length=120), nullable=False),
@@ -176,6 +227,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_events_event_time", ["event_time"], unique=False)
         batch_op.create_index("ix_events_event_type", ["event_type"], unique=False)
         batch_op.create_index("ix_events_record_time_id", ["record_time", "id"], unique=False)
+        batch_op.create_index("ix_events_signer", ["signer"], unique=False)
 
     op.create_table(
         "chain_records",
@@ -215,6 +267,7 @@ def upgrade() -> None:
     with op.batch_alter_table("chain_records", schema=None) as batch_op:
         batch_op.create_index("ix_chain_records_anchor_root", ["anchor_root"], unique=False)
         batch_op.create_index("ix_chain_records_batch_id", ["batch_id"], unique=False)
+        batch_op.create_index("ix_chain_records_counterpart", ["counterpart"], unique=False)
         batch_op.create_index("ix_chain_records_event_row_id", ["event_row_id"], unique=False)
         batch_op.create_index("ix_chain_records_status", ["status"], unique=False)
         batch_op.create_index("ix_chain_records_subject", ["subject"], unique=False)
@@ -233,11 +286,28 @@ def upgrade() -> None:
     with op.batch_alter_table("event_epcs", schema=None) as batch_op:
         batch_op.create_index("ix_event_epcs_epc", ["epc"], unique=False)
 
+    op.create_table(
+        "event_parties",
+        sa.Column("event_row_id", sa.Integer(), nullable=False),
+        sa.Column("party", sa.String(length=255), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["event_row_id"],
+            ["events.id"],
+        ),
+        sa.PrimaryKeyConstraint("event_row_id", "party"),
+    )
+    with op.batch_alter_table("event_parties", schema=None) as batch_op:
+        batch_op.create_index("ix_event_parties_party", ["party"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("event_parties", schema=None) as batch_op:
+        batch_op.drop_index("ix_event_parties_party")
+
+    op.drop_table("event_parties")
     with op.batch_alter_table("event_epcs", schema=None) as batch_op:
         batch_op.drop_index("ix_event_epcs_epc")
 
@@ -246,11 +316,13 @@ def downgrade() -> None:
         batch_op.drop_index("ix_chain_records_subject")
         batch_op.drop_index("ix_chain_records_status")
         batch_op.drop_index("ix_chain_records_event_row_id")
+        batch_op.drop_index("ix_chain_records_counterpart")
         batch_op.drop_index("ix_chain_records_batch_id")
         batch_op.drop_index("ix_chain_records_anchor_root")
 
     op.drop_table("chain_records")
     with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index("ix_events_signer")
         batch_op.drop_index("ix_events_record_time_id")
         batch_op.drop_index("ix_events_event_type")
         batch_op.drop_index("ix_events_event_time")
@@ -258,12 +330,22 @@ def downgrade() -> None:
         batch_op.drop_index("ix_events_biz_step")
 
     op.drop_table("events")
+    op.drop_table("public_fields")
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_index("ix_orders_state")
         batch_op.drop_index("ix_orders_shipment_epc")
 
     op.drop_table("orders")
+    with op.batch_alter_table("grants", schema=None) as batch_op:
+        batch_op.drop_index("ix_grants_grantor_id")
+        batch_op.drop_index("ix_grants_grantee_id")
+
+    op.drop_table("grants")
     op.drop_table("capture_jobs")
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.drop_index("ix_api_keys_participant_id")
+
+    op.drop_table("api_keys")
     op.drop_table("worker_heartbeats")
     op.drop_table("subject_states")
     op.drop_table("stale_chains")
