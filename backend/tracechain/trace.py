@@ -103,6 +103,8 @@ class TraceEntry:
     statement: Statement = Statement.FACT
     withdrawn_by: list[TraceEntry] = field(default_factory=list)
     """Declarations in this trace by which the event's signer (or an auditor) withdrew it as erroneous."""
+    view: str = "full"
+    """How the reader sees the event (`visibility.View`): full, partner or public."""
     shown: frozenset[str] | None = None
     """The fields a reader is shown (`visibility.seen_trace`); None: the event whole."""
     withheld: list[str] = field(default_factory=list)
@@ -442,6 +444,7 @@ def trace_document(trace: Trace) -> dict[str, Any]:
                 "event": {**entry.event.body, "eventID": entry.shown_id}
                 if entry.shown_id
                 else entry.event.body,
+                "view": entry.view,
                 "withheld": entry.withheld,
                 "signer": entry.event.signer,
                 "withdrawnBy": [declaration.event.signer for declaration in entry.withdrawn_by],

@@ -215,6 +215,7 @@ def seen_trace(trace: Trace, access: Access, parties: Mapping[int, Collection[st
         seen[id(entry)] = replace(
             entry,
             event=replace(event, body=body, records=records),
+            view=view.value,
             shown=None if view is View.FULL else shown,
             withheld=withheld,
         )

@@ -11,10 +11,15 @@ trace shows the goods moving: one order on time, one with a temperature excursio
 refund), one never shipped (refunded after its deadline). Everything is kept: `tracechain serve`
 afterwards shows the products, and a second run adds three more. The parties' API keys are kept in
 the data folder, as a participant would keep its own.
+
+It ends with who sees what: the product's journey as a consumer sees it (no key) beside the carrier's
+view, and the public proof bundle, saved to the data folder, which proves what it shows and withholds
+the purchase orders and bills of lading the shipments carry.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -28,8 +33,15 @@ from rich.progress import Progress
 from tracechain.api.services import DEMO_ADMIN_TOKEN
 from tracechain.config import Settings
 from tracechain.demo.client import SERVE_PORT, DemoClient, DemoFailed, served, wait_until
-from tracechain.demo.report import print_balances, print_events_per_party, print_history, print_orders
+from tracechain.demo.report import (
+    print_balances,
+    print_events_per_party,
+    print_history,
+    print_orders,
+    print_views,
+)
 from tracechain.demo.scenario import (
+    CARRIER,
     MANUFACTURER,
     ORDERS,
     PARTIES,
@@ -37,7 +49,9 @@ from tracechain.demo.scenario import (
     SHENZHEN,
     SHORT_DEADLINE,
     DemoOrder,
+    bill_of_lading,
     journey,
+    purchase_order,
 )
 from tracechain.epcis.identifiers import digital_link
 
@@ -65,10 +79,14 @@ def run_demo(settings: Settings, console: Console) -> bool:
     with served(settings) as base_url, httpx.Client(base_url=base_url, timeout=60) as http:
         console.print(f"tracechain is serving the demo at {base_url} (chain: {settings.chain.value})")
         api = DemoClient(http)
-        keys = api.participants(admin_token, settings.data_dir / "demo-api-keys.json")
+        keys_file = settings.data_dir / "demo-api-keys.json"
+        keys = api.participants(admin_token, keys_file)
         buyer, seller = keys[RETAILER.name], keys[MANUFACTURER.name]
         seller_id = api.call("GET", "/participants/me", seller)["id"]
-        steps = [(order, journey(i, p, start, order)) for order, (i, p) in zip(ORDERS, goods, strict=True)]
+        steps = [
+            (order, journey(i, p, start, order, purchase_order(run, n), bill_of_lading(run, n)))
+            for n, (order, (i, p)) in enumerate(zip(ORDERS, goods, strict=True))
+        ]
 
         with Progress(console=console, transient=True) as progress:
             opening = progress.add_task(
@@ -105,6 +123,8 @@ def run_demo(settings: Settings, console: Console) -> bool:
         orders = [_order(api, buyer, order_id) for order_id in order_ids]
         after = {party: _balance(api, keys[party.name]) for party in (RETAILER, MANUFACTURER)}
         trace = http.get(f"/trace/{item}").json()
+        carriers_view = api.call("GET", f"/trace/{item}", keys[CARRIER.name])
+        public_bundle = http.get(f"/trace/{item}/proof").json()
         participants = api.call("GET", "/participants", admin_token)
 
     names = {p["address"]: p["name"] for p in participants}
@@ -112,9 +132,18 @@ def run_demo(settings: Settings, console: Console) -> bool:
     print_events_per_party(console, events_per_party, [party.name for party in PARTIES])
     print_orders(console, list(zip(ORDERS, orders, strict=True)))
     print_balances(console, before, after, orders)
+    print_views(console, trace, carriers_view, CARRIER.name)
     link = digital_link(item, f"http://127.0.0.1:{SERVE_PORT}")
     serve = "make serve" if settings.demo_mode else "tracechain serve"
-    console.print(f"Consumer page: run [bold]{serve}[/] and open {link}")
+    bundle_file = settings.data_dir / "demo-public-proof.json"
+    bundle_file.write_text(json.dumps(public_bundle, indent=1))
+    rpc = f" --rpc {settings.rpc_url}" if settings.rpc_url else ""
+    console.print(f"Consumer page (anyone, no key): run [bold]{serve}[/] and open {link}")
+    console.print(f"The carrier's view: GET /trace/{item} with its API key (kept in {keys_file})")
+    console.print(
+        f"Public proof bundle: {bundle_file}; check it with [bold]tracechain verify {bundle_file}{rpc}[/]"
+        + ("" if rpc else f" while {serve} runs")
+    )
     settled = all(
         Decimal(o["paid"]) == d.expected_paid and Decimal(o["refunded"]) == d.expected_refunded
         for d, o in zip(ORDERS, orders, strict=True)

@@ -34,6 +34,28 @@ def print_history(console: Console, trace: dict[str, Any], names: dict[str, str]
         console.print(f"[red]{reason}[/]")
 
 
+def print_views(console: Console, public: dict[str, Any], partner: dict[str, Any], partner_name: str) -> None:
+    """The product's events as a consumer sees them (no key) beside a partner's view (its key)."""
+    table = Table(title=f"Who sees what of {public['epc']}")
+    table.add_column("when (UTC)")
+    table.add_column("what")
+    table.add_column("consumer (no key)")
+    table.add_column(partner_name)
+    for shown, seen in zip(public["events"], partner["events"], strict=True):
+        when = datetime.fromisoformat(shown["event"]["eventTime"]).astimezone(UTC).strftime("%Y-%m-%d")
+        table.add_row(when, describe(shown["event"]), _view(shown), _view(seen))
+    console.print(table)
+
+
+def _view(entry: dict[str, Any]) -> str:
+    """`full`, or the view and what it withholds: "public: 3 fields withheld, bizTransactionList too"."""
+    withheld = entry["withheld"]
+    if not withheld:
+        return str(entry["view"])
+    cell = f"{entry['view']}: {len(withheld)} field{'s' if len(withheld) > 1 else ''} withheld"
+    return cell + (", bizTransactionList too" if "bizTransactionList" in withheld else "")
+
+
 def print_events_per_party(console: Console, counts: Counter[str], parties: list[str]) -> None:
     table = Table(title="Events per party (each signed by it, recorded on chain)")
     table.add_column("party")

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from tracechain.epcis.builders import aggregation_event, object_event, sensor_event
+from tracechain.epcis.identifiers import gs1_key
 
 SHENZHEN = timezone(timedelta(hours=8))
 
@@ -110,8 +111,21 @@ ORDERS = (
 )
 
 
-def journey(item: str, pallet: str, start: datetime, order: DemoOrder) -> Steps:
-    """The item's way from Shenzhen to the shop, as far as the order's story takes it."""
+def purchase_order(run: int, n: int) -> str:
+    """The retailer's purchase order number for the run's n-th order: on its shipment's events, a
+    business transaction the trading partners see and consumers do not."""
+    return f"PO-{run}-{n}"
+
+
+def bill_of_lading(run: int, n: int) -> str:
+    """The carrier's bill of lading for the run's n-th pallet."""
+    return f"BOL-{run}-{n}"
+
+
+def journey(item: str, pallet: str, start: datetime, order: DemoOrder, po: str, bol: str) -> Steps:
+    """The item's way from Shenzhen to the shop, as far as the order's story takes it. The shipments
+    carry their business documents: the purchase order (the maker's) and the bill of lading (the
+    carrier's)."""
     day = timedelta(days=1)
     departed, arrived = start + 2 * day, start + 30 * day
     made: Steps = [
@@ -135,7 +149,7 @@ def journey(item: str, pallet: str, start: datetime, order: DemoOrder) -> Steps:
     if not order.shipped:
         return made
     at_sea: Steps = [
-        (MANUFACTURER, [_shipping(pallet, start + day, MANUFACTURER.location, to=CARRIER)]),
+        (MANUFACTURER, [_shipping(pallet, start + day, MANUFACTURER, to=CARRIER, document=("po", po))]),
         (CARRIER, [_receiving(pallet, departed, CARRIER.location)]),
         (CARRIER, [_temperature(pallet, departed + 10 * day, Decimal("5.5"))]),
     ]
@@ -153,22 +167,27 @@ def journey(item: str, pallet: str, start: datetime, order: DemoOrder) -> Steps:
     )
     arrival: Steps = [
         (CUSTOMS, [cleared]),
-        (CARRIER, [_shipping(pallet, arrived + day, CUSTOMS.location, to=RETAILER)]),
+        (CARRIER, [_shipping(pallet, arrived + day, CARRIER, to=RETAILER, document=("bol", bol))]),
         (RETAILER, [_receiving(pallet, arrived + 2 * day, RETAILER.location)]),
         (RETAILER, [sold]),
     ]
     return made + at_sea + arrival
 
 
-def _shipping(pallet: str, at: datetime, location: str, *, to: DemoParty) -> dict[str, Any]:
-    return object_event(
+def _shipping(
+    pallet: str, at: datetime, by: DemoParty, *, to: DemoParty, document: tuple[str, str]
+) -> dict[str, Any]:
+    event = object_event(
         [pallet],
         biz_step="shipping",
         disposition="in_transit",
         at=at,
-        location=location,
+        location=CUSTOMS.location if by is CARRIER else by.location,
         destination=to.party_id,
     )
+    kind, number = document
+    transaction = f"urn:epcglobal:cbv:bt:{gs1_key(by.party_id)}:{number}"
+    return {**event, "bizTransactionList": [{"type": kind, "bizTransaction": transaction}]}
 
 
 def _receiving(pallet: str, at: datetime, location: str) -> dict[str, Any]:
