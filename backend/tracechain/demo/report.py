@@ -48,12 +48,14 @@ def print_views(console: Console, public: dict[str, Any], partner: dict[str, Any
 
 
 def _view(entry: dict[str, Any]) -> str:
-    """`full`, or the view and what it withholds: "public: 3 fields withheld, bizTransactionList too"."""
+    """`full`, or the view and what it withholds: "partner; withheld: bizTransactionList"."""
     withheld = entry["withheld"]
     if not withheld:
         return str(entry["view"])
-    cell = f"{entry['view']}: {len(withheld)} field{'s' if len(withheld) > 1 else ''} withheld"
-    return cell + (", bizTransactionList too" if "bizTransactionList" in withheld else "")
+    if len(withheld) <= 2:
+        return f"{entry['view']}; withheld: {', '.join(withheld)}"
+    named = " incl. bizTransactionList" if "bizTransactionList" in withheld else ""
+    return f"{entry['view']}; {len(withheld)} fields withheld{named}"
 
 
 def print_events_per_party(console: Console, counts: Counter[str], parties: list[str]) -> None:
