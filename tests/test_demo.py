@@ -4,14 +4,32 @@ three orders settle as the story says, shown in its tables."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
+import httpx
 from rich.console import Console
+from web3 import HTTPProvider, Web3
 
 from tracechain.chain.node import ANVIL_DEV_KEY, AnvilNode
 from tracechain.config import ChainMode, Settings
 from tracechain.demo import run_demo
+from tracechain.demo.client import served
+from tracechain.verification import verify_bundle
+
+COMMERCIAL = (
+    "PO-",
+    "BOL-",
+    "urn:epcglobal:cbv:bt:",
+    "dUSD",
+    "10000.0",
+    "10,000",
+    "amount",
+    "milestone",
+    "penalt",
+    "30%",
+)
 
 
 def row(*cells: str) -> re.Pattern[str]:
@@ -48,7 +66,30 @@ def test_the_demo_records_the_journey_and_settles_three_orders(tmp_path: Path, a
     assert row("Amsterdam Home Retail", "23,000.00", "7,000.00", "-16,000.00").search(printed)
     assert row("Shenzhen Bright Electronics", "0.00", "16,000.00", "+16,000.00").search(printed)
     link = "http://127.0.0.1:8000/01/06901234678901/21/"
-    assert f"Consumer page: run make serve and open {link}" in printed
+    assert f"Consumer page (anyone, no key): run make serve and open {link}" in printed
+
+    # Who sees what: the consumer sees custody facts, the carrier its own events in full and the
+    # maker's shipment to it without the purchase order.
+    assert row(
+        "Shipped",
+        "public; 4 fields withheld incl. bizTransactionList",
+        "partner; withheld: bizTransactionList",
+    ).search(printed)
+    assert row("Shipped", "public; 4 fields withheld incl. bizTransactionList", "full").search(printed)
+    # The public bundle, saved by the demo, verifies against the chain alone and holds nothing commercial.
+    bundle_text = (tmp_path / "demo-public-proof.json").read_text()
+    bundle = json.loads(bundle_text)
+    result = verify_bundle(bundle, Web3(HTTPProvider(anvil_node.url)))
+    assert result.verified, [p for r in result.records for p in r.problems]
+    assert any(r.withheld for r in result.records)
+    item = bundle["epc"]
+    with served(settings) as base_url, httpx.Client(base_url=base_url) as http:
+        serial = item.rsplit(".", 1)[1]
+        page = http.get(f"/01/06901234678901/21/{serial}", headers={"Accept": "text/html"}).text
+        trace = http.get(f"/trace/{item}").text
+    for served_text in (bundle_text, page, trace):
+        for commercial in COMMERCIAL:
+            assert commercial not in served_text, commercial
 
     # A second run finds its parties again (their API keys kept in the data folder) and adds three
     # more orders; the manufacturer's balance carries over.
