@@ -72,10 +72,10 @@ def test_the_demo_records_the_journey_and_settles_three_orders(tmp_path: Path, a
     # maker's shipment to it without the purchase order.
     assert row(
         "Shipped",
-        "public; 4 fields withheld incl. bizTransactionList",
+        "public; 3 fields withheld incl. bizTransactionList",
         "partner; withheld: bizTransactionList",
     ).search(printed)
-    assert row("Shipped", "public; 4 fields withheld incl. bizTransactionList", "full").search(printed)
+    assert row("Shipped", "public; 3 fields withheld incl. bizTransactionList", "full").search(printed)
     # The public bundle, saved by the demo, verifies against the chain alone and holds nothing commercial.
     bundle_text = (tmp_path / "demo-public-proof.json").read_text()
     bundle = json.loads(bundle_text)
