@@ -224,7 +224,9 @@ def _field_problem(
     what = "disclosed" if shown else "withheld"
     try:
         proof = [_bytes32(sibling) for sibling in entry["proof"]]
-        hashed = value_hash(_bytes32(entry["salt"]), entry["value"]) if shown else _bytes32(entry["valueHash"])
+        hashed = (
+            value_hash(_bytes32(entry["salt"]), entry["value"]) if shown else _bytes32(entry["valueHash"])
+        )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         return f"{what} field {name} is malformed: {exc}"
     if process_proof(proof, field_leaf(name, hashed)) != root:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from eth_utils import to_canonical_address
 from sha3 import keccak_256
 
-
 from tracechain.chain.eip712 import digest
 from tracechain.chain.trace_event import SignedEvent
 
