@@ -29,7 +29,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -173,68 +173,66 @@ class EventFields:
 
 @dataclass
 class DisclosureCheck:
-    """What `check_disclosure` found: the problems (empty if the fields lead to the root and the
-    root and count to the commitment), and the values shown and the names withheld."""
+    """What `check_disclosure` found: the problems (empty if every field leads to the root and they
+    are as many as the count says), the commitment the root and count make, the values shown and
+    the names withheld."""
 
     problems: list[str]
-    disclosed: dict[str, Any]
-    withheld: list[str]
+    commitment: bytes | None
+    disclosed: dict[str, Any] = field(default_factory=dict)
+    withheld: list[str] = field(default_factory=list)
 
 
-def check_disclosure(commitment: bytes, field_root: Any, field_count: Any, fields: Any) -> DisclosureCheck:
+def check_disclosure(field_root: Any, field_count: Any, fields: Any) -> DisclosureCheck:
     """Check a bundle's disclosure (`Disclosure.as_json` form, read from JSON, so trusted in no
-    part) against the commitment a record carries. Each problem names the field at fault."""
-    problems: list[str] = []
-    disclosed: dict[str, Any] = {}
-    withheld: list[str] = []
+    part); each problem names the field at fault. The caller compares `commitment` with the event
+    hash the chain recorded."""
     try:
         root = _bytes32(field_root)
     except (ValueError, TypeError, AttributeError):
-        return DisclosureCheck(["the field root is not a 32-byte hash"], disclosed, withheld)
+        return DisclosureCheck(["the field root is not a 32-byte hash"], None)
     if not isinstance(field_count, int) or isinstance(field_count, bool) or field_count < 1:
-        return DisclosureCheck(["the field count is not a positive number"], disclosed, withheld)
+        return DisclosureCheck(["the field count is not a positive number"], None)
     if not isinstance(fields, list):
-        return DisclosureCheck(["the fields are not a list"], disclosed, withheld)
-    if commitment_of(root, field_count) != commitment:
-        problems.append("the field root and count do not hash to the recorded event hash")
+        return DisclosureCheck(["the fields are not a list"], None)
+    check = DisclosureCheck([], commitment_of(root, field_count))
     if len(fields) != field_count:
-        problems.append(f"the bundle lists {len(fields)} fields, the event has {field_count}")
+        check.problems.append(f"the bundle lists {len(fields)} fields, the event has {field_count}")
     seen: set[str] = set()
     for position, entry in enumerate(fields):
         name = entry.get("name") if isinstance(entry, dict) else None
         if not isinstance(name, str):
-            problems.append(f"field {position} has no name")
+            check.problems.append(f"field {position} has no name")
             continue
         if name in seen:
-            problems.append(f"field {name} is listed twice")
+            check.problems.append(f"field {name} is listed twice")
             continue
         seen.add(name)
-        problem = _field_problem(entry, name, root, disclosed, withheld)
+        problem = _field_problem(entry, name, root, check)
         if problem:
-            problems.append(problem)
-    return DisclosureCheck(problems, disclosed, withheld)
+            check.problems.append(problem)
+    return check
 
 
-def _field_problem(
-    entry: dict[str, Any], name: str, root: bytes, disclosed: dict[str, Any], withheld: list[str]
-) -> str | None:
+def _field_problem(entry: dict[str, Any], name: str, root: bytes, check: DisclosureCheck) -> str | None:
     shown, hidden = "value" in entry, "valueHash" in entry
     if shown == hidden:
         return f"field {name} is neither disclosed nor withheld"
     what = "disclosed" if shown else "withheld"
     try:
         proof = [_bytes32(sibling) for sibling in entry["proof"]]
-        hashed = (
-            value_hash(_bytes32(entry["salt"]), entry["value"]) if shown else _bytes32(entry["valueHash"])
-        )
+        if shown:
+            hashed = value_hash(_bytes32(entry["salt"]), entry["value"])
+        else:
+            hashed = _bytes32(entry["valueHash"])
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         return f"{what} field {name} is malformed: {exc}"
     if process_proof(proof, field_leaf(name, hashed)) != root:
         return f"{what} field {name} does not lead to the field root"
     if shown:
-        disclosed[name] = entry["value"]
+        check.disclosed[name] = entry["value"]
     else:
-        withheld.append(name)
+        check.withheld.append(name)
     return None
 
 
