@@ -64,8 +64,13 @@ TAMPERINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "event id": (lambda b: b["events"][0].update(eventID=b["events"][1]["eventID"]), "content hashes to"),
     "event hash": (
         lambda b: _first_record(b).update(eventHash=_flip_hex(_first_record(b)["eventHash"])),
-        "digest",
+        "not the commitment to the event's fields",
     ),
+    "disclosure seed": (
+        lambda b: b["events"][0].update(seed=_flip_hex(b["events"][0]["seed"])),
+        "not the commitment to the event's fields",
+    ),
+    "seed left out": (lambda b: b["events"][0].pop("seed"), "no disclosure seed"),
     "signer": (
         _set(_first_record, "signer", "0x000000000000000000000000000000000000dEaD"),
         "does not recover",
