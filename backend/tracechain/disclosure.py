@@ -26,6 +26,7 @@ ids they carry (the withdrawn event's hash id) are public in any bundle that hol
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from collections.abc import Collection, Mapping, Sequence
@@ -51,7 +52,7 @@ def canonical_json(value: Any) -> bytes:
 
 
 def field_salt(seed: bytes, name: str) -> bytes:
-    return hmac.digest(seed, name.encode("utf-8"), "sha256")
+    return hmac.digest(seed, name.encode("utf-8"), hashlib.sha256)
 
 
 def value_hash(salt: bytes, value: Any) -> bytes:
@@ -135,16 +136,26 @@ class EventFields:
         return cls(event_fields(body, context, hash_id), seed)
 
     @cached_property
+    def _hashed(self) -> dict[str, tuple[bytes, bytes, bytes]]:
+        """Each field's salt, value hash and leaf, in one pass: capture does this for every event."""
+        seed, hashed = self.seed, {}
+        for name, value in self.values.items():
+            salt = hmac.digest(seed, name.encode("utf-8"), hashlib.sha256)
+            value_hashed = keccak256(salt + _CANONICAL.encode(value).encode("utf-8"))
+            hashed[name] = (salt, value_hashed, keccak256(keccak256(_name_hash(name) + value_hashed)))
+        return hashed
+
+    @property
     def salts(self) -> dict[str, bytes]:
-        return {name: field_salt(self.seed, name) for name in self.values}
+        return {name: salt for name, (salt, _, _) in self._hashed.items()}
 
-    @cached_property
+    @property
     def value_hashes(self) -> dict[str, bytes]:
-        return {name: value_hash(self.salts[name], value) for name, value in self.values.items()}
+        return {name: value_hashed for name, (_, value_hashed, _) in self._hashed.items()}
 
-    @cached_property
+    @property
     def _leaves(self) -> dict[str, bytes]:
-        return {name: field_leaf(name, hashed) for name, hashed in self.value_hashes.items()}
+        return {name: leaf for name, (_, _, leaf) in self._hashed.items()}
 
     @cached_property
     def tree(self) -> MerkleTree:
@@ -163,11 +174,12 @@ class EventFields:
         index = {leaf: position for position, leaf in enumerate(self.tree.leaves)}
         fields: list[DisclosedField | WithheldField] = []
         for name in sorted(self.values):
-            proof = self.tree.proof(index[self._leaves[name]])
+            salt, value_hashed, leaf = self._hashed[name]
+            proof = self.tree.proof(index[leaf])
             if name in names:
-                fields.append(DisclosedField(name, self.values[name], self.salts[name], proof))
+                fields.append(DisclosedField(name, self.values[name], salt, proof))
             else:
-                fields.append(WithheldField(name, self.value_hashes[name], proof))
+                fields.append(WithheldField(name, value_hashed, proof))
         return Disclosure(self.root, fields)
 
 
