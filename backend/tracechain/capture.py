@@ -10,6 +10,7 @@ for the submitter in the same database transaction, so a crash loses or duplicat
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -30,6 +31,7 @@ from tracechain.chain.trace_event import (
     subject_id,
 )
 from tracechain.custody import CustodyState, CustodyViolation, Unit
+from tracechain.disclosure import SEED_BYTES, EventFields
 from tracechain.epcis.event_hash import EventHashError, declaration_digest, event_hash_ids, hash_id_digest
 from tracechain.epcis.identifiers import InvalidIdentifier
 from tracechain.epcis.mapping import (
@@ -165,14 +167,19 @@ StoredKey = tuple[str, bool]
 
 @dataclass(frozen=True)
 class PreparedDocument:
-    """What capture works out from a document alone: checked against the schema, hashed, and each
-    event read into its effects and identifiers (or the reason it cannot be). Done before taking
-    the capture lock, so concurrent captures overlap this work with each other's database writes."""
+    """What capture works out from a document alone: checked against the schema, hashed, each event
+    given its disclosure seed and what its records will commit to, and read into its effects and
+    identifiers (or the reason it cannot be). Done before taking the capture lock, so concurrent
+    captures overlap this work with each other's database writes."""
 
     document: dict[str, Any]
     events: list[dict[str, Any]]
     hash_ids: list[str]
     readings: list[tuple[list[Effect], list[tuple[str, str]]] | str]
+    seeds: list[bytes]
+    commitments: list[bytes | None]
+    """Each event's fields committed under its seed (`disclosure`): its records' eventHash. None for
+    an error declaration, whose records carry its `declaration_digest`."""
 
     @property
     def keys(self) -> list[StoredKey]:
@@ -189,6 +196,8 @@ class _NewEvent:
     hash_id: str
     effects: list[Effect]
     named: list[tuple[str, str]]
+    seed: bytes
+    commitment: bytes | None
 
     @property
     def declaration(self) -> bool:
@@ -217,7 +226,13 @@ def prepare_document(document: dict[str, Any]) -> PreparedDocument:
             readings.append((effects_of(event), sorted(identifiers_of(event))))
         except (InvalidIdentifier, InvalidEvent) as exc:
             readings.append(str(exc))
-    return PreparedDocument(document, events, hash_ids, readings)
+    context = document.get("@context")
+    seeds = [secrets.token_bytes(SEED_BYTES) for _ in events]
+    commitments = [
+        None if "errorDeclaration" in event else EventFields.of(event, context, hash_id, seed).commitment
+        for event, hash_id, seed in zip(events, hash_ids, seeds, strict=True)
+    ]
+    return PreparedDocument(document, events, hash_ids, readings, seeds, commitments)
 
 
 def capture_document(
@@ -286,7 +301,8 @@ def _new_events(
             problems.append(Problem(_location(index), reading))
             continue
         effects, named = reading
-        fresh.append(_NewEvent(index, event, key[0], effects, named))
+        seed, commitment = prepared.seeds[index], prepared.commitments[index]
+        fresh.append(_NewEvent(index, event, key[0], effects, named, seed, commitment))
     return fresh
 
 
@@ -454,11 +470,12 @@ def _trace_events(
             TraceEvent(subject, kind, digest, author, withdrawn_event, time, state.model.head(chain))
             for author in withdrawn.get(event.index, [])  # none: the declaration is refused already
         ]
+    assert event.commitment is not None, "only an error declaration has no field commitment"
     return [
         TraceEvent(
             subject=subject,
             kind=kind,
-            event_hash=hash_id_digest(event.hash_id),
+            event_hash=event.commitment,
             counterpart=counterpart if kind is Kind.SHIP else ZERO_ADDRESS,
             ref=_ref(effect, kind),
             time=time,
@@ -501,6 +518,7 @@ def _store(
                 "body": event.body,
                 "context": context,
                 "signer": participant.address,
+                "disclosure_seed": event.seed,
             }
             for event in fresh
         ],

@@ -125,13 +125,25 @@ def verify(
         console.print(f"[red]{bundle} is not JSON: {exc}[/]")
         raise typer.Exit(1) from exc
     result = verify_bundle(claims, w3)
-    table = Table(title=f"Proof of {claims.get('epc', '?')}")
-    for column in ("#", "event", "subject", "kind", "block", "result"):
+    partial = claims.get("disclosure") == "partial"
+    table = Table(title=f"Proof of {claims.get('epc', '?')}" + (" (partial disclosure)" if partial else ""))
+    columns = ("#", "event", "subject", "kind", "block", "result")
+    for column in (*columns, "withheld fields") if partial else columns:
         table.add_column(column)
     for number, check in enumerate(result.records, 1):
         verdict = "[green]verified[/]" if not check.problems else "[red]" + "; ".join(check.problems) + "[/]"
-        table.add_row(str(number), check.biz_step, check.subject_epc, check.kind, str(check.block), verdict)
+        if check.notes:
+            verdict += "".join(f"\n[yellow]{note}[/]" for note in check.notes)
+        row = [str(number), check.biz_step, check.subject_epc, check.kind, str(check.block), verdict]
+        if partial:
+            row.append(", ".join(check.withheld) or "none")
+        table.add_row(*row)
     console.print(table)
+    if partial:
+        console.print(
+            "A partial bundle: each withheld field is proven to be part of what was signed and "
+            "recorded, its value not shown."
+        )
     for problem in result.problems:
         console.print(f"[red]{problem}[/]")
     console.print("[bold green]verified[/]" if result.verified else "[bold red]NOT verified[/]")

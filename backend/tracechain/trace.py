@@ -2,11 +2,13 @@
 ingredients' histories, recursively. Read from the store; no chain calls.
 
 Each event is checked against what was signed and recorded: its CBV hash id recomputed from the
-stored content, every chain record's signature recovered to the stored signer, the signer holding a
-role, each chain the trace holds whole (the facts of the product, of the units it travelled in and
-of its ingredients, and each reporter's observations of them) unbroken from zero, and a receipt
-accepted only by the party the shipment named. Other subjects an event names (the other items
-packed in one case) are checked by their signatures, not for histories this trace does not hold.
+stored content, the commitment to its fields (`disclosure`) recomputed from that content and its
+stored seed and found in every chain record, every chain record's signature recovered to the
+stored signer, the signer holding a role, each chain the trace holds whole (the facts of the
+product, of the units it travelled in and of its ingredients, and each reporter's observations of
+them) unbroken from zero, and a receipt accepted only by the party the shipment named. Other
+subjects an event names (the other items packed in one case) are checked by their signatures, not
+for histories this trace does not hold.
 In merkle mode each record's stored inclusion proof must also lead from its leaf to the root the
 indexer saw anchored.
 
@@ -41,6 +43,7 @@ from tracechain.chain.trace_event import (
     next_head,
     subject_id,
 )
+from tracechain.disclosure import EventFields
 from tracechain.epcis.event_hash import declaration_digest, event_hash_id, hash_id_digest
 from tracechain.epcis.mapping import bare_vocabulary
 from tracechain.store import queries
@@ -345,7 +348,11 @@ def _check(event: EventRow, domain: Domain, roles: dict[str, set[str]], chains: 
     if not roles.get(event.signer):
         check.fail("signer_holds_role", f"signer {event.signer} holds no participant role")
     digest = _digest(event.event_id)
-    signed_hash = _declaration_digest(event) if event.declaration else digest
+    signed_hash = (
+        _declaration_digest(event)
+        if event.declaration
+        else _commitment_of(event.stored_body, event.stored_context, event.event_id, event.disclosure_seed)
+    )
     for record in event.records:
         if record.event_hash != signed_hash or (event.declaration and record.ref != digest):
             check.fail(
@@ -413,6 +420,17 @@ def _hash_id_of(stored_body: str, stored_context: str | None) -> str:
         return event_hash_id(body, None if stored_context is None else json.loads(stored_context))
     except Exception:  # a body edited into something the hash algorithm cannot read
         return ""
+
+
+@lru_cache(maxsize=16_384)
+def _commitment_of(stored_body: str, stored_context: str | None, hash_id: str, seed: bytes) -> bytes | None:
+    """What the event's chain records must carry: its fields committed under its seed."""
+    try:
+        body = json.loads(stored_body)
+        context = None if stored_context is None else json.loads(stored_context)
+        return EventFields.of(body, context, hash_id, seed).commitment
+    except Exception:  # a body edited into something that is not an object of fields
+        return None
 
 
 @lru_cache(maxsize=65_536)

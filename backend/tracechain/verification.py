@@ -1,13 +1,18 @@
 """Checks a proof bundle against the chain without trusting whoever produced it (`tracechain verify`).
 
-For every chain record it claims: the event's content hashes to its id, the signature recovers to
-the signer over the event as the contract rebuilt it, the transaction holds an EventRecorded log at
+For every chain record it claims: the event's content hashes to its id and its fields, under the
+seed the bundle gives, to the commitment the record carries (`disclosure`); or, for an event of a
+partial bundle, every field listed (shown or withheld) leads to a field root that, with their
+count, makes that commitment; the signature recovers to the signer over the event as the contract
+rebuilt it, the transaction holds an EventRecorded log at
 the claimed index that matches field by field, the signer held a fitting role at that block, and
 every chain the bundle must hold whole runs from zero with nothing missing: the facts of the
 product, of the units its records show it packed in and of the ingredients they show it made from,
 and each reporter's observations of those. The same rules as the service's trace (trace.py): other
 subjects an event names (items packed beside this one) are checked by signature alone, and an error
-declaration withdraws only captures of its event by the signers it names, in the bundle.
+declaration withdraws only captures of its event by the signers it names, in the bundle. In a
+partial bundle that link needs the withdrawn event's `#hashId` disclosed; without it the link is
+noted as unchecked, not failed.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from tracechain.chain.eip712 import Domain, recover_signer
 from tracechain.chain.merkle import leaf_of, verify_proof
 from tracechain.chain.registry import Role
 from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent, chain_of, next_head, subject_id
+from tracechain.disclosure import HASH_ID_FIELD, EventFields, check_disclosure
 from tracechain.epcis.event_hash import declaration_digest, event_hash_id, hash_id_digest
 
 # ---------------------------------------------------------------- proof bundles
@@ -42,12 +48,17 @@ _ANY_ROLE = ("manufacturer", "carrier", "customs", "retailer", "auditor")
 class RecordCheck:
     """One chain record of a bundle, checked against the chain."""
 
-    event_id: str
+    event_id: str | None
+    """None: a partial bundle withheld the event's hash id."""
     biz_step: str
     subject_epc: str
     kind: str
     block: int | None
     problems: list[str] = field(default_factory=list)
+    withheld: list[str] = field(default_factory=list)
+    """The event's fields a partial bundle withheld (their hashes verified, their values unseen)."""
+    notes: list[str] = field(default_factory=list)
+    """What could not be checked for lack of a withheld field, without failing."""
 
 
 @dataclass
@@ -79,33 +90,40 @@ def verify_bundle(bundle: dict[str, Any], w3: Web3) -> BundleVerification:
     receipts: dict[str, Any] = {}
     checks: list[RecordCheck] = []
     by_chain: dict[bytes, list[tuple[int, int, dict[str, Any], RecordCheck]]] = {}
+    contents = [_EventContent.read(entry) for entry in bundle["events"]]
     captured = {
-        (entry["eventID"], record.get("signer"))
-        for entry in bundle["events"]
-        if "errorDeclaration" not in entry["event"]
+        (content.event_id, record.get("signer"))
+        for entry, content in zip(bundle["events"], contents, strict=True)
+        if content.declaration is None
         for record in entry["records"]
     }
-    for entry in bundle["events"]:
-        event, event_id = entry["event"], entry["eventID"]
-        content_problem = _content_problem(event, entry.get("context"), event_id)
+    unnamed_captures = any(c.event_id is None and c.declaration is None for c in contents)
+    for entry, content in zip(bundle["events"], contents, strict=True):
         for claimed in entry["records"]:
             check = RecordCheck(
-                event_id,
-                str(event.get("bizStep", "")),
+                content.event_id,
+                content.biz_step,
                 claimed["subjectEpc"],
                 claimed["kind"],
                 claimed.get("block"),
+                withheld=list(content.withheld),
             )
             checks.append(check)
-            if content_problem:
-                check.problems.append(content_problem)
+            check.problems.extend(content.problems)
             try:
-                _check_record(claimed, event, event_id, separator, contract, receipts, w3, check)
-                if claimed["kind"] == "withdraw" and (event_id, claimed["counterpart"]) not in captured:
-                    check.problems.append(
-                        f"withdraws a capture of the event by {claimed['counterpart']}, which the bundle "
-                        "does not hold"
-                    )
+                _check_record(claimed, content, separator, contract, receipts, w3, check)
+                withdrawn = (content.event_id, claimed["counterpart"])
+                if claimed["kind"] == "withdraw" and withdrawn not in captured:
+                    if unnamed_captures:
+                        check.notes.append(
+                            "which capture this withdraws cannot be checked: the bundle withholds "
+                            "the hash id of some events"
+                        )
+                    else:
+                        check.problems.append(
+                            f"withdraws a capture of the event by {claimed['counterpart']}, which the "
+                            "bundle does not hold"
+                        )
             except (KeyError, ValueError, TypeError) as exc:
                 check.problems.append(f"malformed record: {exc}")
                 continue
@@ -173,6 +191,65 @@ def _chain_order(
     return ordered
 
 
+@dataclass
+class _EventContent:
+    """What a bundle entry shows of its event, checked as far as it goes without the chain: its
+    hash id (None if withheld), its declaration if it is one, and what its records must carry."""
+
+    event_id: str | None
+    declaration: Any | None
+    biz_step: str
+    commitment: bytes | None
+    """What the records of a capture must carry as eventHash (None: the content could not say)."""
+    problems: list[str] = field(default_factory=list)
+    withheld: list[str] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, entry: dict[str, Any]) -> _EventContent:
+        try:
+            if "event" in entry:
+                return cls._whole(entry)
+            if "errorDeclaration" in entry:
+                return cls(str(entry["eventID"]), entry["errorDeclaration"], "", None)
+            return cls._partial(entry)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            return cls(entry.get("eventID"), None, "", None, [f"malformed event: {exc}"])
+
+    @classmethod
+    def _whole(cls, entry: dict[str, Any]) -> _EventContent:
+        event, event_id = entry["event"], str(entry["eventID"])
+        biz_step = str(event.get("bizStep", ""))
+        if "errorDeclaration" in event:
+            content = cls(event_id, event["errorDeclaration"], biz_step, None)
+        else:
+            seed = entry.get("seed")
+            if not isinstance(seed, str):
+                return cls(event_id, None, biz_step, None, ["the bundle gives no disclosure seed"])
+            fields = EventFields.of(event, entry.get("context"), event_id, bytes.fromhex(seed[2:]))
+            content = cls(event_id, None, biz_step, fields.commitment)
+        problem = _content_problem(event, entry.get("context"), event_id)
+        if problem:
+            content.problems.append(problem)
+        return content
+
+    @classmethod
+    def _partial(cls, entry: dict[str, Any]) -> _EventContent:
+        found = check_disclosure(entry["fieldRoot"], entry["fieldCount"], entry["fields"])
+        hash_id = found.disclosed.get(HASH_ID_FIELD)
+        event_id = entry.get("eventID")
+        if event_id is not None and event_id != hash_id:
+            found.problems.append(f"the eventID is not the disclosed {HASH_ID_FIELD}")
+        biz_step = str(found.disclosed.get("bizStep", "withheld" if "bizStep" in found.withheld else ""))
+        return cls(
+            None if hash_id is None else str(hash_id),
+            None,
+            biz_step,
+            found.commitment,
+            found.problems,
+            found.withheld,
+        )
+
+
 def _content_problem(event: dict[str, Any], context: Any, event_id: str) -> str | None:
     try:
         recomputed = event_hash_id(event, context)
@@ -185,8 +262,7 @@ def _content_problem(event: dict[str, Any], context: Any, event_id: str) -> str 
 
 def _check_record(
     claimed: dict[str, Any],
-    event: dict[str, Any],
-    event_id: str,
+    content: _EventContent,
     separator: bytes,
     contract: Contract,
     receipts: dict[str, Any],
@@ -195,13 +271,15 @@ def _check_record(
 ) -> None:
     kind = Kind[claimed["kind"].upper()]
     event_hash = bytes.fromhex(claimed["eventHash"][2:])
-    if "errorDeclaration" in event:
+    if content.declaration is not None:
+        event_id = str(content.event_id)
         if kind is not Kind.WITHDRAW or bytes.fromhex(claimed["ref"][2:]) != hash_id_digest(event_id):
             check.problems.append("an error declaration's record does not withdraw its eventID")
-        if event_hash != declaration_digest(event, event_id):
+        declared = {"errorDeclaration": content.declaration}
+        if event_hash != declaration_digest(declared, event_id):
             check.problems.append("the recorded event hash is not the declaration's digest")
-    elif kind is Kind.WITHDRAW or event_hash != hash_id_digest(event_id):
-        check.problems.append("the recorded event hash is not the eventID's digest")
+    elif kind is Kind.WITHDRAW or content.commitment is None or event_hash != content.commitment:
+        check.problems.append("the recorded event hash is not the commitment to the event's fields")
     head = bytes.fromhex(claimed["head"][2:])
     prev_head = bytes.fromhex(claimed["prevHead"][2:])
     if next_head(prev_head, event_hash) != head:

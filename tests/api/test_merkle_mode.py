@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -26,7 +27,7 @@ from tracechain.verification import verify_bundle
 
 from .conftest import Api, _cast, service_settings
 from .test_capture import ITEM, PALLET, T0, journey, object_event
-from .test_proof import TRACECHAIN
+from .test_proof import SHOWN, TRACECHAIN, built_bundle
 
 
 @pytest.fixture
@@ -142,6 +143,22 @@ def test_a_merkle_bundle_carries_roots_and_proofs_and_verifies(
     assert result.verified and len(result.records) == 8
 
 
+def test_a_partial_merkle_bundle_verifies_by_its_anchors_and_names_a_changed_field(travelled: Api) -> None:
+    partial = built_bundle(travelled, lambda entry: SHOWN)
+    records = [record for event in partial["events"] for record in event["records"]]
+    assert records and all(record["anchor"]["root"] for record in records)
+    result = verify_bundle(partial, travelled.services.chain.w3)
+    assert result.verified, [check.problems for check in result.records]
+    assert all("#hashId" in check.withheld for check in result.records)
+
+    bizstep = next(f for f in partial["events"][1]["fields"] if f["name"] == "bizStep")
+    bizstep["value"] = "destroying"
+    tampered = verify_bundle(partial, travelled.services.chain.w3)
+    assert not tampered.verified
+    problems = [problem for check in tampered.records for problem in check.problems]
+    assert "disclosed field bizStep does not lead to the field root" in problems
+
+
 def _anchor(bundle: dict[str, Any]) -> dict[str, Any]:
     anchor: dict[str, Any] = bundle["events"][0]["records"][0]["anchor"]
     return anchor
@@ -184,11 +201,22 @@ def test_the_verify_command_checks_a_merkle_bundle_on_anvil(
         journey(api, _cast(api))
         path = tmp_path / "bundle.json"
         path.write_text(client.get(f"/trace/{ITEM}/proof").text)
+        partial_path = tmp_path / "partial.json"
+        partial_path.write_text(json.dumps(built_bundle(api, lambda entry: SHOWN)))
 
     good = subprocess.run(
         [TRACECHAIN, "verify", str(path), "--rpc", anvil_node.url], capture_output=True, text=True
     )
     assert good.returncode == 0, good.stdout + good.stderr
+    wide = {**os.environ, "COLUMNS": "400"}
+    partial = subprocess.run(
+        [TRACECHAIN, "verify", str(partial_path), "--rpc", anvil_node.url],
+        capture_output=True,
+        text=True,
+        env=wide,
+    )
+    assert partial.returncode == 0, partial.stdout + partial.stderr
+    assert "withheld fields" in partial.stdout and "#context, #hashId, action" in partial.stdout
 
     bundle = json.loads(path.read_text())
     bundle["events"][2]["records"][0]["anchor"]["proof"] = ["0x" + "77" * 32]

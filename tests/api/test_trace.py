@@ -161,6 +161,12 @@ def _first_event_id(api: Api) -> str:
         pytest.param(lambda e: {"biz_step": "receiving"}, id="biz_step"),
         pytest.param(lambda e: {"event_type": "AggregationEvent"}, id="event_type"),
         pytest.param(lambda e: {"signer": "0x" + "00" * 19 + "01"}, id="signer"),
+        pytest.param(lambda e: {"disclosure_seed": b"\x05" * 32}, id="disclosure_seed"),
+        # The hash id leaves recordTime out; the commitment to the fields does not.
+        pytest.param(
+            lambda e: {"body": {**e.body, "recordTime": "2026-10-01T09:00:00.000Z"}},
+            id="a field the hash id leaves out",
+        ),
     ],
 )
 def test_editing_an_event_row_turns_the_verdict_to_tampered(traced: Api, edit: Any) -> None:

@@ -134,4 +134,5 @@ def event(key: int | None, capture: str) -> dict[str, object]:
         "body": {"type": "ObjectEvent"},
         "context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
         "signer": "0x" + "33" * 20,
+        "disclosure_seed": bytes(32),
     }

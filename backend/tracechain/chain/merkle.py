@@ -12,27 +12,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from eth_utils import keccak, to_canonical_address
+from eth_utils import to_canonical_address
+from sha3 import keccak_256
 
 from tracechain.chain.eip712 import digest
 from tracechain.chain.trace_event import SignedEvent
 
 
+def keccak256(data: bytes) -> bytes:
+    """keccak256 from pysha3's C code: some ten times faster than eth_utils' keccak (pycryptodome
+    behind two layers of Python), which counts where a tree is built per event (`disclosure`)."""
+    return keccak_256(data).digest()
+
+
 def leaf_of(domain_separator: bytes, signed: SignedEvent) -> bytes:
     """`keccak256(bytes.concat(keccak256(abi.encode(digest, signer, r, vs))))`, as the contract hashes it."""
-    inner = keccak(
+    inner = keccak256(
         digest(domain_separator, signed.event)
         + bytes(12)
         + to_canonical_address(signed.signer)
         + signed.r
         + signed.vs
     )
-    return keccak(inner)
+    return keccak256(inner)
 
 
 def hash_pair(a: bytes, b: bytes) -> bytes:
     """An inner node: OpenZeppelin's commutative keccak256 of two sorted hashes."""
-    return keccak(a + b) if a < b else keccak(b + a)
+    return keccak256(a + b) if a < b else keccak256(b + a)
 
 
 def process_proof(proof: Sequence[bytes], leaf: bytes) -> bytes:

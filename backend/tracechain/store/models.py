@@ -154,6 +154,9 @@ class Event(Base):
     context: Mapped[Any] = mapped_column(JSON)
     """The capture document's @context, needed to recompute the hash id."""
     signer: Mapped[str] = mapped_column(String(42))
+    disclosure_seed: Mapped[bytes] = mapped_column(LargeBinary(32))
+    """Random, secret: the event's fields are salted from it (`tracechain.disclosure`), so that a
+    proof bundle may withhold some and their values still cannot be guessed from their hashes."""
 
     epcs: Mapped[list[EventEpc]] = relationship(cascade="all, delete-orphan", lazy="selectin")
     parties: Mapped[list[EventParty]] = relationship(cascade="all, delete-orphan", lazy="selectin")

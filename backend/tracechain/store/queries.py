@@ -346,6 +346,8 @@ class EventRow:
     stored_body: str
     stored_context: str | None
     """The body and context exactly as stored: what the content checks are memoised by."""
+    disclosure_seed: bytes
+    """What the event's fields are salted from (`tracechain.disclosure`)."""
     body: dict[str, Any]
     context: Any
     epcs: tuple[str, ...]
@@ -403,6 +405,7 @@ _EVENTS_NAMING = (
         _event.signer,
         cast(_event.body, Text),  # as stored, for the content checks' memo
         cast(_event.context, Text),
+        _event.disclosure_seed,
     )
     .where(_event.id.in_(_NAMING))
     .order_by(_event.event_time, _event.id)
@@ -440,12 +443,13 @@ def event_rows_naming(session: Session, epcs: Collection[str]) -> list[EventRow]
             signer,
             body,
             context,
+            bytes(seed),
             json.loads(body),
             None if context is None else json.loads(context),
             tuple(identifiers.get(row_id, ())),
             tuple(records.get(row_id, ())),
         )
-        for row_id, event_id, declaration, event_type, biz_step, event_time, signer, body, context in (
+        for row_id, event_id, declaration, event_type, biz_step, event_time, signer, body, context, seed in (
             connection.execute(_EVENTS_NAMING, naming)
         )
     ]

@@ -4,8 +4,9 @@ by PostgreSQL itself so that a million events take seconds rather than the hours
 The rows have the shape capture writes: an EPCIS ObjectEvent body with its context, the identifiers
 it names, one confirmed chain record per event with a head chain per subject, and each subject's
 custody projection. Each synthetic product has five events (commissioned, shipped, received,
-inspected, sold), so identifiers repeat across events as they do in real data. Hash ids, heads and
-signatures are SHA-256 stand-ins: nobody traces these products, they only make the tables large.
+inspected, sold), so identifiers repeat across events as they do in real data. Hash ids, disclosure
+seeds, recorded event hashes, heads and signatures are SHA-256 stand-ins: nobody traces these
+products, they only make the tables large.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ _ROW = "(CAST(:first_row AS bigint) + g - CAST(:first AS bigint))"  # the event'
 
 _INSERT_EVENTS = f"""
 INSERT INTO events (id, event_id, declaration, capture_id, event_type, biz_step, disposition, event_time,
-                    record_time, body, context, signer)
+                    record_time, body, context, signer, disclosure_seed)
 SELECT {_ROW}, {_EVENT_ID}, false, :capture_id, 'ObjectEvent',
        ({_STEPS})[g % 5 + 1], ({_DISPOSITIONS})[g % 5 + 1],
        timestamptz '2025-01-01 00:00:00+00' + g * interval '7 seconds', now(),
@@ -47,7 +48,7 @@ SELECT {_ROW}, {_EVENT_ID}, false, :capture_id, 'ObjectEvent',
            'readPoint', json_build_object('id', 'urn:epc:id:sgln:6901234.00001.0'),
            'bizLocation', json_build_object('id', 'urn:epc:id:sgln:6901234.00001.0')),
        '["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"]'::json,
-       :signer
+       :signer, sha256(convert_to('seed-' || g, 'UTF8'))
 FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g
 """
 

@@ -212,6 +212,7 @@ def upgrade() -> None:
         sa.Column("body", sa.JSON(), nullable=False),
         sa.Column("context", sa.JSON(), nullable=False),
         sa.Column("signer", sa.String(length=42), nullable=False),
+        sa.Column("disclosure_seed", sa.LargeBinary(length=32), nullable=False),
         sa.ForeignKeyConstraint(
             ["capture_id"],
             ["capture_jobs.id"],
