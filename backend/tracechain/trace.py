@@ -43,13 +43,12 @@ from tracechain.chain.trace_event import (
     next_head,
     subject_id,
 )
-from tracechain.disclosure import EventFields
+from tracechain.disclosure import HASH_ID_FIELD, EventFields
 from tracechain.epcis.event_hash import declaration_digest, event_hash_id, hash_id_digest
 from tracechain.epcis.mapping import bare_vocabulary
 from tracechain.store import queries
 from tracechain.store.models import RecordStatus
 from tracechain.store.queries import EventRow, RecordRow
-from tracechain.visibility import HASH_ID_FIELD
 
 MAX_TRACE_DEPTH = 16  # levels of packing and ingredients followed
 

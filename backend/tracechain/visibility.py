@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from tracechain.chain.trace_event import Kind
+from tracechain.disclosure import CONTEXT_FIELD, HASH_ID_FIELD
 from tracechain.epcis.identifiers import InvalidIdentifier, gs1_key
 
 if TYPE_CHECKING:
@@ -37,11 +38,6 @@ class View(StrEnum):
     PARTNER = "partner"
     PUBLIC = "public"
 
-
-HASH_ID_FIELD = "#hashId"
-"""The synthetic field holding the event's CBV 2.0 hash id (see `disclosure`)."""
-CONTEXT_FIELD = "#context"
-"""The synthetic field holding the capture document's @context."""
 
 CONSUMER_FIELDS = frozenset(
     {
