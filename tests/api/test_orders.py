@@ -122,7 +122,7 @@ def test_the_money_follows_the_goods_30_on_shipping_70_on_receipt(
         assert trace.json()["settlement"] == [{"shipment": PALLET, "payment": "settled"}]
     page = api.client.get(f"/01/{GTIN}/21/7001", headers={"Accept": "text/html"}).text
     assert "Settled" in page
-    for commercial in ("30%", "70%", "10000", "10,000", "dUSD", "milestone"):
+    for commercial in ("30% paid", "70% paid", "10000.0", "10,000", "dUSD", "milestone"):
         assert commercial not in page  # the parties appear as the journey names them
 
 
@@ -144,7 +144,9 @@ def test_a_temperature_excursion_refunds_the_penalty_before_the_rest_is_paid(
     assert (order["state"], order["paid"], order["refunded"]) == ("closed", "8000.000000", "2000.000000")
     assert balance(api, buyer) == "2000.000000" and balance(api, seller) == "8000.000000"
     page = api.client.get(f"/01/{GTIN}/21/7001", headers={"Accept": "text/html"}).text
-    assert "Settled" in page and "20%" not in page and "2000" not in page
+    assert "Settled" in page
+    for commercial in ("20% refunded", "refunded to the buyer", "2000.0", "2,000", "penalt"):
+        assert commercial not in page
 
 
 def test_past_the_deadline_without_delivery_the_buyer_reclaims_everything_unreleased(

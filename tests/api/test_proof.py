@@ -31,7 +31,7 @@ TRACECHAIN = str(Path(sys.executable).parent / "tracechain")
 @pytest.fixture
 def bundle(api: Api, parties: dict[str, dict[str, Any]]) -> dict[str, Any]:
     journey(api, parties)
-    response = api.client.get(f"/trace/{ITEM}/proof")
+    response = api.admin("GET", f"/trace/{ITEM}/proof")  # every event in full: the operator's bundle
     assert response.status_code == 200
     downloaded: dict[str, Any] = response.json()
     return downloaded
@@ -132,7 +132,7 @@ def test_the_verify_command_checks_a_bundle_from_the_service_on_anvil(
 ) -> None:
     journey(real_api, real_parties)
     path = tmp_path / "bundle.json"
-    path.write_text(real_api.client.get(f"/trace/{ITEM}/proof").text)
+    path.write_text(real_api.admin("GET", f"/trace/{ITEM}/proof").text)
 
     good = subprocess.run(
         [TRACECHAIN, "verify", str(path), "--rpc", anvil_node.url], capture_output=True, text=True
