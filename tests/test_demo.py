@@ -3,10 +3,13 @@ three orders settle as the story says, shown in its tables."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -17,6 +20,8 @@ from tracechain.config import ChainMode, Settings
 from tracechain.demo import run_demo
 from tracechain.demo.client import served
 from tracechain.verification import verify_bundle
+
+Tamper = Callable[[dict[str, Any]], None]
 
 COMMERCIAL = (
     "PO-",
@@ -82,8 +87,17 @@ def test_the_demo_records_the_journey_and_settles_three_orders(tmp_path: Path, a
     result = verify_bundle(bundle, Web3(HTTPProvider(anvil_node.url)))
     assert result.verified, [p for r in result.records for p in r.problems]
     assert any(r.withheld for r in result.records)
+    w3 = Web3(HTTPProvider(anvil_node.url))
+    for tamper, named in _tamperings(bundle):
+        tampered = copy.deepcopy(bundle)
+        tamper(tampered)
+        problems = [p for r in verify_bundle(tampered, w3).records for p in r.problems]
+        assert any(named in problem for problem in problems), (named, problems)
     item = bundle["epc"]
-    with served(settings) as base_url, httpx.Client(base_url=base_url) as http:
+    with (
+        served(settings.model_copy(update={"demo_mode": True})) as base_url,
+        httpx.Client(base_url=base_url) as http,
+    ):
         serial = item.rsplit(".", 1)[1]
         page = http.get(f"/01/06901234678901/21/{serial}", headers={"Accept": "text/html"}).text
         trace = http.get(f"/trace/{item}").text
@@ -99,3 +113,28 @@ def test_the_demo_records_the_journey_and_settles_three_orders(tmp_path: Path, a
     assert row("Shenzhen Bright Electronics", "16,000.00", "32,000.00", "+16,000.00").search(
         output.getvalue()
     )
+
+
+def _tamperings(bundle: dict[str, Any]) -> Iterator[tuple[Tamper, str]]:
+    """Edits of the public bundle's first shipment, each with the words its failure must name."""
+    position = next(i for i, e in enumerate(bundle["events"]) if _field(e, "bizStep", "shipping"))
+    fields = bundle["events"][position]["fields"]
+    shown = next(i for i, f in enumerate(fields) if f["name"] == "bizStep")
+    withheld = next(i for i, f in enumerate(fields) if f["name"] == "bizTransactionList")
+
+    def edit(index: int, key: str, value: Callable[[Any], Any]) -> Tamper:
+        def tamper(tampered: dict[str, Any]) -> None:
+            entry = tampered["events"][position]["fields"][index]
+            entry[key] = value(entry[key])
+
+        return tamper
+
+    flipped: Callable[[str], str] = lambda h: h[:-1] + ("0" if h[-1] != "0" else "1")  # noqa: E731
+    yield edit(shown, "value", lambda _: "receiving"), "disclosed field bizStep"
+    yield edit(shown, "salt", flipped), "disclosed field bizStep"
+    yield edit(shown, "proof", lambda proof: [flipped(proof[0]), *proof[1:]]), "disclosed field bizStep"
+    yield edit(withheld, "valueHash", flipped), "withheld field bizTransactionList"
+
+
+def _field(entry: dict[str, Any], name: str, value: str) -> bool:
+    return any(f["name"] == name and f.get("value") == value for f in entry.get("fields", []))
