@@ -32,7 +32,7 @@ from tracechain.chain.trace_event import (
 )
 from tracechain.custody import CustodyState, CustodyViolation, Unit
 from tracechain.disclosure import SEED_BYTES, EventFields
-from tracechain.epcis.event_hash import EventHashError, declaration_digest, event_hash_ids, hash_id_digest
+from tracechain.epcis.event_hash import EventHashError, declaration_digest, event_hash_ids
 from tracechain.epcis.identifiers import InvalidIdentifier
 from tracechain.epcis.mapping import (
     Effect,
@@ -258,7 +258,7 @@ def capture_document(
     if stored is None:
         stored = queries.events_captured_by(session, set(prepared.hash_ids), participant.address)
     fresh = _new_events(prepared, stored, problems)
-    withdrawn = _withdrawn_signers(session, participant, fresh, problems)
+    withdrawn = _withdrawn_captures(session, participant, fresh, problems)
     records = _sign(session, participant, fresh, withdrawn, vault, domain, problems)
     if problems:
         raise DocumentRejected(problems)
@@ -306,25 +306,33 @@ def _new_events(
     return fresh
 
 
-def _withdrawn_signers(
+def _withdrawn_captures(
     session: Session, participant: Participant, fresh: list[_NewEvent], problems: list[Problem]
-) -> dict[int, list[str]]:
-    """For each error declaration, whose capture of the event it withdraws: the participant's own,
-    or, for an auditor, every participant's. A declaration of an event never captured, or of
-    someone else's by a participant that is not an auditor, is a problem: otherwise anyone who knew
-    an event's content could withdraw it, or take its id before its author captured it."""
+) -> dict[int, list[tuple[str, bytes]]]:
+    """For each error declaration, which captures of the event it withdraws, as (signer, what the
+    capture's records committed to): the participant's own, or, for an auditor, every participant's.
+    A declaration of an event never captured, or of someone else's by a participant that is not an
+    auditor, is a problem: otherwise anyone who knew an event's content could withdraw it, or take
+    its id before its author captured it."""
     declared = [event for event in fresh if event.declaration]
     if not declared:
         return {}
-    signers = queries.signers_of_events(session, {event.hash_id for event in declared})
+    captures = queries.captures_of_events(session, {event.hash_id for event in declared})
+    signers = {hash_id: [c.signer for c in found] for hash_id, found in captures.items()}
     names = queries.participant_names(session, {s for found in signers.values() for s in found})
-    withdrawn: dict[int, list[str]] = {}
+    withdrawn: dict[int, list[tuple[str, bytes]]] = {}
     for event in declared:
         captured_by = signers.get(event.hash_id, [])
+        committed = {
+            capture.signer: EventFields.of(
+                capture.body, capture.context, capture.event_id, capture.disclosure_seed
+            ).commitment
+            for capture in captures.get(event.hash_id, [])
+        }
         if participant.address in captured_by:
-            withdrawn[event.index] = [participant.address]
+            withdrawn[event.index] = [(participant.address, committed[participant.address])]
         elif captured_by and "auditor" in participant.roles:
-            withdrawn[event.index] = captured_by
+            withdrawn[event.index] = list(committed.items())
         elif captured_by:
             who = ", ".join(names.get(signer, signer) for signer in captured_by)
             problems.append(
@@ -349,7 +357,7 @@ def _sign(
     session: Session,
     participant: Participant,
     fresh: list[_NewEvent],
-    withdrawn: dict[int, list[str]],
+    withdrawn: dict[int, list[tuple[str, bytes]]],
     vault: KeyVault,
     domain: Domain,
     problems: list[Problem],
@@ -435,7 +443,7 @@ def _trace_events(
     effect: Effect,
     state: _ProjectedState,
     parties: dict[str, str],
-    withdrawn: dict[int, list[str]],
+    withdrawn: dict[int, list[tuple[str, bytes]]],
     signer: str,
     time: int,
     correcting: bool,
@@ -465,10 +473,9 @@ def _trace_events(
     state.load(chain)
     if kind is Kind.WITHDRAW:
         digest = declaration_digest(event.body, event.hash_id)
-        withdrawn_event = hash_id_digest(event.hash_id)
-        return [
-            TraceEvent(subject, kind, digest, author, withdrawn_event, time, state.model.head(chain))
-            for author in withdrawn.get(event.index, [])  # none: the declaration is refused already
+        return [  # `ref`: what the withdrawn capture's records carry as their eventHash
+            TraceEvent(subject, kind, digest, author, committed, time, state.model.head(chain))
+            for author, committed in withdrawn.get(event.index, [])  # none: refused already
         ]
     assert event.commitment is not None, "only an error declaration has no field commitment"
     return [

@@ -44,7 +44,7 @@ from tracechain.chain.trace_event import (
     subject_id,
 )
 from tracechain.disclosure import HASH_ID_FIELD, EventFields
-from tracechain.epcis.event_hash import declaration_digest, event_hash_id, hash_id_digest
+from tracechain.epcis.event_hash import declaration_digest, event_hash_id
 from tracechain.epcis.mapping import bare_vocabulary
 from tracechain.store import queries
 from tracechain.store.models import RecordStatus
@@ -188,17 +188,20 @@ def _statement(event: EventRow) -> Statement:
 
 
 def _link_withdrawals(entries: list[TraceEntry], roles: dict[str, set[str]]) -> None:
-    """Each declaration withdraws the captures of its event whose signers its records name, if
-    those records are by the named signer or by an auditor (as the chain allows); a record naming
-    a signer that never captured the event withdraws nothing and fails its check."""
+    """Each declaration withdraws the captures of its event whose signers its records name, and
+    whose commitments its records carry as `ref`, if those records are by the named signer or by
+    an auditor (as the chain allows); a record naming a capture this trace does not hold withdraws
+    nothing and fails its check."""
     captures = {
         (entry.event.event_id, entry.event.signer): entry
         for entry in entries
         if entry.statement is not Statement.WITHDRAWAL
     }
     for declaration in (entry for entry in entries if entry.statement is Statement.WITHDRAWAL):
-        for author in {record.counterpart for record in declaration.event.records}:
+        for author, ref in {(record.counterpart, record.ref) for record in declaration.event.records}:
             withdrawn = captures.get((declaration.event.event_id, author))
+            if withdrawn is not None and ref not in {record.event_hash for record in withdrawn.event.records}:
+                withdrawn = None  # the event's id, but not what that capture committed to
             allowed = author == declaration.event.signer or "auditor" in roles.get(
                 declaration.event.signer, ()
             )
@@ -346,14 +349,13 @@ def _check(event: EventRow, domain: Domain, roles: dict[str, set[str]], chains: 
         check.fail("content_hash_matches", "indexed fields disagree with the stored content")
     if not roles.get(event.signer):
         check.fail("signer_holds_role", f"signer {event.signer} holds no participant role")
-    digest = _digest(event.event_id)
     signed_hash = (
         _declaration_digest(event)
         if event.declaration
         else _commitment_of(event.stored_body, event.stored_context, event.event_id, event.disclosure_seed)
     )
     for record in event.records:
-        if record.event_hash != signed_hash or (event.declaration and record.ref != digest):
+        if record.event_hash != signed_hash:
             check.fail(
                 "content_hash_matches", f"the recorded hash of {record.subject_epc} is not the event's"
             )
@@ -399,13 +401,6 @@ def _included(record: RecordRow, domain: Domain) -> bool:
     except (ValueError, AttributeError):
         return False
     return verify_proof(proof, record.anchor_root or b"", leaf_of(domain.separator, record.signed_event()))
-
-
-def _digest(hash_id: str) -> bytes | None:
-    try:
-        return hash_id_digest(hash_id)
-    except ValueError:
-        return None
 
 
 # The costly checks are pure functions of a row's content, memoised by that content: a product

@@ -10,8 +10,9 @@ every chain the bundle must hold whole runs from zero with nothing missing: the 
 product, of the units its records show it packed in and of the ingredients they show it made from,
 and each reporter's observations of those. The same rules as the service's trace (trace.py): other
 subjects an event names (items packed beside this one) are checked by signature alone, and an error
-declaration withdraws only captures of its event by the signers it names, in the bundle. In a
-partial bundle that link needs the withdrawn event's `#hashId` disclosed; without it the link is
+declaration withdraws only captures in the bundle: each record names a capture by its signer and by
+what the capture's records committed to (`ref`), which must be a capture of the declared event. In
+a partial bundle that last check needs the withdrawn event's `#hashId` disclosed; without it, it is
 noted as unchecked, not failed.
 """
 
@@ -31,7 +32,7 @@ from tracechain.chain.merkle import leaf_of, verify_proof
 from tracechain.chain.registry import Role
 from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent, chain_of, next_head, subject_id
 from tracechain.disclosure import HASH_ID_FIELD, EventFields, check_disclosure
-from tracechain.epcis.event_hash import declaration_digest, event_hash_id, hash_id_digest
+from tracechain.epcis.event_hash import declaration_digest, event_hash_id
 
 # ---------------------------------------------------------------- proof bundles
 
@@ -91,13 +92,12 @@ def verify_bundle(bundle: dict[str, Any], w3: Web3) -> BundleVerification:
     checks: list[RecordCheck] = []
     by_chain: dict[bytes, list[tuple[int, int, dict[str, Any], RecordCheck]]] = {}
     contents = [_EventContent.read(entry) for entry in bundle["events"]]
-    captured = {
-        (content.event_id, record.get("signer"))
+    captured = {  # (what a capture's records carry as eventHash, its signer) -> its hash id, if shown
+        (record.get("eventHash"), record.get("signer")): content.event_id
         for entry, content in zip(bundle["events"], contents, strict=True)
         if content.declaration is None
         for record in entry["records"]
     }
-    unnamed_captures = any(c.event_id is None and c.declaration is None for c in contents)
     for entry, content in zip(bundle["events"], contents, strict=True):
         for claimed in entry["records"]:
             check = RecordCheck(
@@ -112,18 +112,8 @@ def verify_bundle(bundle: dict[str, Any], w3: Web3) -> BundleVerification:
             check.problems.extend(content.problems)
             try:
                 _check_record(claimed, content, separator, contract, receipts, w3, check)
-                withdrawn = (content.event_id, claimed["counterpart"])
-                if claimed["kind"] == "withdraw" and withdrawn not in captured:
-                    if unnamed_captures:
-                        check.notes.append(
-                            "which capture this withdraws cannot be checked: the bundle withholds "
-                            "the hash id of some events"
-                        )
-                    else:
-                        check.problems.append(
-                            f"withdraws a capture of the event by {claimed['counterpart']}, which the "
-                            "bundle does not hold"
-                        )
+                if claimed["kind"] == "withdraw":
+                    _check_withdrawn(claimed, content, captured, check)
             except (KeyError, ValueError, TypeError) as exc:
                 check.problems.append(f"malformed record: {exc}")
                 continue
@@ -260,6 +250,28 @@ def _content_problem(event: dict[str, Any], context: Any, event_id: str) -> str 
     )
 
 
+def _check_withdrawn(
+    claimed: dict[str, Any],
+    content: _EventContent,
+    captured: dict[tuple[Any, Any], str | None],
+    check: RecordCheck,
+) -> None:
+    """A Withdraw record names a capture the bundle holds (by signer and commitment), of the
+    declared event."""
+    key = (claimed["ref"], claimed["counterpart"])
+    if key not in captured:
+        check.problems.append(
+            f"withdraws a capture by {claimed['counterpart']} that the bundle does not hold"
+        )
+    elif captured[key] is None:
+        check.notes.append(
+            "that the withdrawn capture is of the declared event cannot be checked: the bundle "
+            f"withholds its {HASH_ID_FIELD}"
+        )
+    elif captured[key] != content.event_id:
+        check.problems.append(f"withdraws a capture of another event, {captured[key]}")
+
+
 def _check_record(
     claimed: dict[str, Any],
     content: _EventContent,
@@ -273,8 +285,8 @@ def _check_record(
     event_hash = bytes.fromhex(claimed["eventHash"][2:])
     if content.declaration is not None:
         event_id = str(content.event_id)
-        if kind is not Kind.WITHDRAW or bytes.fromhex(claimed["ref"][2:]) != hash_id_digest(event_id):
-            check.problems.append("an error declaration's record does not withdraw its eventID")
+        if kind is not Kind.WITHDRAW:
+            check.problems.append("an error declaration's record does not withdraw an event")
         declared = {"errorDeclaration": content.declaration}
         if event_hash != declaration_digest(declared, event_id):
             check.problems.append("the recorded event hash is not the declaration's digest")

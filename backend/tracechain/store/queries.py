@@ -236,16 +236,14 @@ def capture_jobs_of(session: Session, keys: Collection[tuple[str, bool]], signer
     return list(session.scalars(select(CaptureJob).where(CaptureJob.id.in_(jobs))))
 
 
-def signers_of_events(session: Session, event_ids: Collection[str]) -> dict[str, list[str]]:
+def captures_of_events(session: Session, event_ids: Collection[str]) -> dict[str, list[Event]]:
     """Who captured each of these events (not declarations of them), in the order they did."""
     query = (
-        select(Event.event_id, Event.signer)
-        .where(Event.event_id.in_(event_ids), Event.declaration.is_(False))
-        .order_by(Event.id)
+        select(Event).where(Event.event_id.in_(event_ids), Event.declaration.is_(False)).order_by(Event.id)
     )
-    found: dict[str, list[str]] = {}
-    for event_id, signer in session.execute(query):
-        found.setdefault(event_id, []).append(signer)
+    found: dict[str, list[Event]] = {}
+    for event in session.scalars(query):
+        found.setdefault(event.event_id, []).append(event)
     return found
 
 
