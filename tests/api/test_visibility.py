@@ -361,5 +361,7 @@ def test_a_maker_makes_more_of_its_events_public_for_one_product_class(
     assert shipping["event"]["acme:unitPrice"] == UNIT_PRICE and "acme:invoice" in shipping["withheld"]
     assert UNIT_PRICE in api.client.get(f"/trace/{ITEM}/proof").text
     assert INVOICE not in api.client.get(f"/trace/{ITEM}/proof").text
-    bad = api.client.put("/participants/me/public-fields/06901234678907", json={"fields": []}, headers=_key(maker))
+    bad = api.client.put(
+        "/participants/me/public-fields/06901234678907", json={"fields": []}, headers=_key(maker)
+    )
     assert bad.status_code == 422
