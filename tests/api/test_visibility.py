@@ -17,6 +17,7 @@ import pytest
 
 from tracechain.epcis.builders import aggregation_event, object_event
 from tracechain.epcis.identifiers import gs1_key
+from tracechain.verification import verify_bundle
 
 from .conftest import Api
 from .test_capture import ITEM, PALLET, T0, commissioning
@@ -98,6 +99,15 @@ def by_step(events: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any
         destination = (event.get("destinationList") or [{}])[0].get("destination", "")
         keyed[(str(event.get("bizStep") or event["type"]), destination)] = event
     return keyed
+
+
+def bundle_of(api: Api, who: dict[str, Any] | None) -> str:
+    """The product's proof bundle as `who` gets it, after checking that it verifies on the chain."""
+    response = api.client.get(f"/trace/{ITEM}/proof", headers=_key(who))
+    assert response.status_code == 200, response.text
+    result = verify_bundle(response.json(), api.services.chain.w3)
+    assert result.verified, [problem for check in result.records for problem in check.problems]
+    return response.text
 
 
 def _admin_events(api: Api) -> list[dict[str, Any]]:
@@ -188,6 +198,9 @@ def test_a_former_custodian_sees_its_part_as_partner_and_the_rest_as_custody_fac
     # Its own onward shipment in full; the retailer's receipt after it as a custody fact.
     assert seen[("shipping", RETAILER_PARTY)]["bizTransactionList"][0]["bizTransaction"] == BILL_OF_LADING
     assert "epcList" not in seen[("receiving", "")] or seen[("receiving", "")].get("epcList") is None
+    # Its bundle: its bill of lading, not the maker's order; it verifies all the same.
+    bundle = bundle_of(api, cast["carrier"])
+    assert "BOL-77" in bundle and "PO-4711" not in bundle and INVOICE not in bundle
     # The item's commissioning names only the item, whose journey the carrier took no part in.
     assert ("commissioning", "") not in seen
     assert all(
@@ -239,6 +252,7 @@ def test_a_competitor_reads_nothing_of_a_journey_it_had_no_part_in(
         api.client.get(f"/capture/{job['captureID']}", headers=_key(cast["manufacturer"])).status_code == 200
     )
     assert api.client.get("/orders", headers=_key(rival)).json() == []
+    assert bundle_of(api, rival) == bundle_of(api, None)
     # Its trace of the product is the consumer's.
     as_rival = api.client.get(f"/trace/{ITEM}", headers=_key(rival)).json()
     as_nobody = api.client.get(f"/trace/{ITEM}").json()
@@ -271,7 +285,9 @@ def test_an_auditor_reads_what_a_grant_gives_it_and_nothing_after_it_is_revoked(
         assert api.client.delete(f"/grants/{grant_id}", headers=_key(maker)).status_code == 204
     assert events_seen(api, auditor) == []
 
+    assert INVOICE not in bundle_of(api, auditor)
     everything = grant("all")
+    assert INVOICE in bundle_of(api, auditor) and "BOL-77" not in bundle_of(api, auditor)
     assert len(events_seen(api, auditor)) == 3 and all(
         "tracechain:withheld" not in e for e in events_seen(api, auditor)
     )
@@ -297,6 +313,16 @@ def test_nobody_grants_access_to_another_partys_events(api: Api, cast: dict[str,
         "/grants", json={"grantee": cast["rival"]["id"], "scope": "subject"}, headers=_key(cast["carrier"])
     )
     assert bad.status_code == 422 and "subject" in bad.text
+    # A read key may not grant, the admin must name whose events it grants, and nobody grants itself.
+    read = api.client.post(
+        "/participants/me/keys", json={"scope": "read"}, headers=_key(cast["manufacturer"])
+    )
+    everything = {"grantee": cast["rival"]["id"], "scope": "all"}
+    assert api.client.post("/grants", json=everything, headers=_key(read.json())).status_code == 403
+    assert api.admin("POST", "/grants", json=everything).status_code == 422
+    to_itself = {"grantee": cast["manufacturer"]["id"], "scope": "all"}
+    assert api.client.post("/grants", json=to_itself, headers=_key(cast["manufacturer"])).status_code == 422
+    assert events_seen(api, cast["rival"]) == []
 
 
 # ---------------------------------------------------------------- keys
