@@ -218,6 +218,8 @@ def test_every_filter_and_path_gives_a_former_custodian_the_same_views(
         events_seen(api, carrier, MATCH_anyEPC=PALLET),
         events_seen(api, carrier, eventType="ObjectEvent"),
         events_seen(api, carrier, GE_eventTime=T0.isoformat()),
+        events_seen(api, carrier, LT_eventTime=(T0 + timedelta(days=3)).isoformat()),
+        events_seen(api, carrier, perPage="2"),
         api.client.get(f"/epcs/{PALLET}/events", headers=_key(carrier)).json()["epcisBody"]["queryResults"][
             "resultsBody"
         ]["eventList"],
