@@ -24,10 +24,18 @@ from .test_capture import ITEM, commissioning
 from .test_submission_and_indexing import statuses
 
 
+class _AnvilOfAnotherDay(AnvilNode):
+    """An anvil whose first block is dated in 2001: two anvils started in the same second would
+    otherwise share a first block, and be one chain as far as anyone can tell."""
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--timestamp", "1000000000"]
+
+
 @pytest.fixture
 def other_node() -> Iterator[AnvilNode]:
     """Another anvil with the same chain id: another chain all the same (its own first block)."""
-    node = AnvilNode(find_anvil_binary(Settings()), port=free_port())
+    node = _AnvilOfAnotherDay(find_anvil_binary(Settings()), port=free_port())
     with node:
         yield node
 

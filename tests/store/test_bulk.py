@@ -32,7 +32,7 @@ def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[session
         session.add(
             Participant(
                 id="p1", name="Maker", roles=["manufacturer"], party_id=None, country="CN",
-                address="0x" + "11" * 20, encrypted_key=None, api_key_hash="h" * 64, created_at=NOW,
+                address="0x" + "11" * 20, encrypted_key=None, created_at=NOW,
             )
         )  # fmt: skip
     yield session_factory(engine)
