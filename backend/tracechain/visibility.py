@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from tracechain.chain.trace_event import Kind
@@ -151,18 +152,22 @@ class Access:
         """How the viewer sees an event of a product's trace: everyone sees at least the public view."""
         return self.view_of(event) or View.PUBLIC
 
-    def shown_fields(self, view: View, body: Mapping[str, Any], signer: str, product: str) -> frozenset[str]:
-        """The fields of `body` (and the synthetic ones) shown in `view`, in the trace of `product`."""
+    def shown_fields(
+        self, view: View, body: Mapping[str, Any], signer: str, gtin: str | None
+    ) -> frozenset[str]:
+        """The fields of `body` (and the synthetic ones) shown in `view`, in the trace of a product
+        of class `gtin` (None: outside any product's trace)."""
         names = set(body)
         if view is View.FULL:
             return frozenset(names | {HASH_ID_FIELD, CONTEXT_FIELD})
         if view is View.PARTNER:
             kept = {n for n in names if n not in PARTNER_WITHHELD and not is_extension(n)}
             return frozenset(kept | {HASH_ID_FIELD, CONTEXT_FIELD})
-        made_public = self.public_fields.get((signer, product_class(product) or ""), frozenset())
+        made_public = self.public_fields.get((signer, gtin or ""), frozenset())
         return frozenset(names & (CONSUMER_FIELDS | made_public))
 
 
+@lru_cache(maxsize=4096)
 def product_class(identifier: str) -> str | None:
     """The GTIN-14 of a product or lot identifier: the class a signer makes fields public for."""
     if not identifier.startswith(("urn:epc:id:sgtin:", "urn:epc:class:lgtin:", "urn:epc:idpat:sgtin:")):
@@ -189,6 +194,7 @@ def seen_trace(trace: Trace, access: Access, parties: Mapping[int, Collection[st
 
     An event withdrawn as erroneous shows its hash id, which the declaration withdrawing it names."""
     followed = {trace.epc, *trace.units, *trace.ingredients}
+    gtin = product_class(trace.epc)
     seen: dict[int, TraceEntry] = {}
     for entry in trace.entries:
         event = entry.event
@@ -201,7 +207,7 @@ def seen_trace(trace: Trace, access: Access, parties: Mapping[int, Collection[st
                 receivers=[record.counterpart for record in event.records if record.kind == Kind.SHIP],
             )
         )
-        shown = access.shown_fields(view, event.body, event.signer, trace.epc)
+        shown = access.shown_fields(view, event.body, event.signer, gtin)
         if entry.withdrawn_by or event.declaration:
             shown |= {HASH_ID_FIELD}
         body, withheld = redact(event.body, shown)

@@ -160,19 +160,30 @@ def visible_events(viewer: Viewer) -> ColumnElement[bool]:
     return or_(Event.signer == viewer.address, granted, Event.id.in_(involved))
 
 
+_public, _participant = PublicFields.__table__.c, Participant.__table__.c
+# Built once: a trace runs it on every request, and building a statement costs more than running it.
+_PUBLIC_FIELDS_OF = (
+    select(_participant.address, _public.fields)
+    .select_from(
+        PublicFields.__table__.join(Participant.__table__, _participant.id == _public.participant_id)
+    )
+    .where(_public.gtin == bindparam("gtin"), _participant.address.in_(bindparam("signers", expanding=True)))
+)
+
+
 def access_of(
-    session: Session, viewer: Viewer, epcs: Collection[str], signers: Collection[str] = ()
+    session: Session,
+    viewer: Viewer,
+    epcs: Collection[str],
+    signers: Collection[str] = (),
+    gtin: str | None = None,
 ) -> Access:
     """The viewer's rights over events naming `epcs`: its grants, which of `epcs` it took part in
-    the journey of, and the fields `signers` made public."""
-    public = {
-        (address, gtin): frozenset(names)
-        for address, gtin, names in session.execute(
-            select(Participant.address, PublicFields.gtin, PublicFields.fields)
-            .join(Participant, Participant.id == PublicFields.participant_id)
-            .where(Participant.address.in_(list(signers)))
-        )
-    }
+    the journey of, and the fields `signers` made public for product class `gtin` (a trace's)."""
+    public: dict[tuple[str, str], frozenset[str]] = {}
+    if gtin is not None and signers and not viewer.admin:
+        rows = session.connection().execute(_PUBLIC_FIELDS_OF, {"gtin": gtin, "signers": list(signers)})
+        public = {(address, gtin): frozenset(names) for address, names in rows}
     if viewer.anonymous or viewer.admin or viewer.participant_id is None:
         return Access(viewer, public_fields=public)
     grants = [

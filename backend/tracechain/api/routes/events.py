@@ -36,7 +36,7 @@ def query_document(session: SessionDep, viewer: Viewer, events: list[Event]) -> 
     shown = []
     for event in events:
         view = access.view_of(queries.event_facts(event)) or View.PUBLIC
-        shown.append(event_document(event, access.shown_fields(view, event.body, event.signer, "")))
+        shown.append(event_document(event, access.shown_fields(view, event.body, event.signer, None)))
     return {
         "@context": [EPCIS_CONTEXT, {"tracechain": TRACECHAIN_TERMS}],
         "type": "EPCISQueryDocument",

@@ -19,7 +19,7 @@ from tracechain.proof import proof_bundle
 from tracechain.settlement import orders_for_shipments, public_settlement
 from tracechain.store import queries
 from tracechain.trace import Trace, build_trace, trace_document
-from tracechain.visibility import ANONYMOUS, Viewer, seen_trace
+from tracechain.visibility import ANONYMOUS, Viewer, product_class, seen_trace
 from tracechain.web.page import build_page
 
 router = APIRouter(tags=["trace"])
@@ -39,9 +39,16 @@ def _seen(session: SessionDep, viewer: Viewer, trace: Trace) -> Trace:
     """The trace as the viewer may see it."""
     events = [entry.event for entry in trace.entries]
     access = queries.access_of(
-        session, viewer, {epc for event in events for epc in event.epcs}, {event.signer for event in events}
+        session,
+        viewer,
+        {epc for event in events for epc in event.epcs},
+        {event.signer for event in events},
+        product_class(trace.epc),
     )
-    return seen_trace(trace, access, queries.parties_of_events(session, [event.row_id for event in events]))
+    # Only a participant can be a party to an event: nobody else needs the events' parties read.
+    named = viewer.participant_id is not None
+    parties = queries.parties_of_events(session, [event.row_id for event in events]) if named else {}
+    return seen_trace(trace, access, parties)
 
 
 def _trace(epc: str, session: SessionDep, services: ServicesDep, viewer: Viewer) -> dict[str, Any]:
