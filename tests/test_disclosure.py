@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracechain.chain.merkle import MerkleTree, keccak256
+from tracechain.chain.merkle import MerkleTree, hash_pair, keccak256
 from tracechain.disclosure import (
     CONTEXT_FIELD,
     HASH_ID_FIELD,
@@ -64,7 +64,7 @@ def test_the_commitment_is_the_root_bound_to_the_count_of_fields_and_is_stable()
     assert len(fields.values) == len(BODY) + 2
     assert fields.values[HASH_ID_FIELD] == HASH_ID and fields.values[CONTEXT_FIELD] == CONTEXT
     expected_leaves = sorted(
-        keccak256(keccak256(keccak256(name.encode()) + keccak256(field_salt(SEED, name) + canonical_json(v))))
+        keccak256(b"\x00" + keccak256(name.encode()) + keccak256(field_salt(SEED, name) + canonical_json(v)))
         for name, v in fields.values.items()
     )
     root = MerkleTree.build(expected_leaves).root
@@ -75,7 +75,7 @@ def test_the_commitment_is_the_root_bound_to_the_count_of_fields_and_is_stable()
     assert fields.commitment.hex() == KNOWN_COMMITMENT
 
 
-KNOWN_COMMITMENT = "f9b1d0f2a9ab5bd16be15045d7ab8a5232ef223ebaf7e7bef8650f3f54afb72b"
+KNOWN_COMMITMENT = "46c2724be0043a04065f6a3ebcc57e06cb0437b5cfe67577c66ffa4e95196f1f"
 
 
 def test_another_seed_or_any_changed_field_gives_another_commitment() -> None:
@@ -86,12 +86,10 @@ def test_another_seed_or_any_changed_field_gives_another_commitment() -> None:
     assert EventFields.of(BODY, None, HASH_ID, SEED).commitment != commitment
 
 
-def test_a_salt_is_the_hmac_of_the_name_under_the_seed() -> None:
-    import hashlib
-    import hmac
-
-    assert field_salt(SEED, "bizStep") == hmac.new(SEED, b"bizStep", hashlib.sha256).digest()
+def test_a_salt_is_the_keccak_of_the_seed_and_the_name() -> None:
+    assert field_salt(SEED, "bizStep") == keccak256(SEED + b"bizStep")
     assert field_salt(SEED, "bizStep") != field_salt(SEED, "bizTransactionList")
+    assert field_salt(os.urandom(32), "bizStep") != field_salt(SEED, "bizStep")
 
 
 def test_a_disclosure_shows_the_chosen_fields_and_withholds_every_other() -> None:
@@ -218,10 +216,13 @@ def test_a_body_field_named_like_a_synthetic_one_is_refused() -> None:
         EventFields.of({**BODY, "#hashId": "x"}, CONTEXT, HASH_ID, SEED)
 
 
-def test_a_leaf_is_hashed_twice_so_no_inner_node_passes_for_one() -> None:
-    hashed = value_hash(SEED, "x")
-    inner = keccak256(keccak256(b"name") + hashed)
-    assert field_leaf("name", hashed) == keccak256(inner)
+def test_a_leaf_hashes_65_bytes_so_no_inner_node_passes_for_one() -> None:
+    hashed, name_hash = value_hash(SEED, "x"), keccak256(b"name")
+    assert field_leaf("name", hashed) == keccak256(b"\x00" + name_hash + hashed)
+    # An inner node hashes its two children, 64 bytes: the same two hashes read as a name's hash and
+    # a value's make another node, so a withheld "field" cannot stand for a subtree.
+    assert keccak256(name_hash + hashed) != field_leaf("name", hashed)
+    assert hash_pair(name_hash, hashed) != field_leaf("name", hashed)
 
 
 json_values = st.recursive(

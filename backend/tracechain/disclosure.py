@@ -4,13 +4,15 @@ proof bundle can show some fields and withhold the rest, and still verify agains
 An event's *fields* are the top-level keys of its EPCIS body as captured (`eventID` included when
 the capturer sent one), plus two synthetic ones: `#hashId`, its CBV 2.0 hash id, and `#context`,
 the capture document's `@context` (which the hash id depends on; may be null). Each field is
-salted from the event's secret random seed (`salt = HMAC-SHA256(seed, name)`), so a withheld value
+salted from the event's secret random seed (`salt = keccak256(seed ‖ name)`: keccak, unlike SHA-256,
+is a sound keyed hash this way, and half the cost of an HMAC per field), so a withheld value
 cannot be guessed by hashing candidates: a quantity or a business transaction id has few likely
 values. Its leaf is
 
-    leaf = keccak256(keccak256(keccak256(name) ‖ keccak256(salt ‖ canonical_json(value))))
+    leaf = keccak256(0x00 ‖ keccak256(name) ‖ keccak256(salt ‖ canonical_json(value)))
 
-hashed twice, as `chain.merkle.leaf_of` is, so an inner node of the tree can never pass for a leaf.
+65 bytes hashed where an inner node of the tree hashes 64, so an inner node can never pass for a
+leaf (one hash per leaf where `chain.merkle.leaf_of` hashes twice: capture builds a tree per event).
 The leaves, sorted, make a Merkle tree (`chain.merkle`, OpenZeppelin's sorted pairs), and the record
 on chain carries `keccak256(root ‖ uint256(field count))` as its eventHash: the count stops a bundle
 from silently dropping a field, since every listed field must be a distinct leaf of that tree.
@@ -26,13 +28,13 @@ ids they carry (the withdrawn event's hash id) are public in any bundle that hol
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
+
+from sha3 import keccak_256
 
 from tracechain.chain.merkle import MerkleTree, keccak256, process_proof
 
@@ -52,7 +54,7 @@ def canonical_json(value: Any) -> bytes:
 
 
 def field_salt(seed: bytes, name: str) -> bytes:
-    return hmac.digest(seed, name.encode("utf-8"), hashlib.sha256)
+    return keccak256(seed + name.encode("utf-8"))
 
 
 def value_hash(salt: bytes, value: Any) -> bytes:
@@ -64,8 +66,11 @@ def _name_hash(name: str) -> bytes:
     return keccak256(name.encode("utf-8"))
 
 
+_LEAF_TAG = b"\x00"
+
+
 def field_leaf(name: str, hashed_value: bytes) -> bytes:
-    return keccak256(keccak256(_name_hash(name) + hashed_value))
+    return keccak256(_LEAF_TAG + _name_hash(name) + hashed_value)
 
 
 def commitment_of(root: bytes, field_count: int) -> bytes:
@@ -140,9 +145,13 @@ class EventFields:
         """Each field's salt, value hash and leaf, in one pass: capture does this for every event."""
         seed, hashed = self.seed, {}
         for name, value in self.values.items():
-            salt = hmac.digest(seed, name.encode("utf-8"), hashlib.sha256)
-            value_hashed = keccak256(salt + _CANONICAL.encode(value).encode("utf-8"))
-            hashed[name] = (salt, value_hashed, keccak256(keccak256(_name_hash(name) + value_hashed)))
+            salt = keccak_256(seed + name.encode("utf-8")).digest()
+            value_hashed = keccak_256(salt + _CANONICAL.encode(value).encode("utf-8")).digest()
+            hashed[name] = (
+                salt,
+                value_hashed,
+                keccak_256(_LEAF_TAG + _name_hash(name) + value_hashed).digest(),
+            )
         return hashed
 
     @property
