@@ -268,14 +268,15 @@ def capture_document(
         if len(earlier) == 1:
             return Capture(earlier[0], 0, len(prepared.events))
 
+    waits = bool(records)  # events with no effect on chain (naming no product nor place) wait for nothing
     job = CaptureJob(
         id=str(uuid.uuid4()),
         participant_id=participant.id,
         status=(CaptureStatus.PENDING if participant.encrypted_key else CaptureStatus.AWAITING_SIGNATURES)
-        if fresh
+        if waits
         else CaptureStatus.SUCCEEDED,
         created_at=now,
-        finished_at=None if fresh else now,
+        finished_at=None if waits else now,
         event_count=len(fresh),
     )
     session.add(job)

@@ -15,6 +15,7 @@ from tracechain.chain.registry import Role
 from tracechain.chain.trace_event import ZERO_ADDRESS, subject_id
 from tracechain.epcis.builders import aggregation_event, object_event
 from tracechain.epcis.event_hash import event_hash_ids
+from tracechain.epcis.identifiers import canonical_epc
 from tracechain.store.models import ApiKey, Batch, ChainRecord, Event, Participant
 
 from .conftest import Api, document
@@ -254,3 +255,29 @@ def journey(api: Api, parties: dict[str, dict[str, Any]]) -> None:
         response = api.capture(parties[party], events)
         assert response.status_code == 202, response.text
     api.settle()
+
+
+def test_a_reading_that_names_no_product_completes_recorded_against_its_place(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    """A sensor reading at a dock names no goods: its job completes, its record an observation of
+    the place; an event naming neither goods nor a GS1 place completes with nothing to record."""
+    dock = "urn:epc:id:sgln:5790001.00001.0"
+    reading = {**object_event([], biz_step="sensor_reporting", at=T0, location=dock), "epcList": []}
+    unplaced = {**object_event([], biz_step="sensor_reporting", at=T0 + timedelta(hours=1)), "epcList": []}
+    carrier = parties["carrier"]
+    placed = api.capture(carrier, [reading])
+    nowhere = api.capture(carrier, [unplaced])
+    assert placed.status_code == nowhere.status_code == 202, placed.text + nowhere.text
+
+    def status(response: Any) -> str:
+        job = api.client.get(f"/capture/{response.json()['captureID']}", headers=api.as_participant(carrier))
+        return str(job.json()["status"])
+
+    assert status(nowhere) == "succeeded"  # nothing to wait for
+    api.settle()
+    assert status(placed) == "succeeded"
+    with api.services.sessions() as session:
+        place = subject_id(canonical_epc(dock))
+        records = session.scalars(select(ChainRecord).where(ChainRecord.subject == place)).all()
+        assert [(r.kind, r.status, r.signer) for r in records] == [(0, "confirmed", carrier["address"])]

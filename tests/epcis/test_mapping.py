@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from tracechain.chain.trace_event import VERDICT_CLEARED, VERDICT_REJECTED, Kind
-from tracechain.epcis.identifiers import InvalidIdentifier
+from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc
 from tracechain.epcis.mapping import (
     Effect,
     InvalidEvent,
@@ -347,9 +347,18 @@ def test_one_item_written_as_urn_and_digital_link_is_one_subject() -> None:
     assert effects_of(event(bizStep="receiving", epcList=[ITEM, ITEM_LINK])) == [Effect(ITEM, Kind.RECEIVE)]
 
 
-def test_event_naming_no_identifier_has_no_effect() -> None:
+def test_event_naming_no_identifier_observes_its_place_or_has_no_effect() -> None:
     reading = event(bizStep="sensor_reporting", readPoint={"id": RETAILER_STORE}, sensorElementList=_alarm())
-    assert effects_of(reading) == []
+    # An alarm at a place names no goods: an observation of the place, never an excursion of goods.
+    assert effects_of(reading) == [Effect(canonical_epc(RETAILER_STORE), Kind.OBSERVE)]
+    at_location = event(bizStep="sensor_reporting", bizLocation={"id": RETAILER_STORE})
+    assert effects_of(at_location) == [Effect(canonical_epc(RETAILER_STORE), Kind.OBSERVE)]
+    withdrawn = event(
+        readPoint={"id": RETAILER_STORE}, errorDeclaration={"declarationTime": "2024-05-02T10:00:00Z"}
+    )
+    assert effects_of(withdrawn) == [Effect(canonical_epc(RETAILER_STORE), Kind.WITHDRAW)]
+    assert effects_of(event(bizStep="sensor_reporting", readPoint={"id": "https://example.com/dock-4"})) == []
+    assert effects_of(event(bizStep="sensor_reporting")) == []
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,9 @@ AssociationEvent, extension event types)
   (the children follow it on chain); an AggregationEvent OBSERVE at receiving is an observation.
 - Every subject is the canonical EPC URN (:mod:`tracechain.epcis.identifiers`), listed once even
   if the event names it twice or in both URN and Digital Link form. An event naming no identifier
-  (a bare sensor reading at a read point) has no effect.
+  (a bare sensor reading at a read point) is an OBSERVE of its read point, else of its business
+  location (GS1 locations): recorded on chain, tied to no product. One naming neither has no
+  effect, and nothing goes on chain for it.
 """
 
 from __future__ import annotations
@@ -160,6 +162,11 @@ def effects_of(event: dict[str, Any]) -> list[Effect]:
     if not isinstance(event, dict):
         raise InvalidEvent(f"an EPCIS event is a JSON object, not {type(event).__name__}")
     named = _named(event)
+    if not named:  # a reading at a place, about no product: recorded as an observation of the place
+        return [
+            Effect(place, Kind.WITHDRAW if "errorDeclaration" in event else Kind.OBSERVE)
+            for place in _place(event)
+        ]
     if "errorDeclaration" in event:
         return [Effect(s, Kind.WITHDRAW) for s in named]
 
@@ -285,6 +292,19 @@ def _named(event: dict[str, Any]) -> list[str]:
     """Every identifier the event names: parentID, EPC lists, quantity lists' classes."""
     parent = _canonical(event.get("parentID"), "parentID")
     return _unique([*([parent] if parent else []), *_identifiers(event, *_EPC_LISTS, *_QUANTITY_LISTS)])
+
+
+def _place(event: dict[str, Any]) -> list[str]:
+    """Where an event happened, as a subject: its read point, else its business location (none if
+    it names neither, or names them by something other than a GS1 location)."""
+    for field in ("readPoint", "bizLocation"):
+        location = event.get(field)
+        if isinstance(location, dict) and isinstance(location.get("id"), str):
+            try:
+                return [canonical_epc(location["id"].strip())]
+            except InvalidIdentifier:
+                continue
+    return []
 
 
 def _identifiers(event: dict[str, Any], *fields: str) -> list[str]:
