@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
 
 from tracechain.epcis.builders import object_event
+from tracechain.epcis.schema import validate_document
 
 from .conftest import Api
 from .test_capture import ITEM, T0, commissioning
@@ -110,3 +111,11 @@ def test_bad_query_parameters_are_4xx_naming_the_parameter(catalogue: Api) -> No
     assert response.status_code == 422
     locations = {error["location"] for error in response.json()["errors"]}
     assert locations == {"query.GE_eventTime", "query.perPage"}
+
+
+def test_every_query_document_holds_to_gs1s_schema_with_record_times_in_utc(catalogue: Api) -> None:
+    """SQLite keeps no UTC offset: a recordTime read back without one failed the EPCIS schema."""
+    response = catalogue.admin("GET", "/events")
+    assert validate_document(response.json()) == []
+    for event in event_list(response):
+        assert datetime.fromisoformat(event["recordTime"]).utcoffset() == timedelta(0), event["recordTime"]
