@@ -130,17 +130,17 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventQuery:
     given: dict[str, list[str]] = {}
     for name, value in params:
         given.setdefault(name, []).append(value)
-    for name, values in given.items():
-        reader.read(name, values)
-    if reader.values.get("event_count_limit") is not None and reader.values.get("max_event_count") is not None:
+    for name, repeated in given.items():
+        reader.read(name, repeated)
+    if {"event_count_limit", "max_event_count"} <= reader.values.keys():
         reader.problem("maxEventCount", "eventCountLimit and maxEventCount are mutually exclusive")
     if "order_direction" in reader.values and "order_by" not in reader.values:
         reader.values.pop("order_direction")  # the standard: orderDirection only applies with orderBy
     if reader.problems:
         raise InvalidQuery(reader.problems)
-    values = reader.values
-    descending = values.pop("order_direction", "DESC") == "DESC"
-    return EventQuery(**values, descending=descending, body_filters=tuple(_body_filters(values)))
+    read = reader.values
+    descending = read.pop("order_direction", "DESC") == "DESC"
+    return EventQuery(**read, descending=descending, body_filters=tuple(_body_filters(read)))
 
 
 # ---------------------------------------------------------------- reading parameters
