@@ -139,7 +139,7 @@ def varied_events() -> dict[str, dict[str, Any]]:
     commission |= {"disposition": "active", "bizTransactionList": [{"type": "po", "bizTransaction": ORDER}]}
     observe = object_event(
         [A],
-        biz_step="urn:epcglobal:cbv:bizstep:inspecting",
+        biz_step="inspecting",
         at=_at(2),
         disposition="in_progress",
         location=LINE,
@@ -168,7 +168,7 @@ def varied_events() -> dict[str, dict[str, Any]]:
     ship = object_event(
         [PALLET_3], biz_step="shipping", at=_at(6), disposition="in_transit", source=MAKER, destination=SHOP
     )
-    ship["bizTransactionList"] = [{"type": "urn:epcglobal:cbv:btt:po", "bizTransaction": ORDER}]
+    ship["bizTransactionList"] = [{"type": "po", "bizTransaction": ORDER}]
     destroy = object_event(
         [D], biz_step="decommissioning", at=_at(7), action="DELETE", disposition="inactive", location=YARD
     )
@@ -192,7 +192,7 @@ def varied(api: Api, parties: dict[str, dict[str, Any]]) -> Api:
     declared = events["observe"] | {
         "errorDeclaration": {
             "declarationTime": _at(8).isoformat(),
-            "reason": "urn:epcglobal:cbv:er:incorrect_data",
+            "reason": "incorrect_data",
             "correctiveEventIDs": [CORRECTION],
         }
     }
@@ -248,10 +248,10 @@ FILTERS: list[tuple[dict[str, str], set[str]]] = [
     ({"EQ_transformationID": TRANSFORMATION}, {"transform"}),
     ({"EXISTS_errorDeclaration": "true"}, {"declaration"}),
     ({"EXISTS_errorDeclaration": "false"}, EVERYTHING),
-    ({"EQ_errorReason": "incorrect_data"}, {"declaration"}),
+    ({"EQ_errorReason": "urn:epcglobal:cbv:er:incorrect_data"}, {"declaration"}),
     ({"EQ_errorReason": "did_not_occur"}, set()),
     ({"EQ_correctiveEventID": f"urn:uuid:other|{CORRECTION}"}, {"declaration"}),
-    ({"EQ_bizTransaction_po": ORDER}, {"commission", "ship"}),
+    ({"EQ_bizTransaction_urn:epcglobal:cbv:btt:po": ORDER}, {"commission", "ship"}),
     ({"EQ_bizTransaction_inv": ORDER}, set()),
     ({"EQ_source_owning_party": MAKER}, {"ship"}),
     ({"EQ_destination_urn:epcglobal:cbv:sdt:owning_party": MAKER}, set()),
