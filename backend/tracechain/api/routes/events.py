@@ -108,7 +108,8 @@ def events(request: Request, response: Response, session: SessionDep, viewer: Vi
     after = (position.key, position.row_id) if position else None
     found = queries.events_page(session, viewer, query, after, wanted + 1) if wanted else []
     page = found[:wanted]
-    if len(found) > wanted:
+    limit_reached = query.event_count_limit is not None and returned + len(page) >= query.event_count_limit
+    if len(found) > wanted and not limit_reached:
         last = page[-1]
         token = _encode_token(
             _PagePosition(_ordering(query), queries.sort_key_of(last, query), last.id, returned + len(page))
