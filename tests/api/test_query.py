@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlparse
 
@@ -367,3 +369,35 @@ def test_filters_keep_to_what_the_viewer_may_see(varied: Api, parties: dict[str,
     ):
         response = varied.client.get("/events", params=params, headers=customs)
         assert response.status_code == 200 and event_list(response) == []
+
+
+GS1_EXAMPLES = Path(__file__).parents[1] / "data" / "epcis"
+
+
+@pytest.mark.parametrize(
+    ("example", "params"),
+    [
+        (
+            "Example_9.6.3-AggregationEvent.jsonld",
+            {"MATCH_parentID": "urn:epc:id:sscc:0614141.1234567890", "EQ_bizStep": "receiving"},
+        ),
+        (
+            "Example_9.6.3-AggregationEvent.jsonld",
+            {"eventType": "AggregationEvent", "EQ_readPoint": "urn:epc:id:sgln:0614141.00777.0"},
+        ),
+        (
+            "Example_9.6.4-TransformationEvent.jsonld",
+            {"MATCH_inputEPC": "urn:epc:id:sgtin:4012345.011122.25", "EQ_bizStep": "commissioning"},
+        ),
+    ],
+)
+def test_a_parameter_finds_the_events_of_a_gs1_example(
+    api: Api, parties: dict[str, dict[str, Any]], example: str, params: dict[str, str]
+) -> None:
+    document = json.loads((GS1_EXAMPLES / example).read_text())
+    response = api.client.post("/capture", json=document, headers=api.as_participant(parties["manufacturer"]))
+    assert response.status_code == 202, response.text
+    api.settle()
+    found = event_list(api.admin("GET", "/events", params=params))
+    assert [event["type"] for event in found] == [e["type"] for e in document["epcisBody"]["eventList"]]
+    assert event_list(api.admin("GET", "/events", params={**params, "EQ_disposition": "no_such_word"})) == []
