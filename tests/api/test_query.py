@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlparse
+from urllib.parse import parse_qs, quote, urlencode, urlparse
 
 import pytest
 
-from tracechain.epcis.builders import object_event
+from tracechain.epcis.builders import aggregation_event, object_event
 from tracechain.epcis.schema import validate_document
 
 from .conftest import Api
@@ -106,10 +108,13 @@ def test_unknown_event_and_epc_are_404_problems(catalogue: Api) -> None:
     assert response.status_code == 404 and response.headers["content-type"] == "application/problem+json"
 
 
-def test_bad_query_parameters_are_4xx_naming_the_parameter(catalogue: Api) -> None:
+def test_bad_query_parameters_are_400_query_parameter_exceptions_naming_each(catalogue: Api) -> None:
     response = catalogue.admin("GET", "/events", params={"GE_eventTime": "yesterday", "perPage": 0})
-    assert response.status_code == 422
-    locations = {error["location"] for error in response.json()["errors"]}
+    assert response.status_code == 400
+    problem = response.json()
+    assert problem["type"] == "epcisException:QueryParameterException"
+    assert set(problem["parameters"]) == {"GE_eventTime", "perPage"}
+    locations = {error["location"] for error in problem["errors"]}
     assert locations == {"query.GE_eventTime", "query.perPage"}
 
 
@@ -119,3 +124,289 @@ def test_every_query_document_holds_to_gs1s_schema_with_record_times_in_utc(cata
     assert validate_document(response.json()) == []
     for event in event_list(response):
         assert datetime.fromisoformat(event["recordTime"]).utcoffset() == timedelta(0), event["recordTime"]
+
+
+# ---------------------------------------------------------------- every parameter, table-driven
+
+A, B, C, D = (f"urn:epc:id:sgtin:6901234.067890.{n}" for n in (3001, 3002, 3003, 3004))
+PALLET_3 = "urn:epc:id:sscc:6901234.0000000003"
+LOT_1 = "urn:epc:class:lgtin:6901234.067890.LOT1"
+LOT_2 = "urn:epc:class:lgtin:6901234.067890.LOT2"
+GTIN_CLASS = "urn:epc:idpat:sgtin:6901234.067891.*"
+DOCK, LINE, YARD = (f"urn:epc:id:sgln:6901234.00000.{n}" for n in (1, 2, 3))
+MAKER, SHOP = "urn:epc:id:pgln:6901234.00000", "urn:epc:id:pgln:8712345.00002"
+ORDER = "urn:epcglobal:cbv:bt:6901234000004:PO-17"
+TRANSFORMATION = "urn:uuid:7d2b7e52-5d1c-4bbd-9d4b-6a3a0d7f1e01"
+CORRECTION = "urn:uuid:0f7c1a34-2d5e-4c5a-8f0e-3d9e1a2b3c4d"
+
+
+def _at(hour: int) -> Any:
+    return T0 + timedelta(hours=hour)
+
+
+def varied_events() -> dict[str, dict[str, Any]]:
+    """One of each shape a filter can tell apart, by name; each at an hour of its own."""
+    commission = object_event([A, B, C], biz_step="commissioning", at=_at(1), action="ADD", location=DOCK)
+    commission |= {"disposition": "active", "bizTransactionList": [{"type": "po", "bizTransaction": ORDER}]}
+    observe = object_event(
+        [A],
+        biz_step="inspecting",
+        at=_at(2),
+        disposition="in_progress",
+        location=LINE,
+    )
+    stock = object_event([], biz_step="commissioning", at=_at(3), action="ADD", location=DOCK)
+    stock |= {
+        "quantityList": [
+            {"epcClass": LOT_1, "quantity": 10, "uom": "KGM"},
+            {"epcClass": GTIN_CLASS, "quantity": 5},
+        ]
+    }
+    del stock["epcList"]
+    pack = aggregation_event(PALLET_3, [A, B], at=_at(4), location=YARD)
+    transform = {
+        "type": "TransformationEvent",
+        "eventTime": _at(5).isoformat(),
+        "eventTimeZoneOffset": "+00:00",
+        "inputEPCList": [C],
+        "outputEPCList": [D],
+        "inputQuantityList": [{"epcClass": LOT_1, "quantity": 4, "uom": "KGM"}],
+        "outputQuantityList": [{"epcClass": LOT_2, "quantity": 3, "uom": "KGM"}],
+        "transformationID": TRANSFORMATION,
+        "bizStep": "https://ref.gs1.org/cbv/BizStep-creating_class_instance",
+        "readPoint": {"id": LINE},
+    }
+    ship = object_event(
+        [PALLET_3], biz_step="shipping", at=_at(6), disposition="in_transit", source=MAKER, destination=SHOP
+    )
+    ship["bizTransactionList"] = [{"type": "po", "bizTransaction": ORDER}]
+    destroy = object_event(
+        [D], biz_step="decommissioning", at=_at(7), action="DELETE", disposition="inactive", location=YARD
+    )
+    return {
+        "commission": commission,
+        "observe": observe,
+        "stock": stock,
+        "pack": pack,
+        "transform": transform,
+        "ship": ship,
+        "destroy": destroy,
+    }
+
+
+@pytest.fixture
+def varied(api: Api, parties: dict[str, dict[str, Any]]) -> Api:
+    """The varied events, captured by the manufacturer, then an error declaration of `observe`."""
+    events = varied_events()
+    response = api.capture(parties["manufacturer"], list(events.values()))
+    assert response.status_code == 202, response.text
+    declared = events["observe"] | {
+        "errorDeclaration": {
+            "declarationTime": _at(8).isoformat(),
+            "reason": "incorrect_data",
+            "correctiveEventIDs": [CORRECTION],
+        }
+    }
+    response = api.capture(parties["manufacturer"], [declared])
+    assert response.status_code == 202, response.text
+    api.settle()
+    return api
+
+
+def names_of(events: list[dict[str, Any]]) -> set[str]:
+    """Which of `varied_events` (or `declaration`) the served events are, by their event time."""
+    by_hour = {_at(hour).isoformat(): name for hour, name in enumerate(varied_events(), start=1)}
+    found = set()
+    for event in events:
+        name = by_hour[datetime.fromisoformat(event["eventTime"]).isoformat()]
+        found.add("declaration" if "errorDeclaration" in event else name)
+    return found
+
+
+EVERYTHING = {"commission", "observe", "stock", "pack", "transform", "ship", "destroy", "declaration"}
+
+FILTERS: list[tuple[dict[str, str], set[str]]] = [
+    ({"eventType": "AggregationEvent|TransformationEvent"}, {"pack", "transform"}),
+    ({"eventType": "ObjectEvent", "EQ_action": "DELETE|ADD"}, {"commission", "stock", "destroy"}),
+    ({"EQ_action": "OBSERVE"}, {"observe", "ship", "declaration"}),
+    ({"GE_eventTime": _at(4).isoformat(), "LT_eventTime": _at(6).isoformat()}, {"pack", "transform"}),
+    ({"GE_recordTime": "2000-01-01T00:00:00Z"}, EVERYTHING),
+    ({"LT_recordTime": "2000-01-01T00:00:00Z"}, set()),
+    (
+        {"EQ_bizStep": "inspecting|https://ref.gs1.org/cbv/BizStep-shipping"},
+        {"observe", "declaration", "ship"},
+    ),
+    ({"EQ_bizStep": "creating_class_instance"}, {"transform"}),
+    ({"EQ_disposition": "urn:epcglobal:cbv:disp:in_transit|inactive"}, {"ship", "destroy"}),
+    ({"EQ_readPoint": LINE}, {"observe", "declaration", "transform"}),
+    ({"EQ_readPoint": f"{DOCK}|{YARD}", "EQ_bizStep": "commissioning"}, {"commission", "stock"}),
+    ({"WD_bizLocation": YARD}, {"pack", "destroy"}),
+    ({"EQ_bizLocation": "https://id.gs1.org/414/6901234000009/254/1"}, {"commission", "stock"}),
+    ({"MATCH_epc": A}, {"commission", "observe", "declaration", "pack"}),
+    ({"MATCH_epc": "urn:epc:idpat:sgtin:6901234.067890.*", "EQ_action": "DELETE"}, {"destroy"}),
+    ({"MATCH_parentID": PALLET_3}, {"pack"}),
+    ({"MATCH_inputEPC": C}, {"transform"}),
+    ({"MATCH_outputEPC": f"{A}|{D}"}, {"transform"}),
+    (
+        {"MATCH_anyEPC": f"{PALLET_3}|https://id.gs1.org/01/06901234678901/21/3004"},
+        {"pack", "ship", "transform", "destroy"},
+    ),
+    ({"MATCH_epcClass": LOT_1}, {"stock"}),
+    ({"MATCH_epcClass": "urn:epc:idpat:sgtin:6901234.067891.*"}, {"stock"}),
+    ({"MATCH_inputEPCClass": LOT_1}, {"transform"}),
+    ({"MATCH_outputEPCClass": LOT_1}, set()),
+    ({"MATCH_anyEPCClass": "urn:epc:idpat:sgtin:6901234.067890.*"}, {"stock", "transform"}),
+    ({"EQ_transformationID": TRANSFORMATION}, {"transform"}),
+    ({"EXISTS_errorDeclaration": "true"}, {"declaration"}),
+    ({"EXISTS_errorDeclaration": "false"}, EVERYTHING),
+    ({"EQ_errorReason": "urn:epcglobal:cbv:er:incorrect_data"}, {"declaration"}),
+    ({"EQ_errorReason": "did_not_occur"}, set()),
+    ({"EQ_correctiveEventID": f"urn:uuid:other|{CORRECTION}"}, {"declaration"}),
+    ({"EQ_bizTransaction_urn:epcglobal:cbv:btt:po": ORDER}, {"commission", "ship"}),
+    ({"EQ_bizTransaction_inv": ORDER}, set()),
+    ({"EQ_source_owning_party": MAKER}, {"ship"}),
+    ({"EQ_destination_urn:epcglobal:cbv:sdt:owning_party": MAKER}, set()),
+    ({"EQ_destination_owning_party": SHOP}, {"ship"}),
+    ({"eventCountLimit": "2", "orderBy": "eventTime", "orderDirection": "ASC"}, {"commission", "observe"}),
+]
+
+
+@pytest.mark.parametrize(("params", "expected"), FILTERS, ids=[repr(p) for p, _ in FILTERS])
+def test_each_parameter_selects_exactly_the_events_it_names(
+    varied: Api, params: dict[str, str], expected: set[str]
+) -> None:
+    response = varied.admin("GET", "/events", params=params)
+    assert response.status_code == 200, response.text
+    assert names_of(event_list(response)) == expected
+
+
+def test_eq_event_id_finds_the_event_and_its_declarations(varied: Api) -> None:
+    observed = event_list(varied.admin("GET", "/events", params={"EQ_bizStep": "inspecting"}))
+    event_id = observed[0]["eventID"]
+    found = event_list(varied.admin("GET", "/events", params={"EQ_eventID": f"ni:///sha-256;00|{event_id}"}))
+    assert names_of(found) == {"observe", "declaration"}
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"EQ_colour": "red"}, "EQ_colour"),
+        ({"eventType": "ObjectEvent", "MATCH_anything": "x"}, "MATCH_anything"),
+        ({"eventType": "ShippingEvent"}, "eventType"),
+        ({"EQ_action": "MOVE"}, "EQ_action"),
+        ({"LT_recordTime": "soon"}, "LT_recordTime"),
+        ({"perPage": "1001"}, "perPage"),
+        ({"perPage": "many"}, "perPage"),
+        ({"orderBy": "bizStep"}, "orderBy"),
+        ({"orderBy": "eventTime", "orderDirection": "UP"}, "orderDirection"),
+        ({"MATCH_epc": "urn:epc:id:sgtin:6901234.067890"}, "MATCH_epc"),
+        ({"MATCH_anyEPC": f"{A}|"}, "MATCH_anyEPC"),
+        ({"EXISTS_errorDeclaration": "maybe"}, "EXISTS_errorDeclaration"),
+        ({"eventCountLimit": "0"}, "eventCountLimit"),
+        ({"eventCountLimit": "2", "maxEventCount": "5"}, "maxEventCount"),
+        ({"EQ_source_": MAKER}, "EQ_source_"),
+        ({"nextPageToken": "not-a-token"}, "nextPageToken"),
+    ],
+)
+def test_an_unknown_parameter_or_malformed_value_is_a_400_naming_it(
+    varied: Api, params: dict[str, str], named: str
+) -> None:
+    response = varied.admin("GET", "/events", params=params)
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["type"] == "epcisException:QueryParameterException"
+    assert problem["parameters"] == [named]
+    assert named in problem["detail"]
+
+
+def test_max_event_count_exceeded_is_a_413_query_too_large(varied: Api) -> None:
+    too_many = varied.admin("GET", "/events", params={"EQ_action": "ADD", "maxEventCount": "2"})
+    assert too_many.status_code == 413
+    assert too_many.json()["type"] == "epcisException:QueryTooLargeException"
+    enough = varied.admin("GET", "/events", params={"EQ_action": "ADD", "maxEventCount": "3"})
+    assert names_of(event_list(enough)) == {"commission", "stock", "pack"}
+
+
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+@pytest.mark.parametrize("extra", [{}, {"EQ_action": "ADD|OBSERVE"}])
+def test_pages_in_event_time_order_hold_every_event_once(
+    varied: Api, direction: str, extra: dict[str, str]
+) -> None:
+    """With and without a filter applied over the body (EQ_action), which reads in batches."""
+    params = {"orderBy": "eventTime", "orderDirection": direction, "perPage": "2", **extra}
+    times: list[datetime] = []
+    ids: list[tuple[str, bool]] = []
+    url: str | None = "/events?" + urlencode(params)
+    while url:
+        response = varied.admin("GET", url)
+        assert response.status_code == 200, response.text
+        for event in event_list(response):
+            times.append(datetime.fromisoformat(event["eventTime"]))
+            ids.append((event["eventID"], "errorDeclaration" in event))
+        link = response.headers.get("Link")
+        url = link[1 : link.index(">")] if link else None
+    expected = EVERYTHING - ({"destroy", "transform"} if extra else set())  # DELETE; no action
+    assert len(ids) == len(set(ids)) == len(expected)
+    assert times == sorted(times, reverse=direction == "DESC")
+
+
+def test_event_count_limit_holds_across_pages(varied: Api) -> None:
+    params = {"orderBy": "eventTime", "orderDirection": "DESC", "perPage": "2", "eventCountLimit": "3"}
+    first = varied.admin("GET", "/events", params=params)
+    link = first.headers["Link"]
+    second = varied.admin("GET", link[1 : link.index(">")])
+    assert "Link" not in second.headers
+    assert names_of(event_list(first)) | names_of(event_list(second)) == {"destroy", "ship", "transform"}
+
+
+def test_a_page_token_is_refused_under_another_ordering(varied: Api) -> None:
+    first = varied.admin("GET", "/events", params={"perPage": "2"})
+    token = parse_qs(urlparse(first.headers["Link"][1:-13]).query)["nextPageToken"][0]
+    response = varied.admin(
+        "GET", "/events", params={"perPage": "2", "orderBy": "eventTime", "nextPageToken": token}
+    )
+    assert response.status_code == 400 and response.json()["parameters"] == ["nextPageToken"]
+
+
+def test_filters_keep_to_what_the_viewer_may_see(varied: Api, parties: dict[str, dict[str, Any]]) -> None:
+    """A participant with no part in the manufacturer's events finds none of them, however it filters."""
+    customs = varied.as_participant(parties["customs"])
+    for params in (
+        {"MATCH_anyEPC": A},
+        {"EQ_action": "ADD|OBSERVE|DELETE"},
+        {"EXISTS_errorDeclaration": "true"},
+    ):
+        response = varied.client.get("/events", params=params, headers=customs)
+        assert response.status_code == 200 and event_list(response) == []
+
+
+GS1_EXAMPLES = Path(__file__).parents[1] / "data" / "epcis"
+
+
+@pytest.mark.parametrize(
+    ("example", "params"),
+    [
+        (
+            "Example_9.6.3-AggregationEvent.jsonld",
+            {"MATCH_parentID": "urn:epc:id:sscc:0614141.1234567890", "EQ_bizStep": "receiving"},
+        ),
+        (
+            "Example_9.6.3-AggregationEvent.jsonld",
+            {"eventType": "AggregationEvent", "EQ_readPoint": "urn:epc:id:sgln:0614141.00777.0"},
+        ),
+        (
+            "Example_9.6.4-TransformationEvent.jsonld",
+            {"MATCH_inputEPC": "urn:epc:id:sgtin:4012345.011122.25", "EQ_bizStep": "commissioning"},
+        ),
+    ],
+)
+def test_a_parameter_finds_the_events_of_a_gs1_example(
+    api: Api, parties: dict[str, dict[str, Any]], example: str, params: dict[str, str]
+) -> None:
+    document = json.loads((GS1_EXAMPLES / example).read_text())
+    response = api.client.post("/capture", json=document, headers=api.as_participant(parties["manufacturer"]))
+    assert response.status_code == 202, response.text
+    api.settle()
+    found = event_list(api.admin("GET", "/events", params=params))
+    assert [event["type"] for event in found] == [e["type"] for e in document["epcisBody"]["eventList"]]
+    assert event_list(api.admin("GET", "/events", params={**params, "EQ_disposition": "no_such_word"})) == []

@@ -18,6 +18,7 @@ from tracechain.api.limits import InvalidJson
 from tracechain.api.services import CaptureQueueFull
 from tracechain.capture import CaptureLimitExceeded, DocumentRejected, InvalidSignatures
 from tracechain.epcis.identifiers import InvalidIdentifier
+from tracechain.epcis.query import InvalidQuery, QueryTooLarge
 from tracechain.errors import ContractRevert, TracechainError
 from tracechain.recovery import SubjectsBeingRepaired
 
@@ -68,6 +69,31 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(InvalidIdentifier)
     async def _identifier(request: Request, exc: InvalidIdentifier) -> JSONResponse:
         return problem_response(400, "Invalid identifier", str(exc), request.url.path)
+
+    @app.exception_handler(InvalidQuery)
+    async def _bad_query(request: Request, exc: InvalidQuery) -> JSONResponse:
+        errors = [{"location": f"query.{name}", "reason": reason} for name, reason in exc.problems]
+        return problem_response(
+            400,
+            "Invalid query parameter",
+            str(exc),
+            request.url.path,
+            type="epcisException:QueryParameterException",
+            parameters=[name for name, _ in exc.problems],
+            errors=errors,
+        )
+
+    @app.exception_handler(QueryTooLarge)
+    async def _query_too_large(request: Request, exc: QueryTooLarge) -> JSONResponse:
+        return problem_response(
+            413,
+            "Query too large",
+            str(exc),
+            request.url.path,
+            type="epcisException:QueryTooLargeException",
+            parameters=["maxEventCount"],
+            limit=exc.allowed,
+        )
 
     @app.exception_handler(InvalidSignatures)
     async def _bad_signatures(request: Request, exc: InvalidSignatures) -> JSONResponse:

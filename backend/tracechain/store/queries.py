@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import (
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 from tracechain.chain.identity import ChainIdentity
 from tracechain.chain.registry import RecordedEvent
 from tracechain.chain.trace_event import Kind, SignedEvent
+from tracechain.epcis.query import EpcMatch, EventQuery, OrderKey
 from tracechain.store.models import (
     ApiKey,
     Batch,
@@ -265,39 +267,108 @@ def events_by_id(session: Session, event_id: str, viewer: Viewer) -> list[Event]
     return list(session.scalars(query.order_by(Event.id)))
 
 
-def events_page(
-    session: Session,
-    viewer: Viewer,
-    *,
-    epc: str | None = None,
-    biz_step: str | None = None,
-    event_type: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    after: tuple[datetime, int] | None = None,
-    limit: int = 100,
-) -> list[Event]:
-    """Events in recording order (then by row), filtered.
+# Predicates on fields with a column (type, times, bizStep, disposition, eventID, identifiers by
+# role, declarations) run in SQL. The others (action, readPoint, bizLocation, transformationID,
+# error reason, business transactions, sources, destinations…) live only in the JSON body, and
+# JSON paths differ between SQLite and PostgreSQL and need per-field indexes to be fast anyway; so
+# they are applied in Python to candidates read in key order, batch after batch, until a page is
+# full (`EventQuery.body_matches`). The page position is the last *returned* event's key, so the
+# next page resumes exactly after it whatever the filter skipped. The cost: a selective body-only
+# filter reads every visible candidate; a field that turns out to be queried often should get a
+# column (or a table like event_epcs) and move into SQL.
+_BODY_FILTER_BATCH = 200
 
-    `after` is the (record_time, row id) of the last event of the previous page.
+
+def _sort_column(query: EventQuery) -> Any:
+    return Event.event_time if query.order_by == OrderKey.EVENT_TIME else Event.record_time
+
+
+def sort_key_of(event: Event, query: EventQuery) -> datetime:
+    """The value `query` orders `event` by: what a page position records."""
+    return event.event_time if query.order_by == OrderKey.EVENT_TIME else event.record_time
+
+
+def _descending(query: EventQuery) -> bool:
+    return query.order_by is not None and query.descending  # unordered queries: in recording order
+
+
+def _epc_condition(match: EpcMatch) -> ColumnElement[bool]:
+    named = [EventEpc.epc.in_(match.exact)] + [
+        EventEpc.epc.startswith(prefix, autoescape=True) for prefix in match.prefixes
+    ]
+    is_class = EventEpc.epc.startswith("urn:epc:idpat:") | EventEpc.epc.startswith("urn:epc:class:")
+    naming = select(EventEpc.event_row_id).where(
+        EventEpc.role.in_([role.value for role in match.roles]),
+        or_(*named),
+        is_class if match.classes else ~is_class,
+    )
+    return Event.id.in_(naming)
+
+
+def _filtered(viewer: Viewer, query: EventQuery) -> Select[Event]:
+    statement = select(Event).where(visible_events(viewer))
+    if query.event_types:
+        statement = statement.where(Event.event_type.in_(query.event_types))
+    if query.biz_steps:
+        statement = statement.where(Event.biz_step.in_(query.biz_steps))
+    if query.dispositions:
+        statement = statement.where(Event.disposition.in_(query.dispositions))
+    if query.event_ids:
+        statement = statement.where(Event.event_id.in_(query.event_ids))
+    if query.declarations_only:
+        statement = statement.where(Event.declaration.is_(True))
+    for column, low, high in (
+        (Event.event_time, query.event_time_from, query.event_time_before),
+        (Event.record_time, query.record_time_from, query.record_time_before),
+    ):
+        if low is not None:
+            statement = statement.where(column >= low)
+        if high is not None:
+            statement = statement.where(column < high)
+    for match in query.epc_matches:
+        statement = statement.where(_epc_condition(match))
+    return statement
+
+
+def matching_events(
+    session: Session, viewer: Viewer, query: EventQuery, after: tuple[datetime, int] | None = None
+) -> Iterator[Event]:
+    """The events the viewer may see that match `query`, in its order (then by row), lazily.
+
+    `after` is the (sort key, row id) of the last event of the previous page.
     """
-    query = select(Event).where(visible_events(viewer))
-    if epc is not None:
-        query = query.where(Event.id.in_(select(EventEpc.event_row_id).where(EventEpc.epc == epc)))
-    if biz_step is not None:
-        query = query.where(Event.biz_step == biz_step)
-    if event_type is not None:
-        query = query.where(Event.event_type == event_type)
-    if since is not None:
-        query = query.where(Event.event_time >= since)
-    if until is not None:
-        query = query.where(Event.event_time < until)
-    if after is not None:
-        record_time, row_id = after
-        query = query.where(
-            (Event.record_time > record_time) | ((Event.record_time == record_time) & (Event.id > row_id))
-        )
-    return list(session.scalars(query.order_by(Event.record_time, Event.id).limit(limit)))
+    statement = _filtered(viewer, query)
+    sort, descending = _sort_column(query), _descending(query)
+    order = (sort.desc(), Event.id.desc()) if descending else (sort.asc(), Event.id.asc())
+    batch = _BODY_FILTER_BATCH if query.body_filters else query.per_page + 1
+    while True:
+        page = statement
+        if after is not None:
+            key, row_id = after
+            if descending:
+                page = page.where((sort < key) | ((sort == key) & (Event.id < row_id)))
+            else:
+                page = page.where((sort > key) | ((sort == key) & (Event.id > row_id)))
+        rows = list(session.scalars(page.order_by(*order).limit(batch)))
+        for row in rows:
+            if query.body_matches(row.body):
+                yield row
+        if len(rows) < batch:
+            return
+        after = (sort_key_of(rows[-1], query), rows[-1].id)
+        batch = _BODY_FILTER_BATCH
+
+
+def events_page(
+    session: Session, viewer: Viewer, query: EventQuery, after: tuple[datetime, int] | None, limit: int
+) -> list[Event]:
+    """At most `limit` matching events after `after` (see `matching_events`)."""
+    return list(islice(matching_events(session, viewer, query, after), limit))
+
+
+def more_matching_than(session: Session, viewer: Viewer, query: EventQuery, allowed: int) -> bool:
+    """Whether more than `allowed` events match (maxEventCount), reading no more than it takes to tell."""
+    return sum(1 for _ in islice(matching_events(session, viewer, query), allowed + 1)) > allowed
 
 
 def events_naming(session: Session, epcs: Sequence[str], viewer: Viewer) -> list[Event]:

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from tracechain.api.deps import SessionDep, ViewerDep
 from tracechain.api.problems import Problem
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
 from tracechain.epcis.identifiers import canonical_epc
-from tracechain.epcis.mapping import bare_vocabulary
+from tracechain.epcis.query import EventQuery, InvalidQuery, QueryTooLarge, parse_event_query
 from tracechain.store import queries
 from tracechain.store.models import Event
 from tracechain.visibility import View, Viewer, redact
@@ -59,49 +60,62 @@ def event_document(event: Event, fields: frozenset[str]) -> dict[str, Any]:
     return {**document, "tracechain:withheld": withheld} if withheld else document
 
 
-def _encode_token(event: Event) -> str:
-    raw = json.dumps([event.record_time.isoformat(), event.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+@dataclass(frozen=True)
+class _PagePosition:
+    """Where a page ended: the ordering it was read in, the last event's sort key and row, and how
+    many events earlier pages returned (for eventCountLimit)."""
+
+    order: str
+    key: datetime
+    row_id: int
+    returned: int
 
 
-def _decode_token(token: str) -> tuple[datetime, int]:
+def _ordering(query: EventQuery) -> str:
+    return f"{query.order_by or 'recordTime'}:{'DESC' if query.order_by and query.descending else 'ASC'}"
+
+
+def _encode_token(position: _PagePosition) -> str:
+    raw = [position.order, position.key.isoformat(), position.row_id, position.returned]
+    return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str, query: EventQuery) -> _PagePosition:
     try:
-        record_time, row_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return datetime.fromisoformat(record_time), int(row_id)
+        order, key, row_id, returned = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        position = _PagePosition(str(order), datetime.fromisoformat(key), int(row_id), int(returned))
     except (ValueError, TypeError) as exc:
-        raise Problem(400, "Invalid nextPageToken", "nextPageToken is not one this service issued") from exc
+        raise InvalidQuery([("nextPageToken", "not one this service issued")]) from exc
+    if position.order != _ordering(query):
+        raise InvalidQuery([("nextPageToken", "issued for another orderBy/orderDirection")])
+    return position
 
 
 @router.get("/events")
-def events(
-    request: Request,
-    response: Response,
-    session: SessionDep,
-    viewer: ViewerDep,
-    event_type: Annotated[str | None, Query(alias="eventType")] = None,
-    ge_event_time: Annotated[datetime | None, Query(alias="GE_eventTime")] = None,
-    lt_event_time: Annotated[datetime | None, Query(alias="LT_eventTime")] = None,
-    eq_biz_step: Annotated[str | None, Query(alias="EQ_bizStep")] = None,
-    match_any_epc: Annotated[str | None, Query(alias="MATCH_anyEPC")] = None,
-    per_page: Annotated[int, Query(alias="perPage", ge=1, le=1000)] = 100,
-    next_page_token: Annotated[str | None, Query(alias="nextPageToken")] = None,
-) -> dict[str, Any]:
-    """Events in the order they were recorded, filtered; more pages are linked with `nextPageToken`."""
-    found = queries.events_page(
-        session,
-        viewer,
-        epc=canonical_epc(match_any_epc) if match_any_epc else None,
-        biz_step=bare_vocabulary(eq_biz_step) if eq_biz_step else None,
-        event_type=event_type,
-        since=ge_event_time,
-        until=lt_event_time,
-        after=_decode_token(next_page_token) if next_page_token else None,
-        limit=per_page + 1,
-    )
-    page = found[:per_page]
-    if len(found) > per_page:
-        params = {k: v for k, v in request.query_params.items() if k != "nextPageToken"}
-        params["nextPageToken"] = _encode_token(page[-1])
+def events(request: Request, response: Response, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
+    """Events matching the EPCIS SimpleEventQuery parameters (`tracechain.epcis.query`), recorded
+    order unless `orderBy` says otherwise; more pages are linked with `nextPageToken`."""
+    query = parse_event_query(request.query_params.multi_items())
+    if query.max_event_count is not None and queries.more_matching_than(
+        session, viewer, query, query.max_event_count
+    ):
+        raise QueryTooLarge(query.max_event_count)
+    position = _decode_token(query.next_page_token, query) if query.next_page_token else None
+    returned = position.returned if position else 0
+    wanted = query.per_page
+    if query.event_count_limit is not None:
+        wanted = min(wanted, max(query.event_count_limit - returned, 0))
+    after = (position.key, position.row_id) if position else None
+    found = queries.events_page(session, viewer, query, after, wanted + 1) if wanted else []
+    page = found[:wanted]
+    limit_reached = query.event_count_limit is not None and returned + len(page) >= query.event_count_limit
+    if len(found) > wanted and not limit_reached:
+        last = page[-1]
+        token = _encode_token(
+            _PagePosition(_ordering(query), queries.sort_key_of(last, query), last.id, returned + len(page))
+        )
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "nextPageToken"]
+        params.append(("nextPageToken", token))
         response.headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
     return query_document(session, viewer, page)
 
