@@ -234,6 +234,22 @@ def test_every_filter_and_path_gives_a_former_custodian_the_same_views(
         assert event in served
 
 
+def test_filters_find_nothing_by_what_a_reader_may_not_see(api: Api, cast: dict[str, dict[str, Any]]) -> None:
+    """A carrier filtering on the maker's purchase order, its private extensions or the items on a
+    pallet it sees only as custody facts must not learn which event holds them."""
+    carrier, maker = cast["carrier"], cast["manufacturer"]
+    by_order = {"EQ_bizTransaction_po": PURCHASE_ORDER}
+    assert [e["bizStep"] for e in events_seen(api, maker, **by_order)] == ["packing", "shipping"]
+    assert events_seen(api, carrier, **by_order) == []
+    # The pallet's packing lists the item among its children: hidden from the carrier's view of it.
+    packed = {"MATCH_epc": ITEM, "eventType": "AggregationEvent"}
+    assert len(events_seen(api, maker, **packed)) == 1
+    assert events_seen(api, carrier, **packed) == []
+    # What the carrier is shown it may filter on: the shipment to it names it as destination.
+    to_carrier = {"EQ_destination_owning_party": CARRIER_PARTY}
+    assert [e["bizStep"] for e in events_seen(api, carrier, **to_carrier)] == ["shipping"]
+
+
 # ---------------------------------------------------------------- a competitor
 
 

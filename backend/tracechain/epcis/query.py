@@ -119,6 +119,21 @@ class EventQuery:
         """Whether the event's captured body passes the predicates on fields without a column."""
         return all(accepts(body) for accepts in self.body_filters)
 
+    @property
+    def reads_fields(self) -> bool:
+        """Whether it filters on fields a reader may be shown only some of (identifiers, the body)."""
+        return bool(self.body_filters or self.epc_matches)
+
+    def shown_matches(self, shown: dict[str, Any], named: Iterable[tuple[str, str]]) -> bool:
+        """Whether the part of an event a reader is shown (`shown`, naming `named` as (identifier,
+        role)) passes the filters on fields and identifiers: what a reader may not see of an event
+        cannot be found out by filtering on it."""
+        named = list(named)
+        return self.body_matches(shown) and all(
+            any(role in match.roles and _matches(match, epc) for epc, role in named)
+            for match in self.epc_matches
+        )
+
 
 def parse_event_query(params: Iterable[tuple[str, str]]) -> EventQuery:
     """Read `GET /events` query parameters (as (name, value) pairs, names possibly repeated).
@@ -426,3 +441,7 @@ def _bare(value: Any) -> str | None:
 
 def _strings(value: Any) -> list[str]:
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def _matches(match: EpcMatch, identifier: str) -> bool:
+    return identifier in match.exact or any(identifier.startswith(prefix) for prefix in match.prefixes)

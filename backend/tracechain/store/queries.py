@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from tracechain.chain.identity import ChainIdentity
 from tracechain.chain.registry import RecordedEvent
 from tracechain.chain.trace_event import Kind, SignedEvent
+from tracechain.epcis.mapping import identifiers_of
 from tracechain.epcis.query import EpcMatch, EventQuery, OrderKey
 from tracechain.store.models import (
     ApiKey,
@@ -54,7 +55,7 @@ from tracechain.store.models import (
     WorkerHeartbeat,
     signed_event_of,
 )
-from tracechain.visibility import Access, EventFacts, GrantRule, Viewer
+from tracechain.visibility import Access, EventFacts, GrantRule, View, Viewer, redact
 
 # ---------------------------------------------------------------- participants
 
@@ -350,13 +351,34 @@ def matching_events(
             else:
                 page = page.where((sort > key) | ((sort == key) & (Event.id > row_id)))
         rows = list(session.scalars(page.order_by(*order).limit(batch)))
+        shown = _shown_bodies(session, viewer, query, rows)
         for row in rows:
-            if query.body_matches(row.body):
+            if query.body_matches(row.body) and (
+                row.id not in shown or query.shown_matches(shown[row.id], identifiers_of(shown[row.id]))
+            ):
                 yield row
         if len(rows) < batch:
             return
         after = (sort_key_of(rows[-1], query), rows[-1].id)
         batch = _BODY_FILTER_BATCH
+
+
+def _shown_bodies(
+    session: Session, viewer: Viewer, query: EventQuery, rows: list[Event]
+) -> dict[int, dict[str, Any]]:
+    """What the viewer is shown of each row it sees only in part, when the query filters on what it
+    may be shown only in part: those rows must match on that alone (a carrier filtering on a
+    purchase order number it may not see must not learn which shipment carries it)."""
+    if viewer.admin or not query.reads_fields or not rows:
+        return {}
+    access = access_of(session, viewer, {named.epc for row in rows for named in row.epcs})
+    shown = {}
+    for row in rows:
+        view = access.view_of(event_facts(row))
+        if view is not View.FULL:
+            fields = access.shown_fields(view or View.PUBLIC, row.body, row.signer, None)
+            shown[row.id] = redact(row.body, fields)[0]
+    return shown
 
 
 def events_page(
