@@ -516,6 +516,7 @@ def _store(
             {
                 "id": row_ids[event.index],
                 "event_id": event.hash_id,
+                "declared_id": _declared_id(event.body),
                 "declaration": event.declaration,
                 "capture_id": job.id,
                 "event_type": event.body["type"],
@@ -554,6 +555,12 @@ def _store(
         ChainRecord,
         [{**fields, "event_row_id": row_ids[index]} for index, fields in records],
     )
+
+
+def _declared_id(event: dict[str, Any]) -> str | None:
+    """The eventID the capturer gave the event, if it gave one (the schema makes it a URI)."""
+    declared = event.get("eventID")
+    return declared if isinstance(declared, str) and len(declared) <= 255 else None
 
 
 def _projection_keys(effect: Effect, signer: str) -> list[bytes]:

@@ -51,4 +51,12 @@ def test_a_gs1_example_is_accepted_recorded_and_queryable(
         assert found.status_code == 200, event_id
         # the event as captured, and any error declaration withdrawing it
         captured = found.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
-        assert {event["eventID"] for event in captured} == {event_id}
+        assert {event.get("tracechain:hashId", event["eventID"]) for event in captured} == {event_id}
+    # Each event's own declared eventID finds it too, and is served as its eventID.
+    for declared in {e["eventID"] for e in document["epcisBody"]["eventList"] if "eventID" in e}:
+        found = api.admin("GET", "/events/" + quote(declared, safe=""))
+        assert found.status_code == 200, declared
+        served = found.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        assert declared in {event["eventID"] for event in served}
+        by_parameter = api.admin("GET", "/events", params={"EQ_eventID": declared}).json()
+        assert by_parameter["epcisBody"]["queryResults"]["resultsBody"]["eventList"]

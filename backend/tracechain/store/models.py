@@ -161,7 +161,9 @@ class Event(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(120))
-    """The CBV 2.0 hash id."""
+    """The CBV 2.0 hash id: the event's id on chain, in traces and bundles."""
+    declared_id: Mapped[str | None] = mapped_column(String(255))
+    """The eventID its capturer gave it (`urn:uuid:…`, its own hash id), if any: it finds the event too."""
     declaration: Mapped[bool] = mapped_column(Boolean, default=False)
     """An error declaration: its signer withdraws its own event with this id (an auditor, anyone's)."""
     capture_id: Mapped[str] = mapped_column(ForeignKey("capture_jobs.id"))
@@ -194,6 +196,7 @@ class Event(Base):
         Index("ix_events_capture_id", "capture_id"),
         # Visibility: the subjects a participant took part in are those its own events name.
         Index("ix_events_signer", "signer"),
+        Index("ix_events_declared_id", "declared_id"),
     )
 
 

@@ -262,9 +262,10 @@ def captures_of_events(session: Session, event_ids: Collection[str]) -> dict[str
 
 
 def events_by_id(session: Session, event_id: str, viewer: Viewer) -> list[Event]:
-    """Every capture the viewer may see of the event with this hash id (by each signer, and
-    declarations of it)."""
-    query = select(Event).where(Event.event_id == event_id, visible_events(viewer))
+    """Every capture the viewer may see of the event with this hash id or declared eventID (by each
+    signer, and declarations of it)."""
+    found = (Event.event_id == event_id) | (Event.declared_id == event_id)
+    query = select(Event).where(found, visible_events(viewer))
     return list(session.scalars(query.order_by(Event.id)))
 
 
@@ -314,8 +315,10 @@ def _filtered(viewer: Viewer, query: EventQuery) -> Select[Event]:
         statement = statement.where(Event.biz_step.in_(query.biz_steps))
     if query.dispositions:
         statement = statement.where(Event.disposition.in_(query.dispositions))
-    if query.event_ids:
-        statement = statement.where(Event.event_id.in_(query.event_ids))
+    if query.event_ids:  # its hash id, or the id its capturer declared
+        statement = statement.where(
+            Event.event_id.in_(query.event_ids) | Event.declared_id.in_(query.event_ids)
+        )
     if query.declarations_only:
         statement = statement.where(Event.declaration.is_(True))
     for column, low, high in (

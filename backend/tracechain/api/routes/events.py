@@ -28,7 +28,8 @@ router = APIRouter(tags=["events"])
 
 QUERY_DOCUMENT_MEDIA_TYPE = "application/ld+json"
 TRACECHAIN_TERMS = "https://tracechain.dev/epcis#"
-"""The namespace of the one term tracechain adds to events it serves: `tracechain:withheld`."""
+"""The namespace of the terms tracechain adds to events it serves: `tracechain:withheld` (the fields
+the caller may not see) and `tracechain:hashId` (the CBV hash id, beside a declared eventID)."""
 
 
 def query_document(session: SessionDep, viewer: Viewer, events: list[Event]) -> dict[str, Any]:
@@ -53,10 +54,15 @@ def query_document(session: SessionDep, viewer: Viewer, events: list[Event]) -> 
 
 
 def event_document(event: Event, fields: frozenset[str]) -> dict[str, Any]:
-    """The event's shown fields as captured, with its hash id as eventID, the time tracechain
-    recorded it, and the names of the fields withheld."""
+    """The event's shown fields as captured, the time tracechain recorded it, and the names of the
+    fields withheld. Its eventID is the one its capturer declared, if shown, with the CBV hash id
+    (its id on chain) beside it as `tracechain:hashId`; else the hash id."""
     body, withheld = redact(event.body, fields)
-    document = {**body, "eventID": event.event_id, "recordTime": event.record_time.isoformat()}
+    document = {**body, "recordTime": event.record_time.isoformat()}
+    if body.get("eventID") and body["eventID"] != event.event_id:
+        document["tracechain:hashId"] = event.event_id
+    else:
+        document["eventID"] = event.event_id
     return {**document, "tracechain:withheld": withheld} if withheld else document
 
 
@@ -122,7 +128,8 @@ def events(request: Request, response: Response, session: SessionDep, viewer: Vi
 
 @router.get("/events/{event_id:path}")
 def event_by_id(event_id: str, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
-    """The event with this hash id: each participant's capture of it, and declarations withdrawing it."""
+    """The event with this hash id or declared eventID: each participant's capture of it, and
+    declarations withdrawing it."""
     found = queries.events_by_id(session, event_id, viewer)
     if not found:  # an event the caller may not see is as good as none: nothing leaks
         raise Problem(404, "Not Found", f"no event {event_id} you may read")

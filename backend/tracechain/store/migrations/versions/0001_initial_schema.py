@@ -202,6 +202,7 @@ def upgrade() -> None:
         "events",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("event_id", sa.String(length=120), nullable=False),
+        sa.Column("declared_id", sa.String(length=255), nullable=True),
         sa.Column("declaration", sa.Boolean(), nullable=False),
         sa.Column("capture_id", sa.String(length=36), nullable=False),
         sa.Column("event_type", sa.String(length=40), nullable=False),
@@ -225,6 +226,7 @@ def upgrade() -> None:
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index("ix_events_biz_step", ["biz_step"], unique=False)
         batch_op.create_index("ix_events_capture_id", ["capture_id"], unique=False)
+        batch_op.create_index("ix_events_declared_id", ["declared_id"], unique=False)
         batch_op.create_index("ix_events_event_time", ["event_time"], unique=False)
         batch_op.create_index("ix_events_event_type", ["event_type"], unique=False)
         batch_op.create_index("ix_events_record_time_id", ["record_time", "id"], unique=False)
@@ -327,6 +329,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_events_record_time_id")
         batch_op.drop_index("ix_events_event_type")
         batch_op.drop_index("ix_events_event_time")
+        batch_op.drop_index("ix_events_declared_id")
         batch_op.drop_index("ix_events_capture_id")
         batch_op.drop_index("ix_events_biz_step")
 
