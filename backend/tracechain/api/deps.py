@@ -40,8 +40,13 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
+def is_admin(services: Services, credentials: HTTPAuthorizationCredentials | None) -> bool:
+    """Whether the caller sent the admin token (routes the admin and participants share ask this)."""
+    return credentials is not None and same_secret(credentials.credentials, services.admin_token)
+
+
 def require_admin(services: ServicesDep, credentials: Credentials) -> None:
-    if credentials is None or not same_secret(credentials.credentials, services.admin_token):
+    if not is_admin(services, credentials):
         raise Problem(401, "Unauthorized", "this needs the admin token as a Bearer credential")
 
 
@@ -80,7 +85,7 @@ def _viewer_of(participant: Participant) -> Viewer:
 
 def current_viewer(services: ServicesDep, credentials: Credentials) -> Viewer:
     """Who reads events: a participant by any of its keys, or the admin. Nobody else may."""
-    if credentials is not None and same_secret(credentials.credentials, services.admin_token):
+    if is_admin(services, credentials):
         return ADMIN
     return _viewer_of(_key_holder(services, credentials)[0])
 

@@ -11,12 +11,17 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.orm import Session
 
-from tracechain.api.deps import Credentials, ServicesDep, SessionDep, current_participant, current_reader
+from tracechain.api.deps import (
+    Credentials,
+    ServicesDep,
+    SessionDep,
+    current_participant,
+    current_reader,
+    is_admin,
+)
 from tracechain.api.problems import Problem
-from tracechain.api.services import Services
 from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc
 from tracechain.epcis.mapping import bare_vocabulary
-from tracechain.keys import same_secret
 from tracechain.store import queries
 from tracechain.store.models import Grant, GrantScope, Participant
 
@@ -64,10 +69,6 @@ def _public(grant: Grant) -> dict[str, object]:
     }
 
 
-def _is_admin(services: Services, credentials: Credentials) -> bool:
-    return credentials is not None and same_secret(credentials.credentials, services.admin_token)
-
-
 @router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=GrantPublic, response_model_by_alias=True
 )
@@ -75,7 +76,7 @@ def create_grant(
     body: GrantCreate, session: SessionDep, services: ServicesDep, credentials: Credentials
 ) -> dict[str, object]:
     """Let `grantee` read your events in full (the admin may grant on a participant's behalf)."""
-    if _is_admin(services, credentials):
+    if is_admin(services, credentials):
         if body.grantor is None:
             raise Problem(422, "Invalid grant", "grantor: the admin names whose events it grants")
         grantor = _participant(session, body.grantor, "grantor")
@@ -112,7 +113,7 @@ def list_grants(
     session: SessionDep, services: ServicesDep, credentials: Credentials
 ) -> list[dict[str, object]]:
     """The grants you gave and received, revoked ones too; the admin sees every grant."""
-    if _is_admin(services, credentials):
+    if is_admin(services, credentials):
         return [_public(grant) for grant in queries.grants_involving(session)]
     caller = current_reader(services, credentials)
     return [_public(grant) for grant in queries.grants_involving(session, caller.id)]
@@ -124,7 +125,7 @@ def revoke_grant(
 ) -> Response:
     """The grantee stops reading at once; the grant stays listed, with when it was revoked."""
     grant = session.get(Grant, grant_id)
-    if not _is_admin(services, credentials):
+    if not is_admin(services, credentials):
         caller = current_participant(services, credentials)
         if grant is not None and grant.grantor_id != caller.id:
             grant = None  # someone else's grant is as good as none: nothing leaks

@@ -23,12 +23,13 @@ from tracechain.api.deps import (
     ServicesDep,
     SessionDep,
     current_participant,
+    is_admin,
 )
 from tracechain.api.problems import Problem
 from tracechain.api.services import Services
 from tracechain.chain.registry import Role
 from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc, gs1_key
-from tracechain.keys import hash_api_key, new_api_key, same_secret
+from tracechain.keys import hash_api_key, new_api_key
 from tracechain.store import queries
 from tracechain.store.models import ApiKey, KeyScope, Participant, PublicFields
 
@@ -189,8 +190,7 @@ def _key_public(key: ApiKey) -> dict[str, object]:
 def _key_owner(participant_id: str, session: Session, services: Services, credentials: Credentials) -> str:
     """The participant whose keys are managed: the admin manages anyone's, a participant its own
     (`me`) with a capture key."""
-    admin = credentials is not None and same_secret(credentials.credentials, services.admin_token)
-    if admin:
+    if is_admin(services, credentials):
         if participant_id == "me" or session.get(Participant, participant_id) is None:
             raise Problem(404, "Not Found", f"no participant {participant_id}")
         return participant_id
