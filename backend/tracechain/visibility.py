@@ -119,6 +119,20 @@ class EventFacts:
     receivers: Collection[str]
     """The addresses its shipment records propose custody to."""
 
+    @classmethod
+    def of(
+        cls,
+        signer: str,
+        biz_step: str | None,
+        epcs: Collection[str],
+        parties: Collection[str],
+        records: Iterable[Any],
+    ) -> EventFacts:
+        """From a stored event of either shape (ORM row or trace row): its chain records give the
+        receivers, those of its Ship records."""
+        receivers = [record.counterpart for record in records if record.kind == Kind.SHIP]
+        return cls(signer, biz_step, epcs, parties, receivers)
+
 
 @dataclass
 class Access:
@@ -199,12 +213,8 @@ def seen_trace(trace: Trace, access: Access, parties: Mapping[int, Collection[st
     for entry in trace.entries:
         event = entry.event
         view = access.trace_view_of(
-            EventFacts(
-                signer=event.signer,
-                biz_step=event.biz_step,
-                epcs=event.epcs,
-                parties=parties.get(event.row_id, ()),
-                receivers=[record.counterpart for record in event.records if record.kind == Kind.SHIP],
+            EventFacts.of(
+                event.signer, event.biz_step, event.epcs, parties.get(event.row_id, ()), event.records
             )
         )
         shown = access.shown_fields(view, event.body, event.signer, gtin)

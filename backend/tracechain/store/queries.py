@@ -210,12 +210,12 @@ def parties_of_events(session: Session, row_ids: Collection[int]) -> dict[int, l
 
 def event_facts(event: Event) -> EventFacts:
     """What the visibility rules read of a stored event (its parties and records are loaded with it)."""
-    return EventFacts(
-        signer=event.signer,
-        biz_step=event.biz_step,
-        epcs=[named.epc for named in event.epcs],
-        parties=[named.party for named in event.parties],
-        receivers=[record.counterpart for record in event.records if record.kind == Kind.SHIP],
+    return EventFacts.of(
+        event.signer,
+        event.biz_step,
+        [named.epc for named in event.epcs],
+        [named.party for named in event.parties],
+        event.records,
     )
 
 
