@@ -34,8 +34,6 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
-from sha3 import keccak_256
-
 from tracechain.chain.merkle import MerkleTree, keccak256, process_proof
 
 HASH_ID_FIELD = "#hashId"
@@ -143,15 +141,11 @@ class EventFields:
     @cached_property
     def _hashed(self) -> dict[str, tuple[bytes, bytes, bytes]]:
         """Each field's salt, value hash and leaf, in one pass: capture does this for every event."""
-        seed, hashed = self.seed, {}
+        hashed = {}
         for name, value in self.values.items():
-            salt = keccak_256(seed + name.encode("utf-8")).digest()
-            value_hashed = keccak_256(salt + _CANONICAL.encode(value).encode("utf-8")).digest()
-            hashed[name] = (
-                salt,
-                value_hashed,
-                keccak_256(_LEAF_TAG + _name_hash(name) + value_hashed).digest(),
-            )
+            salt = field_salt(self.seed, name)
+            value_hashed = value_hash(salt, value)
+            hashed[name] = (salt, value_hashed, field_leaf(name, value_hashed))
         return hashed
 
     @property
