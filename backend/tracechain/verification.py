@@ -69,8 +69,13 @@ class BundleVerification:
     records: list[RecordCheck]
 
     @property
+    def every_problem(self) -> list[str]:
+        """The bundle's problems, then each record's."""
+        return self.problems + [problem for check in self.records for problem in check.problems]
+
+    @property
     def verified(self) -> bool:
-        return not self.problems and bool(self.records) and all(not r.problems for r in self.records)
+        return bool(self.records) and not self.every_problem
 
 
 def verify_bundle(bundle: dict[str, Any], w3: Web3) -> BundleVerification:

@@ -182,7 +182,7 @@ def test_a_tampered_merkle_bundle_fails_naming_what_was_wrong(
     tamper(tampered)
     result = verify_bundle(tampered, travelled.services.chain.w3)
     assert not result.verified
-    found = result.problems + [problem for check in result.records for problem in check.problems]
+    found = result.every_problem
     assert any(reason in problem for problem in found), found
 
 

@@ -20,7 +20,7 @@ from tracechain.epcis.builders import aggregation_event, object_event
 from tracechain.proof import Disclose, proof_bundle
 from tracechain.store.models import Event
 from tracechain.trace import TraceEntry, build_trace
-from tracechain.verification import BundleVerification, verify_bundle
+from tracechain.verification import verify_bundle
 
 from .conftest import Api
 from .test_capture import ITEM, OTHER_ITEM, PALLET, T0, journey
@@ -108,7 +108,7 @@ def test_a_tampered_bundle_fails_naming_what_was_wrong(api: Api, bundle: dict[st
     tamper(tampered)
     result = verify_bundle(tampered, api.services.chain.w3)
     assert not result.verified
-    found = result.problems + [problem for check in result.records for problem in check.problems]
+    found = result.every_problem
     assert any(reason in problem for problem in found), found
 
 
@@ -204,16 +204,12 @@ def partial(api: Api, parties: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return built_bundle(api, lambda entry: SHOWN)
 
 
-def _problems(result: BundleVerification) -> list[str]:
-    return result.problems + [problem for check in result.records for problem in check.problems]
-
-
 def test_a_partial_bundle_verifies_and_says_which_fields_it_withheld(
     api: Api, partial: dict[str, Any]
 ) -> None:
     assert partial["format"] == "tracechain-proof/2" and partial["disclosure"] == "partial"
     result = verify_bundle(partial, api.services.chain.w3)
-    assert _problems(result) == [] and result.verified
+    assert result.every_problem == [] and result.verified
     shipping = [check for check in result.records if check.biz_step == "shipping"]
     assert shipping and all("bizTransactionList" in check.withheld for check in shipping)
     assert all("destinationList" in check.withheld for check in shipping)
@@ -306,7 +302,7 @@ def test_a_tampered_partial_bundle_fails_naming_what_was_wrong(
     tamper(tampered)
     result = verify_bundle(tampered, api.services.chain.w3)
     assert not result.verified
-    assert any(reason in problem for problem in _problems(result)), _problems(result)
+    assert any(reason in problem for problem in result.every_problem), result.every_problem
 
 
 def test_a_partial_bundle_can_show_some_events_whole(api: Api, parties: dict[str, dict[str, Any]]) -> None:
@@ -314,7 +310,7 @@ def test_a_partial_bundle_can_show_some_events_whole(api: Api, parties: dict[str
     bundle = built_bundle(api, lambda entry: None if entry.event.biz_step == "commissioning" else SHOWN)
     assert [("event" in entry) for entry in bundle["events"]].count(True) == 1  # ITEM's own commissioning
     result = verify_bundle(bundle, api.services.chain.w3)
-    assert _problems(result) == [] and result.verified
+    assert result.every_problem == [] and result.verified
     assert all(check.withheld == [] for check in result.records if check.biz_step == "commissioning")
 
 
@@ -352,7 +348,7 @@ def test_a_withdrawal_in_a_partial_bundle_links_to_its_capture_when_its_hash_id_
     bundle = built_bundle(api, disclose)
     assert any("errorDeclaration" in entry for entry in bundle["events"])
     result = verify_bundle(bundle, api.services.chain.w3)
-    assert _problems(result) == [] and result.verified
+    assert result.every_problem == [] and result.verified
     notes = [note for check in result.records for note in check.notes]
     if show_withdrawn_id:
         assert notes == []
@@ -367,4 +363,6 @@ def test_a_withdrawal_in_a_partial_bundle_links_to_its_capture_when_its_hash_id_
         ]
         hash_id["value"] = "ni:///sha-256;" + "00" * 32 + "?ver=CBV2.0"
         failed = verify_bundle(bundle, api.services.chain.w3)
-        assert any("disclosed field #hashId does not lead to the field root" in p for p in _problems(failed))
+        assert any(
+            "disclosed field #hashId does not lead to the field root" in p for p in failed.every_problem
+        )

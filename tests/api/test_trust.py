@@ -79,7 +79,7 @@ def bundle_verifies(api: Api, epc: str = ITEM) -> list[str]:
         api.admin("GET", f"/trace/{epc}/proof").json(),
     ):
         result = verify_bundle(bundle, api.services.chain.w3)
-        problems += result.problems + [problem for check in result.records for problem in check.problems]
+        problems += result.every_problem
     return problems
 
 

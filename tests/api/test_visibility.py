@@ -106,7 +106,7 @@ def bundle_of(api: Api, who: dict[str, Any] | None) -> str:
     response = api.client.get(f"/trace/{ITEM}/proof", headers=_key(who))
     assert response.status_code == 200, response.text
     result = verify_bundle(response.json(), api.services.chain.w3)
-    assert result.verified, [problem for check in result.records for problem in check.problems]
+    assert result.verified, result.every_problem
     return response.text
 
 
