@@ -97,11 +97,19 @@ def _decode_token(token: str, query: EventQuery) -> _PagePosition:
     return position
 
 
-@router.get("/events")
-def events(request: Request, response: Response, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
-    """Events matching the EPCIS SimpleEventQuery parameters (`tracechain.epcis.query`), recorded
-    order unless `orderBy` says otherwise; more pages are linked with `nextPageToken`."""
-    query = parse_event_query(request.query_params.multi_items())
+@dataclass(frozen=True)
+class QueryPage:
+    """One page of a query's answer: the query document, and the parameters (with the token) that
+    fetch the next page, if there is one."""
+
+    document: dict[str, Any]
+    next_params: list[tuple[str, str]] | None
+
+
+def answer_query(session: SessionDep, viewer: Viewer, params: list[tuple[str, str]]) -> QueryPage:
+    """One page of the events matching SimpleEventQuery parameters (`tracechain.epcis.query`) that
+    the viewer may see: the one way `/events`, the discovery resources and named queries answer."""
+    query = parse_event_query(params)
     if query.max_event_count is not None and queries.more_matching_than(
         session, viewer, query, query.max_event_count
     ):
@@ -115,15 +123,29 @@ def events(request: Request, response: Response, session: SessionDep, viewer: Vi
     found = queries.events_page(session, viewer, query, after, wanted + 1) if wanted else []
     page = found[:wanted]
     limit_reached = query.event_count_limit is not None and returned + len(page) >= query.event_count_limit
+    next_params = None
     if len(found) > wanted and not limit_reached:
         last = page[-1]
         token = _encode_token(
             _PagePosition(_ordering(query), queries.sort_key_of(last, query), last.id, returned + len(page))
         )
-        params = [(k, v) for k, v in request.query_params.multi_items() if k != "nextPageToken"]
-        params.append(("nextPageToken", token))
-        response.headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
-    return query_document(session, viewer, page)
+        next_params = [(k, v) for k, v in params if k != "nextPageToken"] + [("nextPageToken", token)]
+    return QueryPage(query_document(session, viewer, page), next_params)
+
+
+def link_next(request: Request, response: Response, page: QueryPage) -> dict[str, Any]:
+    """The page's document, with a `Link: rel="next"` header to the next page if there is one."""
+    if page.next_params is not None:
+        response.headers["Link"] = f'<{request.url.path}?{urlencode(page.next_params)}>; rel="next"'
+    return page.document
+
+
+@router.get("/events")
+def events(request: Request, response: Response, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
+    """Events matching the EPCIS SimpleEventQuery parameters (`tracechain.epcis.query`), recorded
+    order unless `orderBy` says otherwise; more pages are linked with `nextPageToken`."""
+    page = answer_query(session, viewer, request.query_params.multi_items())
+    return link_next(request, response, page)
 
 
 @router.get("/events/{event_id:path}")
