@@ -251,3 +251,12 @@ def test_an_inline_attribute_in_both_metadata_and_a_report_is_refused(name: str,
             f"is also given in the element's sensorMetadata; give {name} in one of them",
         )
     ]
+
+
+def test_a_sensor_element_without_a_report_is_refused() -> None:
+    # EPCIS 2.0 §7.3.5.5 (M121): a sensorElement contains one or more sensorReports
+    element = event(epcList=[SGTIN], sensorElementList=[{"sensorMetadata": {"time": "2024-05-01T01:00:00Z"}}])
+    problems = validate_document(document_of(element))
+    assert problems == [
+        Problem("epcisBody.eventList[0].sensorElementList[0].sensorReport", "is required but missing")
+    ]
