@@ -39,6 +39,9 @@ from tracechain.errors import TracechainError
 
 EPCIS_NS: Final = "urn:epcglobal:epcis:xsd:2"
 EPCIS_QUERY_NS: Final = "urn:epcglobal:epcis-query:xsd:2"
+TRACECHAIN_NS: Final = "https://tracechain.dev/epcis#"
+"""tracechain's terms in the events it serves (`tracechain:withheld`, `tracechain:hashId`): their
+values name fields and ids, they are no data a prefix could change."""
 _XSI_NS: Final = "http://www.w3.org/2001/XMLSchema-instance"
 _XML_NS: Final = "http://www.w3.org/XML/1998/namespace"
 _NOT_EXTENSIONS: Final = frozenset({EPCIS_NS, EPCIS_QUERY_NS, _XSI_NS, _XML_NS})
@@ -273,7 +276,7 @@ def _value_prefixes(root: etree._Element) -> frozenset[str]:
     it into another IRI (and another hash), so extension namespaces are given other prefixes."""
     found = set()
     for element in root.iter():
-        if not isinstance(element.tag, str):
+        if not isinstance(element.tag, str) or etree.QName(element).namespace == TRACECHAIN_NS:
             continue
         for value in (element.text or "", *element.attrib.values()):
             if match := _VALUE_PREFIX.match(value):

@@ -21,7 +21,7 @@ from tracechain.api.problems import Problem
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
 from tracechain.epcis.identifiers import canonical_epc
 from tracechain.epcis.query import EventQuery, InvalidQuery, QueryTooLarge, parse_event_query
-from tracechain.epcis.xml import query_document_xml
+from tracechain.epcis.xml import TRACECHAIN_NS, query_document_xml
 from tracechain.store import queries
 from tracechain.store.models import Event
 from tracechain.visibility import View, Viewer, redact
@@ -29,7 +29,7 @@ from tracechain.visibility import View, Viewer, redact
 router = APIRouter(tags=["events"])
 
 QUERY_DOCUMENT_MEDIA_TYPE = "application/ld+json"
-TRACECHAIN_TERMS = "https://tracechain.dev/epcis#"
+TRACECHAIN_TERMS = TRACECHAIN_NS
 """The namespace of the terms tracechain adds to events it serves: `tracechain:withheld` (the fields
 the caller may not see) and `tracechain:hashId` (the CBV hash id, beside a declared eventID)."""
 
