@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tracechain.epcis.event_hash import event_hash_ids
+from tracechain.epcis.event_hash import EPCIS_CONTEXT, event_hash_ids
 from tracechain.epcis.xml import QUERY_XSD, document_from_xml, query_document_from_xml, schema_problems
 
 from .conftest import ADMIN_TOKEN, Api, document
@@ -335,3 +335,28 @@ def test_an_xml_page_keeps_the_link_to_the_next_page(api: Api, parties: dict[str
     assert schema_problems(second.content, QUERY_XSD) == []
     ids = [_ids(_xml_events(page.content)) for page in (first, second)]
     assert ids[0] and ids[1] and not ids[0] & ids[1]
+
+
+def test_an_extension_no_xml_name_can_carry_does_not_break_anyones_xml_answer(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    maker = api.as_participant(parties["manufacturer"])
+    hostile = {
+        "type": "ObjectEvent",
+        "eventTime": "2024-05-01T10:00:00.000+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "epcList": ["urn:epc:id:sgtin:6901234.067890.77"],
+        "action": "ADD",
+        "bizStep": "commissioning",
+        "acme:notes": {"1st shift": "tab\x0bbed", "<b>": "x"},
+    }
+    captured = {**document([hostile]), "@context": [EPCIS_CONTEXT, {"acme": "https://acme.example/epcis/"}]}
+    assert api.client.post("/capture", json=captured, headers=maker).status_code == 202
+    api.settle()
+
+    served = _as_admin(api, "/events", headers=ACCEPT_XML)
+
+    assert served.status_code == 200
+    assert schema_problems(served.content, QUERY_XSD) == []
+    (event,) = _xml_events(served.content)
+    assert event["acme:notes"] == ""  # both its keys are no XML names: the element stays, empty

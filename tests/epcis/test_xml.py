@@ -348,3 +348,37 @@ def test_a_query_document_is_not_taken_for_a_capture_document() -> None:
         document_from_xml(written)
 
     assert "line 2: Element 'EPCISQueryDocument': No matching global declaration" in str(refused.value)
+
+
+def test_extension_content_no_xml_can_carry_is_written_valid_and_never_breaks_the_document() -> None:
+    hostile = {
+        "type": "ObjectEvent",
+        "eventTime": "2024-05-01T10:00:00Z",
+        "eventTimeZoneOffset": "+00:00",
+        "epcList": ["urn:epc:id:sgtin:6901234.067890.1"],
+        "action": "OBSERVE",
+        "acme:notes": {"1st": "left out", "ok": "bell\x07 and nul\x00"},
+        "evil:claim": "in EPCIS's namespace",
+        "ghost:undeclared": "no prefix bound",
+        "https://acme.example/ns#full": "a full IRI key",
+    }
+    context = [EPCIS_CONTEXT, {"acme": "https://acme.example/epcis/", "evil": "urn:epcglobal:epcis:xsd:2"}]
+    served = {
+        "@context": context,
+        "type": "EPCISQueryDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2024-05-01T10:00:00Z",
+        "epcisBody": {
+            "queryResults": {"queryName": "SimpleEventQuery", "resultsBody": {"eventList": [hostile]}}
+        },
+    }
+
+    written = query_document_xml(served)
+
+    assert schema_problems(written, QUERY_XSD) == []
+    (event,) = _events(query_document_from_xml(written))
+    assert event["acme:notes"] == {"ok": "bell\ufffd and nul\ufffd"}
+    extensions = {key.split(":", 1)[1]: value for key, value in event.items() if ":" in key}
+    assert extensions["claim"] == "in EPCIS's namespace"
+    assert extensions["undeclared"] == "no prefix bound"
+    assert extensions["full"] == "a full IRI key"

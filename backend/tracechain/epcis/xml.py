@@ -122,6 +122,9 @@ _CBV_WEB: Final = {
 _GS1_VOCABULARY: Final = ("gs1:", "https://gs1.org/voc/")
 _SENSOR_TERMS: Final = frozenset({"type", "exception"})
 """Sensor report attributes whose GS1 terms JSON names bare (`Temperature`, `ALARM_CONDITION`)."""
+_NOT_XML_CHARACTERS: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NCNAME: Final = re.compile(r"^[A-Za-z_][\w.-]*$")
+_IRI_KEY: Final = re.compile(r"^([A-Za-z][\w+.-]*:.*[/#:])([A-Za-z_][\w.-]*)$")
 _PREFIXED: Final = re.compile(r"^([A-Za-z_][\w.-]*):([A-Za-z_][\w.-]*)$")
 _VALUE_PREFIX: Final = re.compile(r"^\s*([A-Za-z][\w.+-]*):")
 
@@ -582,8 +585,8 @@ def _serialised(root: etree._Element) -> bytes:
 
 
 def _document_attributes(root: etree._Element, document: Mapping[str, Any]) -> None:
-    root.set("schemaVersion", str(document.get("schemaVersion", "2.0")))
-    root.set("creationDate", str(document.get("creationDate", "")))
+    root.set("schemaVersion", _scalar(document.get("schemaVersion", "2.0")))
+    root.set("creationDate", _scalar(document.get("creationDate", "")))
 
 
 def _write_events(
@@ -635,48 +638,55 @@ class _Writer:
             if name in event:
                 self._field(element, name, event[name])
         for key, value in event.items():
-            if _PREFIXED.match(key):
+            if key not in _EVENT_FIELDS[kind] and key != "type" and ":" in key:
                 self._extension(element, key, value)
         # Each extension namespace declared once, on the event, under the prefix JSON gave it.
         etree.cleanup_namespaces(element, top_nsmap=self._used)
 
-    def _tag(self, key: str) -> str:
-        match = _PREFIXED.match(key)
-        if match is None:
-            return key
-        prefix, local = match.groups()
-        namespace = self._prefixes.get(prefix, f"urn:tracechain:undeclared-prefix:{prefix}")
-        self._used.setdefault(prefix, namespace)
-        return f"{{{namespace}}}{local}"
+    def _tag(self, key: str) -> str | None:
+        """The XML name of a JSON key: `acme:grade` in acme's namespace, a full IRI split at its
+        last `/`, `#` or `:`, a plain name as it is; None for a key no XML name can carry."""
+        if match := _PREFIXED.match(key):
+            prefix, local = match.groups()
+            namespace = self._prefixes.get(prefix, "")
+            if not namespace or namespace in _NOT_EXTENSIONS or _NOT_XML_CHARACTERS.search(namespace):
+                # Undeclared, or claiming EPCIS's own: an extension all the same, in a namespace
+                # of its own, so the XSD's ##other still holds and it reads back as one.
+                namespace = f"urn:tracechain:undeclared-prefix:{prefix}"
+            self._used.setdefault(prefix, namespace)
+            return f"{{{namespace}}}{local}"
+        if (match := _IRI_KEY.match(key)) and match.group(1) not in _NOT_EXTENSIONS:
+            return f"{{{match.group(1)}}}{match.group(2)}"
+        return key if _NCNAME.match(key) else None
 
     def _field(self, parent: etree._Element, name: str, value: Any) -> None:
         if name in _EPC_LISTS:
             element = etree.SubElement(parent, name)
             for epc in value:
-                etree.SubElement(element, "epc").text = str(epc)
+                etree.SubElement(element, "epc").text = _scalar(epc)
         elif name in _QUANTITY_LISTS:
             element = etree.SubElement(parent, name)
             for quantity in value:
                 item = etree.SubElement(element, "quantityElement")
-                etree.SubElement(item, "epcClass").text = str(quantity["epcClass"])
+                etree.SubElement(item, "epcClass").text = _scalar(quantity["epcClass"])
                 if "quantity" in quantity:
                     etree.SubElement(item, "quantity").text = _decimal(quantity["quantity"])
                 if "uom" in quantity:
-                    etree.SubElement(item, "uom").text = str(quantity["uom"])
+                    etree.SubElement(item, "uom").text = _scalar(quantity["uom"])
         elif name in _TYPED_LISTS:
             item_name = _TYPED_LISTS[name]
             element = etree.SubElement(parent, name)
             for typed in value:
                 item = etree.SubElement(element, item_name)
-                item.text = str(typed[item_name])
+                item.text = _scalar(typed[item_name])
                 if "type" in typed:
-                    item.set("type", _urn(item_name, str(typed["type"])))
+                    item.set("type", _urn(item_name, _scalar(typed["type"])))
         elif name in _LOCATIONS or name == "ilmd":
             element = etree.SubElement(parent, name)
             if name in _LOCATIONS:
-                etree.SubElement(element, "id").text = str(value["id"])
+                etree.SubElement(element, "id").text = _scalar(value["id"])
             for key, item in value.items():
-                if _PREFIXED.match(key):
+                if ":" in key:
                     self._extension(element, key, item)
         elif name == "errorDeclaration":
             self._error_declaration(etree.SubElement(parent, name), value)
@@ -692,7 +702,7 @@ class _Writer:
         elif name == "certificationInfo":
             # XML has one; JSON may list several, of which XML keeps the first.
             first = value[0] if isinstance(value, list) and value else value
-            etree.SubElement(parent, name).text = str(first)
+            etree.SubElement(parent, name).text = _scalar(first)
         elif name in _CBV_URNS:
             etree.SubElement(parent, name).text = _urn(name, str(value))
         else:
@@ -700,15 +710,15 @@ class _Writer:
 
     def _error_declaration(self, element: etree._Element, declaration: Mapping[str, Any]) -> None:
         if "declarationTime" in declaration:
-            etree.SubElement(element, "declarationTime").text = str(declaration["declarationTime"])
+            etree.SubElement(element, "declarationTime").text = _scalar(declaration["declarationTime"])
         if "reason" in declaration:
             etree.SubElement(element, "reason").text = _urn("reason", str(declaration["reason"]))
         if "correctiveEventIDs" in declaration:
             ids = etree.SubElement(element, "correctiveEventIDs")
             for event_id in declaration["correctiveEventIDs"]:
-                etree.SubElement(ids, "correctiveEventID").text = str(event_id)
+                etree.SubElement(ids, "correctiveEventID").text = _scalar(event_id)
         for key, value in declaration.items():
-            if _PREFIXED.match(key):
+            if ":" in key:
                 self._extension(element, key, value)
 
     def _sensor_element(self, element: etree._Element, sensor: Mapping[str, Any]) -> None:
@@ -717,7 +727,7 @@ class _Writer:
         for report in sensor.get("sensorReport", []):
             self._sensor_attributes(etree.SubElement(element, "sensorReport"), report)
         for key, value in sensor.items():
-            if _PREFIXED.match(key):
+            if ":" in key:
                 self._extension(element, key, value)
 
     def _sensor_attributes(self, element: etree._Element, attributes: Mapping[str, Any]) -> None:
@@ -725,7 +735,9 @@ class _Writer:
             text = _scalar(value)
             if name in _SENSOR_TERMS and _PREFIXED.match(text) is None and "/" not in text:
                 text = f"gs1:{text}"  # a bare GS1 term (Temperature, ALARM_CONDITION)
-            element.set(self._tag(name), text)
+            tag = self._tag(name)
+            if tag is not None:
+                element.set(tag, text)
 
     def _extension(self, parent: etree._Element, key: str, value: Any, depth: int = 1) -> None:
         if depth > MAX_DEPTH:
@@ -734,7 +746,10 @@ class _Writer:
             for item in value:
                 self._extension(parent, key, item, depth)
             return
-        element = etree.SubElement(parent, self._tag(key))
+        tag = self._tag(key)
+        if tag is None:
+            return  # a key no XML name can carry (`1st`, `a b`): left out of the XML view
+        element = etree.SubElement(parent, tag)
         if isinstance(value, Mapping):
             for name, item in value.items():
                 if name == "#text":
@@ -753,9 +768,11 @@ def _urn(field: str, value: str) -> str:
 
 
 def _scalar(value: Any) -> str:
+    """A JSON value as XML text. JSON strings may hold characters XML 1.0 has no way to write,
+    not even as references (NUL, most C0 controls, lone surrogates): each becomes U+FFFD."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return _NOT_XML_CHARACTERS.sub("\ufffd", str(value))
 
 
 def _decimal(value: Any) -> str:
