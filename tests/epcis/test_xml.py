@@ -325,6 +325,14 @@ def test_repeated_extension_elements_become_an_array_and_the_extension_wrapper_v
         ),
         pytest.param(
             _one_event(
+                "<action>OBSERVE</action><sensorElementList><sensorElement>"
+                '<sensorMetadata time="2024-05-01T10:00:00Z"/></sensorElement></sensorElementList>'
+            ),
+            "Element 'sensorElement': Missing child element(s). Expected is ( sensorReport )",
+            id="sensor-element-without-report",
+        ),
+        pytest.param(
+            _one_event(
                 '<action>OBSERVE</action><sensorElementList><sensorElement><sensorReport value="INF"/>'
                 "</sensorElement></sensorElementList>"
             ),
@@ -382,3 +390,33 @@ def test_extension_content_no_xml_can_carry_is_written_valid_and_never_breaks_th
     assert extensions["claim"] == "in EPCIS's namespace"
     assert extensions["undeclared"] == "no prefix bound"
     assert extensions["full"] == "a full IRI key"
+
+
+def test_a_transaction_event_with_its_business_transactions_withheld_lacks_only_what_the_xsd_requires() -> (
+    None
+):
+    """A reader not shown a TransactionEvent's bizTransactionList (a partner's or the public view)
+    is served the event without it, as in JSON, whose schema requires it as well: the one place a
+    served XML document is not valid by the XSD, and the XSD says so of nothing else."""
+    withheld = {
+        "type": "TransactionEvent",
+        "eventTime": "2024-05-01T10:00:00Z",
+        "eventTimeZoneOffset": "+00:00",
+        "epcList": ["urn:epc:id:sgtin:6901234.067890.1"],
+        "action": "ADD",
+        "tracechain:withheld": ["bizTransactionList"],
+    }
+    served = {
+        "@context": [EPCIS_CONTEXT, {"tracechain": "https://tracechain.dev/epcis#"}],
+        "type": "EPCISQueryDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2024-05-01T10:00:00Z",
+        "epcisBody": {
+            "queryResults": {"queryName": "SimpleEventQuery", "resultsBody": {"eventList": [withheld]}}
+        },
+    }
+
+    (problem,) = schema_problems(query_document_xml(served), QUERY_XSD)
+
+    assert problem.reason.startswith("Element 'epcList': This element is not expected")
+    assert problem.reason.endswith("bizTransactionList ).")
