@@ -144,16 +144,15 @@ def _xsd_path(name: str) -> str:
     return str(resources.files("tracechain.epcis").joinpath("data", "xsd", name))
 
 
-_schemas = threading.local()
-"""lxml's schema validators keep their error log in the object: one per thread."""
+_per_thread = threading.local()
+"""lxml's schema validators keep their error log in the object: each thread compiles its own."""
 
 
 def _schema(name: str) -> etree.XMLSchema:
-    cached = getattr(_schemas, name.replace("-", "_").replace(".", "_"), None)
-    if cached is None:
-        cached = etree.XMLSchema(etree.parse(_xsd_path(name), _parser()))
-        setattr(_schemas, name.replace("-", "_").replace(".", "_"), cached)
-    return cached
+    schemas: dict[str, etree.XMLSchema] = _per_thread.__dict__.setdefault("schemas", {})
+    if name not in schemas:
+        schemas[name] = etree.XMLSchema(etree.parse(_xsd_path(name), _parser()))
+    return schemas[name]
 
 
 CAPTURE_XSD: Final = "EPCglobal-epcis-2_0.xsd"
@@ -182,7 +181,10 @@ def parse(body: bytes, xsd: str = CAPTURE_XSD) -> etree._Element:
         line = exc.lineno or exc.position[0]
         raise InvalidXml([Problem(f"line {line}", f"not well-formed XML: {exc.msg}")]) from exc
     if tree.docinfo.doctype:
-        raise InvalidXml([Problem("line 1", "a DOCTYPE is not allowed (EPCIS documents declare no DTD)")])
+        line = body[: body.find(b"<!DOCTYPE")].count(b"\n") + 1
+        raise InvalidXml(
+            [Problem(f"line {line}", "a DOCTYPE is not allowed (EPCIS documents declare no DTD)")]
+        )
     schema = _schema(xsd)
     if not schema.validate(tree):
         problems = [Problem(f"line {error.line}", _readable(error.message)) for error in schema.error_log]
