@@ -360,3 +360,25 @@ def test_an_extension_no_xml_name_can_carry_does_not_break_anyones_xml_answer(
     assert schema_problems(served.content, QUERY_XSD) == []
     (event,) = _xml_events(served.content)
     assert event["acme:notes"] == ""  # both its keys are no XML names: the element stays, empty
+
+
+def test_an_xml_capture_is_held_to_the_depth_a_json_capture_is(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    maker = api.as_participant(parties["manufacturer"])
+    levels = 62  # within what the XML reader follows, deeper than JSON may nest inside an event
+    body = (
+        '<epcis:EPCISDocument xmlns:epcis="urn:epcglobal:epcis:xsd:2" xmlns:acme="https://acme.example/e/"'
+        ' schemaVersion="2.0" creationDate="2024-05-01T10:00:00Z"><EPCISBody><EventList><ObjectEvent>'
+        "<eventTime>2024-05-01T10:00:00Z</eventTime><eventTimeZoneOffset>+00:00</eventTimeZoneOffset>"
+        "<epcList><epc>urn:epc:id:sgtin:6901234.067890.5</epc></epcList><action>ADD</action>"
+        "<bizStep>urn:epcglobal:cbv:bizstep:commissioning</bizStep>"
+        + "<acme:n><acme:x>1</acme:x>" * levels
+        + "</acme:n>" * levels
+        + "</ObjectEvent></EventList></EPCISBody></epcis:EPCISDocument>"
+    ).encode()
+
+    response = api.client.post("/capture", content=body, headers={**maker, **XML})
+
+    assert response.status_code == 413, response.text
+    assert "how deep a document nests is at most 64" in response.json()["detail"]

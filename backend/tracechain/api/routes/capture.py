@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -13,10 +14,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tracechain.api.deps import ParticipantDep, ReaderDep, ServicesDep, SessionDep
-from tracechain.api.limits import parse_json, read_body
+from tracechain.api.limits import MAX_JSON_DEPTH, nests_deeper_than, parse_json, read_body
 from tracechain.api.problems import Problem
 from tracechain.api.services import Services
 from tracechain.capture import (
+    CaptureLimitExceeded,
     DocumentRejected,
     PreparedDocument,
     StoredKey,
@@ -182,9 +184,13 @@ def capture_body_document(body: bytes, content_type: str | None) -> Any:
     Content-Type) converted by `tracechain.epcis.xml`, anything else read as JSON. CPU work: call
     it off the event loop."""
     media_type = (content_type or "").split(";")[0].strip().lower()
-    if media_type in XML_CAPTURE_TYPES:
-        return document_from_xml(body)
-    return parse_json(body)
+    if media_type not in XML_CAPTURE_TYPES:
+        return parse_json(body)
+    document = document_from_xml(body)
+    # Held to the depth a JSON capture is: what is stored and served is JSON either way.
+    if nests_deeper_than(json.dumps(document).encode(), MAX_JSON_DEPTH):
+        raise CaptureLimitExceeded("how deep a document nests", MAX_JSON_DEPTH, None, None)
+    return document
 
 
 def submit_document(
