@@ -382,3 +382,18 @@ def test_an_xml_capture_is_held_to_the_depth_a_json_capture_is(
 
     assert response.status_code == 413, response.text
     assert "how deep a document nests is at most 64" in response.json()["detail"]
+
+
+def test_the_events_of_an_epc_are_served_in_xml(api: Api, parties: dict[str, dict[str, Any]]) -> None:
+    maker = api.as_participant(parties["manufacturer"])
+    path = next(p for p in XML_EXAMPLES if p.name == "ObjectEvent.xml")
+    assert _capture_xml(api, maker, path).status_code == 202
+    api.settle()
+    epc = "urn:epc:id:sgtin:0614141.107346.2018"  # named by the first of its two events only
+
+    served = _as_admin(api, "/epcs/" + quote(epc, safe="") + "/events", headers=ACCEPT_XML)
+
+    assert served.status_code == 200
+    assert schema_problems(served.content, QUERY_XSD) == []
+    (event,) = _xml_events(served.content)
+    assert epc in event["epcList"]
