@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -16,10 +16,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 
 from tracechain.api.deps import SessionDep, ViewerDep
+from tracechain.api.negotiation import XML_MEDIA_TYPE, wants_xml
 from tracechain.api.problems import Problem
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
 from tracechain.epcis.identifiers import canonical_epc
 from tracechain.epcis.query import EventQuery, InvalidQuery, QueryTooLarge, parse_event_query
+from tracechain.epcis.xml import TRACECHAIN_NS, query_document_xml
 from tracechain.store import queries
 from tracechain.store.models import Event
 from tracechain.visibility import View, Viewer, redact
@@ -27,7 +29,7 @@ from tracechain.visibility import View, Viewer, redact
 router = APIRouter(tags=["events"])
 
 QUERY_DOCUMENT_MEDIA_TYPE = "application/ld+json"
-TRACECHAIN_TERMS = "https://tracechain.dev/epcis#"
+TRACECHAIN_TERMS = TRACECHAIN_NS
 """The namespace of the terms tracechain adds to events it serves: `tracechain:withheld` (the fields
 the caller may not see) and `tracechain:hashId` (the CBV hash id, beside a declared eventID)."""
 
@@ -104,6 +106,8 @@ class QueryPage:
 
     document: dict[str, Any]
     next_params: list[tuple[str, str]] | None
+    contexts: list[Any] = field(default_factory=list)
+    """The @context each listed event was captured with (its extensions' prefixes), for XML."""
 
 
 def answer_query(session: SessionDep, viewer: Viewer, params: list[tuple[str, str]]) -> QueryPage:
@@ -130,7 +134,7 @@ def answer_query(session: SessionDep, viewer: Viewer, params: list[tuple[str, st
             _PagePosition(_ordering(query), queries.sort_key_of(last, query), last.id, returned + len(page))
         )
         next_params = [(k, v) for k, v in params if k != "nextPageToken"] + [("nextPageToken", token)]
-    return QueryPage(query_document(session, viewer, page), next_params)
+    return QueryPage(query_document(session, viewer, page), next_params, [e.context for e in page])
 
 
 def link_next(request: Request, response: Response, page: QueryPage) -> dict[str, Any]:
@@ -140,28 +144,55 @@ def link_next(request: Request, response: Response, page: QueryPage) -> dict[str
     return page.document
 
 
-@router.get("/events")
-def events(request: Request, response: Response, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
+def in_media_type(
+    xml: bool, document: dict[str, Any], contexts: list[Any], response: Response
+) -> dict[str, Any] | Response:
+    """The query document as negotiated (`tracechain.api.negotiation`): as it is, for JSON, or in
+    EPCIS 2.0 XML, the headers already set (Link) kept."""
+    if not xml:
+        return document
+    headers = {name: value for name, value in response.headers.items() if name.lower() == "link"}
+    return Response(query_document_xml(document, contexts), media_type=XML_MEDIA_TYPE, headers=headers)
+
+
+_DOCUMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {}, XML_MEDIA_TYPE: {}}},
+    406: {"description": "`Accept` names neither JSON(-LD) nor XML"},
+}
+
+
+@router.get("/events", response_model=None, responses=_DOCUMENT_RESPONSES)
+def events(
+    request: Request, response: Response, session: SessionDep, viewer: ViewerDep
+) -> dict[str, Any] | Response:
     """Events matching the EPCIS SimpleEventQuery parameters (`tracechain.epcis.query`), recorded
-    order unless `orderBy` says otherwise; more pages are linked with `nextPageToken`."""
+    order unless `orderBy` says otherwise; more pages are linked with `nextPageToken`. In XML
+    (`Accept: application/xml`) an EPCISQueryDocument valid by GS1's XSD."""
+    xml = wants_xml(request.headers.get("accept"))
     page = answer_query(session, viewer, request.query_params.multi_items())
-    return link_next(request, response, page)
+    return in_media_type(xml, link_next(request, response, page), page.contexts, response)
 
 
-@router.get("/events/{event_id:path}")
-def event_by_id(event_id: str, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
+@router.get("/events/{event_id:path}", response_model=None, responses=_DOCUMENT_RESPONSES)
+def event_by_id(
+    event_id: str, request: Request, response: Response, session: SessionDep, viewer: ViewerDep
+) -> dict[str, Any] | Response:
     """The event with this hash id or declared eventID: each participant's capture of it, and
     declarations withdrawing it."""
+    xml = wants_xml(request.headers.get("accept"))
     found = queries.events_by_id(session, event_id, viewer)
     if not found:  # an event the caller may not see is as good as none: nothing leaks
         raise Problem(404, "Not Found", f"no event {event_id} you may read")
-    return query_document(session, viewer, found)
+    return in_media_type(xml, query_document(session, viewer, found), [e.context for e in found], response)
 
 
-@router.get("/epcs/{epc:path}/events")
-def events_of_epc(epc: str, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
+@router.get("/epcs/{epc:path}/events", response_model=None, responses=_DOCUMENT_RESPONSES)
+def events_of_epc(
+    epc: str, request: Request, response: Response, session: SessionDep, viewer: ViewerDep
+) -> dict[str, Any] | Response:
+    xml = wants_xml(request.headers.get("accept"))
     canonical = canonical_epc(epc)
     found = queries.events_naming(session, [canonical], viewer)
     if not found:
         raise Problem(404, "Not Found", f"no events name {canonical} that you may read")
-    return query_document(session, viewer, found)
+    return in_media_type(xml, query_document(session, viewer, found), [e.context for e in found], response)
