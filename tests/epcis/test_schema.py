@@ -260,3 +260,26 @@ def test_a_sensor_element_without_a_report_is_refused() -> None:
     assert problems == [
         Problem("epcisBody.eventList[0].sensorElementList[0].sensorReport", "is required but missing")
     ]
+
+
+@pytest.mark.parametrize(
+    "kind", ["ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent", "AssociationEvent"]
+)
+def test_persistent_disposition_is_accepted_in_every_event_type_as_the_xsd_has_it(kind: str) -> None:
+    # GS1's JSON schema has it only in Object and Transformation events; its XSD in all five
+    names = {
+        "ObjectEvent": {"epcList": [SGTIN]},
+        "AggregationEvent": {"parentID": "urn:epc:id:sscc:0614141.1234567890", "childEPCs": [SGTIN]},
+        "TransactionEvent": {"epcList": [SGTIN], "bizTransactionList": [{"bizTransaction": "urn:x:po:1"}]},
+        "TransformationEvent": {
+            "inputEPCList": [SGTIN],
+            "transformationID": "urn:uuid:5d8a1d34-8f2b-4c1e-9a11-0f0e3a1c2b3d",
+        },
+        "AssociationEvent": {"parentID": "urn:epc:id:grai:0614141.12345.1", "childEPCs": [SGTIN]},
+    }[kind]
+    built = event(kind, **names, persistentDisposition={"set": ["completeness_verified"]})
+    assert validate_document(document_of(built)) == []
+    built["persistentDisposition"] = {"set": "completeness_verified"}  # still held to its own shape
+    assert [p.location for p in validate_document(document_of(built))] == [
+        "epcisBody.eventList[0].persistentDisposition.set"
+    ]

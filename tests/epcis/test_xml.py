@@ -36,10 +36,6 @@ REFERENCE_READS_XML_OTHERWISE = {
     # URIs, so `gs1:EffectiveDoseRate` is the one form JSON has, and it hashes as written.
     "TransactionEvent.xml",
 }
-REFUSED_BY_JSON_SCHEMA = {
-    # GS1's XSD has persistentDisposition in AggregationEvent, its JSON schema does not.
-    "Example-PersistentDisposition.xml": "persistentDisposition",
-}
 
 
 def _document(path: Path) -> dict[str, Any]:
@@ -70,11 +66,7 @@ def test_an_xml_example_read_into_json_has_the_ids_the_reference_gives_the_xml(p
 def test_an_xml_example_read_into_json_passes_the_json_schema(path: Path) -> None:
     problems = validate_document(_document(path))
 
-    if path.name in REFUSED_BY_JSON_SCHEMA:
-        assert problems
-        assert all(REFUSED_BY_JSON_SCHEMA[path.name] in problem.location for problem in problems)
-    else:
-        assert problems == []
+    assert problems == []
 
 
 def test_the_xml_and_json_examples_of_the_same_events_have_the_same_ids() -> None:

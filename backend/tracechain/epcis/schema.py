@@ -60,8 +60,23 @@ class Problem:
 
 def _load_schema() -> dict[str, Any]:
     text = resources.files("tracechain.epcis").joinpath("data", _SCHEMA_FILE).read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
+    schema: dict[str, Any] = _persistent_disposition_in_every_event(json.loads(text))
     Draft7Validator.check_schema(schema)
+    return schema
+
+
+_EVENTS_GS1_JSON_LEAVES_IT_OUT_OF: Final = ("AggregationEvent", "TransactionEvent", "AssociationEvent")
+
+
+def _persistent_disposition_in_every_event(schema: dict[str, Any]) -> dict[str, Any]:
+    """GS1's JSON schema (as shipped, unedited, in data/) allows persistentDisposition only in
+    ObjectEvent and TransformationEvent; GS1's XSD allows it in all five event types, and GS1's own
+    XML example puts it in an AggregationEvent. The XSD is followed, so no event is refused in JSON
+    whose XML form GS1 accepts."""
+    for event_type in _EVENTS_GS1_JSON_LEAVES_IT_OUT_OF:
+        own = schema["definitions"][event_type]["allOf"][1]
+        own["properties"]["persistentDisposition"] = {"$ref": "#/definitions/persistentDisposition"}
+        own["propertyNames"]["anyOf"][1]["enum"].append("persistentDisposition")
     return schema
 
 
