@@ -1159,3 +1159,11 @@ def deliveries_due(session: Session, now: datetime, limit: int) -> list[Delivery
 def deliveries_of(session: Session, subscription_id: str) -> list[Delivery]:
     query = select(Delivery).where(Delivery.subscription_id == subscription_id).order_by(Delivery.seq)
     return list(session.scalars(query))
+
+
+def pending_deliveries(session: Session, subscription_id: str) -> list[Delivery]:
+    """A subscription's deliveries its receiver has not taken yet, oldest first."""
+    query = select(Delivery).where(
+        Delivery.subscription_id == subscription_id, Delivery.status == DeliveryStatus.PENDING
+    )
+    return list(session.scalars(query.order_by(Delivery.seq)))

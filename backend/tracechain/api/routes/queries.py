@@ -256,8 +256,11 @@ def _subscriber(services: ServicesDep, credentials: Credentials) -> Viewer:
     return Viewer(participant.id, participant.address, participant.party_id)
 
 
-def _subscription_public(named: NamedQuery, subscription: Subscription) -> dict[str, Any]:
+def _subscription_public(
+    session: SessionDep, named: NamedQuery, subscription: Subscription
+) -> dict[str, Any]:
     """What a subscription shows: never its signatureToken."""
+    pending = queries.pending_deliveries(session, subscription.id)
     shown: dict[str, Any] = {
         "subscriptionID": subscription.id,
         "queryName": named.name,
@@ -265,7 +268,10 @@ def _subscription_public(named: NamedQuery, subscription: Subscription) -> dict[
         "createdAt": subscription.created_at.isoformat(),
         "reportIfEmpty": subscription.report_if_empty,
         "signed": subscription.signature_token is not None,
+        "pendingDeliveries": len(pending),
     }
+    if pending and pending[0].last_error is not None:
+        shown["lastError"] = pending[0].last_error  # why its receiver has not taken the oldest
     if subscription.stream:
         shown["stream"] = True
     else:
@@ -342,7 +348,7 @@ def subscribe(
     session.add(subscription)
     session.flush()
     response.headers["Location"] = f"/queries/{quote(named.name)}/subscriptions/{subscription.id}"
-    return _subscription_public(named, subscription)
+    return _subscription_public(session, named, subscription)
 
 
 @router.get("/{name}/subscriptions")
@@ -357,7 +363,7 @@ def list_subscriptions(
     page = found[:per_page]
     if len(found) > per_page:
         _link(request, response, {"perPage": str(per_page), "nextPageToken": _page_token(page[-1].id)})
-    return [_subscription_public(named, subscription) for subscription in page]
+    return [_subscription_public(session, named, subscription) for subscription in page]
 
 
 @router.get("/{name}/subscriptions/{subscription_id}")
@@ -368,7 +374,7 @@ def get_subscription(
     subscription = queries.subscription_of(session, named.id, subscription_id)
     if subscription is None:
         raise Problem(404, "Not Found", f"query {name!r} has no subscription {subscription_id}")
-    return _subscription_public(named, subscription)
+    return _subscription_public(session, named, subscription)
 
 
 @router.delete("/{name}/subscriptions/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
