@@ -401,14 +401,15 @@ class Deliverer:
         try:
             # Checked again at each attempt: a name may resolve elsewhere now than when subscribed.
             check_destination(dest, self.allow_private)
-            response = self.client.post(dest, content=body, headers=headers)
+            # Streamed and closed unread: only the status counts, and a receiver must not make
+            # the service read a body of its choosing.
+            with self.client.stream("POST", dest, content=body, headers=headers) as response:
+                status = response.status_code
         except InvalidSubscription as exc:
             return str(exc)
         except httpx.HTTPError as exc:
             return one_line(exc)
-        if 200 <= response.status_code < 300:
-            return None
-        return f"HTTP {response.status_code}"
+        return None if 200 <= status < 300 else f"HTTP {status}"
 
     def close(self) -> None:
         self.client.close()

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from starlette.websockets import WebSocketDisconnect
 
 from tracechain.epcis.builders import object_event
 from tracechain.store.models import Delivery, DeliveryStatus
@@ -452,3 +453,71 @@ def test_deleting_a_subscription_or_its_query_stops_delivery(
     assert set(after_failures) == {"/hook?kept"}
     listed = hooks.client.get("/queries/made/subscriptions", headers=headers).json()
     assert [s["subscriptionID"] for s in listed] == [kept["subscriptionID"]]
+
+
+def test_read_keys_may_not_unsubscribe_nor_drop_a_query_with_subscriptions(
+    hooks: Api, parties: dict[str, dict[str, Any]], receiver: Receiver
+) -> None:
+    maker = parties["manufacturer"]
+    name_query(hooks, maker, "made", {"EQ_bizStep": "commissioning"})
+    created = subscribe(hooks, maker, "made", dest=receiver.url, stream=True).json()
+    key = hooks.client.post(
+        f"/participants/{maker['id']}/keys",
+        json={"scope": "read", "label": "dashboard"},
+        headers=hooks.as_participant(maker),
+    ).json()["apiKey"]
+    reader = {"Authorization": f"Bearer {key}"}
+    path = f"/queries/made/subscriptions/{created['subscriptionID']}"
+    assert hooks.client.delete(path, headers=reader).status_code == 403
+    assert hooks.client.delete("/queries/made", headers=reader).status_code == 403
+    assert hooks.client.get(path, headers=reader).status_code == 200  # reading it is fine
+
+
+# ---------------------------------------------------------------- WebSocket subscriptions
+
+
+def test_a_websocket_stream_sends_newly_confirmed_events_the_caller_may_see(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    maker, carrier = parties["manufacturer"], parties["carrier"]
+    name_query(api, carrier, "everything", {"eventType": "ObjectEvent"})
+    api.capture(maker, [commissioning(C, at(0))])  # confirmed before the socket opens: not sent
+    api.settle()
+    url = "/queries/everything/events?stream=true"
+    with api.client.websocket_connect(url, headers=api.as_participant(carrier)) as socket:
+        api.capture(
+            maker,
+            [
+                commissioning(A, at(1)),
+                commissioning(B, at(2)),
+                object_event([A, C], biz_step="shipping", at=at(3), destination=carrier["partyId"]),
+            ],
+        )
+        api.settle()
+        documents = [socket.receive_json()]
+        while sum(len(d["epcisBody"]["queryResults"]["resultsBody"]["eventList"]) for d in documents) < 2:
+            documents.append(socket.receive_json())
+    events = [e for d in documents for e in d["epcisBody"]["queryResults"]["resultsBody"]["eventList"]]
+    assert times_of(events) == [at(1), at(3)]  # never B's commissioning, which the carrier may not see
+    assert {d["epcisBody"]["queryResults"]["queryName"] for d in documents} == {"everything"}
+
+
+@pytest.mark.parametrize(
+    "query_string",
+    ["", "stream=false", "stream=true&minute=5", "stream=true&EQ_bizStep=shipping", "minute=99"],
+)
+def test_a_websocket_subscription_it_cannot_honour_is_refused_at_the_handshake(
+    api: Api, parties: dict[str, dict[str, Any]], query_string: str
+) -> None:
+    maker = parties["manufacturer"]
+    name_query(api, maker, "made", {"EQ_bizStep": "commissioning"})
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        api.client.websocket_connect(
+            f"/queries/made/events?{query_string}", headers=api.as_participant(maker)
+        ),
+    ):
+        pass
+    assert refused.value.code == 1008
+    with pytest.raises(WebSocketDisconnect), api.client.websocket_connect("/queries/made/events?stream=true"):
+        pass  # nobody's query without a key

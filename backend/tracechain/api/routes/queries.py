@@ -9,14 +9,19 @@ key (or the admin token); reading and naming queries needs any of the participan
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Request, Response, WebSocket, status
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketDisconnect
 
 from tracechain.api.deps import (
     Credentials,
@@ -24,18 +29,22 @@ from tracechain.api.deps import (
     SessionDep,
     ViewerDep,
     current_participant,
+    current_viewer,
     is_admin,
 )
 from tracechain.api.problems import Problem
-from tracechain.api.routes.events import answer_query
+from tracechain.api.routes.events import answer_query, query_document
+from tracechain.api.services import Services
 from tracechain.epcis.query import DEFAULT_PER_PAGE, MAX_PER_PAGE, InvalidQuery, parse_event_query
 from tracechain.store import queries
 from tracechain.store.models import NamedQuery, Subscription
 from tracechain.subscriptions import (
     ADMIN_OWNER,
+    FEED_CHUNK,
     InvalidSubscription,
     Schedule,
     check_destination,
+    stored_query,
 )
 from tracechain.visibility import ADMIN, Viewer
 
@@ -219,10 +228,15 @@ def get_query(name: str, session: SessionDep, viewer: ViewerDep) -> dict[str, An
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_query(name: str, session: SessionDep, viewer: ViewerDep) -> None:
+def delete_query(
+    name: str, session: SessionDep, viewer: ViewerDep, services: ServicesDep, credentials: Credentials
+) -> None:
     """The query and every subscription to it: their deliveries not yet sent are dropped."""
     named = _named(session, viewer, name)
-    queries.delete_subscriptions(session, [s.id for s in queries.subscriptions_of(session, named.id)])
+    subscriptions = queries.subscriptions_of(session, named.id)
+    if subscriptions:
+        _subscriber(services, credentials)  # unsubscribing takes what subscribing does
+    queries.delete_subscriptions(session, [s.id for s in subscriptions])
     session.delete(named)
 
 
@@ -378,9 +392,127 @@ def get_subscription(
 
 
 @router.delete("/{name}/subscriptions/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
-def unsubscribe(name: str, subscription_id: str, session: SessionDep, viewer: ViewerDep) -> None:
+def unsubscribe(
+    name: str, subscription_id: str, session: SessionDep, services: ServicesDep, credentials: Credentials
+) -> None:
     """Nothing more is sent: deliveries not yet sent are dropped with the subscription."""
-    named = _named(session, viewer, name)
+    named = _named(session, _subscriber(services, credentials), name)
     if queries.subscription_of(session, named.id, subscription_id) is None:
         raise Problem(404, "Not Found", f"query {name!r} has no subscription {subscription_id}")
     queries.delete_subscriptions(session, [subscription_id])
+
+
+# ---------------------------------------------------------------- WebSocket subscriptions
+
+WEBSOCKET_POLICY_VIOLATION = 1008
+WEBSOCKET_POLL_S = 0.5
+"""How often a streaming WebSocket subscription looks for newly confirmed events."""
+
+
+@dataclass(frozen=True)
+class _Socket:
+    """A WebSocket subscription's terms, read from its handshake's query string."""
+
+    schedule: Schedule | None
+    report_if_empty: bool
+    initial_record_time: datetime | None
+
+
+def _socket_terms(websocket: WebSocket) -> _Socket:
+    params = websocket.query_params
+    unknown = sorted(set(params) - WEBSOCKET_PARAMETERS)
+    if unknown:
+        raise InvalidSubscription(unknown[0], "not a parameter of a WebSocket subscription")
+    fields = {
+        name: params[name]
+        for name in ("second", "minute", "hour", "dayOfMonth", "month", "dayOfWeek")
+        if name in params
+    }
+    stream = params.get("stream")
+    if stream is not None and stream != "true":
+        raise InvalidSubscription("stream", "only true")
+    if (stream == "true") == bool(fields):
+        raise InvalidSubscription("stream", "give stream=true, or schedule parameters, not both")
+    initial = params.get("initialRecordTime")
+    try:
+        initial_time = datetime.fromisoformat(initial) if initial else None
+    except ValueError:
+        raise InvalidSubscription("initialRecordTime", "not an ISO 8601 date-time") from None
+    if initial_time is not None and initial_time.tzinfo is None:
+        raise InvalidSubscription("initialRecordTime", "needs a time zone offset (Z or +hh:mm)")
+    return _Socket(
+        Schedule.parse(fields) if fields else None, params.get("reportIfEmpty") == "true", initial_time
+    )
+
+
+def _socket_viewer(services: Services, websocket: WebSocket) -> Viewer:
+    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
+    credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if token else None
+    return current_viewer(services, credentials)
+
+
+@router.websocket("/{name}/events")
+async def query_events_socket(websocket: WebSocket, name: str) -> None:
+    """The binding's WebSocket subscription: `GET /queries/{name}/events?stream=true` (or schedule
+    parameters) with `Upgrade: websocket`. Each message is an EPCIS query document of the events
+    confirmed since the last, as the caller may see them. It lives as long as the connection:
+    nothing is kept for a client that is away (a webhook subscription is), so a client that
+    reconnects passes `initialRecordTime` to get what it missed."""
+    services: Services = websocket.app.state.services
+    try:
+        viewer = await run_in_threadpool(_socket_viewer, services, websocket)
+        terms = _socket_terms(websocket)
+        with services.sessions() as session:
+            named = _named(session, viewer, name)
+            query_id = named.id
+            cursor = 0 if terms.initial_record_time is not None else queries.last_confirmation_seq(session)
+    except (Problem, InvalidSubscription) as exc:
+        await websocket.close(code=WEBSOCKET_POLICY_VIOLATION, reason=str(exc)[:120])
+        return
+    await websocket.accept()
+    now = datetime.now(UTC)
+    next_run = terms.schedule.next_after(now) if terms.schedule else None
+    while True:
+        wait = (
+            WEBSOCKET_POLL_S if next_run is None else max((next_run - datetime.now(UTC)).total_seconds(), 0)
+        )
+        try:
+            message = await asyncio.wait_for(websocket.receive(), timeout=wait)
+        except TimeoutError:
+            message = None
+        except WebSocketDisconnect:
+            return
+        if message is not None and message["type"] == "websocket.disconnect":
+            return
+        if next_run is not None and datetime.now(UTC) < next_run:
+            continue
+        cursor, document = await run_in_threadpool(_socket_round, services, query_id, viewer, cursor, terms)
+        if document is not None:
+            await websocket.send_json(document)
+        if terms.schedule is not None:
+            next_run = terms.schedule.next_after(datetime.now(UTC))
+
+
+def _socket_round(
+    services: Services, query_id: str, viewer: Viewer, cursor: int, terms: _Socket
+) -> tuple[int, dict[str, Any] | None]:
+    """The events confirmed after `cursor` that match, as a query document (None if none, unless
+    the schedule reports empty runs), and the new cursor."""
+    with services.sessions() as session:
+        named = session.get(NamedQuery, query_id)
+        if named is None:
+            return cursor, None
+        matched = []
+        while chunk := queries.confirmations_after(session, cursor, FEED_CHUNK):
+            rows = [row for _, row in chunk]
+            matched += [
+                event
+                for event in queries.matching_events(session, viewer, stored_query(named), among=rows)
+                if terms.initial_record_time is None or event.record_time >= terms.initial_record_time
+            ]
+            cursor = chunk[-1][0]
+        if not matched and not (terms.schedule is not None and terms.report_if_empty):
+            return cursor, None
+        document = query_document(session, viewer, matched)
+        document["epcisBody"]["queryResults"]["queryName"] = named.name
+        return cursor, document
