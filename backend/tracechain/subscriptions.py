@@ -284,11 +284,11 @@ class Deliverer:
                     chunk = queries.confirmations_after(session, subscription.cursor, FEED_CHUNK)
                     if not chunk:
                         break
-                    if self._build(session, subscription, [row for _, row in chunk], False):
-                        built += 1
+                    delivered = self._build(session, subscription, [row for _, row in chunk], False)
                     subscription.cursor = chunk[-1][0]
-                    if built or len(chunk) < FEED_CHUNK:
-                        break
+                    built += delivered
+                    if delivered or len(chunk) < FEED_CHUNK:
+                        break  # one delivery waiting per subscription
         return built
 
     def build_scheduled(self) -> int:
