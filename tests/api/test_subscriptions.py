@@ -521,3 +521,16 @@ def test_a_websocket_subscription_it_cannot_honour_is_refused_at_the_handshake(
     assert refused.value.code == 1008
     with pytest.raises(WebSocketDisconnect), api.client.websocket_connect("/queries/made/events?stream=true"):
         pass  # nobody's query without a key
+
+
+def test_an_event_with_nothing_to_record_on_chain_is_delivered_as_captured(
+    hooks: Api, parties: dict[str, dict[str, Any]], receiver: Receiver
+) -> None:
+    """Naming neither product nor place, it is final as captured: it waits for no confirmation."""
+    maker = parties["manufacturer"]
+    name_query(hooks, maker, "inspected", {"EQ_bizStep": "inspecting"})
+    subscribe(hooks, maker, "inspected", dest=receiver.url, stream=True)
+    response = hooks.capture(maker, [object_event([], biz_step="inspecting", at=at(1))])
+    assert response.status_code == 202, response.text
+    deliver_until(hooks, receiver, lambda got: len(got) >= 1)  # no settle: nothing goes on chain
+    assert times_of(receiver.received[0].events) == [at(1)]

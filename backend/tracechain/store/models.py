@@ -518,8 +518,9 @@ class EventConfirmation(Base):
     """The feed subscriptions read: an event joins it, once, in the transaction in which the indexer
     confirms its last record. Subscriptions keep a cursor into it (`Subscription.cursor`).
 
-    `seq` grows in commit order: the indexer, one thread of the one process holding the workers'
-    lock, is the only writer, one transaction at a time."""
+    `seq` grows in commit order, so that a cursor past a seq has seen every row below it: its
+    writers (the indexer; a capture of events that have nothing to record on chain, final as
+    captured) take the FEED lock before they append, and hold it until they commit."""
 
     __tablename__ = "event_confirmations"
 

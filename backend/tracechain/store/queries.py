@@ -34,6 +34,7 @@ from tracechain.chain.registry import RecordedEvent
 from tracechain.chain.trace_event import Kind, SignedEvent
 from tracechain.epcis.mapping import identifiers_of
 from tracechain.epcis.query import EpcMatch, EventQuery, OrderKey
+from tracechain.store.db import SharedLock, hold
 from tracechain.store.models import (
     ApiKey,
     Batch,
@@ -1081,7 +1082,8 @@ def delete_subscriptions(session: Session, subscription_ids: Collection[str]) ->
 def feed_confirmed_events(session: Session, capture_ids: Collection[str], now: datetime) -> None:
     """The events of these capture jobs whose every record is now confirmed join the subscriptions'
     feed, each once: the indexer calls it in the transaction that confirms their records, so an
-    event is confirmed and fed together or neither. (An event confirmed again after a
+    event is confirmed and fed together or neither; a capture, for a job whose events have nothing
+    to record on chain (they are final as captured). (An event confirmed again after a
     reorganisation is not fed again: its subscribers had it.)"""
     if not capture_ids:
         return
@@ -1098,6 +1100,7 @@ def feed_confirmed_events(session: Session, capture_ids: Collection[str], now: d
     )
     rows = [{"event_row_id": row_id, "confirmed_at": now} for row_id in ready]
     if rows:
+        hold(session, SharedLock.FEED)  # seq in commit order: a reader's cursor skips nothing
         session.execute(insert(EventConfirmation), rows)
 
 
