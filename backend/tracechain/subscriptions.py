@@ -13,7 +13,15 @@ distinct delivery id, and a receiver dedupes on that id. Duplicates cannot be ru
 sender: the receiver may have acted on a POST whose answer never arrived.
 
 A subscription delivers what its owner may see at the time its delivery is built (`visibility`),
-with the query's filters matching only what it is shown.
+with the query's filters matching only what it is shown. For tracechain an event is "recorded" once
+it is confirmed on chain: a stream delivers events as they are confirmed, a scheduled run those
+confirmed since the run before (an event with nothing to record on chain is final as captured).
+
+Known limits: deliveries are sent one at a time by one thread, so a receiver that answers slowly
+(up to TRACECHAIN_WEBHOOK_TIMEOUT_S per read) delays the others; a destination's name is checked
+against non-public addresses before each attempt but resolved again by the HTTP client (a name
+that rebinds in between is not caught); a delivery, once built, is sent as built even if its
+owner's rights change before it is taken.
 """
 
 from __future__ import annotations
