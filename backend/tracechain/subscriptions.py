@@ -377,6 +377,7 @@ class Deliverer:
             if subscription is None:
                 return False
             delivery.attempts += 1
+            delivery.last_attempt_at = now
             delivery.next_attempt_at = now + self.backoff(delivery.attempts)
             attempt = (delivery.id, delivery.body, subscription.dest, subscription.signature_token)
         delivery_id, body, dest, token = attempt

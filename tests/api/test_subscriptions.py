@@ -369,10 +369,15 @@ def test_a_failed_delivery_is_retried_with_growing_back_off_under_the_same_id_an
     deliver_until(hooks, receiver, lambda got: len(got) >= 1)
     [failing] = delivery_rows(hooks, subscription["subscriptionID"])
     assert (failing.status, failing.attempts, failing.last_error) == (DeliveryStatus.PENDING, 1, "HTTP 500")
+    assert failing.last_attempt_at is not None
+    assert failing.next_attempt_at - failing.last_attempt_at == timedelta(seconds=RETRY_BASE_S)
+    deliver_until(hooks, receiver, lambda got: len(got) >= 2)
+    [again] = delivery_rows(hooks, subscription["subscriptionID"])
+    assert (again.attempts, again.last_error) == (2, "HTTP 503")
+    assert again.last_attempt_at is not None and again.last_attempt_at >= failing.next_attempt_at
+    assert again.next_attempt_at - again.last_attempt_at == timedelta(seconds=2 * RETRY_BASE_S)
     deliver_until(hooks, receiver, lambda got: len(got) >= 3)
     first, second, third = receiver.received
-    assert second.at - first.at >= RETRY_BASE_S
-    assert third.at - second.at >= 2 * RETRY_BASE_S
     assert first.delivery_id == second.delivery_id == third.delivery_id
     assert first.body == second.body == third.body and third.signed_with(TOKEN)
     [done] = delivery_rows(hooks, subscription["subscriptionID"])
