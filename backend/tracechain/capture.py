@@ -282,6 +282,8 @@ def capture_document(
     session.add(job)
     session.flush()
     _store(session, job, participant, prepared.document.get("@context"), fresh, records, now)
+    if not waits:  # final as captured: subscriptions have them now, not at a confirmation
+        queries.feed_confirmed_events(session, {job.id}, now)
     return Capture(job, len(fresh), len(prepared.events) - len(fresh))
 
 

@@ -92,6 +92,18 @@ class Settings(BaseSettings):
     """How long a participant that keeps its own key has to sign its records before the capture
     fails (its records hold back only the subjects they touch meanwhile)."""
 
+    webhook_allow_private: bool = False
+    """Whether subscriptions may deliver to loopback, private, link-local and other non-public
+    addresses. Off: a participant's webhook must not reach the service's own network (the cloud's
+    metadata endpoint, the database, an admin port). On for tests and single-host set-ups."""
+    webhook_timeout_s: float = 10.0
+    """How long a subscriber's endpoint has to answer one delivery before it counts as failed."""
+    webhook_retry_base_s: float = 2.0
+    """The first wait before a failed delivery is sent again; it doubles with each failure."""
+    webhook_retry_max_s: float = 3600.0
+    """The longest wait between two attempts of a delivery: it is retried until it succeeds or its
+    subscription is deleted."""
+
     @model_validator(mode="after")
     def _rpc_url_selects_rpc(self) -> Settings:
         if self.rpc_url and "chain" not in self.model_fields_set:

@@ -90,6 +90,7 @@ class Indexer:
             session.add(IndexedBlock(number=to_block, hash=HexBytes(block["hash"]).to_0x_hex()))
             queries.forget_blocks_before(session, to_block - KEPT_BLOCKS)
             queries.complete_jobs(session, capture_ids, datetime.now(UTC))
+            queries.feed_confirmed_events(session, capture_ids, datetime.now(UTC))  # subscriptions'
         return confirmed
 
     def _confirm_anchored(

@@ -31,6 +31,7 @@ from tracechain.settlement import Settlement
 from tracechain.store import queries
 from tracechain.store.db import SharedLock, hold, make_engine, migrate, session_factory, transaction
 from tracechain.submission import Submitter
+from tracechain.subscriptions import Deliverer
 from tracechain.supervision import Supervisor
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class Services:
     indexer: Indexer
     settlement: Settlement | None
     """None when this chain has no settlement token configured; `settlement_unavailable` says why."""
+    deliverer: Deliverer | None = None
+    """Sends webhook subscriptions' deliveries (`tracechain.subscriptions`); built with the services."""
     settlement_unavailable: str | None = None
     chain_guard: IdentityGuard | None = None
     """Checks that the node still serves the chain the database's records are on."""
@@ -103,6 +106,10 @@ class Services:
             signature_timeout=timedelta(hours=settings.signature_timeout_hours),
         )
         settlement, unavailable = _settlement(settings, chain, registry, sessions, vault, submitter, deploys)
+        # Deliveries are query documents built as `/events` builds them; imported here, as the
+        # routes import this module.
+        from tracechain.api.routes.events import query_document
+
         return cls(
             settings=settings,
             chain=chain,
@@ -123,6 +130,14 @@ class Services:
                 mine_when_idle=chain.mode is ChainMode.ANVIL,
             ),
             chain_guard=guard,
+            deliverer=Deliverer(
+                sessions,
+                query_document,
+                allow_private=settings.webhook_allow_private,
+                timeout_s=settings.webhook_timeout_s,
+                retry_base_s=settings.webhook_retry_base_s,
+                retry_max_s=settings.webhook_retry_max_s,
+            ),
             settlement=settlement,
             settlement_unavailable=unavailable,
         )
@@ -175,6 +190,8 @@ class Services:
         workers = [("submitter", self.submitter.run_once), ("indexer", self.indexer.run_once)]
         if self.settlement is not None:
             workers.append(("settler", self.settlement.settle_round))
+        if self.deliverer is not None:
+            workers.append(("deliverer", self.deliverer.run_once))
         return workers
 
     def start_workers(self) -> None:
@@ -204,6 +221,8 @@ class Services:
     def stop(self) -> None:
         if self._supervisor is not None:
             self._supervisor.stop()
+        if self.deliverer is not None:
+            self.deliverer.close()
         self.engine.dispose()
 
 

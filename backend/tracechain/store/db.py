@@ -67,6 +67,10 @@ class SharedLock(IntEnum):
     """Signing over subjects' heads: each capture reads the heads the one before it left."""
     WORKERS = 0x7472_0003
     """Running the submitter, indexer and settler: one process per database does."""
+    FEED = 0x7472_0004
+    """Appending to the subscriptions' feed (`EventConfirmation`): its seq must grow in commit
+    order, so its writers (the indexer, and a capture of events with nothing to record on chain)
+    take turns, each until it commits."""
 
 
 def hold(session: Session, lock: SharedLock) -> None:

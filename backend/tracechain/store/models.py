@@ -463,3 +463,105 @@ class Order(Base):
         Index("ix_orders_shipment_epc", "shipment_epc"),
         Index("ix_orders_state", "state"),
     )
+
+
+class NamedQuery(Base):
+    """A SimpleEventQuery saved under a name by its owner (EPCIS REST `/queries`).
+
+    Names are unique per owner, not across the service: `/queries/{name}` is read in the caller's
+    own namespace, so a participant never learns from a 409 or a 404 what another has named its
+    queries (nor, from their filters, what it looks for)."""
+
+    __tablename__ = "named_queries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(36))
+    """The participant id of who created it, or `admin`: whose view of the events it answers with."""
+    name: Mapped[str] = mapped_column(String(200))
+    params: Mapped[list[list[str]]] = mapped_column(JSON)
+    """The query's SimpleEventQuery parameters as (name, value) pairs, as `GET /events` reads them."""
+    query: Mapped[dict[str, Any]]
+    """The query as its owner sent it, served back as its definition."""
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("owner", "name", name="uq_named_queries_owner_name"),)
+
+
+class Subscription(Base):
+    """A webhook subscription to a named query: matching events are POSTed to `dest` as EPCIS query
+    documents, as they are confirmed (`stream`) or at the times of a cron-like `schedule`."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    query_id: Mapped[str] = mapped_column(ForeignKey("named_queries.id", ondelete="CASCADE"))
+    dest: Mapped[str] = mapped_column(Text)
+    signature_token: Mapped[str | None] = mapped_column(Text)
+    """The subscriber's secret: the key of the HMAC in each delivery's GS1-Signature; never served."""
+    stream: Mapped[bool] = mapped_column(Boolean)
+    schedule: Mapped[dict[str, Any] | None]
+    report_if_empty: Mapped[bool] = mapped_column(Boolean)
+    initial_record_time: Mapped[datetime | None]
+    """Events recorded before it are never delivered (None: those confirmed after subscribing)."""
+    cursor: Mapped[int] = mapped_column(BigInteger)
+    """The last `event_confirmations.seq` this subscription has put in its deliveries."""
+    next_run_at: Mapped[datetime | None]
+    """When a scheduled subscription runs next."""
+    created_at: Mapped[datetime]
+    last_notified_at: Mapped[datetime | None]
+    """When `dest` last answered a delivery with a 2xx."""
+
+    __table_args__ = (Index("ix_subscriptions_query_id", "query_id"),)
+
+
+class EventConfirmation(Base):
+    """The feed subscriptions read: an event joins it, once, in the transaction in which the indexer
+    confirms its last record. Subscriptions keep a cursor into it (`Subscription.cursor`).
+
+    `seq` grows in commit order, so that a cursor past a seq has seen every row below it: its
+    writers (the indexer; a capture of events that have nothing to record on chain, final as
+    captured) take the FEED lock before they append, and hold it until they commit."""
+
+    __tablename__ = "event_confirmations"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_row_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), unique=True)
+    confirmed_at: Mapped[datetime]
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # to send, at next_attempt_at
+    DELIVERED = "delivered"  # dest answered 2xx
+
+
+class Delivery(Base):
+    """The webhook outbox: one POST to a subscription's dest, its body fixed when it is built.
+
+    Built in the transaction that advances the subscription's cursor past its events, so an event
+    is in exactly one delivery of a subscription; sent again (same id, same bytes) until `dest`
+    answers 2xx. A delivery whose POST was in flight when the process died is sent again after the
+    restart: the receiver dedupes on its id (`Idempotency-Key`, and `tracechain:deliveryID` in the
+    signed body)."""
+
+    __tablename__ = "deliveries"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    """A subscription's deliveries are sent in this order, one at a time."""
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    """The delivery id a receiver dedupes on."""
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    """The exact bytes POSTed and signed: every attempt sends the same."""
+    event_count: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_deliveries_subscription_id", "subscription_id"),
+    )

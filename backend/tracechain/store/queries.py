@@ -19,6 +19,7 @@ from sqlalchemy import (
     delete,
     false,
     func,
+    insert,
     literal,
     or_,
     select,
@@ -26,13 +27,14 @@ from sqlalchemy import (
     union,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from tracechain.chain.identity import ChainIdentity
 from tracechain.chain.registry import RecordedEvent
 from tracechain.chain.trace_event import Kind, SignedEvent
 from tracechain.epcis.mapping import identifiers_of
 from tracechain.epcis.query import EpcMatch, EventQuery, OrderKey
+from tracechain.store.db import SharedLock, hold
 from tracechain.store.models import (
     ApiKey,
     Batch,
@@ -41,17 +43,22 @@ from tracechain.store.models import (
     CaptureStatus,
     ChainIdentityRow,
     ChainRecord,
+    Delivery,
+    DeliveryStatus,
     Event,
+    EventConfirmation,
     EventEpc,
     EventParty,
     Grant,
     IndexedBlock,
+    NamedQuery,
     Order,
     Participant,
     PublicFields,
     RecordStatus,
     StaleChain,
     SubjectState,
+    Subscription,
     WorkerHeartbeat,
     signed_event_of,
 )
@@ -335,13 +342,20 @@ def _filtered(viewer: Viewer, query: EventQuery) -> Select[Event]:
 
 
 def matching_events(
-    session: Session, viewer: Viewer, query: EventQuery, after: tuple[datetime, int] | None = None
+    session: Session,
+    viewer: Viewer,
+    query: EventQuery,
+    after: tuple[datetime, int] | None = None,
+    among: Collection[int] | None = None,
 ) -> Iterator[Event]:
     """The events the viewer may see that match `query`, in its order (then by row), lazily.
 
-    `after` is the (sort key, row id) of the last event of the previous page.
+    `after` is the (sort key, row id) of the last event of the previous page; `among` limits the
+    answer to these event rows (a subscription's newly confirmed events).
     """
     statement = _filtered(viewer, query)
+    if among is not None:
+        statement = statement.where(Event.id.in_(list(among)))
     sort, descending = _sort_column(query), _descending(query)
     order = (sort.desc(), Event.id.desc()) if descending else (sort.asc(), Event.id.asc())
     batch = _BODY_FILTER_BATCH if query.body_filters else query.per_page + 1
@@ -1024,3 +1038,135 @@ def complete_jobs(session: Session, capture_ids: set[str], now: datetime) -> Non
         job = session.get(CaptureJob, capture_id)
         if job is not None and open_records == 0 and job.status == CaptureStatus.PENDING:
             job.status, job.finished_at = CaptureStatus.SUCCEEDED, now
+
+
+# ---------------------------------------------------------------- named queries and subscriptions
+
+
+def named_query(session: Session, owner: str, name: str) -> NamedQuery | None:
+    query = select(NamedQuery).where(NamedQuery.owner == owner, NamedQuery.name == name)
+    return session.scalars(query).first()
+
+
+def named_queries(session: Session, owner: str, after_name: str | None, limit: int) -> list[NamedQuery]:
+    """The owner's named queries by name, from after `after_name` (paging)."""
+    query = select(NamedQuery).where(NamedQuery.owner == owner)
+    if after_name is not None:
+        query = query.where(NamedQuery.name > after_name)
+    return list(session.scalars(query.order_by(NamedQuery.name).limit(limit)))
+
+
+def subscriptions_of(
+    session: Session, query_id: str, after_id: str | None = None, limit: int | None = None
+) -> list[Subscription]:
+    query = select(Subscription).where(Subscription.query_id == query_id)
+    if after_id is not None:
+        query = query.where(Subscription.id > after_id)
+    query = query.order_by(Subscription.id)
+    return list(session.scalars(query if limit is None else query.limit(limit)))
+
+
+def subscription_of(session: Session, query_id: str, subscription_id: str) -> Subscription | None:
+    found = session.get(Subscription, subscription_id)
+    return found if found is not None and found.query_id == query_id else None
+
+
+def delete_subscriptions(session: Session, subscription_ids: Collection[str]) -> None:
+    """Subscriptions and their outbox: nothing more is sent for them, pending or not."""
+    if subscription_ids:
+        ids = list(subscription_ids)
+        session.execute(delete(Delivery).where(Delivery.subscription_id.in_(ids)))
+        session.execute(delete(Subscription).where(Subscription.id.in_(ids)))
+
+
+def feed_confirmed_events(session: Session, capture_ids: Collection[str], now: datetime) -> None:
+    """The events of these capture jobs whose every record is now confirmed join the subscriptions'
+    feed, each once: the indexer calls it in the transaction that confirms their records, so an
+    event is confirmed and fed together or neither; a capture, for a job whose events have nothing
+    to record on chain (they are final as captured). (An event confirmed again after a
+    reorganisation is not fed again: its subscribers had it.)"""
+    if not capture_ids:
+        return
+    open_records = (
+        select(ChainRecord.id)
+        .where(ChainRecord.event_row_id == Event.id, ChainRecord.status != RecordStatus.CONFIRMED)
+        .exists()
+    )
+    fed = select(EventConfirmation.seq).where(EventConfirmation.event_row_id == Event.id).exists()
+    ready = session.scalars(
+        select(Event.id)
+        .where(Event.capture_id.in_(list(capture_ids)), ~open_records, ~fed)
+        .order_by(Event.record_time, Event.id)
+    )
+    rows = [{"event_row_id": row_id, "confirmed_at": now} for row_id in ready]
+    if rows:
+        hold(session, SharedLock.FEED)  # seq in commit order: a reader's cursor skips nothing
+        session.execute(insert(EventConfirmation), rows)
+
+
+def last_confirmation_seq(session: Session) -> int:
+    return session.scalar(select(func.max(EventConfirmation.seq))) or 0
+
+
+def confirmations_after(session: Session, cursor: int, limit: int) -> list[tuple[int, int]]:
+    """(seq, event row) of the feed after `cursor`, in order."""
+    query = (
+        select(EventConfirmation.seq, EventConfirmation.event_row_id)
+        .where(EventConfirmation.seq > cursor)
+        .order_by(EventConfirmation.seq)
+        .limit(limit)
+    )
+    return [(seq, row_id) for seq, row_id in session.execute(query)]
+
+
+def streaming_subscriptions_to_feed(session: Session, limit: int) -> list[Subscription]:
+    """Streaming subscriptions behind the feed with no delivery waiting: one delivery in the outbox
+    at a time per subscription, so a receiver that is down holds back no more than one, and the
+    events waiting meanwhile go out together once it is back."""
+    pending = (
+        select(Delivery.seq)
+        .where(Delivery.subscription_id == Subscription.id, Delivery.status == DeliveryStatus.PENDING)
+        .exists()
+    )
+    behind = Subscription.cursor < select(func.coalesce(func.max(EventConfirmation.seq), 0)).scalar_subquery()
+    query = select(Subscription).where(Subscription.stream.is_(True), ~pending, behind)
+    return list(session.scalars(query.order_by(Subscription.id).limit(limit)))
+
+
+def scheduled_subscriptions_due(session: Session, now: datetime, limit: int) -> list[Subscription]:
+    query = select(Subscription).where(
+        Subscription.stream.is_(False), Subscription.next_run_at.is_not(None), Subscription.next_run_at <= now
+    )
+    return list(session.scalars(query.order_by(Subscription.next_run_at).limit(limit)))
+
+
+def deliveries_due(session: Session, now: datetime, limit: int) -> list[Delivery]:
+    """Pending deliveries whose time has come, each the oldest pending of its subscription (a
+    subscription's deliveries reach its receiver in order)."""
+    candidate = aliased(Delivery)
+    older = (
+        select(Delivery.seq)
+        .where(
+            Delivery.subscription_id == candidate.subscription_id,
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.seq < candidate.seq,
+        )
+        .exists()
+    )
+    query = select(candidate).where(
+        candidate.status == DeliveryStatus.PENDING, candidate.next_attempt_at <= now, ~older
+    )
+    return list(session.scalars(query.order_by(candidate.next_attempt_at, candidate.seq).limit(limit)))
+
+
+def deliveries_of(session: Session, subscription_id: str) -> list[Delivery]:
+    query = select(Delivery).where(Delivery.subscription_id == subscription_id).order_by(Delivery.seq)
+    return list(session.scalars(query))
+
+
+def pending_deliveries(session: Session, subscription_id: str) -> list[Delivery]:
+    """A subscription's deliveries its receiver has not taken yet, oldest first."""
+    query = select(Delivery).where(
+        Delivery.subscription_id == subscription_id, Delivery.status == DeliveryStatus.PENDING
+    )
+    return list(session.scalars(query.order_by(Delivery.seq)))

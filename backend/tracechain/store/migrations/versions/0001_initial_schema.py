@@ -51,6 +51,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("number"),
     )
     op.create_table(
+        "named_queries",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("owner", sa.String(length=36), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("query", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("owner", "name", name="uq_named_queries_owner_name"),
+    )
+    op.create_table(
         "participants",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -199,6 +210,50 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("participant_id", "gtin"),
     )
     op.create_table(
+        "subscriptions",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("query_id", sa.String(length=36), nullable=False),
+        sa.Column("dest", sa.Text(), nullable=False),
+        sa.Column("signature_token", sa.Text(), nullable=True),
+        sa.Column("stream", sa.Boolean(), nullable=False),
+        sa.Column("schedule", sa.JSON(), nullable=True),
+        sa.Column("report_if_empty", sa.Boolean(), nullable=False),
+        sa.Column("initial_record_time", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("cursor", sa.BigInteger(), nullable=False),
+        sa.Column("next_run_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_notified_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["query_id"], ["named_queries.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("subscriptions", schema=None) as batch_op:
+        batch_op.create_index("ix_subscriptions_query_id", ["query_id"], unique=False)
+
+    op.create_table(
+        "deliveries",
+        sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("subscription_id", sa.String(length=36), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("event_count", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["subscription_id"], ["subscriptions.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("seq"),
+        sa.UniqueConstraint("id"),
+    )
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_deliveries_status_next_attempt_at", ["status", "next_attempt_at"], unique=False
+        )
+        batch_op.create_index("ix_deliveries_subscription_id", ["subscription_id"], unique=False)
+
+    op.create_table(
         "events",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("event_id", sa.String(length=120), nullable=False),
@@ -276,6 +331,15 @@ def upgrade() -> None:
         batch_op.create_index("ix_chain_records_subject", ["subject"], unique=False)
 
     op.create_table(
+        "event_confirmations",
+        sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("event_row_id", sa.Integer(), nullable=False),
+        sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["event_row_id"], ["events.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("seq"),
+        sa.UniqueConstraint("event_row_id"),
+    )
+    op.create_table(
         "event_epcs",
         sa.Column("event_row_id", sa.Integer(), nullable=False),
         sa.Column("epc", sa.String(length=255), nullable=False),
@@ -315,6 +379,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_event_epcs_epc")
 
     op.drop_table("event_epcs")
+    op.drop_table("event_confirmations")
     with op.batch_alter_table("chain_records", schema=None) as batch_op:
         batch_op.drop_index("ix_chain_records_subject")
         batch_op.drop_index("ix_chain_records_status")
@@ -334,6 +399,15 @@ def downgrade() -> None:
         batch_op.drop_index("ix_events_biz_step")
 
     op.drop_table("events")
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_deliveries_subscription_id")
+        batch_op.drop_index("ix_deliveries_status_next_attempt_at")
+
+    op.drop_table("deliveries")
+    with op.batch_alter_table("subscriptions", schema=None) as batch_op:
+        batch_op.drop_index("ix_subscriptions_query_id")
+
+    op.drop_table("subscriptions")
     op.drop_table("public_fields")
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_index("ix_orders_state")
@@ -354,6 +428,7 @@ def downgrade() -> None:
     op.drop_table("subject_states")
     op.drop_table("stale_chains")
     op.drop_table("participants")
+    op.drop_table("named_queries")
     op.drop_table("indexed_blocks")
     op.drop_table("chain_identity")
     with op.batch_alter_table("batches", schema=None) as batch_op:

@@ -1,0 +1,518 @@
+"""Named queries and their webhook subscriptions (EPCIS REST binding `/queries`).
+
+A named query belongs to whoever created it (a participant, or the admin) and answers in its
+owner's view of the events, as `/events` would. Names are unique per owner: `/queries/{name}` is
+read in the caller's own namespace, so another participant's queries are as good as absent (404,
+and no 409 tells their names). Subscribing pushes events out of the service, so it needs a capture
+key (or the admin token); reading and naming queries needs any of the participant's keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Request, Response, WebSocket, status
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketDisconnect
+
+from tracechain.api.deps import (
+    Credentials,
+    ServicesDep,
+    SessionDep,
+    ViewerDep,
+    current_participant,
+    current_viewer,
+    is_admin,
+)
+from tracechain.api.problems import Problem
+from tracechain.api.routes.events import answer_query, query_document
+from tracechain.api.services import Services
+from tracechain.epcis.query import DEFAULT_PER_PAGE, MAX_PER_PAGE, InvalidQuery, parse_event_query
+from tracechain.store import queries
+from tracechain.store.models import NamedQuery, Subscription
+from tracechain.subscriptions import (
+    ADMIN_OWNER,
+    FEED_CHUNK,
+    InvalidSubscription,
+    Schedule,
+    check_destination,
+    stored_query,
+)
+from tracechain.visibility import ADMIN, Viewer
+
+router = APIRouter(prefix="/queries", tags=["queries"])
+
+NAME_PATTERN = r"^[A-Za-z0-9._~-]{1,200}$"
+"""Characters a URL path segment carries as they are: the name is its own address."""
+PAGING = {"perPage", "nextPageToken"}
+"""What `GET /queries/{name}/events` takes beside the stored query."""
+WEBSOCKET_PARAMETERS = {
+    "stream",
+    "reportIfEmpty",
+    "initialRecordTime",
+    "second",
+    "minute",
+    "hour",
+    "dayOfMonth",
+    "month",
+    "dayOfWeek",
+}
+MAX_SUBSCRIPTIONS_PER_OWNER = 50
+"""Each subscription is a worker's round of matching and a POST per delivery: a participant may
+not make the service flood an endpoint of its choice with hundreds of copies."""
+
+
+class QueryDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN, description="Unique among your queries; letters, digits, . _ ~ -")
+    query: dict[str, Any] = Field(
+        description="SimpleEventQuery parameters as GET /events takes them; a list gives alternatives"
+    )
+
+
+class SubscriptionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    dest: str = Field(max_length=2000, description="http(s) URL the deliveries are POSTed to")
+    signature_token: str | None = Field(
+        None,
+        alias="signatureToken",
+        min_length=16,
+        max_length=256,
+        description="Your secret: each delivery carries GS1-Signature: sha256=HMAC-SHA256(body, it)",
+    )
+    report_if_empty: bool = Field(False, alias="reportIfEmpty")
+    stream: bool | None = None
+    schedule: dict[str, Any] | None = None
+    initial_record_time: datetime | None = Field(None, alias="initialRecordTime")
+
+
+def _owner(viewer: Viewer) -> str:
+    if viewer.admin:
+        return ADMIN_OWNER
+    assert viewer.participant_id is not None  # ViewerDep is the admin or a participant
+    return viewer.participant_id
+
+
+def _params_of(query: dict[str, Any]) -> list[tuple[str, str]]:
+    """The query object as (name, value) pairs: a list is alternatives of one parameter."""
+    params, problems = [], []
+    for name, value in query.items():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, bool):
+                params.append((name, "true" if item else "false"))
+            elif isinstance(item, str | int | float):
+                params.append((name, str(item)))
+            else:
+                problems.append((name, "a string, number or boolean, or a list of them"))
+        if not values:
+            problems.append((name, "an empty list"))
+        if name in PAGING - {"perPage"}:
+            problems.append((name, "belongs to a request for a page, not to a stored query"))
+    if problems:
+        raise InvalidQuery(problems)
+    return params
+
+
+def _named(session: SessionDep, viewer: Viewer, name: str) -> NamedQuery:
+    found = queries.named_query(session, _owner(viewer), name)
+    if found is None:
+        raise Problem(404, "Not Found", f"you have no query named {name!r}")
+    return found
+
+
+def _definition(named: NamedQuery) -> dict[str, Any]:
+    return {"name": named.name, "query": named.query, "createdAt": named.created_at.isoformat()}
+
+
+def _page_token(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def _read_token(token: str | None) -> str | None:
+    if token is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except ValueError as exc:
+        raise InvalidQuery([("nextPageToken", "not one this service issued")]) from exc
+
+
+def _per_page(request: Request) -> int:
+    given = request.query_params.get("perPage")
+    if given is None:
+        return DEFAULT_PER_PAGE
+    if not given.isdigit() or not 1 <= int(given) <= MAX_PER_PAGE:
+        raise InvalidQuery([("perPage", f"an integer from 1 to {MAX_PER_PAGE}")])
+    return int(given)
+
+
+def _refuse_other_parameters(request: Request, allowed: set[str]) -> None:
+    others = sorted(set(request.query_params) - allowed)
+    if others:
+        reason = "not a parameter of this resource"
+        problems = [
+            (name, "WebSocket subscriptions are not offered: subscribe with a webhook")
+            if name in WEBSOCKET_PARAMETERS
+            else (name, reason)
+            for name in others
+        ]
+        raise InvalidQuery(problems)
+
+
+def _link(request: Request, response: Response, params: dict[str, str]) -> None:
+    response.headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+
+
+# ---------------------------------------------------------------- named queries
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_query(
+    body: QueryDefinition, response: Response, session: SessionDep, viewer: ViewerDep
+) -> dict[str, Any]:
+    """Name a SimpleEventQuery; its events are then at `/queries/{name}/events`. Parameters the
+    service does not answer faithfully are refused now, not when the query is run."""
+    params = _params_of(body.query)
+    parse_event_query(params)  # InvalidQuery: 400 QueryParameterException naming each
+    owner = _owner(viewer)
+    if queries.named_query(session, owner, body.name) is not None:
+        raise Problem(
+            409,
+            "Query already exists",
+            f"you already have a query named {body.name!r}; delete it first or pick another name",
+            type="epcisException:ResourceAlreadyExistsException",
+        )
+    named = NamedQuery(
+        id=str(uuid.uuid4()),
+        owner=owner,
+        name=body.name,
+        params=[list(pair) for pair in params],
+        query=body.query,
+        created_at=datetime.now(UTC),
+    )
+    session.add(named)
+    session.flush()
+    response.headers["Location"] = f"/queries/{quote(body.name)}"
+    return _definition(named)
+
+
+@router.get("")
+def list_queries(
+    request: Request, response: Response, session: SessionDep, viewer: ViewerDep
+) -> list[dict[str, Any]]:
+    """Your named queries, by name; more pages are linked with `nextPageToken`."""
+    _refuse_other_parameters(request, PAGING)
+    per_page = _per_page(request)
+    after = _read_token(request.query_params.get("nextPageToken"))
+    found = queries.named_queries(session, _owner(viewer), after, per_page + 1)
+    page = found[:per_page]
+    if len(found) > per_page:
+        _link(request, response, {"perPage": str(per_page), "nextPageToken": _page_token(page[-1].name)})
+    return [_definition(named) for named in page]
+
+
+@router.get("/{name}")
+def get_query(name: str, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
+    return _definition(_named(session, viewer, name))
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_query(
+    name: str, session: SessionDep, viewer: ViewerDep, services: ServicesDep, credentials: Credentials
+) -> None:
+    """The query and every subscription to it: their deliveries not yet sent are dropped."""
+    named = _named(session, viewer, name)
+    subscriptions = queries.subscriptions_of(session, named.id)
+    if subscriptions:
+        _subscriber(services, credentials)  # unsubscribing takes what subscribing does
+    queries.delete_subscriptions(session, [s.id for s in subscriptions])
+    session.delete(named)
+
+
+@router.get("/{name}/events")
+def query_events(
+    name: str, request: Request, response: Response, session: SessionDep, viewer: ViewerDep
+) -> dict[str, Any]:
+    """The named query's events, a page at a time (`perPage`, `nextPageToken`), as `/events`
+    answers the same parameters."""
+    _refuse_other_parameters(request, PAGING)
+    named = _named(session, viewer, name)
+    asked = [(key, value) for key, value in request.query_params.multi_items() if key in PAGING]
+    stored = [
+        (key, value) for key, value in named.params if not (key == "perPage" and "perPage" in dict(asked))
+    ]
+    page = answer_query(session, viewer, stored + asked)
+    page.document["epcisBody"]["queryResults"]["queryName"] = named.name
+    if page.next_params is not None:
+        _link(request, response, {key: value for key, value in page.next_params if key in PAGING})
+    return page.document
+
+
+# ---------------------------------------------------------------- subscriptions
+
+
+def _subscriber(services: ServicesDep, credentials: Credentials) -> Viewer:
+    """Subscribing pushes events out of the service: the admin, or a participant's capture key."""
+    if is_admin(services, credentials):
+        return ADMIN
+    participant = current_participant(services, credentials)
+    return Viewer(participant.id, participant.address, participant.party_id)
+
+
+def _subscription_public(
+    session: SessionDep, named: NamedQuery, subscription: Subscription
+) -> dict[str, Any]:
+    """What a subscription shows: never its signatureToken."""
+    pending = queries.pending_deliveries(session, subscription.id)
+    shown: dict[str, Any] = {
+        "subscriptionID": subscription.id,
+        "queryName": named.name,
+        "dest": subscription.dest,
+        "createdAt": subscription.created_at.isoformat(),
+        "reportIfEmpty": subscription.report_if_empty,
+        "signed": subscription.signature_token is not None,
+        "pendingDeliveries": len(pending),
+    }
+    if pending and pending[0].last_error is not None:
+        shown["lastError"] = pending[0].last_error  # why its receiver has not taken the oldest
+    if subscription.stream:
+        shown["stream"] = True
+    else:
+        shown["schedule"] = subscription.schedule
+        if subscription.next_run_at is not None:
+            shown["nextRunAt"] = subscription.next_run_at.isoformat()
+    if subscription.initial_record_time is not None:
+        shown["initialRecordTime"] = subscription.initial_record_time.isoformat()
+    if subscription.last_notified_at is not None:
+        shown["lastNotifiedAt"] = subscription.last_notified_at.isoformat()
+    return shown
+
+
+def _invalid(exc: InvalidSubscription) -> Problem:
+    return Problem(
+        400,
+        "Invalid subscription",
+        str(exc),
+        errors=[{"location": f"body.{exc.field}", "reason": exc.reason}],
+    )
+
+
+@router.post("/{name}/subscriptions", status_code=status.HTTP_201_CREATED)
+def subscribe(
+    name: str,
+    body: SubscriptionCreate,
+    response: Response,
+    session: SessionDep,
+    services: ServicesDep,
+    credentials: Credentials,
+) -> dict[str, Any]:
+    """POST the query's events to `dest` as they are confirmed on chain (`stream: true`) or at the
+    times of a cron-like `schedule`, as EPCIS query documents signed in `GS1-Signature`."""
+    viewer = _subscriber(services, credentials)
+    named = _named(session, viewer, name)
+    now = datetime.now(UTC)
+    try:
+        if body.stream is True and body.schedule is not None:
+            raise InvalidSubscription("stream", "stream and schedule are mutually exclusive")
+        if body.stream is not True and body.schedule is None:
+            raise InvalidSubscription("stream", "set stream to true, or give a schedule")
+        schedule = Schedule.parse(body.schedule) if body.schedule is not None else None
+        if body.initial_record_time is not None and body.initial_record_time.tzinfo is None:
+            raise InvalidSubscription("initialRecordTime", "needs a time zone offset (Z or +hh:mm)")
+        check_destination(body.dest, services.settings.webhook_allow_private)
+    except InvalidSubscription as exc:
+        raise _invalid(exc) from None
+    owned = sum(
+        len(queries.subscriptions_of(session, q.id))
+        for q in queries.named_queries(session, named.owner, None, 10_000)
+    )
+    if owned >= MAX_SUBSCRIPTIONS_PER_OWNER:
+        raise Problem(
+            409,
+            "Too many subscriptions",
+            f"you have {owned}; delete one first (at most {MAX_SUBSCRIPTIONS_PER_OWNER})",
+        )
+    # Without initialRecordTime, events confirmed from now on; with it, the feed is read from its
+    # start and events recorded before it are left out.
+    cursor = 0 if body.initial_record_time is not None else queries.last_confirmation_seq(session)
+    subscription = Subscription(
+        id=str(uuid.uuid4()),
+        query_id=named.id,
+        dest=body.dest,
+        signature_token=body.signature_token,
+        stream=schedule is None,
+        schedule=body.schedule,
+        report_if_empty=body.report_if_empty,
+        initial_record_time=body.initial_record_time,
+        cursor=cursor,
+        next_run_at=schedule.next_after(now) if schedule is not None else None,
+        created_at=now,
+    )
+    session.add(subscription)
+    session.flush()
+    response.headers["Location"] = f"/queries/{quote(named.name)}/subscriptions/{subscription.id}"
+    return _subscription_public(session, named, subscription)
+
+
+@router.get("/{name}/subscriptions")
+def list_subscriptions(
+    name: str, request: Request, response: Response, session: SessionDep, viewer: ViewerDep
+) -> list[dict[str, Any]]:
+    _refuse_other_parameters(request, PAGING)
+    named = _named(session, viewer, name)
+    per_page = _per_page(request)
+    after = _read_token(request.query_params.get("nextPageToken"))
+    found = queries.subscriptions_of(session, named.id, after, per_page + 1)
+    page = found[:per_page]
+    if len(found) > per_page:
+        _link(request, response, {"perPage": str(per_page), "nextPageToken": _page_token(page[-1].id)})
+    return [_subscription_public(session, named, subscription) for subscription in page]
+
+
+@router.get("/{name}/subscriptions/{subscription_id}")
+def get_subscription(
+    name: str, subscription_id: str, session: SessionDep, viewer: ViewerDep
+) -> dict[str, Any]:
+    named = _named(session, viewer, name)
+    subscription = queries.subscription_of(session, named.id, subscription_id)
+    if subscription is None:
+        raise Problem(404, "Not Found", f"query {name!r} has no subscription {subscription_id}")
+    return _subscription_public(session, named, subscription)
+
+
+@router.delete("/{name}/subscriptions/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
+def unsubscribe(
+    name: str, subscription_id: str, session: SessionDep, services: ServicesDep, credentials: Credentials
+) -> None:
+    """Nothing more is sent: deliveries not yet sent are dropped with the subscription."""
+    named = _named(session, _subscriber(services, credentials), name)
+    if queries.subscription_of(session, named.id, subscription_id) is None:
+        raise Problem(404, "Not Found", f"query {name!r} has no subscription {subscription_id}")
+    queries.delete_subscriptions(session, [subscription_id])
+
+
+# ---------------------------------------------------------------- WebSocket subscriptions
+
+WEBSOCKET_POLICY_VIOLATION = 1008
+WEBSOCKET_POLL_S = 0.5
+"""How often a streaming WebSocket subscription looks for newly confirmed events."""
+
+
+@dataclass(frozen=True)
+class _Socket:
+    """A WebSocket subscription's terms, read from its handshake's query string."""
+
+    schedule: Schedule | None
+    report_if_empty: bool
+    initial_record_time: datetime | None
+
+
+def _socket_terms(websocket: WebSocket) -> _Socket:
+    params = websocket.query_params
+    unknown = sorted(set(params) - WEBSOCKET_PARAMETERS)
+    if unknown:
+        raise InvalidSubscription(unknown[0], "not a parameter of a WebSocket subscription")
+    fields = {
+        name: params[name]
+        for name in ("second", "minute", "hour", "dayOfMonth", "month", "dayOfWeek")
+        if name in params
+    }
+    stream = params.get("stream")
+    if stream is not None and stream != "true":
+        raise InvalidSubscription("stream", "only true")
+    if (stream == "true") == bool(fields):
+        raise InvalidSubscription("stream", "give stream=true, or schedule parameters, not both")
+    initial = params.get("initialRecordTime")
+    try:
+        initial_time = datetime.fromisoformat(initial) if initial else None
+    except ValueError:
+        raise InvalidSubscription("initialRecordTime", "not an ISO 8601 date-time") from None
+    if initial_time is not None and initial_time.tzinfo is None:
+        raise InvalidSubscription("initialRecordTime", "needs a time zone offset (Z or +hh:mm)")
+    return _Socket(
+        Schedule.parse(fields) if fields else None, params.get("reportIfEmpty") == "true", initial_time
+    )
+
+
+def _socket_viewer(services: Services, websocket: WebSocket) -> Viewer:
+    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
+    credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if token else None
+    return current_viewer(services, credentials)
+
+
+@router.websocket("/{name}/events")
+async def query_events_socket(websocket: WebSocket, name: str) -> None:
+    """The binding's WebSocket subscription: `GET /queries/{name}/events?stream=true` (or schedule
+    parameters) with `Upgrade: websocket`. Each message is an EPCIS query document of the events
+    confirmed since the last, as the caller may see them. It lives as long as the connection:
+    nothing is kept for a client that is away (a webhook subscription is), so a client that
+    reconnects passes `initialRecordTime` to get what it missed."""
+    services: Services = websocket.app.state.services
+    try:
+        viewer = await run_in_threadpool(_socket_viewer, services, websocket)
+        terms = _socket_terms(websocket)
+        with services.sessions() as session:
+            named = _named(session, viewer, name)
+            query_id = named.id
+            cursor = 0 if terms.initial_record_time is not None else queries.last_confirmation_seq(session)
+    except (Problem, InvalidSubscription) as exc:
+        await websocket.close(code=WEBSOCKET_POLICY_VIOLATION, reason=str(exc)[:120])
+        return
+    await websocket.accept()
+    now = datetime.now(UTC)
+    next_run = terms.schedule.next_after(now) if terms.schedule else None
+    while True:
+        wait = (
+            WEBSOCKET_POLL_S if next_run is None else max((next_run - datetime.now(UTC)).total_seconds(), 0)
+        )
+        try:
+            message = await asyncio.wait_for(websocket.receive(), timeout=wait)
+        except TimeoutError:
+            message = None
+        except WebSocketDisconnect:
+            return
+        if message is not None and message["type"] == "websocket.disconnect":
+            return
+        if next_run is not None and datetime.now(UTC) < next_run:
+            continue
+        cursor, document = await run_in_threadpool(_socket_round, services, query_id, viewer, cursor, terms)
+        if document is not None:
+            await websocket.send_json(document)
+        if terms.schedule is not None:
+            next_run = terms.schedule.next_after(datetime.now(UTC))
+
+
+def _socket_round(
+    services: Services, query_id: str, viewer: Viewer, cursor: int, terms: _Socket
+) -> tuple[int, dict[str, Any] | None]:
+    """The events confirmed after `cursor` that match, as a query document (None if none, unless
+    the schedule reports empty runs), and the new cursor."""
+    with services.sessions() as session:
+        named = session.get(NamedQuery, query_id)
+        if named is None:
+            return cursor, None
+        matched = []
+        while chunk := queries.confirmations_after(session, cursor, FEED_CHUNK):
+            rows = [row for _, row in chunk]
+            matched += [
+                event
+                for event in queries.matching_events(session, viewer, stored_query(named), among=rows)
+                if terms.initial_record_time is None or event.record_time >= terms.initial_record_time
+            ]
+            cursor = chunk[-1][0]
+        if not matched and not (terms.schedule is not None and terms.report_if_empty):
+            return cursor, None
+        document = query_document(session, viewer, matched)
+        document["epcisBody"]["queryResults"]["queryName"] = named.name
+        return cursor, document

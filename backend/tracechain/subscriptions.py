@@ -1,0 +1,424 @@
+"""Webhook subscriptions to named queries (EPCIS REST `/queries/{name}/subscriptions`): cron-like
+schedules, destinations, signatures, and the deliverer that empties the outbox.
+
+Never lost, never doubled. The indexer feeds each event, once, into `event_confirmations` in the
+transaction that confirms its last record. The deliverer reads the feed after each subscription's
+cursor, puts the matching events (as the subscriber may see them) into one delivery of the outbox
+and moves the cursor past them in one transaction: an event is in exactly one delivery of a
+subscription. A delivery is POSTed until its receiver answers 2xx, after exponential back-off on a
+failure, non-2xx or timeout. A process killed while a POST is in flight sends it again after the
+restart: the same bytes under the same delivery id (the `Idempotency-Key` header, and
+`tracechain:deliveryID` inside the signed body), so "exactly once" means each event in exactly one
+distinct delivery id, and a receiver dedupes on that id. Duplicates cannot be ruled out by the
+sender: the receiver may have acted on a POST whose answer never arrived.
+
+A subscription delivers what its owner may see at the time its delivery is built (`visibility`),
+with the query's filters matching only what it is shown. For tracechain an event is "recorded" once
+it is confirmed on chain: a stream delivers events as they are confirmed, a scheduled run those
+confirmed since the run before (an event with nothing to record on chain is final as captured).
+
+Known limits: deliveries are sent one at a time by one thread, so a receiver that answers slowly
+(up to TRACECHAIN_WEBHOOK_TIMEOUT_S per read) delays the others; a destination's name is checked
+against non-public addresses before each attempt but resolved again by the HTTP client (a name
+that rebinds in between is not caught); a delivery, once built, is sent as built even if its
+owner's rights change before it is taken.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from tracechain.epcis.query import EventQuery, parse_event_query
+from tracechain.errors import TracechainError
+from tracechain.store import queries
+from tracechain.store.db import transaction
+from tracechain.store.models import (
+    Delivery,
+    DeliveryStatus,
+    Event,
+    NamedQuery,
+    Participant,
+    Subscription,
+)
+from tracechain.supervision import one_line
+from tracechain.visibility import ADMIN, Viewer
+
+log = logging.getLogger(__name__)
+
+ADMIN_OWNER = "admin"
+"""`NamedQuery.owner` of the admin's queries (a participant's are its id)."""
+FEED_CHUNK = 500
+"""Feed rows read at once; at most as many events go in one delivery."""
+SIGNATURE_SCHEME = "sha256"
+DELIVERY_ID_HEADER = "Idempotency-Key"
+
+
+class InvalidSubscription(TracechainError, ValueError):
+    """A subscription the service cannot honour: which field, and why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field, self.reason = field, reason
+        super().__init__(f"{field}: {reason}")
+
+
+# ---------------------------------------------------------------- schedules
+
+_FIELDS = {  # name: (lowest, highest)
+    "second": (0, 59),
+    "minute": (0, 59),
+    "hour": (0, 23),
+    "dayOfMonth": (1, 31),
+    "month": (1, 12),
+    "dayOfWeek": (1, 7),  # 1 is Monday, 7 Sunday
+}
+_HORIZON_DAYS = 366 * 5
+"""A schedule that fires not once in five years (31 February) is refused."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A QuerySchedule (EPCIS 2.0 §8.2.5.3, cron-like): each field a list of numbers and
+    `[low-high]` ranges, separated by commas. An omitted field matches every value, but an omitted
+    `second` means second 0: a schedule fires at most once a minute unless it names seconds."""
+
+    seconds: frozenset[int]
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days_of_month: frozenset[int]
+    months: frozenset[int]
+    days_of_week: frozenset[int]
+
+    @classmethod
+    def parse(cls, given: Mapping[str, Any]) -> Schedule:
+        unknown = sorted(set(given) - set(_FIELDS))
+        if unknown:
+            raise InvalidSubscription(
+                f"schedule.{unknown[0]}", f"not a schedule field ({', '.join(_FIELDS)})"
+            )
+        values = {}
+        for name, (low, high) in _FIELDS.items():
+            if name in given and given[name] is not None:
+                values[name] = _schedule_values(name, given[name], low, high)
+            else:
+                values[name] = frozenset({0}) if name == "second" else frozenset(range(low, high + 1))
+        schedule = cls(
+            values["second"],
+            values["minute"],
+            values["hour"],
+            values["dayOfMonth"],
+            values["month"],
+            values["dayOfWeek"],
+        )
+        if schedule.next_after(datetime.now(UTC)) is None:
+            raise InvalidSubscription("schedule", "never fires (no such day)")
+        return schedule
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        """The first time after `moment` (UTC, to the second) the schedule fires."""
+        moment = moment.astimezone(UTC).replace(microsecond=0)
+        day = moment.date()
+        for _ in range(_HORIZON_DAYS):
+            if (
+                day.month in self.months
+                and day.day in self.days_of_month
+                and day.isoweekday() in self.days_of_week
+            ):
+                for hour in sorted(self.hours):
+                    for minute in sorted(self.minutes):
+                        for second in sorted(self.seconds):
+                            at = datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=UTC)
+                            if at > moment:
+                                return at
+            day += timedelta(days=1)
+        return None
+
+
+def _schedule_values(name: str, value: Any, low: int, high: int) -> frozenset[int]:
+    """Numbers and `[low-high]` ranges separated by commas (the binding's pattern), and the cron
+    forms its examples use: `*`, and `start/step` (`"0/30"`: seconds 0 and 30)."""
+    text = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    found: set[int] = set()
+    for element in text.split(","):
+        element = element.strip()
+        base, _, step_text = element.partition("/")
+        try:
+            step = int(step_text) if step_text else 1
+            if base == "*":
+                first, last = low, high
+            elif base.startswith("[") and base.endswith("]"):
+                first, last = (int(part) for part in base[1:-1].split("-"))
+            else:
+                first = int(base)
+                last = high if step_text else first
+        except ValueError:
+            raise InvalidSubscription(
+                f"schedule.{name}",
+                f"{value!r} is not numbers and [low-high] ranges separated by commas",
+            ) from None
+        if not low <= first <= last <= high or step < 1:
+            raise InvalidSubscription(f"schedule.{name}", f"{element} is outside {low} to {high}")
+        found.update(range(first, last + 1, step))
+    return frozenset(found)
+
+
+# ---------------------------------------------------------------- destinations and signatures
+
+
+def check_destination(dest: str, allow_private: bool) -> None:
+    """Refuse what is not an http(s) URL, and, unless allowed, one whose host is or resolves to a
+    non-public address (SSRF: a webhook must not reach into the service's own network)."""
+    try:
+        parts = urlsplit(dest)
+        host = parts.hostname
+        parts.port  # noqa: B018 -- raises on a port that is not a number
+    except ValueError as exc:
+        raise InvalidSubscription("dest", f"not a URL: {exc}") from None
+    if parts.scheme not in {"http", "https"} or not host:
+        raise InvalidSubscription("dest", "must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidSubscription(
+            "dest", "must not carry credentials: the signature authenticates the sender"
+        )
+    if parts.fragment:
+        raise InvalidSubscription("dest", "must not have a #fragment")
+    if not allow_private:
+        for address in _addresses_of(host):
+            if not address.is_global or address.is_multicast:
+                raise InvalidSubscription(
+                    "dest",
+                    f"{host} is a non-public address ({address}); webhooks go to public hosts only "
+                    "(TRACECHAIN_WEBHOOK_ALLOW_PRIVATE)",
+                )
+
+
+def _addresses_of(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise InvalidSubscription("dest", f"{host} does not resolve: {exc}") from None
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
+
+
+def signature_of(body: bytes, token: str) -> str:
+    """The GS1-Signature header: HMAC-SHA256 over the exact body bytes, keyed with the subscriber's
+    signatureToken, as `sha256=<lowercase hex>` (the binding leaves the scheme to the service)."""
+    digest = hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+    return f"{SIGNATURE_SCHEME}={digest}"
+
+
+# ---------------------------------------------------------------- owners and queries
+
+
+def viewer_of_owner(session: Session, owner: str) -> Viewer | None:
+    """Whose view a named query answers with; None if its owner is gone."""
+    if owner == ADMIN_OWNER:
+        return ADMIN
+    participant = session.get(Participant, owner)
+    if participant is None:
+        return None
+    return Viewer(participant.id, participant.address, participant.party_id)
+
+
+def stored_query(named: NamedQuery) -> EventQuery:
+    return parse_event_query([(name, value) for name, value in named.params])
+
+
+# ---------------------------------------------------------------- the deliverer
+
+DocumentOf = Callable[[Session, Viewer, list[Event]], dict[str, Any]]
+
+
+class Deliverer:
+    """Builds deliveries from the feed and sends the outbox: a worker (`supervision.Supervisor`)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        document_of: DocumentOf,
+        *,
+        allow_private: bool,
+        timeout_s: float,
+        retry_base_s: float,
+        retry_max_s: float,
+        sends_at_once: int = 20,
+    ) -> None:
+        self.sessions = sessions
+        self.document_of = document_of
+        self.allow_private = allow_private
+        self.timeout_s = timeout_s
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+        self.sends_at_once = sends_at_once
+        # Redirects are not followed: one could lead from a public host to a private one.
+        self.client = httpx.Client(timeout=timeout_s, follow_redirects=False)
+
+    def run_once(self) -> int:
+        """One round: build the deliveries due, then send those due. Returns how much it did."""
+        return self.build_streamed() + self.build_scheduled() + self.send_due()
+
+    def backoff(self, attempts: int) -> timedelta:
+        return timedelta(seconds=min(self.retry_base_s * 2 ** max(attempts - 1, 0), self.retry_max_s))
+
+    # -------------------------------------------------------------- building
+
+    def build_streamed(self) -> int:
+        with self.sessions() as session:
+            waiting = [s.id for s in queries.streaming_subscriptions_to_feed(session, limit=100)]
+        built = 0
+        for subscription_id in waiting:
+            with transaction(self.sessions) as session:
+                subscription = session.get(Subscription, subscription_id, with_for_update=True)
+                if subscription is None:  # deleted meanwhile
+                    continue
+                for _ in range(20):  # a bounded round: a long unmatched feed is read over several
+                    chunk = queries.confirmations_after(session, subscription.cursor, FEED_CHUNK)
+                    if not chunk:
+                        break
+                    delivered = self._build(session, subscription, [row for _, row in chunk], False)
+                    subscription.cursor = chunk[-1][0]
+                    built += delivered
+                    if delivered or len(chunk) < FEED_CHUNK:
+                        break  # one delivery waiting per subscription
+        return built
+
+    def build_scheduled(self) -> int:
+        now = datetime.now(UTC)
+        with self.sessions() as session:
+            due = [s.id for s in queries.scheduled_subscriptions_due(session, now, limit=100)]
+        built = 0
+        for subscription_id in due:
+            with transaction(self.sessions) as session:
+                subscription = session.get(Subscription, subscription_id, with_for_update=True)
+                if subscription is None or subscription.schedule is None:
+                    continue
+                any_built = False
+                while chunk := queries.confirmations_after(session, subscription.cursor, FEED_CHUNK):
+                    any_built |= self._build(session, subscription, [row for _, row in chunk], False)
+                    subscription.cursor = chunk[-1][0]
+                if not any_built and subscription.report_if_empty:
+                    any_built = self._build(session, subscription, [], True)
+                built += any_built
+                subscription.next_run_at = Schedule.parse(subscription.schedule).next_after(now)
+        return built
+
+    def _build(self, session: Session, subscription: Subscription, row_ids: list[int], empty: bool) -> bool:
+        """A delivery of the events among `row_ids` that match and the owner may see; none if no
+        event does, unless `empty` (reportIfEmpty). Whether one was built."""
+        named = session.get(NamedQuery, subscription.query_id)
+        viewer = viewer_of_owner(session, named.owner) if named is not None else None
+        if named is None or viewer is None:
+            return False
+        matched = [
+            event
+            for event in queries.matching_events(session, viewer, stored_query(named), among=row_ids)
+            if subscription.initial_record_time is None
+            or event.record_time >= subscription.initial_record_time
+        ]
+        if not matched and not empty:
+            return False
+        delivery_id = str(uuid.uuid4())
+        document = self.document_of(session, viewer, matched)
+        document["tracechain:deliveryID"] = delivery_id
+        results = document["epcisBody"]["queryResults"]
+        results["queryName"], results["subscriptionID"] = named.name, subscription.id
+        now = datetime.now(UTC)
+        session.add(
+            Delivery(
+                id=delivery_id,
+                subscription_id=subscription.id,
+                body=json.dumps(document, separators=(",", ":")).encode(),
+                event_count=len(matched),
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        return True
+
+    # -------------------------------------------------------------- sending
+
+    def send_due(self) -> int:
+        with self.sessions() as session:
+            due = [d.seq for d in queries.deliveries_due(session, datetime.now(UTC), self.sends_at_once)]
+        return sum(self._send(seq) for seq in due)
+
+    def _send(self, seq: int) -> bool:
+        # The attempt is counted and the next one scheduled before the POST goes out: a process
+        # killed mid-POST resends after the back-off, not in a loop of crashes.
+        now = datetime.now(UTC)
+        with transaction(self.sessions) as session:
+            delivery = session.get(Delivery, seq, with_for_update=True)
+            if (
+                delivery is None
+                or delivery.status != DeliveryStatus.PENDING
+                or delivery.next_attempt_at > now
+            ):
+                return False
+            subscription = session.get(Subscription, delivery.subscription_id)
+            if subscription is None:
+                return False
+            delivery.attempts += 1
+            delivery.last_attempt_at = now
+            delivery.next_attempt_at = now + self.backoff(delivery.attempts)
+            attempt = (delivery.id, delivery.body, subscription.dest, subscription.signature_token)
+        delivery_id, body, dest, token = attempt
+        error = self._post(delivery_id, body, dest, token)
+        with transaction(self.sessions) as session:
+            delivery = session.get(Delivery, seq)
+            if delivery is None:  # its subscription was deleted meanwhile
+                return True
+            if error is None:
+                delivery.status, delivery.delivered_at, delivery.last_error = (
+                    DeliveryStatus.DELIVERED,
+                    datetime.now(UTC),
+                    None,
+                )
+                subscription = session.get(Subscription, delivery.subscription_id)
+                if subscription is not None:
+                    subscription.last_notified_at = delivery.delivered_at
+            else:
+                delivery.last_error = error
+                log.info(
+                    "delivery %s to %s failed (attempt %d): %s", delivery_id, dest, delivery.attempts, error
+                )
+        return True
+
+    def _post(self, delivery_id: str, body: bytes, dest: str, token: str | None) -> str | None:
+        """None if `dest` took the delivery (2xx), else why not."""
+        headers = {"Content-Type": "application/json", DELIVERY_ID_HEADER: delivery_id}
+        if token:
+            headers["GS1-Signature"] = signature_of(body, token)
+        try:
+            # Checked again at each attempt: a name may resolve elsewhere now than when subscribed.
+            check_destination(dest, self.allow_private)
+            # Streamed and closed unread: only the status counts, and a receiver must not make
+            # the service read a body of its choosing.
+            with self.client.stream("POST", dest, content=body, headers=headers) as response:
+                status = response.status_code
+        except InvalidSubscription as exc:
+            return str(exc)
+        except httpx.HTTPError as exc:
+            return one_line(exc)
+        return None if 200 <= status < 300 else f"HTTP {status}"
+
+    def close(self) -> None:
+        self.client.close()
