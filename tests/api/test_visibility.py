@@ -86,7 +86,9 @@ def _key(participant: dict[str, Any] | None) -> dict[str, str]:
 
 
 def events_seen(api: Api, who: dict[str, Any] | None, **params: str) -> list[dict[str, Any]]:
-    response = api.client.get("/events", params={"perPage": "1000", **params}, headers=_key(who))
+    # As captured (the binding's default serves Digital Links): these tests compare with what was sent.
+    headers = {**_key(who), "GS1-EPC-Format": "Never_Translates"}
+    response = api.client.get("/events", params={"perPage": "1000", **params}, headers=headers)
     assert response.status_code == 200, response.text
     found: list[dict[str, Any]] = response.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
     return found

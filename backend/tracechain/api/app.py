@@ -11,6 +11,7 @@ from tracechain import __version__
 from tracechain.api import problems
 from tracechain.api.routes import (
     capture,
+    discovery,
     events,
     grants,
     health,
@@ -65,6 +66,7 @@ def create_app(
         products,
         shipments,
         events,
+        discovery,
         trace,
         orders,
         settlement,

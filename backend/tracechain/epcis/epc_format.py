@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
+from functools import partial
 from typing import Any, Final
 
 from tracechain.epcis.gs1_normaliser import canonical_digital_link
@@ -70,11 +71,11 @@ def event_in(event: dict[str, Any], epc_format: EpcFormat) -> dict[str, Any]:
     for name in _LISTS:
         served[name] = _each(served, name, one)
     for name in _QUANTITY_LISTS:
-        served[name] = _each(served, name, lambda q: _with(q, "epcClass", one))
+        served[name] = _each(served, name, partial(_with, key="epcClass", change=one))
     for name in _PLACES:
         served[name] = _with(served.get(name), "id", one)
     for name, key in _PARTIES:
-        served[name] = _each(served, name, lambda entry, key=key: _with(entry, key, one))
+        served[name] = _each(served, name, partial(_with, key=key, change=one))
     return {name: value for name, value in served.items() if name in event}
 
 

@@ -16,29 +16,34 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 
 from tracechain.api.deps import SessionDep, ViewerDep
+from tracechain.api.gs1_headers import TRACECHAIN_TERMS, EpcFormatDep, Negotiated
 from tracechain.api.problems import Problem
+from tracechain.epcis.epc_format import EpcFormat, event_in
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
-from tracechain.epcis.identifiers import canonical_epc
 from tracechain.epcis.query import EventQuery, InvalidQuery, QueryTooLarge, parse_event_query
 from tracechain.store import queries
 from tracechain.store.models import Event
 from tracechain.visibility import View, Viewer, redact
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], dependencies=[Negotiated])
 
 QUERY_DOCUMENT_MEDIA_TYPE = "application/ld+json"
-TRACECHAIN_TERMS = "https://tracechain.dev/epcis#"
-"""The namespace of the terms tracechain adds to events it serves: `tracechain:withheld` (the fields
-the caller may not see) and `tracechain:hashId` (the CBV hash id, beside a declared eventID)."""
 
 
-def query_document(session: SessionDep, viewer: Viewer, events: list[Event]) -> dict[str, Any]:
-    """The events as the viewer may see them (the store has listed only those it may see)."""
+def query_document(
+    session: SessionDep,
+    viewer: Viewer,
+    events: list[Event],
+    epc_format: EpcFormat = EpcFormat.NEVER_TRANSLATES,
+) -> dict[str, Any]:
+    """The events as the viewer may see them (the store has listed only those it may see), their
+    identifiers in `epc_format` (`GS1-EPC-Format`)."""
     access = queries.access_of(session, viewer, {n.epc for e in events for n in e.epcs})
     shown = []
     for event in events:
         view = access.view_of(queries.event_facts(event)) or View.PUBLIC
-        shown.append(event_document(event, access.shown_fields(view, event.body, event.signer, None)))
+        fields = access.shown_fields(view, event.body, event.signer, None)
+        shown.append(event_in(event_document(event, fields), epc_format))
     return {
         "@context": [EPCIS_CONTEXT, {"tracechain": TRACECHAIN_TERMS}],
         "type": "EPCISQueryDocument",
@@ -106,7 +111,12 @@ class QueryPage:
     next_params: list[tuple[str, str]] | None
 
 
-def answer_query(session: SessionDep, viewer: Viewer, params: list[tuple[str, str]]) -> QueryPage:
+def answer_query(
+    session: SessionDep,
+    viewer: Viewer,
+    params: list[tuple[str, str]],
+    epc_format: EpcFormat = EpcFormat.NEVER_TRANSLATES,
+) -> QueryPage:
     """One page of the events matching SimpleEventQuery parameters (`tracechain.epcis.query`) that
     the viewer may see: the one way `/events`, the discovery resources and named queries answer."""
     query = parse_event_query(params)
@@ -130,7 +140,7 @@ def answer_query(session: SessionDep, viewer: Viewer, params: list[tuple[str, st
             _PagePosition(_ordering(query), queries.sort_key_of(last, query), last.id, returned + len(page))
         )
         next_params = [(k, v) for k, v in params if k != "nextPageToken"] + [("nextPageToken", token)]
-    return QueryPage(query_document(session, viewer, page), next_params)
+    return QueryPage(query_document(session, viewer, page, epc_format), next_params)
 
 
 def link_next(request: Request, response: Response, page: QueryPage) -> dict[str, Any]:
@@ -141,27 +151,22 @@ def link_next(request: Request, response: Response, page: QueryPage) -> dict[str
 
 
 @router.get("/events")
-def events(request: Request, response: Response, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
+def events(
+    request: Request, response: Response, session: SessionDep, viewer: ViewerDep, epc_format: EpcFormatDep
+) -> dict[str, Any]:
     """Events matching the EPCIS SimpleEventQuery parameters (`tracechain.epcis.query`), recorded
     order unless `orderBy` says otherwise; more pages are linked with `nextPageToken`."""
-    page = answer_query(session, viewer, request.query_params.multi_items())
+    page = answer_query(session, viewer, request.query_params.multi_items(), epc_format)
     return link_next(request, response, page)
 
 
 @router.get("/events/{event_id:path}")
-def event_by_id(event_id: str, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
+def event_by_id(
+    event_id: str, session: SessionDep, viewer: ViewerDep, epc_format: EpcFormatDep
+) -> dict[str, Any]:
     """The event with this hash id or declared eventID: each participant's capture of it, and
     declarations withdrawing it."""
     found = queries.events_by_id(session, event_id, viewer)
     if not found:  # an event the caller may not see is as good as none: nothing leaks
         raise Problem(404, "Not Found", f"no event {event_id} you may read")
-    return query_document(session, viewer, found)
-
-
-@router.get("/epcs/{epc:path}/events")
-def events_of_epc(epc: str, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
-    canonical = canonical_epc(epc)
-    found = queries.events_naming(session, [canonical], viewer)
-    if not found:
-        raise Problem(404, "Not Found", f"no events name {canonical} that you may read")
-    return query_document(session, viewer, found)
+    return query_document(session, viewer, found, epc_format)
