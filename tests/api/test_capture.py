@@ -370,6 +370,8 @@ def test_capture_lists_the_callers_own_jobs_in_pages_and_the_admin_all(
     assert seen[0] == single  # each as GET /capture/{id} answers it
     everyone = {job["captureID"] for job in api.admin("GET", "/capture?perPage=1000").json()}
     assert {*own, theirs} <= everyone
+    assert api.admin("GET", f"/capture/{theirs}").json()["captureID"] == theirs
+    assert api.client.get(f"/capture/{theirs}", headers=api.as_participant(maker)).status_code == 404
     carriers = api.client.get("/capture", headers=api.as_participant(carrier)).json()
     assert [job["captureID"] for job in carriers] == [theirs]
     assert api.client.get("/capture").status_code == 401

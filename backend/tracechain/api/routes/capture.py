@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tracechain.api.deps import ParticipantDep, ReaderDep, ServicesDep, SessionDep, ViewerDep
+from tracechain.api.deps import ParticipantDep, ServicesDep, SessionDep, ViewerDep
 from tracechain.api.gs1_headers import Negotiated, discovery_headers
 from tracechain.api.limits import parse_json, read_body
 from tracechain.api.problems import Problem
@@ -359,9 +359,13 @@ def _own_job(session: Session, capture_id: str, participant: Participant) -> Cap
 
 @router.get("/capture/{capture_id}", response_model=CaptureJobPublic, response_model_by_alias=True)
 def capture_job(
-    capture_id: str, participant: ReaderDep, session: SessionDep, services: ServicesDep
+    capture_id: str, viewer: ViewerDep, session: SessionDep, services: ServicesDep
 ) -> CaptureJobPublic:
-    return job_public(_own_job(session, capture_id, participant), session, services.registry.domain)
+    """One of your capture jobs (the admin: anyone's, as `GET /capture` lists them)."""
+    job = session.get(CaptureJob, capture_id)
+    if job is None or not (viewer.admin or job.participant_id == viewer.participant_id):
+        raise Problem(404, "Not Found", f"no capture job {capture_id} of yours")
+    return job_public(job, session, services.registry.domain)
 
 
 @router.post(
