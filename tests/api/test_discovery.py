@@ -168,6 +168,15 @@ def test_the_events_of_a_value_are_found_by_any_spelling_of_it(
     at_depot = served_events(api, maker, f"/bizLocations/{quote(digital_link(DEPOT), safe='')}/events")
     assert [e["bizStep"] for e in at_depot] == ["receiving"]
     assert served_events(api, maker, "/dispositions/active/events", **never)[0]["epcList"] == [ITEM]
+    # Paged like /events; the next link does not repeat the path's filter as a parameter.
+    first = api.client.get(f"/epcs/{ITEM}/events?perPage=1", headers={**_key(maker), **never})
+    link = first.headers["Link"]
+    assert "MATCH_anyEPC" not in link and link.startswith(f"<{urlparse(str(first.url)).path}?")
+    second = api.client.get(link[1 : link.index(">")], headers={**_key(maker), **never})
+    assert second.status_code == 200, second.text
+    pages = [r.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"] for r in (first, second)]
+    assert [e["bizStep"] for page in pages for e in page] == ["commissioning", "packing"]
+    assert "Link" not in second.headers
     # The request's own parameters narrow the path's filter ...
     narrowed = served_events(api, maker, f"/epcs/{ITEM}/events?eventType=AggregationEvent")
     assert [e["type"] for e in narrowed] == ["AggregationEvent"]

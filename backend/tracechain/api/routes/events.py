@@ -1,4 +1,5 @@
-"""EPCIS queries (REST binding): events by filter, by id, by EPC; answered as EPCIS query documents.
+"""EPCIS queries (REST binding): events by filter and by id, answered as EPCIS query documents (by
+EPC, business step, location … : `discovery`, through `answer_query`).
 
 Only to participants and the admin, and each sees what `visibility` allows: the store lists only
 the events the caller may see, and each is shown in the caller's view of it, the fields it may not
