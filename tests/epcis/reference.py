@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 import threading
 from typing import Any, Final
 
-from epcis_event_hash_generator import file_document_loader, json_to_py
+from epcis_event_hash_generator import file_document_loader, json_to_py, xml_to_py
 from epcis_event_hash_generator.hash_generator import derive_prehashes_from_events
 from epcis_event_hash_generator.json_to_py import event_list_from_epcis_document_json
 from pyld import jsonld
@@ -122,3 +123,24 @@ def reference_hash_ids_of(document: dict[str, Any]) -> list[str]:
         assert pre_hashes[index].count(marker) == placeheld.count(index), pre_hashes[index]
         pre_hashes[index] = pre_hashes[index].replace(marker, "")
     return [hash_id(pre_hash) for pre_hash in pre_hashes]
+
+
+def reference_hash_ids_of_xml(text: str) -> list[str]:
+    """The ids GS1's reference gives an EPCIS XML document, read by its own XML reader (no
+    conversion of tracechain's involved), with two readings made as its JSON reader makes them:
+
+    - A bizTransaction without a type crashes its XML reader as it does its JSON reader: it gets
+      :data:`PLACEHOLDER_TYPE`, taken out of the pre-hash again, as :func:`readable_by_reference`.
+    - A `<quantity xsi:nil="true"/>` is no quantity (the XSD's nillable, JSON's absent key); the
+      XML reader would hash the schema-instance attribute as if it were data.
+    """
+    text = text.lstrip("\ufeff")
+    text = re.sub(r"<quantity\s+xsi:nil=\"true\"\s*/>", "", text)
+    untyped = re.compile(r"<bizTransaction>")
+    readable = untyped.sub(f'<bizTransaction type="{PLACEHOLDER_TYPE}">', text)
+    with _lock:
+        events = xml_to_py.event_list_from_epcis_document_str(readable)
+        pre_hashes: list[str] = derive_prehashes_from_events(events)
+    if not events[2] or len(pre_hashes) != len(events[2]):
+        raise ReferenceCannotHash(f"hashed {len(pre_hashes)} of {len(events[2])} events")
+    return [hash_id(pre_hash.replace("type=" + PLACEHOLDER_TYPE, "")) for pre_hash in pre_hashes]

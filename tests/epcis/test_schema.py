@@ -188,3 +188,98 @@ def test_package_ships_the_standards_schema_and_the_hash_generators_context() ->
     }
     # The reference names its bundled contexts by their sha-256.
     assert shipped in bundled
+
+
+# ---------------------------------------------------------------- sensor rules beyond the schema
+
+
+def _sensor_event(metadata: dict[str, object], report: dict[str, object]) -> dict[str, object]:
+    reading = {"type": "gs1:Temperature", "value": 4.5, "uom": "CEL", **report}
+    return event(
+        epcList=[SGTIN],
+        eventTime="2024-05-01T10:00:00.000+08:00",
+        sensorElementList=[{"sensorMetadata": metadata, "sensorReport": [reading]}],
+    )
+
+
+def test_a_sensor_reading_at_or_before_its_event_is_accepted() -> None:
+    # 02:00Z is 10:00+08:00: the same instant, written in another offset
+    for metadata, report in [
+        ({"time": "2024-05-01T02:00:00Z"}, {}),
+        ({}, {"time": "2024-05-01T09:59:00+08:00"}),
+    ]:
+        assert validate_document(document_of(_sensor_event(metadata, report))) == []
+
+
+def test_a_sensor_time_after_its_event_is_named() -> None:
+    for part, metadata, report in [
+        ("sensorMetadata", {"time": "2024-05-01T10:00:01+08:00"}, {}),
+        ("sensorReport[0]", {}, {"time": "2024-05-01T02:00:01Z"}),
+    ]:
+        problems = validate_document(document_of(_sensor_event(metadata, report)))
+        assert [problem.location for problem in problems] == [
+            f"epcisBody.eventList[0].sensorElementList[0].{part}.time"
+        ]
+        assert "after the event's eventTime 2024-05-01T10:00:00+08:00" in problems[0].reason
+
+
+def test_a_sensor_time_without_offset_fails_the_schema() -> None:
+    problems = validate_document(document_of(_sensor_event({"time": "2024-05-01T01:00:00"}, {})))
+    assert [p.location for p in problems] == [
+        "epcisBody.eventList[0].sensorElementList[0].sensorMetadata.time"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("deviceID", "urn:epc:id:giai:4000001.111"),
+        ("dataProcessingMethod", "https://example.com/method/1"),
+        ("deviceMetadata", "https://example.com/device/1"),
+        ("rawData", "https://example.com/raw/1"),
+        ("time", "2024-05-01T01:00:00Z"),
+    ],
+)
+def test_an_inline_attribute_in_both_metadata_and_a_report_is_refused(name: str, value: str) -> None:
+    # TCR-53 step 29: said for the element and for one reading, it is ambiguous which one a query means
+    assert validate_document(document_of(_sensor_event({name: value}, {}))) == []
+    assert validate_document(document_of(_sensor_event({}, {name: value}))) == []
+    problems = validate_document(document_of(_sensor_event({name: value}, {name: value})))
+    assert problems == [
+        Problem(
+            f"epcisBody.eventList[0].sensorElementList[0].sensorReport[0].{name}",
+            f"is also given in the element's sensorMetadata; give {name} in one of them",
+        )
+    ]
+
+
+def test_a_sensor_element_without_a_report_is_refused() -> None:
+    # EPCIS 2.0 §7.3.5.5 (M121): a sensorElement contains one or more sensorReports
+    element = event(epcList=[SGTIN], sensorElementList=[{"sensorMetadata": {"time": "2024-05-01T01:00:00Z"}}])
+    problems = validate_document(document_of(element))
+    assert problems == [
+        Problem("epcisBody.eventList[0].sensorElementList[0].sensorReport", "is required but missing")
+    ]
+
+
+@pytest.mark.parametrize(
+    "kind", ["ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent", "AssociationEvent"]
+)
+def test_persistent_disposition_is_accepted_in_every_event_type_as_the_xsd_has_it(kind: str) -> None:
+    # GS1's JSON schema has it only in Object and Transformation events; its XSD in all five
+    names = {
+        "ObjectEvent": {"epcList": [SGTIN]},
+        "AggregationEvent": {"parentID": "urn:epc:id:sscc:0614141.1234567890", "childEPCs": [SGTIN]},
+        "TransactionEvent": {"epcList": [SGTIN], "bizTransactionList": [{"bizTransaction": "urn:x:po:1"}]},
+        "TransformationEvent": {
+            "inputEPCList": [SGTIN],
+            "transformationID": "urn:uuid:5d8a1d34-8f2b-4c1e-9a11-0f0e3a1c2b3d",
+        },
+        "AssociationEvent": {"parentID": "urn:epc:id:grai:0614141.12345.1", "childEPCs": [SGTIN]},
+    }[kind]
+    built = event(kind, **names, persistentDisposition={"set": ["completeness_verified"]})
+    assert validate_document(document_of(built)) == []
+    built["persistentDisposition"] = {"set": "completeness_verified"}  # still held to its own shape
+    assert [p.location for p in validate_document(document_of(built))] == [
+        "epcisBody.eventList[0].persistentDisposition.set"
+    ]

@@ -12,12 +12,10 @@ from fastapi import Depends, Request, Response
 from tracechain import __version__
 from tracechain.api.problems import Problem
 from tracechain.epcis.epc_format import DEFAULT_EPC_FORMAT, EpcFormat, translates
+from tracechain.epcis.xml import TRACECHAIN_NS
 
 EPCIS_VERSION: Final = "2.0.0"
 CBV_VERSION: Final = "2.0.0"
-TRACECHAIN_TERMS: Final = "https://tracechain.dev/epcis#"
-"""The namespace of the terms tracechain adds to events it serves: `tracechain:withheld` (the fields
-the caller may not see) and `tracechain:hashId` (the CBV hash id, beside a declared eventID)."""
 
 _VERSION: Final = re.compile(r"\d+(\.\d+)*")
 _CBV_XML_FORMATS: Final = ("No_Preference", "Always_Web_URI", "Always_URN", "Never_Translates")
@@ -43,7 +41,7 @@ def discovery_headers(allow: str) -> dict[str, str]:
         "GS1-CBV-Max": CBV_VERSION,
         "GS1-EPC-Format": EpcFormat.NO_PREFERENCE.value,
         "GS1-Vendor-Version": f"tracechain-{__version__}",
-        "GS1-Extensions": f"tracechain={TRACECHAIN_TERMS}",
+        "GS1-Extensions": f"tracechain={TRACECHAIN_NS}",
     }
 
 

@@ -19,6 +19,7 @@ from tracechain.api.services import CaptureQueueFull
 from tracechain.capture import CaptureLimitExceeded, DocumentRejected, InvalidSignatures
 from tracechain.epcis.identifiers import InvalidIdentifier
 from tracechain.epcis.query import InvalidQuery, QueryTooLarge
+from tracechain.epcis.xml import InvalidXml
 from tracechain.errors import ContractRevert, TracechainError
 from tracechain.recovery import SubjectsBeingRepaired
 
@@ -122,6 +123,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(InvalidJson)
     async def _not_json(request: Request, exc: InvalidJson) -> JSONResponse:
         return problem_response(400, "Invalid JSON", str(exc), request.url.path)
+
+    @app.exception_handler(InvalidXml)
+    async def _not_epcis_xml(request: Request, exc: InvalidXml) -> JSONResponse:
+        errors = [{"location": p.location, "reason": p.reason} for p in exc.problems]
+        return problem_response(400, "Invalid EPCIS XML", str(exc), request.url.path, errors=errors)
 
     @app.exception_handler(CaptureQueueFull)
     async def _busy(request: Request, exc: CaptureQueueFull) -> JSONResponse:

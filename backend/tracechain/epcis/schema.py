@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from typing import Any, Final
 
@@ -59,8 +60,23 @@ class Problem:
 
 def _load_schema() -> dict[str, Any]:
     text = resources.files("tracechain.epcis").joinpath("data", _SCHEMA_FILE).read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
+    schema: dict[str, Any] = _persistent_disposition_in_every_event(json.loads(text))
     Draft7Validator.check_schema(schema)
+    return schema
+
+
+_EVENTS_GS1_JSON_LEAVES_IT_OUT_OF: Final = ("AggregationEvent", "TransactionEvent", "AssociationEvent")
+
+
+def _persistent_disposition_in_every_event(schema: dict[str, Any]) -> dict[str, Any]:
+    """GS1's JSON schema (as shipped, unedited, in data/) allows persistentDisposition only in
+    ObjectEvent and TransformationEvent; GS1's XSD allows it in all five event types, and GS1's own
+    XML example puts it in an AggregationEvent. The XSD is followed, so no event is refused in JSON
+    whose XML form GS1 accepts."""
+    for event_type in _EVENTS_GS1_JSON_LEAVES_IT_OUT_OF:
+        own = schema["definitions"][event_type]["allOf"][1]
+        own["properties"]["persistentDisposition"] = {"$ref": "#/definitions/persistentDisposition"}
+        own["propertyNames"]["anyOf"][1]["enum"].append("persistentDisposition")
     return schema
 
 
@@ -79,7 +95,8 @@ def validate_document(document: Any) -> list[Problem]:
         return [Problem("document", f"must be a JSON object, not {_json_type(document)}")]
     problems = list(_context_problems(document))
     if _FAST_VALIDATOR.is_valid(document):
-        return problems
+        # Rules across fields read a document of the schema's shape; one that is not is refused anyway.
+        return problems + list(_sensor_problems(document))
     plain: list[Problem] = []
     combined: list[Problem] = []
     for error in _VALIDATOR.iter_errors(document):
@@ -121,6 +138,61 @@ def _walk(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str |
     elif isinstance(value, list):
         for index, child in enumerate(value):
             yield from _walk(child, (*path, index))
+
+
+# ---------------------------------------------------------------- sensor rules the schema cannot state
+
+# EPCIS 2.0 §7.3.5.5: these may describe a whole sensorElement (in its sensorMetadata) or one
+# reading (in a sensorReport), never both in one element: which would a query match? (TCR-53, step 29)
+_SENSOR_INLINE_ATTRIBUTES: Final = ("dataProcessingMethod", "deviceID", "deviceMetadata", "rawData", "time")
+
+
+def _sensor_problems(document: dict[str, Any]) -> Iterator[Problem]:
+    """A sensor time after its event's time (EPCIS 2.0 §7.3.5.5.1, M122); an inline attribute
+    given in both an element's sensorMetadata and one of its sensorReports."""
+    events = document.get("epcisBody", {}).get("eventList", [])
+    for event_index, event in enumerate(events if isinstance(events, list) else []):
+        if not isinstance(event, dict):
+            continue
+        event_time = _instant(event.get("eventTime"))
+        for element_index, element in enumerate(event.get("sensorElementList") or []):
+            at = ("epcisBody", "eventList", event_index, "sensorElementList", element_index)
+            metadata = element.get("sensorMetadata") or {}
+            reports = list(enumerate(element.get("sensorReport") or []))
+            for where, part in [(("sensorMetadata",), metadata)] + [
+                (("sensorReport", i), r) for i, r in reports
+            ]:
+                if "time" in part:
+                    yield from _sensor_time_problems(
+                        _location((*at, *where, "time")), part["time"], event_time
+                    )
+            for name in _SENSOR_INLINE_ATTRIBUTES:
+                if name in metadata:
+                    for index, report in reports:
+                        if name in report:
+                            yield Problem(
+                                _location((*at, "sensorReport", index, name)),
+                                f"is also given in the element's sensorMetadata; give {name} in one of them",
+                            )
+
+
+def _sensor_time_problems(location: str, value: Any, event_time: datetime | None) -> Iterator[Problem]:
+    # A time without a UTC offset fails the schema's date-time format, which names it itself.
+    time = _instant(value)
+    if time is not None and event_time is not None and time > event_time:
+        yield Problem(
+            location,
+            f"is after the event's eventTime {event_time.isoformat()}: a reading cannot follow its event",
+        )
+
+
+def _instant(value: Any) -> datetime | None:
+    """The instant a date-time with a UTC offset names; None for anything else."""
+    try:
+        instant = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return instant if instant is not None and instant.utcoffset() is not None else None
 
 
 # ---------------------------------------------------------------- schema errors

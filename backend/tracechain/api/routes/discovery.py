@@ -20,8 +20,9 @@ from fastapi import APIRouter, Request, Response, status
 
 from tracechain.api.deps import SessionDep, ViewerDep
 from tracechain.api.gs1_headers import EpcFormatDep, Negotiated, discovery_headers
+from tracechain.api.negotiation import wants_xml
 from tracechain.api.problems import Problem
-from tracechain.api.routes.events import QueryPage, answer_query, link_next
+from tracechain.api.routes.events import QueryPage, answer_query, in_media_type, link_next
 from tracechain.epcis.epc_format import EpcFormat, identifier_in
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
 from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc, is_class
@@ -197,7 +198,7 @@ def _event_type(event_type: str) -> str:
     return event_type
 
 
-@router.get("/eventTypes/{event_type}/events")
+@router.get("/eventTypes/{event_type}/events", response_model=None)
 def events_of_type(
     event_type: str,
     request: Request,
@@ -205,12 +206,13 @@ def events_of_type(
     session: SessionDep,
     viewer: ViewerDep,
     epc_format: EpcFormatDep,
-) -> dict[str, Any]:
-    """`/events?eventType={eventType}` and the request's other query parameters."""
+) -> dict[str, Any] | Response:
+    """`/events?eventType={eventType}` and the request's other query parameters; JSON or XML."""
+    xml = wants_xml(request.headers.get("accept"))
     page = _events_where(
         request, session, viewer, (EVENT_TYPE_PARAMETER,), _event_type(event_type), epc_format
     )
-    return link_next(request, response, page)
+    return in_media_type(xml, link_next(request, response, page), page.contexts, response)
 
 
 @router.get("/eventTypes/{event_type}")
@@ -238,7 +240,7 @@ def _events_where(
     page = answer_query(session, viewer, [*params, added], epc_format)
     if page.next_params is None:
         return page
-    return QueryPage(page.document, [pair for pair in page.next_params if pair != added])
+    return QueryPage(page.document, [pair for pair in page.next_params if pair != added], page.contexts)
 
 
 def _register(vocabulary: Vocabulary) -> None:
@@ -280,11 +282,12 @@ def _register(vocabulary: Vocabulary) -> None:
         session: SessionDep,
         viewer: ViewerDep,
         epc_format: EpcFormatDep,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | Response:
+        xml = wants_xml(request.headers.get("accept"))
         found = shown_to(viewer, session, value)
         parameter = vocabulary.parameter_for(found)
         page = _events_where(request, session, viewer, vocabulary.parameters, found, epc_format, parameter)
-        return link_next(request, response, page)
+        return in_media_type(xml, link_next(request, response, page), page.contexts, response)
 
     def resources_of(value: str, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
         shown_to(viewer, session, value)
@@ -299,7 +302,13 @@ def _register(vocabulary: Vocabulary) -> None:
     resources_of.__doc__ = f"The sub-resources of one of the {name} (`events`); 404 as for its events."
     router.add_api_route(f"/{name}", listing, methods=["GET"], name=f"{name}_listing")
     # Before `/{name}/{value}`: a value is a path, so that route would match `…/events` as well.
-    router.add_api_route(f"/{name}/{{value:path}}/events", events_of, methods=["GET"], name=f"{name}_events")
+    router.add_api_route(
+        f"/{name}/{{value:path}}/events",
+        events_of,
+        methods=["GET"],
+        name=f"{name}_events",
+        response_model=None,
+    )
     router.add_api_route(f"/{name}/{{value:path}}", resources_of, methods=["GET"], name=f"{name}_resources")
 
 

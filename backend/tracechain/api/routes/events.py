@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -17,11 +17,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 
 from tracechain.api.deps import SessionDep, ViewerDep
-from tracechain.api.gs1_headers import TRACECHAIN_TERMS, EpcFormatDep, Negotiated
+from tracechain.api.gs1_headers import EpcFormatDep, Negotiated
+from tracechain.api.negotiation import XML_MEDIA_TYPE, wants_xml
 from tracechain.api.problems import Problem
 from tracechain.epcis.epc_format import EpcFormat, event_in
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
 from tracechain.epcis.query import EventQuery, InvalidQuery, QueryTooLarge, parse_event_query
+from tracechain.epcis.xml import TRACECHAIN_NS, query_document_xml
 from tracechain.store import queries
 from tracechain.store.models import Event
 from tracechain.visibility import View, Viewer, redact
@@ -29,6 +31,9 @@ from tracechain.visibility import View, Viewer, redact
 router = APIRouter(tags=["events"], dependencies=[Negotiated])
 
 QUERY_DOCUMENT_MEDIA_TYPE = "application/ld+json"
+TRACECHAIN_TERMS = TRACECHAIN_NS
+"""The namespace of the terms tracechain adds to events it serves: `tracechain:withheld` (the fields
+the caller may not see) and `tracechain:hashId` (the CBV hash id, beside a declared eventID)."""
 
 
 def query_document(
@@ -110,6 +115,8 @@ class QueryPage:
 
     document: dict[str, Any]
     next_params: list[tuple[str, str]] | None
+    contexts: list[Any] = field(default_factory=list)
+    """The @context each listed event was captured with (its extensions' prefixes), for XML."""
 
 
 def answer_query(
@@ -141,7 +148,9 @@ def answer_query(
             _PagePosition(_ordering(query), queries.sort_key_of(last, query), last.id, returned + len(page))
         )
         next_params = [(k, v) for k, v in params if k != "nextPageToken"] + [("nextPageToken", token)]
-    return QueryPage(query_document(session, viewer, page, epc_format), next_params)
+    return QueryPage(
+        query_document(session, viewer, page, epc_format), next_params, [e.context for e in page]
+    )
 
 
 def link_next(request: Request, response: Response, page: QueryPage) -> dict[str, Any]:
@@ -151,23 +160,53 @@ def link_next(request: Request, response: Response, page: QueryPage) -> dict[str
     return page.document
 
 
-@router.get("/events")
+def in_media_type(
+    xml: bool, document: dict[str, Any], contexts: list[Any], response: Response
+) -> dict[str, Any] | Response:
+    """The query document as negotiated (`tracechain.api.negotiation`): as it is, for JSON, or in
+    EPCIS 2.0 XML, the headers already set (Link, the GS1 ones) kept."""
+    if not xml:
+        return document
+    headers = {
+        name: value
+        for name, value in response.headers.items()
+        if name.lower() == "link" or name.lower().startswith("gs1-")
+    }
+    return Response(query_document_xml(document, contexts), media_type=XML_MEDIA_TYPE, headers=headers)
+
+
+_DOCUMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {}, XML_MEDIA_TYPE: {}}},
+    406: {"description": "`Accept` names neither JSON(-LD) nor XML"},
+}
+
+
+@router.get("/events", response_model=None, responses=_DOCUMENT_RESPONSES)
 def events(
     request: Request, response: Response, session: SessionDep, viewer: ViewerDep, epc_format: EpcFormatDep
-) -> dict[str, Any]:
+) -> dict[str, Any] | Response:
     """Events matching the EPCIS SimpleEventQuery parameters (`tracechain.epcis.query`), recorded
-    order unless `orderBy` says otherwise; more pages are linked with `nextPageToken`."""
+    order unless `orderBy` says otherwise; more pages are linked with `nextPageToken`. In XML
+    (`Accept: application/xml`) an EPCISQueryDocument valid by GS1's XSD."""
+    xml = wants_xml(request.headers.get("accept"))
     page = answer_query(session, viewer, request.query_params.multi_items(), epc_format)
-    return link_next(request, response, page)
+    return in_media_type(xml, link_next(request, response, page), page.contexts, response)
 
 
-@router.get("/events/{event_id:path}")
+@router.get("/events/{event_id:path}", response_model=None, responses=_DOCUMENT_RESPONSES)
 def event_by_id(
-    event_id: str, session: SessionDep, viewer: ViewerDep, epc_format: EpcFormatDep
-) -> dict[str, Any]:
+    event_id: str,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    viewer: ViewerDep,
+    epc_format: EpcFormatDep,
+) -> dict[str, Any] | Response:
     """The event with this hash id or declared eventID: each participant's capture of it, and
     declarations withdrawing it."""
+    xml = wants_xml(request.headers.get("accept"))
     found = queries.events_by_id(session, event_id, viewer)
     if not found:  # an event the caller may not see is as good as none: nothing leaks
         raise Problem(404, "Not Found", f"no event {event_id} you may read")
-    return query_document(session, viewer, found, epc_format)
+    document = query_document(session, viewer, found, epc_format)
+    return in_media_type(xml, document, [e.context for e in found], response)
