@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from tracechain.epcis.identifiers import digital_link
+
 from .conftest import Api
 
 SENSOR = "urn:epc:id:giai:6901234.SENSOR7"
@@ -37,7 +39,10 @@ def test_an_association_with_a_location_as_parent_is_captured_and_found(
         "GET", "/events", params={"eventType": "AssociationEvent", "MATCH_parentID": DOOR}
     ).json()
     events = found["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
-    assert [(event["parentID"], event["childEPCs"]) for event in events] == [(DOOR, [SENSOR])]
+    # Served as Digital Links, the binding's default GS1-EPC-Format.
+    assert [(event["parentID"], event["childEPCs"]) for event in events] == [
+        (digital_link(DOOR), [digital_link(SENSOR)])
+    ]
 
 
 @pytest.mark.parametrize(

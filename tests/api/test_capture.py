@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import func, select
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from tracechain.chain.registry import Role
 from tracechain.chain.trace_event import ZERO_ADDRESS, subject_id
 from tracechain.epcis.builders import aggregation_event, object_event
-from tracechain.epcis.event_hash import event_hash_ids
+from tracechain.epcis.event_hash import EPCIS_CONTEXT, event_hash_ids
 from tracechain.epcis.identifiers import canonical_epc
 from tracechain.store.models import ApiKey, Batch, ChainRecord, Event, Participant
 
@@ -281,3 +282,100 @@ def test_a_reading_that_names_no_product_completes_recorded_against_its_place(
         place = subject_id(canonical_epc(dock))
         records = session.scalars(select(ChainRecord).where(ChainRecord.subject == place)).all()
         assert [(r.kind, r.status, r.signer) for r in records] == [(0, "confirmed", carrier["address"])]
+
+
+# ---------------------------------------------------------------- POST /events, GET /capture
+
+
+def test_one_event_posted_to_events_is_captured_as_a_document_holding_it(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    maker = api.as_participant(parties["manufacturer"])
+    event = {"@context": [EPCIS_CONTEXT], **commissioning()}
+    response = api.client.post("/events", json=event, headers=maker)
+    assert response.status_code == 202, response.text
+    assert response.headers["Location"] == f"/capture/{response.json()['captureID']}"
+    assert response.headers["GS1-EPCIS-Version"] == "2.0.0"
+    api.settle()
+    job = api.client.get(response.headers["Location"], headers=maker).json()
+    assert job["success"] and job["eventCount"] == 1
+    (hash_id,) = event_hash_ids(document([commissioning()]))
+    found = api.client.get("/events/" + quote(hash_id, safe=""), headers=maker)
+    assert found.status_code == 200
+    assert api.services.registry.product_of(subject_id(ITEM)).custodian == parties["manufacturer"]["address"]
+    # Sent again, it is the same event: nothing new to record.
+    again = api.client.post("/events", json=event, headers=maker)
+    assert again.status_code == 202 and count(api, Event) == 1
+
+
+def test_events_refuses_a_document_and_what_is_no_event_naming_where_to_send_it(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    maker = api.as_participant(parties["manufacturer"])
+    for body, told in (
+        (document([commissioning()]), "send an EPCISDocument to /capture"),
+        ([commissioning()], "one EPCIS event"),
+        ({"epcList": [ITEM]}, "one EPCIS event"),
+    ):
+        response = api.client.post("/events", json=body, headers=maker)
+        assert response.status_code == 400, body
+        assert told in response.json()["detail"]
+    invalid = {**commissioning(), "action": "SOMETIMES"}
+    response = api.client.post("/events", json=invalid, headers=maker)
+    assert response.status_code == 400 and response.json()["title"] == "EPCIS document rejected"
+    reader = api.client.post("/events", json=commissioning(), headers={"GS1-EPCIS-Version": "1.2", **maker})
+    assert reader.status_code == 406 and reader.json()["parameters"] == ["GS1-EPCIS-Version"]
+    assert count(api, Event) == 0
+
+
+def test_capture_refuses_an_error_behaviour_it_does_not_have(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    maker = api.as_participant(parties["manufacturer"])
+    body = document([commissioning()])
+    proceed = api.client.post(
+        "/capture", json=body, headers={**maker, "GS1-Capture-Error-Behaviour": "proceed"}
+    )
+    assert proceed.status_code == 406 and proceed.json()["parameters"] == ["GS1-Capture-Error-Behaviour"]
+    wrong = api.client.post("/capture", json=body, headers={**maker, "GS1-Capture-Error-Behaviour": "maybe"})
+    assert wrong.status_code == 400
+    assert count(api, Event) == 0
+    rollback = api.client.post(
+        "/capture", json=body, headers={**maker, "GS1-Capture-Error-Behaviour": "rollback"}
+    )
+    assert rollback.status_code == 202 and rollback.json()["captureErrorBehaviour"] == "rollback"
+
+
+def test_capture_lists_the_callers_own_jobs_in_pages_and_the_admin_all(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    maker, carrier = parties["manufacturer"], parties["carrier"]
+    own = [
+        api.capture(maker, [commissioning(f"urn:epc:id:sgtin:6901234.067890.{n}")]).json()["captureID"]
+        for n in range(3)
+    ]
+    theirs = api.capture(carrier, [object_event([PALLET], biz_step="receiving", at=T0)]).json()["captureID"]
+    api.settle()
+    seen: list[dict[str, Any]] = []
+    url: str | None = "/capture?perPage=2"
+    while url is not None:
+        response = api.client.get(url, headers=api.as_participant(maker))
+        assert response.status_code == 200, response.text
+        seen += response.json()
+        link = response.headers.get("Link")
+        url = link[1 : link.index(">")] if link else None
+    assert [job["captureID"] for job in seen] == own
+    assert all(job["success"] and not job["running"] for job in seen)
+    single = api.client.get(f"/capture/{own[0]}", headers=api.as_participant(maker)).json()
+    assert seen[0] == single  # each as GET /capture/{id} answers it
+    everyone = {job["captureID"] for job in api.admin("GET", "/capture?perPage=1000").json()}
+    assert {*own, theirs} <= everyone
+    assert api.admin("GET", f"/capture/{theirs}").json()["captureID"] == theirs
+    assert api.client.get(f"/capture/{theirs}", headers=api.as_participant(maker)).status_code == 404
+    carriers = api.client.get("/capture", headers=api.as_participant(carrier)).json()
+    assert [job["captureID"] for job in carriers] == [theirs]
+    assert api.client.get("/capture").status_code == 401
+    assert (
+        api.client.get("/capture?nextPageToken=nonsense", headers=api.as_participant(maker)).status_code
+        == 400
+    )

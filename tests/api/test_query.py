@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlparse
 import pytest
 
 from tracechain.epcis.builders import aggregation_event, object_event
+from tracechain.epcis.identifiers import digital_link
 from tracechain.epcis.schema import validate_document
 
 from .conftest import Api
@@ -47,7 +48,7 @@ def test_filters_by_biz_step_however_it_is_spelled(catalogue: Api) -> None:
         "https://ref.gs1.org/cbv/BizStep-inspecting",
     ):
         found = event_list(catalogue.admin("GET", "/events", params={"EQ_bizStep": spelling}))
-        assert [e["epcList"] for e in found] == [[SERIALS[0]]], spelling
+        assert [e["epcList"] for e in found] == [[digital_link(SERIALS[0])]], spelling
 
 
 def test_filters_by_event_time_range_and_type(catalogue: Api) -> None:
@@ -62,7 +63,7 @@ def test_filters_by_event_time_range_and_type(catalogue: Api) -> None:
             },
         )
     )
-    assert sorted(e["epcList"][0] for e in found) == SERIALS[2:4]
+    assert sorted(e["epcList"][0] for e in found) == [digital_link(s) for s in SERIALS[2:4]]
 
 
 def test_filters_by_epc_in_any_form(catalogue: Api) -> None:

@@ -381,7 +381,8 @@ def test_the_events_of_an_epc_are_served_in_xml(api: Api, parties: dict[str, dic
     api.settle()
     epc = "urn:epc:id:sgtin:0614141.107346.2018"  # named by the first of its two events only
 
-    served = _as_admin(api, "/epcs/" + quote(epc, safe="") + "/events", headers=ACCEPT_XML)
+    as_urns = {**ACCEPT_XML, "GS1-EPC-Format": "Always_EPC_URN"}
+    served = _as_admin(api, "/epcs/" + quote(epc, safe="") + "/events", headers=as_urns)
 
     assert served.status_code == 200
     assert schema_problems(served.content, QUERY_XSD) == []

@@ -11,6 +11,7 @@ from tracechain import __version__
 from tracechain.api import problems
 from tracechain.api.routes import (
     capture,
+    discovery,
     events,
     grants,
     health,
@@ -67,6 +68,7 @@ def create_app(
         shipments,
         events,
         queries,
+        discovery,
         trace,
         orders,
         settlement,

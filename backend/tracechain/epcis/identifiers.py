@@ -377,3 +377,15 @@ def _urn(key: _Key, identifier: str) -> str:
 
 def _escape(value: str) -> str:
     return "".join(char if char in _URN_PLAIN else _URN_ESCAPED[char] for char in value)
+
+
+def in_form(identifier: str, as_urn: bool) -> str:
+    """The identifier as its canonical EPC URN (`as_urn`) or its GS1 Digital Link on GS1's
+    resolver; as written when it is no GS1 key (a gid, a private URI) or malformed.
+
+    For serving stored events in the form a reader asks for: what cannot be translated is kept,
+    never refused, since it was accepted when it was captured."""
+    try:
+        return canonical_epc(identifier) if as_urn else digital_link(identifier)
+    except (InvalidIdentifier, ValueError):
+        return identifier

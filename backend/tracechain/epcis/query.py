@@ -175,7 +175,11 @@ _MATCHES: Final = {
     "MATCH_epcClass": ({EpcRole.QUANTITY, EpcRole.CHILD}, True),
     "MATCH_inputEPCClass": ({EpcRole.INPUT}, True),
     "MATCH_outputEPCClass": ({EpcRole.OUTPUT}, True),
-    "MATCH_anyEPCClass": ({EpcRole.QUANTITY, EpcRole.CHILD, EpcRole.INPUT, EpcRole.OUTPUT}, True),
+    # Any role: a lot may be named in an epcList too (the plain API's recall names it there).
+    "MATCH_anyEPCClass": (
+        {EpcRole.EPC, EpcRole.QUANTITY, EpcRole.CHILD, EpcRole.INPUT, EpcRole.OUTPUT},
+        True,
+    ),
 }
 _VOCABULARIES: Final = {
     "EQ_bizStep": "biz_steps",

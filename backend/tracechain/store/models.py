@@ -146,6 +146,9 @@ class CaptureJob(Base):
     event_count: Mapped[int] = mapped_column(Integer)
     errors: Mapped[dict[str, Any] | None]
 
+    # GET /capture: a participant's jobs, in the order they were created, page after page.
+    __table_args__ = (Index("ix_capture_jobs_participant_created", "participant_id", "created_at", "id"),)
+
 
 class Event(Base):
     """An EPCIS event as one participant captured and signed it.

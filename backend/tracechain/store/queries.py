@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from itertools import islice
@@ -245,6 +245,23 @@ def events_captured_by(session: Session, event_ids: Collection[str], signer: str
     return {(event_id, declaration) for event_id, declaration in session.execute(query)}
 
 
+def capture_jobs_page(
+    session: Session, participant_id: str | None, after: tuple[datetime, str] | None, limit: int
+) -> list[CaptureJob]:
+    """At most `limit` capture jobs in the order they were created, after `after` (the creation
+    time and id of the previous page's last): a participant's own, or everyone's (None: the admin)."""
+    query = select(CaptureJob)
+    if participant_id is not None:
+        query = query.where(CaptureJob.participant_id == participant_id)
+    if after is not None:
+        created_at, job_id = after
+        query = query.where(
+            (CaptureJob.created_at > created_at)
+            | ((CaptureJob.created_at == created_at) & (CaptureJob.id > job_id))
+        )
+    return list(session.scalars(query.order_by(CaptureJob.created_at, CaptureJob.id).limit(limit)))
+
+
 def capture_jobs_of(session: Session, keys: Collection[tuple[str, bool]], signer: str) -> list[CaptureJob]:
     """The jobs in which `signer` captured these events, given as (hash id, is a declaration)."""
     if not keys:
@@ -410,11 +427,30 @@ def more_matching_than(session: Session, viewer: Viewer, query: EventQuery, allo
     return sum(1 for _ in islice(matching_events(session, viewer, query), allowed + 1)) > allowed
 
 
-def events_naming(session: Session, epcs: Sequence[str], viewer: Viewer) -> list[Event]:
-    query = select(Event).where(
-        Event.id.in_(select(EventEpc.event_row_id).where(EventEpc.epc.in_(epcs))), visible_events(viewer)
-    )
-    return list(session.scalars(query.order_by(Event.event_time, Event.id)))
+_SHOWN_BATCH = 500
+
+
+def values_shown(
+    session: Session, viewer: Viewer, read: Callable[[dict[str, Any]], Iterable[str]]
+) -> set[str]:
+    """Every value `read` finds in what the viewer is shown of the events it may see (each in its
+    view, the fields it may not read left out): what the EPCIS discovery resources (`/epcs`,
+    `/bizLocations` …) list, so that none names a thing or place the viewer could not read in an
+    event. Reads every visible event, batch after batch; a listing that is asked for often on a
+    large store should get a table of its own, kept per viewer."""
+    found: set[str] = set()
+    statement = select(Event).where(visible_events(viewer)).order_by(Event.id).limit(_SHOWN_BATCH)
+    after = 0
+    while True:
+        rows = list(session.scalars(statement.where(Event.id > after)))
+        if not rows:
+            return found
+        access = access_of(session, viewer, {named.epc for row in rows for named in row.epcs})
+        for row in rows:
+            view = access.view_of(event_facts(row)) or View.PUBLIC
+            shown = redact(row.body, access.shown_fields(view, row.body, row.signer, None))[0]
+            found.update(read(shown))
+        after = rows[-1].id
 
 
 # ---------------------------------------------------------------- traces

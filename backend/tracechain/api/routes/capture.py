@@ -1,11 +1,14 @@
-"""EPCIS capture (REST binding): POST a document, follow its capture job."""
+"""EPCIS capture (REST binding): POST a document to /capture or one event to /events, follow
+its capture job, list your jobs."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -13,7 +16,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tracechain.api.deps import ParticipantDep, ReaderDep, ServicesDep, SessionDep
+from tracechain.api.deps import ParticipantDep, ServicesDep, SessionDep, ViewerDep
+from tracechain.api.gs1_headers import Negotiated, discovery_headers
 from tracechain.api.limits import MAX_JSON_DEPTH, nests_deeper_than, parse_json, read_body
 from tracechain.api.problems import Problem
 from tracechain.api.services import Services
@@ -28,11 +32,13 @@ from tracechain.capture import (
     unsigned_events,
 )
 from tracechain.chain.eip712 import Domain, typed_data
+from tracechain.epcis.event_hash import EPCIS_CONTEXT
+from tracechain.epcis.query import MAX_PER_PAGE, InvalidQuery
 from tracechain.epcis.xml import document_from_xml
 from tracechain.store import queries
 from tracechain.store.models import CaptureJob, CaptureStatus, Participant
 
-router = APIRouter(tags=["capture"])
+router = APIRouter(tags=["capture"], dependencies=[Negotiated])
 
 
 class CaptureJobPublic(BaseModel):
@@ -94,24 +100,43 @@ def job_public(
     )
 
 
-EPCIS_VERSION = "2.0.0"
-CBV_VERSION = "2.0.0"
+CAPTURE_ERROR_BEHAVIOUR: Final = "rollback"
+"""The only one tracechain has: a document is recorded whole or not at all."""
 
 
 def capture_headers(services: Services) -> dict[str, str]:
-    """What a client may send here, as the EPCIS 2.0 REST binding advertises it."""
+    """What a client may send here, as the EPCIS 2.0 REST binding advertises it (its
+    204CaptureEndpointDiscovery): the versions, the limits, the error behaviour."""
     settings = services.settings
     return {
-        "Allow": "OPTIONS, POST, GET",
-        "GS1-EPCIS-Version": EPCIS_VERSION,
-        "GS1-EPCIS-Min": EPCIS_VERSION,
-        "GS1-EPCIS-Max": EPCIS_VERSION,
-        "GS1-CBV-Version": CBV_VERSION,
-        "GS1-CBV-Min": CBV_VERSION,
-        "GS1-CBV-Max": CBV_VERSION,
+        **discovery_headers("OPTIONS, POST, GET"),
         "GS1-EPCIS-Capture-Limit": str(settings.capture_max_events),
         "GS1-EPCIS-Capture-File-Size-Limit": str(settings.capture_max_bytes),
+        "GS1-Capture-Error-Behaviour": CAPTURE_ERROR_BEHAVIOUR,
     }
+
+
+def _error_behaviour(request: Request) -> None:
+    """Refuse `GS1-Capture-Error-Behaviour: proceed` rather than quietly roll back what the caller
+    asked to be captured in part."""
+    asked = request.headers.get("GS1-Capture-Error-Behaviour")
+    if asked is None or asked.strip() == CAPTURE_ERROR_BEHAVIOUR:
+        return
+    if asked.strip() == "proceed":
+        raise Problem(
+            406,
+            "Capture error behaviour not supported",
+            "GS1-Capture-Error-Behaviour: proceed is not supported; a document is recorded whole or "
+            "not at all (rollback)",
+            type="epcisException:NotAcceptableException",
+            parameters=["GS1-Capture-Error-Behaviour"],
+        )
+    raise Problem(
+        400,
+        "Invalid header",
+        f"GS1-Capture-Error-Behaviour: {asked!r} is not rollback or proceed",
+        parameters=["GS1-Capture-Error-Behaviour"],
+    )
 
 
 async def _capture_place(services: ServicesDep) -> AsyncIterator[None]:
@@ -128,6 +153,12 @@ def capture_options(services: ServicesDep) -> Response:
     """The capture endpoint's capabilities and limits (GS1-EPCIS-Capture-Limit: events per document,
     GS1-EPCIS-Capture-File-Size-Limit: bytes per document)."""
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=capture_headers(services))
+
+
+@router.options("/capture/{capture_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def capture_job_options(capture_id: str) -> Response:
+    """A capture job's resource: read only."""
+    return Response(status_code=status.HTTP_204_NO_CONTENT, headers=discovery_headers("OPTIONS, GET"))
 
 
 @router.post(
@@ -166,6 +197,7 @@ async def capture(
     database query; then the caller is authenticated, before the body is read; the body is read
     only up to the size limit and refused if it nests deeper than an EPCIS document does, before
     it is parsed."""
+    _error_behaviour(request)
     body = await read_body(request, services.settings.capture_max_bytes)
     content_type = request.headers.get("content-type")
     job = await run_in_threadpool(
@@ -174,6 +206,64 @@ async def capture(
     response.headers["Location"] = f"/capture/{job.capture_id}"
     response.headers.update(capture_headers(services))
     return job
+
+
+@router.post(
+    "/events",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CaptureJobPublic,
+    response_model_by_alias=True,
+    responses={
+        400: {"description": "The event was rejected; `errors` lists every reason"},
+        413: {"description": "Over the capture size limit"},
+        503: {"description": "Too many captures are waiting: retry after `Retry-After` seconds"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "One EPCIS 2.0 event (JSON or JSON-LD), its `@context` on the event",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def capture_event(
+    request: Request,
+    _place: CapturePlace,
+    participant: ParticipantDep,
+    services: ServicesDep,
+    response: Response,
+) -> CaptureJobPublic:
+    """Capture one event, exactly as `POST /capture` captures a document holding only it.
+
+    The binding answers 201 with the event's location, as if it were stored at once; here an event
+    is recorded on chain after the answer, and may wait for its signer's signature, so the answer
+    is 202 with the capture job's location, as `/capture` answers; the event's hash id is
+    `GET /events/{id}` from then on."""
+    body = await read_body(request, services.settings.capture_max_bytes)
+    job = await run_in_threadpool(lambda: _submit(services, participant, document_of_event(parse_json(body))))
+    response.headers["Location"] = f"/capture/{job.capture_id}"
+    return job
+
+
+def document_of_event(event: Any) -> dict[str, Any]:
+    """The capture document holding only `event`, its `@context` moved onto the document (the
+    event hashes with it, as it would have in a document)."""
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise Problem(
+            400, "Not an EPCIS event", "the body must be one EPCIS event: a JSON object with a type"
+        )
+    if event["type"] in ("EPCISDocument", "EPCISQueryDocument"):
+        raise Problem(
+            400, "Not an EPCIS event", f"POST /events takes one event; send an {event['type']} to /capture"
+        )
+    alone = {name: value for name, value in event.items() if name != "@context"}
+    return {
+        "@context": event.get("@context", [EPCIS_CONTEXT]),
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": datetime.now(UTC).isoformat(),
+        "epcisBody": {"eventList": [alone]},
+    }
 
 
 XML_CAPTURE_TYPES = ("application/xml", "text/xml")
@@ -240,6 +330,51 @@ def _capture(
         return job_public(result.job, session, domain)
 
 
+_DEFAULT_JOBS_PER_PAGE: Final = 30
+
+
+def _job_page_position(request: Request) -> tuple[int, tuple[datetime, str] | None]:
+    problems: list[tuple[str, str]] = []
+    per_page, after = _DEFAULT_JOBS_PER_PAGE, None
+    for name, value in request.query_params.multi_items():
+        if name == "perPage":
+            if not value.isdecimal() or not 1 <= int(value) <= MAX_PER_PAGE:
+                problems.append((name, f"an integer from 1 to {MAX_PER_PAGE}"))
+            else:
+                per_page = int(value)
+        elif name == "nextPageToken":
+            try:
+                created_at, job_id = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+                after = (datetime.fromisoformat(created_at), str(job_id))
+            except (ValueError, TypeError):
+                problems.append((name, "not one this service issued"))
+        else:
+            problems.append((name, "GET /capture takes only perPage and nextPageToken"))
+    if problems:
+        raise InvalidQuery(problems)
+    return per_page, after
+
+
+@router.get("/capture", response_model=list[CaptureJobPublic], response_model_by_alias=True)
+def capture_jobs(
+    request: Request, response: Response, viewer: ViewerDep, session: SessionDep, services: ServicesDep
+) -> list[CaptureJobPublic]:
+    """Your capture jobs (the admin: everyone's), oldest first, `perPage` at a time; the next page
+    is linked (`Link: rel="next"`)."""
+    per_page, after = _job_page_position(request)
+    found = queries.capture_jobs_page(
+        session, None if viewer.admin else viewer.participant_id, after, per_page + 1
+    )
+    page = found[:per_page]
+    if len(found) > per_page:
+        last = page[-1]
+        token = base64.urlsafe_b64encode(json.dumps([last.created_at.isoformat(), last.id]).encode())
+        query = urlencode({"perPage": per_page, "nextPageToken": token.decode().rstrip("=")})
+        response.headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
+    domain = services.registry.domain
+    return [job_public(job, session, domain) for job in page]
+
+
 def _own_job(session: Session, capture_id: str, participant: Participant) -> CaptureJob:
     job = session.get(CaptureJob, capture_id)
     if job is None or job.participant_id != participant.id:
@@ -249,9 +384,13 @@ def _own_job(session: Session, capture_id: str, participant: Participant) -> Cap
 
 @router.get("/capture/{capture_id}", response_model=CaptureJobPublic, response_model_by_alias=True)
 def capture_job(
-    capture_id: str, participant: ReaderDep, session: SessionDep, services: ServicesDep
+    capture_id: str, viewer: ViewerDep, session: SessionDep, services: ServicesDep
 ) -> CaptureJobPublic:
-    return job_public(_own_job(session, capture_id, participant), session, services.registry.domain)
+    """One of your capture jobs (the admin: anyone's, as `GET /capture` lists them)."""
+    job = session.get(CaptureJob, capture_id)
+    if job is None or not (viewer.admin or job.participant_id == viewer.participant_id):
+        raise Problem(404, "Not Found", f"no capture job {capture_id} of yours")
+    return job_public(job, session, services.registry.domain)
 
 
 @router.post(

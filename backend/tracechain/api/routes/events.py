@@ -1,4 +1,5 @@
-"""EPCIS queries (REST binding): events by filter, by id, by EPC; answered as EPCIS query documents.
+"""EPCIS queries (REST binding): events by filter and by id, answered as EPCIS query documents (by
+EPC, business step, location … : `discovery`, through `answer_query`).
 
 Only to participants and the admin, and each sees what `visibility` allows: the store lists only
 the events the caller may see, and each is shown in the caller's view of it, the fields it may not
@@ -16,17 +17,18 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 
 from tracechain.api.deps import SessionDep, ViewerDep
+from tracechain.api.gs1_headers import EpcFormatDep, Negotiated
 from tracechain.api.negotiation import XML_MEDIA_TYPE, wants_xml
 from tracechain.api.problems import Problem
+from tracechain.epcis.epc_format import EpcFormat, event_in
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
-from tracechain.epcis.identifiers import canonical_epc
 from tracechain.epcis.query import EventQuery, InvalidQuery, QueryTooLarge, parse_event_query
 from tracechain.epcis.xml import TRACECHAIN_NS, query_document_xml
 from tracechain.store import queries
 from tracechain.store.models import Event
 from tracechain.visibility import View, Viewer, redact
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], dependencies=[Negotiated])
 
 QUERY_DOCUMENT_MEDIA_TYPE = "application/ld+json"
 TRACECHAIN_TERMS = TRACECHAIN_NS
@@ -34,13 +36,20 @@ TRACECHAIN_TERMS = TRACECHAIN_NS
 the caller may not see) and `tracechain:hashId` (the CBV hash id, beside a declared eventID)."""
 
 
-def query_document(session: SessionDep, viewer: Viewer, events: list[Event]) -> dict[str, Any]:
-    """The events as the viewer may see them (the store has listed only those it may see)."""
+def query_document(
+    session: SessionDep,
+    viewer: Viewer,
+    events: list[Event],
+    epc_format: EpcFormat = EpcFormat.NEVER_TRANSLATES,
+) -> dict[str, Any]:
+    """The events as the viewer may see them (the store has listed only those it may see), their
+    identifiers in `epc_format` (`GS1-EPC-Format`)."""
     access = queries.access_of(session, viewer, {n.epc for e in events for n in e.epcs})
     shown = []
     for event in events:
         view = access.view_of(queries.event_facts(event)) or View.PUBLIC
-        shown.append(event_document(event, access.shown_fields(view, event.body, event.signer, None)))
+        fields = access.shown_fields(view, event.body, event.signer, None)
+        shown.append(event_in(event_document(event, fields), epc_format))
     return {
         "@context": [EPCIS_CONTEXT, {"tracechain": TRACECHAIN_TERMS}],
         "type": "EPCISQueryDocument",
@@ -110,7 +119,12 @@ class QueryPage:
     """The @context each listed event was captured with (its extensions' prefixes), for XML."""
 
 
-def answer_query(session: SessionDep, viewer: Viewer, params: list[tuple[str, str]]) -> QueryPage:
+def answer_query(
+    session: SessionDep,
+    viewer: Viewer,
+    params: list[tuple[str, str]],
+    epc_format: EpcFormat = EpcFormat.NEVER_TRANSLATES,
+) -> QueryPage:
     """One page of the events matching SimpleEventQuery parameters (`tracechain.epcis.query`) that
     the viewer may see: the one way `/events`, the discovery resources and named queries answer."""
     query = parse_event_query(params)
@@ -134,7 +148,9 @@ def answer_query(session: SessionDep, viewer: Viewer, params: list[tuple[str, st
             _PagePosition(_ordering(query), queries.sort_key_of(last, query), last.id, returned + len(page))
         )
         next_params = [(k, v) for k, v in params if k != "nextPageToken"] + [("nextPageToken", token)]
-    return QueryPage(query_document(session, viewer, page), next_params, [e.context for e in page])
+    return QueryPage(
+        query_document(session, viewer, page, epc_format), next_params, [e.context for e in page]
+    )
 
 
 def link_next(request: Request, response: Response, page: QueryPage) -> dict[str, Any]:
@@ -148,10 +164,14 @@ def in_media_type(
     xml: bool, document: dict[str, Any], contexts: list[Any], response: Response
 ) -> dict[str, Any] | Response:
     """The query document as negotiated (`tracechain.api.negotiation`): as it is, for JSON, or in
-    EPCIS 2.0 XML, the headers already set (Link) kept."""
+    EPCIS 2.0 XML, the headers already set (Link, the GS1 ones) kept."""
     if not xml:
         return document
-    headers = {name: value for name, value in response.headers.items() if name.lower() == "link"}
+    headers = {
+        name: value
+        for name, value in response.headers.items()
+        if name.lower() == "link" or name.lower().startswith("gs1-")
+    }
     return Response(query_document_xml(document, contexts), media_type=XML_MEDIA_TYPE, headers=headers)
 
 
@@ -163,19 +183,24 @@ _DOCUMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.get("/events", response_model=None, responses=_DOCUMENT_RESPONSES)
 def events(
-    request: Request, response: Response, session: SessionDep, viewer: ViewerDep
+    request: Request, response: Response, session: SessionDep, viewer: ViewerDep, epc_format: EpcFormatDep
 ) -> dict[str, Any] | Response:
     """Events matching the EPCIS SimpleEventQuery parameters (`tracechain.epcis.query`), recorded
     order unless `orderBy` says otherwise; more pages are linked with `nextPageToken`. In XML
     (`Accept: application/xml`) an EPCISQueryDocument valid by GS1's XSD."""
     xml = wants_xml(request.headers.get("accept"))
-    page = answer_query(session, viewer, request.query_params.multi_items())
+    page = answer_query(session, viewer, request.query_params.multi_items(), epc_format)
     return in_media_type(xml, link_next(request, response, page), page.contexts, response)
 
 
 @router.get("/events/{event_id:path}", response_model=None, responses=_DOCUMENT_RESPONSES)
 def event_by_id(
-    event_id: str, request: Request, response: Response, session: SessionDep, viewer: ViewerDep
+    event_id: str,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    viewer: ViewerDep,
+    epc_format: EpcFormatDep,
 ) -> dict[str, Any] | Response:
     """The event with this hash id or declared eventID: each participant's capture of it, and
     declarations withdrawing it."""
@@ -183,16 +208,5 @@ def event_by_id(
     found = queries.events_by_id(session, event_id, viewer)
     if not found:  # an event the caller may not see is as good as none: nothing leaks
         raise Problem(404, "Not Found", f"no event {event_id} you may read")
-    return in_media_type(xml, query_document(session, viewer, found), [e.context for e in found], response)
-
-
-@router.get("/epcs/{epc:path}/events", response_model=None, responses=_DOCUMENT_RESPONSES)
-def events_of_epc(
-    epc: str, request: Request, response: Response, session: SessionDep, viewer: ViewerDep
-) -> dict[str, Any] | Response:
-    xml = wants_xml(request.headers.get("accept"))
-    canonical = canonical_epc(epc)
-    found = queries.events_naming(session, [canonical], viewer)
-    if not found:
-        raise Problem(404, "Not Found", f"no events name {canonical} that you may read")
-    return in_media_type(xml, query_document(session, viewer, found), [e.context for e in found], response)
+    document = query_document(session, viewer, found, epc_format)
+    return in_media_type(xml, document, [e.context for e in found], response)

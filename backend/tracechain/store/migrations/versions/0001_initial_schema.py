@@ -135,6 +135,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
     )
+    with op.batch_alter_table("capture_jobs", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_capture_jobs_participant_created", ["participant_id", "created_at", "id"], unique=False
+        )
+
     op.create_table(
         "grants",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -419,6 +424,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_grants_grantee_id")
 
     op.drop_table("grants")
+    with op.batch_alter_table("capture_jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_capture_jobs_participant_created")
+
     op.drop_table("capture_jobs")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_index("ix_api_keys_participant_id")
