@@ -242,6 +242,11 @@ def test_options_advertise_versions_formats_and_methods(api: Api) -> None:
         ("/eventTypes/ObjectEvent/events", "OPTIONS, GET"),
         ("/capture", "OPTIONS, POST, GET"),
         ("/capture/some-job", "OPTIONS, GET"),
+        ("/queries", "OPTIONS, GET, POST"),
+        ("/queries/mine", "OPTIONS, GET, DELETE"),
+        ("/queries/mine/events", "OPTIONS, GET"),
+        ("/queries/mine/subscriptions", "OPTIONS, GET, POST"),
+        ("/queries/mine/subscriptions/s1", "OPTIONS, GET, DELETE"),
     ):
         response = api.client.options(path)
         assert response.status_code == 204, path
@@ -269,8 +274,9 @@ def test_a_request_accepting_no_version_spoken_here_is_refused(api: Api) -> None
         ("GS1-EPCIS-Version", "1.2.0"),
         ("GS1-CBV-Max", "1.2"),
     ):
-        response = api.client.get("/events", headers={**admin, name: value})
-        assert response.status_code == 406, (name, value)
+        for path in ("/events", "/queries"):
+            response = api.client.get(path, headers={**admin, name: value})
+            assert response.status_code == 406, (path, name, value)
         assert response.json()["type"] == "epcisException:NotAcceptableException"
         assert response.json()["parameters"] == [name]
     accepted = {"GS1-EPCIS-Min": "1.2", "GS1-EPCIS-Max": "2.0", "GS1-CBV-Version": "2.0"}

@@ -91,7 +91,6 @@ def sensor_event(
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         report["exception"] = "ALARM_CONDITION"
     event = object_event(epcs, biz_step="sensor_reporting", at=at, location=location)
-    event["sensorElementList"] = [
-        {"sensorMetadata": {"time": at.isoformat(timespec="milliseconds")}, "sensorReport": [report]}
-    ]
+    # The time is the reading's: EPCIS 2.0 lets it be said of the reading or of the whole element, not both.
+    event["sensorElementList"] = [{"sensorReport": [report]}]
     return event

@@ -328,6 +328,11 @@ OPTIONS_PATHS: Final = {
     "/eventTypes/{event_type}/events": _READ_ONLY,
     **{f"/{v.name}": _READ_ONLY for v in VOCABULARIES},
     **{f"/{v.name}/{{value:path}}": _READ_ONLY for v in VOCABULARIES},
+    "/queries": "OPTIONS, GET, POST",
+    "/queries/{name}": "OPTIONS, GET, DELETE",
+    "/queries/{name}/events": _READ_ONLY,
+    "/queries/{name}/subscriptions": "OPTIONS, GET, POST",
+    "/queries/{name}/subscriptions/{subscription_id}": "OPTIONS, GET, DELETE",
 }
 """Each EPCIS resource but capture's (api/routes/capture.py answers those, with its limits), and
 what it allows. `/{name}/{value}` covers `/{name}/{value}/events` too: both allow the same."""

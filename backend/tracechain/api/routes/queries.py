@@ -32,6 +32,7 @@ from tracechain.api.deps import (
     current_viewer,
     is_admin,
 )
+from tracechain.api.gs1_headers import EpcFormatDep, Negotiated
 from tracechain.api.problems import Problem
 from tracechain.api.routes.events import answer_query, query_document
 from tracechain.api.services import Services
@@ -48,7 +49,7 @@ from tracechain.subscriptions import (
 )
 from tracechain.visibility import ADMIN, Viewer
 
-router = APIRouter(prefix="/queries", tags=["queries"])
+router = APIRouter(prefix="/queries", tags=["queries"], dependencies=[Negotiated])
 
 NAME_PATTERN = r"^[A-Za-z0-9._~-]{1,200}$"
 """Characters a URL path segment carries as they are: the name is its own address."""
@@ -242,7 +243,12 @@ def delete_query(
 
 @router.get("/{name}/events")
 def query_events(
-    name: str, request: Request, response: Response, session: SessionDep, viewer: ViewerDep
+    name: str,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    viewer: ViewerDep,
+    epc_format: EpcFormatDep,
 ) -> dict[str, Any]:
     """The named query's events, a page at a time (`perPage`, `nextPageToken`), as `/events`
     answers the same parameters."""
@@ -252,7 +258,7 @@ def query_events(
     stored = [
         (key, value) for key, value in named.params if not (key == "perPage" and "perPage" in dict(asked))
     ]
-    page = answer_query(session, viewer, stored + asked)
+    page = answer_query(session, viewer, stored + asked, epc_format)
     page.document["epcisBody"]["queryResults"]["queryName"] = named.name
     if page.next_params is not None:
         _link(request, response, {key: value for key, value in page.next_params if key in PAGING})
