@@ -49,7 +49,9 @@ from tracechain.subscriptions import (
 )
 from tracechain.visibility import ADMIN, Viewer
 
-router = APIRouter(prefix="/queries", tags=["queries"], dependencies=[Negotiated])
+router = APIRouter(prefix="/queries", tags=["queries"])
+# Each HTTP route checks and answers the GS1 versions (`Negotiated`); the WebSocket one cannot take
+# a router-wide dependency that reads a Request.
 
 NAME_PATTERN = r"^[A-Za-z0-9._~-]{1,200}$"
 """Characters a URL path segment carries as they are: the name is its own address."""
@@ -178,7 +180,7 @@ def _link(request: Request, response: Response, params: dict[str, str]) -> None:
 # ---------------------------------------------------------------- named queries
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[Negotiated])
 def create_query(
     body: QueryDefinition, response: Response, session: SessionDep, viewer: ViewerDep
 ) -> dict[str, Any]:
@@ -208,7 +210,7 @@ def create_query(
     return _definition(named)
 
 
-@router.get("")
+@router.get("", dependencies=[Negotiated])
 def list_queries(
     request: Request, response: Response, session: SessionDep, viewer: ViewerDep
 ) -> list[dict[str, Any]]:
@@ -223,12 +225,12 @@ def list_queries(
     return [_definition(named) for named in page]
 
 
-@router.get("/{name}")
+@router.get("/{name}", dependencies=[Negotiated])
 def get_query(name: str, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
     return _definition(_named(session, viewer, name))
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Negotiated])
 def delete_query(
     name: str, session: SessionDep, viewer: ViewerDep, services: ServicesDep, credentials: Credentials
 ) -> None:
@@ -241,7 +243,7 @@ def delete_query(
     session.delete(named)
 
 
-@router.get("/{name}/events")
+@router.get("/{name}/events", dependencies=[Negotiated])
 def query_events(
     name: str,
     request: Request,
@@ -314,7 +316,7 @@ def _invalid(exc: InvalidSubscription) -> Problem:
     )
 
 
-@router.post("/{name}/subscriptions", status_code=status.HTTP_201_CREATED)
+@router.post("/{name}/subscriptions", status_code=status.HTTP_201_CREATED, dependencies=[Negotiated])
 def subscribe(
     name: str,
     body: SubscriptionCreate,
@@ -371,7 +373,7 @@ def subscribe(
     return _subscription_public(session, named, subscription)
 
 
-@router.get("/{name}/subscriptions")
+@router.get("/{name}/subscriptions", dependencies=[Negotiated])
 def list_subscriptions(
     name: str, request: Request, response: Response, session: SessionDep, viewer: ViewerDep
 ) -> list[dict[str, Any]]:
@@ -386,7 +388,7 @@ def list_subscriptions(
     return [_subscription_public(session, named, subscription) for subscription in page]
 
 
-@router.get("/{name}/subscriptions/{subscription_id}")
+@router.get("/{name}/subscriptions/{subscription_id}", dependencies=[Negotiated])
 def get_subscription(
     name: str, subscription_id: str, session: SessionDep, viewer: ViewerDep
 ) -> dict[str, Any]:
@@ -397,7 +399,11 @@ def get_subscription(
     return _subscription_public(session, named, subscription)
 
 
-@router.delete("/{name}/subscriptions/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{name}/subscriptions/{subscription_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Negotiated],
+)
 def unsubscribe(
     name: str, subscription_id: str, session: SessionDep, services: ServicesDep, credentials: Credentials
 ) -> None:
