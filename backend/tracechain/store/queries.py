@@ -31,8 +31,9 @@ from sqlalchemy.orm import Session
 from tracechain.chain.identity import ChainIdentity
 from tracechain.chain.registry import RecordedEvent
 from tracechain.chain.trace_event import Kind, SignedEvent
+from tracechain.epcis.field_filters import context_prefixes
 from tracechain.epcis.mapping import identifiers_of
-from tracechain.epcis.query import EpcMatch, EventQuery, OrderKey
+from tracechain.epcis.query import EpcMatch, EventQuery, Hierarchy, OrderKey
 from tracechain.store.models import (
     ApiKey,
     Batch,
@@ -46,6 +47,7 @@ from tracechain.store.models import (
     EventParty,
     Grant,
     IndexedBlock,
+    MasterData,
     Order,
     Participant,
     PublicFields,
@@ -344,7 +346,8 @@ def matching_events(
     statement = _filtered(viewer, query)
     sort, descending = _sort_column(query), _descending(query)
     order = (sort.desc(), Event.id.desc()) if descending else (sort.asc(), Event.id.asc())
-    batch = _BODY_FILTER_BATCH if query.body_filters else query.per_page + 1
+    batch = _BODY_FILTER_BATCH if query.body_filters or query.within else query.per_page + 1
+    below = locations_below(session, query.within)
     while True:
         page = statement
         if after is not None:
@@ -356,8 +359,10 @@ def matching_events(
         rows = list(session.scalars(page.order_by(*order).limit(batch)))
         shown = _shown_bodies(session, viewer, query, rows)
         for row in rows:
-            if query.body_matches(row.body) and (
-                row.id not in shown or query.shown_matches(shown[row.id], identifiers_of(shown[row.id]))
+            prefixes, descendants = context_prefixes(row.context), below.get(row.signer)
+            if query.body_matches(row.body, prefixes, descendants) and (
+                row.id not in shown
+                or query.shown_matches(shown[row.id], identifiers_of(shown[row.id]), prefixes, descendants)
             ):
                 yield row
         if len(rows) < batch:
@@ -382,6 +387,89 @@ def _shown_bodies(
             fields = access.shown_fields(view or View.PUBLIC, row.body, row.signer, None)
             shown[row.id] = redact(row.body, fields)[0]
     return shown
+
+
+# ---------------------------------------------------------------- master data
+
+_VOCABULARY_OF: dict[Hierarchy, str] = {
+    Hierarchy.READ_POINT: "ReadPoint",
+    Hierarchy.BIZ_LOCATION: "BusinessLocation",
+}
+
+
+def vocabulary_name(vocabulary_type: str) -> str:
+    """`urn:epcglobal:epcis:vtype:BusinessLocation` and its web URI form -> `BusinessLocation`."""
+    return vocabulary_type.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+
+
+def upsert_master_data(
+    session: Session, participant_id: str, elements: Sequence[tuple[str, str, list[Any], list[str]]]
+) -> None:
+    """The participant's description of these vocabulary elements, as (vocabulary type, element
+    id, attributes, children), replacing any it gave before."""
+    now = datetime.now(UTC)
+    for vocabulary_type, element_id, attributes, children in elements:
+        row = session.get(MasterData, (participant_id, vocabulary_type, element_id))
+        if row is None:
+            session.add(
+                MasterData(
+                    participant_id=participant_id,
+                    vocabulary_type=vocabulary_type,
+                    element_id=element_id,
+                    attributes=attributes,
+                    children=children,
+                    updated_at=now,
+                )
+            )
+        else:
+            row.attributes, row.children, row.updated_at = attributes, children, now
+    session.flush()
+
+
+def master_data_of(session: Session, participant_id: str) -> list[MasterData]:
+    query = select(MasterData).where(MasterData.participant_id == participant_id)
+    return list(session.scalars(query.order_by(MasterData.vocabulary_type, MasterData.element_id)))
+
+
+def locations_below(
+    session: Session, within: Sequence[tuple[Hierarchy, frozenset[str]]]
+) -> dict[str, dict[Hierarchy, frozenset[str]]]:
+    """For each signer with master data, and each WD_ field, the locations below the named ones
+    (children, transitively) in that signer's own read point or business location vocabulary:
+    an event is within a site when its own author says where its location lies, so nobody can
+    graft their locations under another's site and into their queries."""
+    if not within:
+        return {}
+    rows = session.execute(
+        select(Participant.address, MasterData.vocabulary_type, MasterData.element_id, MasterData.children)
+        .join(Participant, Participant.id == MasterData.participant_id)
+        .where(or_(*(MasterData.vocabulary_type.endswith(_VOCABULARY_OF[h]) for h, _ in within)))
+    )
+    trees: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for address, vocabulary_type, element_id, children in rows:
+        tree = trees.setdefault((address, vocabulary_name(vocabulary_type)), {})
+        tree[element_id] = list(children or [])
+    found: dict[str, dict[Hierarchy, frozenset[str]]] = {}
+    for (address, vocabulary), tree in trees.items():
+        for hierarchy, roots in within:
+            if _VOCABULARY_OF[hierarchy] != vocabulary:
+                continue
+            below = _descendants(tree, roots)
+            if below:
+                mine = found.setdefault(address, {})
+                mine[hierarchy] = mine.get(hierarchy, frozenset()) | below
+    return found
+
+
+def _descendants(tree: dict[str, list[str]], roots: frozenset[str]) -> frozenset[str]:
+    seen: set[str] = set()
+    pending = list(roots)
+    while pending:
+        for child in tree.get(pending.pop(), []):
+            if child not in seen and child not in roots:
+                seen.add(child)
+                pending.append(child)
+    return frozenset(seen)
 
 
 def events_page(
