@@ -265,6 +265,8 @@ _PLACES: Final[dict[str, Callable[[dict[str, Any]], Iterator[tuple[str, Any]]]]]
 
 def _split_field(rest: str) -> tuple[str, str]:
     """(place prefix, IRI) of the part of a parameter name after its operator."""
+    if rest.startswith(("SENSORELEMENT_", "SENSORMETADATA_", "SENSORREPORT_")):
+        raise UnknownParameter(rest)  # a sensor condition (`read_sensor_parameter`)
     for place in _PLACES:
         if rest.startswith(place) and ":" in rest.removeprefix(place):
             return place, rest.removeprefix(place)
