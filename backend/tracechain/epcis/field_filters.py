@@ -54,6 +54,7 @@ _OPERATORS: Final[dict[str, Callable[[Any, Any], bool]]] = {
 
 EVENT_FIELDS: Final = frozenset(
     {
+        "type",
         "eventID",
         "eventTime",
         "eventTimeZoneOffset",
@@ -279,6 +280,9 @@ def read_field_parameter(name: str, words: list[str], value: str) -> Predicate:
     op, underscore, rest = name.partition("_")
     if not underscore or (op not in _OPERATORS and op != "EXISTS"):
         raise UnknownParameter(name)
+    if op == "EXISTS" and rest == "recordTime":  # every event has one: the service records it
+        wanted = _exists_flag(value)
+        return lambda _body, _prefixes: wanted
     if op == "EXISTS" and rest in EVENT_FIELDS:
         wanted = _exists_flag(value)
         return lambda body, _prefixes: _present(body.get(rest)) == wanted

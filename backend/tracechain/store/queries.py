@@ -360,9 +360,12 @@ def matching_events(
         shown = _shown_bodies(session, viewer, query, rows)
         for row in rows:
             prefixes, descendants = context_prefixes(row.context), below.get(row.signer)
-            if query.body_matches(row.body, prefixes, descendants) and (
-                row.id not in shown
-                or query.shown_matches(shown[row.id], identifiers_of(shown[row.id]), prefixes, descendants)
+            # A row the viewer sees in part matches on that part alone: also where the full body
+            # would not (EXISTS_…=false on a withheld field), or the answer tells what is withheld.
+            if (
+                query.shown_matches(shown[row.id], identifiers_of(shown[row.id]), prefixes, descendants)
+                if row.id in shown
+                else query.body_matches(row.body, prefixes, descendants)
             ):
                 yield row
         if len(rows) < batch:
