@@ -319,9 +319,6 @@ def test_eq_event_id_finds_the_event_and_its_declarations(varied: Api) -> None:
     assert names_of(found) == {"observe", "declaration"}
 
 
-MASTER_DATA_ATTRIBUTE = "EQATTR_bizLocation_urn:epcglobal:cbv:mda#name"
-
-
 @pytest.mark.parametrize(
     ("params", "named"),
     [
@@ -349,10 +346,8 @@ MASTER_DATA_ATTRIBUTE = "EQATTR_bizLocation_urn:epcglobal:cbv:mda#name"
         ({"EXISTS_colour": "true"}, "EXISTS_colour"),
         ({"LT_errorDeclarationTime": "later"}, "LT_errorDeclarationTime"),
         ({"orderBy": "http://ns.example.com/epcis/grade"}, "orderBy"),
-        (
-            {"EQATTR_bizLocation_urn:epcglobal:cbv:mda#name": "Main"},
-            "EQATTR_bizLocation_urn:epcglobal:cbv:mda#name",
-        ),
+        ({"HASATTR_epcList": "urn:epcglobal:cbv:mda#name"}, "HASATTR_epcList"),
+        ({"EQATTR_bizLocation": "Main"}, "EQATTR_bizLocation"),
         ({"WD_readPoint": "urn:epc:id:sgln:6901234"}, "WD_readPoint"),
     ],
 )
@@ -530,7 +525,7 @@ def measured_document() -> dict[str, Any]:
     locations = [
         {
             "id": WAREHOUSE,
-            "attributes": [{"id": "urn:epcglobal:cbv:mda#name", "attribute": "Main"}],
+            "attributes": [{"id": MDA_NAME, "attribute": "Main"}],
             "children": [HALL],
         },
         {"id": HALL, "children": [ROOM]},
@@ -610,6 +605,10 @@ MEASURED_FILTERS: list[tuple[dict[str, str], set[str]]] = [
     ({"WD_bizLocation": ROOM}, {"cold"}),
     ({"EQ_readPoint": WAREHOUSE}, {"warm"}),
     ({"WD_readPoint": ELSEWHERE}, {"plain"}),
+    ({f"EQATTR_bizLocation_{MDA_NAME}": "Main|Annex"}, {"warm"}),  # WAREHOUSE's name
+    ({f"EQATTR_bizLocation_{MDA_NAME}": "Annex"}, set()),
+    ({"HASATTR_readPoint": "cbvmda:name"}, {"warm"}),  # urn:epcglobal:cbv:mda:name, compact
+    ({"HASATTR_readPoint": "urn:epcglobal:cbv:mda#sst"}, set()),
 ]
 
 

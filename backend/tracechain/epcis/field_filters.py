@@ -130,6 +130,11 @@ def _field_key(iri: str) -> tuple[str, str]:
     return iri[:cut].rstrip("#/:"), iri[cut + 1 :]
 
 
+def field_key(name: str) -> tuple[str, str]:
+    """A name (an IRI, or compact under GS1's prefixes) as namespace and local name."""
+    return _field_key(expanded(name, STANDARD_PREFIXES))
+
+
 def _named(key: str, wanted: tuple[str, str], prefixes: Prefixes) -> bool:
     return ":" in key and _field_key(expanded(key, prefixes)) == wanted
 

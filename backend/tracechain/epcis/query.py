@@ -12,7 +12,9 @@ words, CBV URNs or GS1 web URIs and are compared bare (`bare_vocabulary`).
 
 `WD_readPoint` / `WD_bizLocation` ("with descendants") match the named location and every location
 below it in the master data hierarchy (`EventQuery.within`, resolved by the store against the
-master data of each event's own signer). The parameters whose names carry a field, unit or
+master data of each event's own signer); `HASATTR_<field>` and `EQATTR_<field>_<attribute>` read the
+attributes that master data gives the element an event's readPoint, bizLocation, bizStep or
+disposition names. The parameters whose names carry a field, unit or
 operator (quantities, sensor readings, extension and ILMD fields, `EXISTS_`) are read in
 `field_filters`.
 """
@@ -102,6 +104,27 @@ class Hierarchy(StrEnum):
     BIZ_LOCATION = "bizLocation"
 
 
+VOCABULARY_FIELDS: Final = {
+    "readPoint": "ReadPoint",
+    "bizLocation": "BusinessLocation",
+    "bizStep": "BusinessStep",
+    "disposition": "Disposition",
+}
+"""The event fields whose values master data describes (HASATTR_/EQATTR_), by vocabulary."""
+
+
+@dataclass(frozen=True)
+class AttributeFilter:
+    """HASATTR_<field> (`attribute` None: the element has one of `values` as an attribute) or
+    EQATTR_<field>_<attribute> (its `attribute` has one of `values`): on the master data of the
+    vocabulary element the event's `field` names."""
+
+    parameter: str
+    field: str
+    attribute: str | None
+    values: frozenset[str]
+
+
 @dataclass(frozen=True)
 class EventQuery:
     """A SimpleEventQuery, read. Empty sets and None mean "not constrained"."""
@@ -130,6 +153,7 @@ class EventQuery:
     destinations: tuple[tuple[str, frozenset[str]], ...] = ()
     within: tuple[tuple[Hierarchy, frozenset[str]], ...] = ()
     """WD_ parameters: the field, and the locations whose descendants (master data) match too."""
+    attribute_filters: tuple[AttributeFilter, ...] = ()
     # Shape of the answer.
     order_by: OrderKey | None = None
     descending: bool = True
@@ -143,35 +167,45 @@ class EventQuery:
         self,
         body: dict[str, Any],
         prefixes: Prefixes = STANDARD_PREFIXES,
-        descendants: Mapping[Hierarchy, frozenset[str]] | None = None,
+        master_data: Mapping[str, frozenset[str]] | None = None,
     ) -> bool:
         """Whether the event's captured body passes the predicates on fields without a column.
 
         `prefixes`: those of the event's captured context (`field_filters.context_prefixes`), to
-        resolve its compact extension names. `descendants`: for each WD_ field, the locations below
-        the named ones in the master data of the event's signer (none given: the named ones only)."""
-        return all(accepts(body, prefixes) for accepts in self.body_filters) and all(
-            _location_of(body.get(hierarchy.value)) in roots | (descendants or {}).get(hierarchy, frozenset())
-            for hierarchy, roots in self.within
+        resolve its compact extension names. `master_data`: what the master data of the event's
+        signer says, by parameter: for WD_<field> the locations below the named ones, for
+        HASATTR_/EQATTR_ the vocabulary elements whose attributes pass (none given: nothing)."""
+        master = master_data or {}
+        return (
+            all(accepts(body, prefixes) for accepts in self.body_filters)
+            and all(
+                _location_of(body.get(hierarchy.value))
+                in roots | master.get(f"WD_{hierarchy.value}", frozenset())
+                for hierarchy, roots in self.within
+            )
+            and all(
+                vocabulary_value(body, attributes.field) in master.get(attributes.parameter, frozenset())
+                for attributes in self.attribute_filters
+            )
         )
 
     @property
     def reads_fields(self) -> bool:
         """Whether it filters on fields a reader may be shown only some of (identifiers, the body)."""
-        return bool(self.body_filters or self.epc_matches or self.within)
+        return bool(self.body_filters or self.epc_matches or self.within or self.attribute_filters)
 
     def shown_matches(
         self,
         shown: dict[str, Any],
         named: Iterable[tuple[str, str]],
         prefixes: Prefixes = STANDARD_PREFIXES,
-        descendants: Mapping[Hierarchy, frozenset[str]] | None = None,
+        master_data: Mapping[str, frozenset[str]] | None = None,
     ) -> bool:
         """Whether the part of an event a reader is shown (`shown`, naming `named` as (identifier,
         role)) passes the filters on fields and identifiers: what a reader may not see of an event
         cannot be found out by filtering on it."""
         named = list(named)
-        return self.body_matches(shown, prefixes, descendants) and all(
+        return self.body_matches(shown, prefixes, master_data) and all(
             any(role in match.roles and _matches(match, epc) for epc, role in named)
             for match in self.epc_matches
         )
@@ -255,13 +289,14 @@ _LIST_PARAMETERS: Final = {
     *_WITHIN,
     *_PLAIN_LISTS,
 }
+_LIST_FAMILIES: Final = ("EQ_", "HASATTR_", "EQATTR_")
 _SINGLE_VALUED: Final = frozenset({"EQ_booleanValue", "EQ_quantity"})
 
 
 def _is_list(name: str) -> bool:
     """Whether the parameter lists alternatives (repeating it adds more): the fixed lists, and the
     EQ_ parameters on fields, sensor attributes and extensions."""
-    return name in _LIST_PARAMETERS or (name.startswith("EQ_") and name not in _SINGLE_VALUED)
+    return name in _LIST_PARAMETERS or (name.startswith(_LIST_FAMILIES) and name not in _SINGLE_VALUED)
 
 
 class _Reader:
@@ -306,6 +341,11 @@ class _Reader:
             self._add(_VOCABULARIES[name], {bare_vocabulary(word) for word in words})
         elif name in _LOCATIONS:
             self._add(_LOCATIONS[name], {canonical_location(word) for word in words})
+        elif name.startswith(("HASATTR_", "EQATTR_")):
+            self.values["attribute_filters"] = (
+                *self.values.get("attribute_filters", ()),
+                _attribute_filter(name, words),
+            )
         elif name in _WITHIN:
             roots = frozenset(canonical_location(word) for word in words)
             self.values["within"] = (*self.values.get("within", ()), (_WITHIN[name], roots))
@@ -374,10 +414,27 @@ class _Reader:
         self.values[key] = (*self.values.get(key, ()), (bare_vocabulary(kind), wanted))
 
 
+def _attribute_filter(name: str, words: list[str]) -> AttributeFilter:
+    kind, _, rest = name.partition("_")
+    field, _, attribute = rest.partition("_")
+    if field not in VOCABULARY_FIELDS:
+        raise ValueError(f"master data describes {', '.join(VOCABULARY_FIELDS)}; not {field!r}")
+    if kind == "HASATTR" and attribute:
+        raise ValueError("HASATTR_<field> lists the attribute names as its value")
+    if kind == "EQATTR" and not attribute:
+        raise ValueError("EQATTR_<field>_<attribute name>")
+    return AttributeFilter(name, field, attribute or None, frozenset(word.strip() for word in words))
+
+
+def vocabulary_value(body: Mapping[str, Any], field_name: str) -> str | None:
+    """The vocabulary element an event's field names: a location canonical, a CBV word bare."""
+    if field_name in ("readPoint", "bizLocation"):
+        return _location_of(body.get(field_name))
+    return _bare(body.get(field_name))
+
+
 def _unsupported(name: str) -> str:
     """Why a parameter is refused: those GS1 defines but tracechain cannot answer say so."""
-    if name.startswith(("HASATTR_", "EQATTR_")):
-        return "master data attribute filters are not supported yet"
     if name.startswith(("EQ_", "GT_", "GE_", "LT_", "LE_", "EXISTS_")):
         return (
             "not a query parameter this service supports (an extension field is named by its full "

@@ -31,9 +31,16 @@ from sqlalchemy.orm import Session
 from tracechain.chain.identity import ChainIdentity
 from tracechain.chain.registry import RecordedEvent
 from tracechain.chain.trace_event import Kind, SignedEvent
-from tracechain.epcis.field_filters import context_prefixes
-from tracechain.epcis.mapping import identifiers_of
-from tracechain.epcis.query import EpcMatch, EventQuery, Hierarchy, OrderKey
+from tracechain.epcis.field_filters import context_prefixes, field_key
+from tracechain.epcis.mapping import bare_vocabulary, identifiers_of
+from tracechain.epcis.query import (
+    VOCABULARY_FIELDS,
+    AttributeFilter,
+    EpcMatch,
+    EventQuery,
+    Hierarchy,
+    OrderKey,
+)
 from tracechain.store.models import (
     ApiKey,
     Batch,
@@ -346,8 +353,8 @@ def matching_events(
     statement = _filtered(viewer, query)
     sort, descending = _sort_column(query), _descending(query)
     order = (sort.desc(), Event.id.desc()) if descending else (sort.asc(), Event.id.asc())
-    batch = _BODY_FILTER_BATCH if query.body_filters or query.within else query.per_page + 1
-    below = locations_below(session, query.within)
+    batch = _BODY_FILTER_BATCH if query.reads_fields else query.per_page + 1
+    said = master_data_said(session, query)
     while True:
         page = statement
         if after is not None:
@@ -359,13 +366,13 @@ def matching_events(
         rows = list(session.scalars(page.order_by(*order).limit(batch)))
         shown = _shown_bodies(session, viewer, query, rows)
         for row in rows:
-            prefixes, descendants = context_prefixes(row.context), below.get(row.signer)
+            prefixes, described = context_prefixes(row.context), said.get(row.signer)
             # A row the viewer sees in part matches on that part alone: also where the full body
             # would not (EXISTS_…=false on a withheld field), or the answer tells what is withheld.
             if (
-                query.shown_matches(shown[row.id], identifiers_of(shown[row.id]), prefixes, descendants)
+                query.shown_matches(shown[row.id], identifiers_of(shown[row.id]), prefixes, described)
                 if row.id in shown
-                else query.body_matches(row.body, prefixes, descendants)
+                else query.body_matches(row.body, prefixes, described)
             ):
                 yield row
         if len(rows) < batch:
@@ -432,6 +439,52 @@ def upsert_master_data(
 def master_data_of(session: Session, participant_id: str) -> list[MasterData]:
     query = select(MasterData).where(MasterData.participant_id == participant_id)
     return list(session.scalars(query.order_by(MasterData.vocabulary_type, MasterData.element_id)))
+
+
+def master_data_said(session: Session, query: EventQuery) -> dict[str, dict[str, frozenset[str]]]:
+    """What each signer's master data says for the query's WD_, HASATTR_ and EQATTR_ parameters,
+    by parameter (`EventQuery.body_matches`)."""
+    said: dict[str, dict[str, frozenset[str]]] = {}
+    for address, below in locations_below(session, query.within).items():
+        said.setdefault(address, {}).update({f"WD_{field.value}": ids for field, ids in below.items()})
+    for address, described in attributes_described(session, query.attribute_filters).items():
+        said.setdefault(address, {}).update(described)
+    return said
+
+
+def attributes_described(
+    session: Session, filters: Sequence[AttributeFilter]
+) -> dict[str, dict[str, frozenset[str]]]:
+    """For each signer, and each HASATTR_/EQATTR_ parameter, the vocabulary elements (as the
+    event's field names them) whose attributes, in that signer's own master data, pass it."""
+    if not filters:
+        return {}
+    vocabularies = {VOCABULARY_FIELDS[f.field] for f in filters}
+    rows = session.execute(
+        select(Participant.address, MasterData.vocabulary_type, MasterData.element_id, MasterData.attributes)
+        .join(Participant, Participant.id == MasterData.participant_id)
+        .where(or_(*(MasterData.vocabulary_type.endswith(v) for v in vocabularies)))
+    )
+    found: dict[str, dict[str, set[str]]] = {}
+    for address, vocabulary_type, element_id, attributes in rows:
+        named = {
+            field_key(a["id"]): a.get("attribute")
+            for a in attributes or []
+            if isinstance(a, dict) and isinstance(a.get("id"), str)
+        }
+        for wanted in filters:
+            if VOCABULARY_FIELDS[wanted.field] != vocabulary_name(vocabulary_type):
+                continue
+            if wanted.attribute is None:
+                passes = any(field_key(name) in named for name in wanted.values)
+            else:
+                value = named.get(field_key(wanted.attribute))
+                passes = value is not None and str(value).strip() in wanted.values
+            if passes:
+                location = wanted.field in ("readPoint", "bizLocation")
+                element = element_id if location else bare_vocabulary(element_id)
+                found.setdefault(address, {}).setdefault(wanted.parameter, set()).add(element)
+    return {address: {k: frozenset(v) for k, v in by.items()} for address, by in found.items()}
 
 
 def locations_below(
