@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from tracechain.chain.identity import ChainIdentity
 from tracechain.chain.registry import RecordedEvent
 from tracechain.chain.trace_event import Kind, SignedEvent
-from tracechain.epcis.field_filters import context_prefixes, field_key
+from tracechain.epcis.field_filters import STANDARD_PREFIXES, context_prefixes, field_key
 from tracechain.epcis.mapping import bare_vocabulary, identifiers_of
 from tracechain.epcis.query import (
     VOCABULARY_FIELDS,
@@ -366,7 +366,8 @@ def matching_events(
         rows = list(session.scalars(page.order_by(*order).limit(batch)))
         shown = _shown_bodies(session, viewer, query, rows)
         for row in rows:
-            prefixes, described = context_prefixes(row.context), said.get(row.signer)
+            prefixes = context_prefixes(row.context) if query.body_filters else STANDARD_PREFIXES
+            described = said.get(row.signer)
             # A row the viewer sees in part matches on that part alone: also where the full body
             # would not (EXISTS_…=false on a withheld field), or the answer tells what is withheld.
             if (
