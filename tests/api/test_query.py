@@ -457,7 +457,7 @@ def test_a_parameter_finds_the_events_of_a_gs1_example(
 
 # ---------------------------------------------------------------- sensors, extensions, ILMD, master data
 
-EXAMPLE_NS = "http://ns.example.com/epcis/"
+EXAMPLE_NS, EXAMPLE_COM = "http://ns.example.com/epcis/", "https://example.com"
 COLD_ITEM, WARM_ITEM, PLAIN_ITEM = (f"urn:epc:id:sgtin:6901234.067890.{n}" for n in (4001, 4002, 4003))
 WAREHOUSE, HALL, ROOM, ELSEWHERE = (f"urn:epc:id:sgln:6901234.00000.{n}" for n in (40, 41, 42, 43))
 PROBE_1, PROBE_2 = "urn:epc:id:giai:6901234.P1", "urn:epc:id:giai:6901234.P2"
@@ -474,6 +474,8 @@ def measured_document() -> dict[str, Any]:
             {
                 "sensorMetadata": {
                     "deviceID": PROBE_1,
+                    "deviceMetadata": f"{EXAMPLE_COM}/probes/P1",
+                    "rawData": f"{EXAMPLE_COM}/raw/cold",
                     "startTime": _at(10).isoformat(),
                     "endTime": _at(11).isoformat(),
                     "example:calibrated": "2026-01-01",
@@ -567,6 +569,8 @@ MEASURED_FILTERS: list[tuple[dict[str, str], set[str]]] = [
     ({"LT_minValue_CEL": "28"}, set()),
     ({"LT_sDev": "0.5", "EQ_percRank": "50", "GE_percValue": "29.4"}, {"warm"}),
     ({"EQ_deviceID": PROBE_1}, {"cold"}),  # in the element's metadata
+    ({"EQ_deviceMetadata": f"{EXAMPLE_COM}/probes/P1", "EQ_rawData": f"{EXAMPLE_COM}/raw/cold"}, {"cold"}),
+    ({"EQ_time": _at(12).isoformat()}, {"warm"}),
     ({"EQ_deviceID": f"{PROBE_2}|urn:epc:id:giai:6901234.P9"}, {"warm"}),  # in the report itself
     ({"GE_time": _at(12).isoformat(), "LT_time": _at(13).isoformat()}, {"warm"}),
     ({"GE_startTime": _at(10).isoformat(), "LT_endTime": _at(12).isoformat()}, {"cold"}),
