@@ -42,6 +42,7 @@ from tracechain.epcis.mapping import (
     identifiers_of,
     parties_of,
 )
+from tracechain.epcis.query import canonical_location
 from tracechain.epcis.schema import Problem, validate_document
 from tracechain.errors import TracechainError
 from tracechain.keys import KeyVault
@@ -262,6 +263,7 @@ def capture_document(
     records = _sign(session, participant, fresh, withdrawn, vault, domain, problems)
     if problems:
         raise DocumentRejected(problems)
+    queries.upsert_master_data(session, participant.id, master_data_of(prepared.document))
     if not fresh:
         # Sent again, after a lost answer or by a retrying client: the job that captured it answers.
         earlier = queries.capture_jobs_of(session, set(prepared.keys), participant.address)
@@ -557,6 +559,40 @@ def _store(
         ChainRecord,
         [{**fields, "event_row_id": row_ids[index]} for index, fields in records],
     )
+
+
+def master_data_of(document: dict[str, Any]) -> list[tuple[str, str, list[Any], list[str]]]:
+    """The vocabulary elements of the document's header (`epcisHeader.epcisMasterData`), as
+    (vocabulary type, element id, attributes, children), ids canonical so that a location given
+    as a Digital Link is the same element as its EPC URN; the last description of an element in
+    the document wins."""
+    header = document.get("epcisHeader")
+    master = header.get("epcisMasterData") if isinstance(header, dict) else None
+    vocabularies = master.get("vocabularyList") if isinstance(master, dict) else None
+    found: dict[tuple[str, str], tuple[str, str, list[Any], list[str]]] = {}
+    for vocabulary in vocabularies if isinstance(vocabularies, list) else ():
+        vocabulary_type = vocabulary.get("type") if isinstance(vocabulary, dict) else None
+        if not isinstance(vocabulary_type, str) or len(vocabulary_type) > 255:
+            continue
+        for element in vocabulary.get("vocabularyElementList") or []:
+            element_id = element.get("id") if isinstance(element, dict) else None
+            if not isinstance(element_id, str):
+                continue
+            attributes = element.get("attributes") or []
+            children = [
+                _vocabulary_id(child) for child in element.get("children") or [] if isinstance(child, str)
+            ]
+            key = (vocabulary_type, _vocabulary_id(element_id))
+            if len(key[1]) <= 255:
+                found[key] = (*key, attributes, children)
+    return list(found.values())
+
+
+def _vocabulary_id(value: str) -> str:
+    try:
+        return canonical_location(value)
+    except InvalidIdentifier:
+        return value.strip()
 
 
 def _declared_id(event: dict[str, Any]) -> str | None:

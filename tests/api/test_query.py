@@ -13,6 +13,7 @@ import pytest
 from tracechain.epcis.builders import aggregation_event, object_event
 from tracechain.epcis.identifiers import digital_link
 from tracechain.epcis.schema import validate_document
+from tracechain.store import queries
 
 from .conftest import Api
 from .test_capture import ITEM, T0, commissioning
@@ -281,6 +282,37 @@ def test_each_parameter_selects_exactly_the_events_it_names(
     assert names_of(event_list(response)) == expected
 
 
+QUANTITY_AND_DECLARATION_FILTERS: list[tuple[dict[str, str], set[str]]] = [
+    # stock: 10 KGM of LOT_1 and 5 (no unit); transform: 4 KGM in, 3 KGM out
+    ({"EQ_quantity": "10"}, {"stock"}),
+    ({"GT_quantity": "4"}, {"stock"}),
+    ({"GE_quantity": "4"}, {"stock", "transform"}),
+    ({"LT_quantity": "4"}, {"transform"}),
+    ({"LE_quantity": "3"}, {"transform"}),
+    ({"GT_quantity": "10"}, set()),
+    ({"GE_quantity_GRM": "9000"}, {"stock"}),  # 10 KGM; the 5 without a unit converts to nothing
+    ({"LT_quantity_GRM": "5000"}, {"transform"}),
+    ({"EQ_quantity_TNE": "0.004"}, {"transform"}),
+    ({"GE_quantity_MTR": "0"}, set()),  # a mass is no length
+    ({"GE_errorDeclarationTime": _at(8).isoformat()}, {"declaration"}),
+    ({"LT_errorDeclarationTime": _at(8).isoformat()}, set()),
+    ({"EXISTS_transformationID": "true"}, {"transform"}),
+    ({"EXISTS_bizTransactionList": "true", "EXISTS_sourceList": "false"}, {"commission"}),
+    ({"EXISTS_quantityList": ""}, {"stock"}),
+]
+
+
+def test_quantity_declaration_time_and_exists_parameters_select_exactly_their_events(varied: Api) -> None:
+    """Grouped in one test per database (one capture): the table's every row, each failure named."""
+    wrong = []
+    for params, expected in QUANTITY_AND_DECLARATION_FILTERS:
+        response = varied.admin("GET", "/events", params=params)
+        assert response.status_code == 200, (params, response.text)
+        if names_of(event_list(response)) != expected:
+            wrong.append((params, names_of(event_list(response)), expected))
+    assert wrong == []
+
+
 def test_eq_event_id_finds_the_event_and_its_declarations(varied: Api) -> None:
     observed = event_list(varied.admin("GET", "/events", params={"EQ_bizStep": "inspecting"}))
     event_id = observed[0]["eventID"]
@@ -307,6 +339,17 @@ def test_eq_event_id_finds_the_event_and_its_declarations(varied: Api) -> None:
         ({"eventCountLimit": "2", "maxEventCount": "5"}, "maxEventCount"),
         ({"EQ_source_": MAKER}, "EQ_source_"),
         ({"nextPageToken": "not-a-token"}, "nextPageToken"),
+        ({"GT_quantity": "lots"}, "GT_quantity"),
+        ({"GE_value_CEL": "warm"}, "GE_value_CEL"),
+        ({"EQ_booleanValue": "maybe"}, "EQ_booleanValue"),
+        ({"GE_http://ns.example.com/epcis/grade": "high"}, "GE_http://ns.example.com/epcis/grade"),
+        ({"EQ_myField": "x"}, "EQ_myField"),
+        ({"EXISTS_colour": "true"}, "EXISTS_colour"),
+        ({"LT_errorDeclarationTime": "later"}, "LT_errorDeclarationTime"),
+        ({"orderBy": "http://ns.example.com/epcis/grade"}, "orderBy"),
+        ({"HASATTR_epcList": "urn:epcglobal:cbv:mda#name"}, "HASATTR_epcList"),
+        ({"EQATTR_bizLocation": "Main"}, "EQATTR_bizLocation"),
+        ({"WD_readPoint": "urn:epc:id:sgln:6901234"}, "WD_readPoint"),
     ],
 )
 def test_an_unknown_parameter_or_malformed_value_is_a_400_naming_it(
@@ -411,3 +454,231 @@ def test_a_parameter_finds_the_events_of_a_gs1_example(
     found = event_list(api.admin("GET", "/events", params=params))
     assert [event["type"] for event in found] == [e["type"] for e in document["epcisBody"]["eventList"]]
     assert event_list(api.admin("GET", "/events", params={**params, "EQ_disposition": "no_such_word"})) == []
+
+
+# ---------------------------------------------------------------- sensors, extensions, ILMD, master data
+
+EXAMPLE_NS, EXAMPLE_COM = "http://ns.example.com/epcis/", "https://example.com"
+COLD_ITEM, WARM_ITEM, PLAIN_ITEM = (f"urn:epc:id:sgtin:6901234.067890.{n}" for n in (4001, 4002, 4003))
+WAREHOUSE, HALL, ROOM, ELSEWHERE = (f"urn:epc:id:sgln:6901234.00000.{n}" for n in (40, 41, 42, 43))
+PROBE_1, PROBE_2 = "urn:epc:id:giai:6901234.P1", "urn:epc:id:giai:6901234.P2"
+VTYPE, MDA_NAME = "urn:epcglobal:epcis:vtype:", "urn:epcglobal:cbv:mda#name"
+
+
+def measured_document() -> dict[str, Any]:
+    """Three events (by hour: cold, warm, plain) under a context defining `example:`, with master
+    data placing ROOM in HALL in WAREHOUSE."""
+    cold = object_event([COLD_ITEM], biz_step="inspecting", at=_at(11), location=ROOM)
+    cold |= {
+        "example:grade": 3,
+        "sensorElementList": [
+            {
+                "sensorMetadata": {
+                    "deviceID": PROBE_1,
+                    "deviceMetadata": f"{EXAMPLE_COM}/probes/P1",
+                    "rawData": f"{EXAMPLE_COM}/raw/cold",
+                    "startTime": _at(10).isoformat(),
+                    "endTime": _at(11).isoformat(),
+                    "example:calibrated": "2026-01-01",
+                },
+                "sensorReport": [
+                    {"type": "Temperature", "value": 4.5, "uom": "CEL", "example:probe": "front"},
+                    {"type": "RelativeHumidity", "value": 80, "uom": "P1"},
+                ],
+            }
+        ],
+    }
+    warm = object_event([WARM_ITEM], biz_step="commissioning", at=_at(12), action="ADD", location=WAREHOUSE)
+    warm |= {
+        "example:grade": "7",
+        "example:pallet": {"example:axles": "4", "example:wheels": [{"example:size": 16}]},
+        "ilmd": {"example:batch": "B7", "example:origin": {"example:country": "NL"}},
+        "sensorElementList": [
+            {
+                "sensorReport": [
+                    {
+                        "type": "Temperature",
+                        "deviceID": PROBE_2,
+                        "time": _at(12).isoformat(),
+                        "value": 30,
+                        "minValue": 28,
+                        "maxValue": 31,
+                        "meanValue": 29.5,
+                        "sDev": 0.4,
+                        "percRank": 50,
+                        "percValue": 29.4,
+                        "uom": "CEL",
+                    },
+                    {
+                        "type": "Dimensionless",
+                        "stringValue": "sealed",
+                        "booleanValue": True,
+                        "hexBinaryValue": "0AFF",
+                        "uriValue": "https://example.com/seal/9",
+                        "microorganism": "https://www.ncbi.nlm.nih.gov/taxonomy/1496",
+                        "chemicalSubstance": "https://identifiers.org/inchikey:CZMRCDWAGMRECN-UGDNZRGBSA-N",
+                        "dataProcessingMethod": "https://example.com/method/avg",
+                        "bizRules": "https://example.com/rules/cold-chain",
+                    },
+                ],
+            }
+        ],
+    }
+    plain = object_event([PLAIN_ITEM], biz_step="inspecting", at=_at(13), location=ELSEWHERE)
+    locations = [
+        {
+            "id": WAREHOUSE,
+            "attributes": [{"id": MDA_NAME, "attribute": "Main"}],
+            "children": [HALL],
+        },
+        {"id": HALL, "children": [ROOM]},
+    ]
+    return {
+        "@context": [
+            "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld",
+            {"example": EXAMPLE_NS},
+        ],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": _at(14).isoformat(),
+        "epcisHeader": {
+            "epcisMasterData": {
+                "vocabularyList": [
+                    {"type": "urn:epcglobal:epcis:vtype:ReadPoint", "vocabularyElementList": locations},
+                    {
+                        "type": "urn:epcglobal:epcis:vtype:BusinessLocation",
+                        "vocabularyElementList": locations,
+                    },
+                ]
+            }
+        },
+        "epcisBody": {"eventList": [cold, warm, plain]},
+    }
+
+
+MEASURED_FILTERS: list[tuple[dict[str, str], set[str]]] = [
+    ({"EQ_type": "Temperature"}, {"cold", "warm"}),
+    ({"EQ_type": "https://gs1.org/voc/RelativeHumidity"}, {"cold"}),
+    ({"EQ_type": "Temperature", "GE_value_CEL": "20"}, {"warm"}),
+    # One report must pass every sensor condition: cold's humidity is not its temperature.
+    ({"EQ_type": "RelativeHumidity", "LT_value_CEL": "10"}, set()),
+    ({"GE_value_KEL": "300"}, {"warm"}),  # 30 °C is 303.15 K; 4.5 °C is 277.65 K
+    ({"LT_value_FAH": "50"}, {"cold"}),  # 4.5 °C is 40.1 °F
+    ({"EQ_value_CEL": "4.5"}, {"cold"}),
+    ({"GT_value_MTR": "0"}, set()),  # a temperature is no length
+    ({"GE_minValue_CEL": "28", "LE_maxValue_CEL": "31", "GT_meanValue_CEL": "29"}, {"warm"}),
+    ({"LT_minValue_CEL": "28"}, set()),
+    ({"LT_sDev": "0.5", "EQ_percRank": "50", "GE_percValue": "29.4"}, {"warm"}),
+    ({"EQ_deviceID": PROBE_1}, {"cold"}),  # in the element's metadata
+    ({"EQ_deviceMetadata": f"{EXAMPLE_COM}/probes/P1", "EQ_rawData": f"{EXAMPLE_COM}/raw/cold"}, {"cold"}),
+    ({"EQ_time": _at(12).isoformat()}, {"warm"}),
+    ({"EQ_deviceID": f"{PROBE_2}|urn:epc:id:giai:6901234.P9"}, {"warm"}),  # in the report itself
+    ({"GE_time": _at(12).isoformat(), "LT_time": _at(13).isoformat()}, {"warm"}),
+    ({"GE_startTime": _at(10).isoformat(), "LT_endTime": _at(12).isoformat()}, {"cold"}),
+    ({"LT_startTime": _at(10).isoformat()}, set()),
+    ({"EQ_stringValue": "sealed", "EQ_booleanValue": "true", "EQ_hexBinaryValue": "0aff"}, {"warm"}),
+    ({"EQ_booleanValue": "false"}, set()),
+    ({"EQ_uriValue": "https://example.com/seal/9"}, {"warm"}),
+    ({"EQ_microorganism": "https://www.ncbi.nlm.nih.gov/taxonomy/1496"}, {"warm"}),
+    (
+        {"EQ_chemicalSubstance": "https://identifiers.org/inchikey:CZMRCDWAGMRECN-UGDNZRGBSA-N"},
+        {"warm"},
+    ),
+    ({"EQ_dataProcessingMethod": "https://example.com/method/avg"}, {"warm"}),
+    ({"EQ_bizRules": "https://example.com/rules/cold-chain"}, {"warm"}),
+    ({"EQ_SENSORREPORT_http://ns.example.com/epcis/probe": "front"}, {"cold"}),
+    ({"EQ_SENSORMETADATA_http://ns.example.com/epcis#calibrated": "2026-01-01"}, {"cold"}),
+    ({"EXISTS_sensorElementList": "true"}, {"cold", "warm"}),
+    ({"EXISTS_sensorElementList": "false"}, {"plain"}),
+    ({"EQ_http://ns.example.com/epcis/grade": "3"}, {"cold"}),
+    ({"EQ_http://ns.example.com/epcis#grade": "7|8"}, {"warm"}),
+    ({"GT_http://ns.example.com/epcis/grade": "5"}, {"warm"}),
+    ({"LE_http://ns.example.com/epcis/grade": "3"}, {"cold"}),
+    ({"EXISTS_http://ns.example.com/epcis/grade": ""}, {"cold", "warm"}),
+    ({"EQ_http://ns.example.com/other/grade": "3"}, set()),
+    ({"EXISTS_ilmd": "true"}, {"warm"}),
+    ({"EQ_ILMD_http://ns.example.com/epcis/batch": "B7"}, {"warm"}),
+    ({"EXISTS_ILMD_http://ns.example.com/epcis/batch": "false"}, {"cold", "plain"}),
+    ({"EQ_INNER_ILMD_http://ns.example.com/epcis/country": "NL"}, {"warm"}),
+    ({"EQ_INNER_http://ns.example.com/epcis/axles": "4"}, {"warm"}),
+    ({"GE_INNER_http://ns.example.com/epcis/size": "16"}, {"warm"}),
+    ({"GT_INNER_http://ns.example.com/epcis/size": "16"}, set()),
+    ({"EXISTS_INNER_http://ns.example.com/epcis/wheels": "true"}, {"warm"}),
+    ({"EQ_ILMD_http://ns.example.com/epcis/axles": "4"}, set()),  # nested in an extension, not ILMD
+    ({"WD_readPoint": WAREHOUSE}, {"cold", "warm"}),  # ROOM is in HALL in WAREHOUSE
+    ({"WD_readPoint": HALL}, {"cold"}),
+    ({"WD_bizLocation": ROOM}, {"cold"}),
+    ({"EQ_readPoint": WAREHOUSE}, {"warm"}),
+    ({"WD_readPoint": ELSEWHERE}, {"plain"}),
+    ({f"EQATTR_bizLocation_{MDA_NAME}": "Main|Annex"}, {"warm"}),  # WAREHOUSE's name
+    ({f"EQATTR_bizLocation_{MDA_NAME}": "Annex"}, set()),
+    ({"HASATTR_readPoint": "cbvmda:name"}, {"warm"}),  # urn:epcglobal:cbv:mda:name, compact
+    ({"HASATTR_readPoint": "urn:epcglobal:cbv:mda#sst"}, set()),
+]
+
+
+@pytest.fixture
+def measured(api: Api, parties: dict[str, dict[str, Any]]) -> Api:
+    response = api.client.post(
+        "/capture", json=measured_document(), headers=api.as_participant(parties["manufacturer"])
+    )
+    assert response.status_code == 202, response.text
+    api.settle()
+    return api
+
+
+def test_sensor_extension_ilmd_and_hierarchy_parameters_select_exactly_their_events(measured: Api) -> None:
+    """Grouped in one test per database (a capture each): the table's every row, each failure named."""
+    names = {_at(11).isoformat(): "cold", _at(12).isoformat(): "warm", _at(13).isoformat(): "plain"}
+    wrong = []
+    for params, expected in MEASURED_FILTERS:
+        response = measured.admin("GET", "/events", params=params)
+        assert response.status_code == 200, (params, response.text)
+        found = {names[datetime.fromisoformat(e["eventTime"]).isoformat()] for e in event_list(response)}
+        if found != expected:
+            wrong.append((params, found, expected))
+    assert wrong == []
+
+
+def test_master_data_is_kept_per_participant_with_its_attributes(
+    measured: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    with measured.services.sessions() as session:
+        rows = queries.master_data_of(session, parties["manufacturer"]["id"])
+        assert {(r.vocabulary_type.rsplit(":", 1)[1], r.element_id) for r in rows} == {
+            (vocabulary, location)
+            for vocabulary in ("ReadPoint", "BusinessLocation")
+            for location in (WAREHOUSE, HALL)
+        }
+        warehouse = next(r for r in rows if r.element_id == WAREHOUSE)
+        assert warehouse.children == [HALL]
+        assert warehouse.attributes == [{"id": MDA_NAME, "attribute": "Main"}]
+        assert queries.master_data_of(session, parties["carrier"]["id"]) == []
+
+
+def test_another_participants_master_data_does_not_put_its_sites_under_mine(
+    measured: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    """The carrier declares ELSEWHERE a child of the maker's WAREHOUSE: the maker's event at
+    ELSEWHERE stays outside WAREHOUSE, and the carrier's own event there is within it."""
+    document = measured_document()
+    document["epcisHeader"]["epcisMasterData"]["vocabularyList"] = [
+        {
+            "type": f"{VTYPE}ReadPoint",
+            "vocabularyElementList": [{"id": WAREHOUSE, "children": [ELSEWHERE]}],
+        }
+    ]
+    carriers = object_event(["urn:epc:id:sgtin:6901234.067890.4004"], biz_step="inspecting", at=_at(15))
+    carriers["readPoint"] = {"id": ELSEWHERE}
+    document["epcisBody"]["eventList"] = [carriers]
+    response = measured.client.post(
+        "/capture", json=document, headers=measured.as_participant(parties["carrier"])
+    )
+    assert response.status_code == 202, response.text
+    measured.settle()
+    found = event_list(measured.admin("GET", "/events", params={"WD_readPoint": WAREHOUSE}))
+    assert sorted(e["epcList"][0] for e in found) == [
+        COLD_ITEM,
+        WARM_ITEM,
+        "urn:epc:id:sgtin:6901234.067890.4004",
+    ]

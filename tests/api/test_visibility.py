@@ -253,6 +253,20 @@ def test_filters_find_nothing_by_what_a_reader_may_not_see(api: Api, cast: dict[
     assert [e["bizStep"] for e in events_seen(api, carrier, **to_carrier)] == ["shipping"]
 
 
+def test_extension_filters_find_nothing_by_extensions_a_reader_may_not_see(
+    api: Api, cast: dict[str, dict[str, Any]]
+) -> None:
+    """The carrier sees the maker's shipment to it without the maker's private extensions: neither
+    their values (EQ_) nor their presence (EXISTS_) may be found out by filtering on them."""
+    carrier, maker = cast["carrier"], cast["manufacturer"]
+    for params in ({"EQ_acme:invoice": INVOICE}, {"EXISTS_acme:unitPrice": "true"}):
+        assert [e["bizStep"] for e in events_seen(api, maker, **params)] == ["shipping"]
+        assert events_seen(api, carrier, **params) == []
+    # Their absence is what the carrier is shown, and all it can filter on.
+    absent = {"EXISTS_acme:invoice": "false", "EQ_bizStep": "shipping"}
+    assert len(events_seen(api, carrier, **absent)) == 2
+
+
 # ---------------------------------------------------------------- a competitor
 
 

@@ -10,8 +10,13 @@ Digital Links and are compared canonical (`canonical_epc`); vocabulary values (b
 disposition, error reason, source/destination and business transaction types) may be bare CBV
 words, CBV URNs or GS1 web URIs and are compared bare (`bare_vocabulary`).
 
-There is no master data hierarchy in tracechain, so `WD_readPoint` / `WD_bizLocation` ("with
-descendants") match the named location itself only, as `EQ_` does.
+`WD_readPoint` / `WD_bizLocation` ("with descendants") match the named location and every location
+below it in the master data hierarchy (`EventQuery.within`, resolved by the store against the
+master data of each event's own signer); `HASATTR_<field>` and `EQATTR_<field>_<attribute>` read the
+attributes that master data gives the element an event's readPoint, bizLocation, bizStep or
+disposition names. The parameters whose names carry a field, unit or
+operator (quantities, sensor readings, extension and ILMD fields, `EXISTS_`) are read in
+`field_filters`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,18 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from tracechain.epcis.field_filters import (
+    STANDARD_PREFIXES,
+    Predicate,
+    Prefixes,
+    SensorCondition,
+    UnknownParameter,
+    read_declaration_time_parameter,
+    read_field_parameter,
+    read_quantity_parameter,
+    read_sensor_parameter,
+    sensor_predicate,
+)
 from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc
 from tracechain.epcis.mapping import bare_vocabulary
 from tracechain.errors import TracechainError
@@ -80,6 +97,34 @@ class EpcMatch:
     prefixes: frozenset[str]
 
 
+class Hierarchy(StrEnum):
+    """The location fields `WD_` parameters name, by the vocabulary their master data is in."""
+
+    READ_POINT = "readPoint"
+    BIZ_LOCATION = "bizLocation"
+
+
+VOCABULARY_FIELDS: Final = {
+    "readPoint": "ReadPoint",
+    "bizLocation": "BusinessLocation",
+    "bizStep": "BusinessStep",
+    "disposition": "Disposition",
+}
+"""The event fields whose values master data describes (HASATTR_/EQATTR_), by vocabulary."""
+
+
+@dataclass(frozen=True)
+class AttributeFilter:
+    """HASATTR_<field> (`attribute` None: the element has one of `values` as an attribute) or
+    EQATTR_<field>_<attribute> (its `attribute` has one of `values`): on the master data of the
+    vocabulary element the event's `field` names."""
+
+    parameter: str
+    field: str
+    attribute: str | None
+    values: frozenset[str]
+
+
 @dataclass(frozen=True)
 class EventQuery:
     """A SimpleEventQuery, read. Empty sets and None mean "not constrained"."""
@@ -106,6 +151,9 @@ class EventQuery:
     biz_transactions: tuple[tuple[str, frozenset[str]], ...] = ()
     sources: tuple[tuple[str, frozenset[str]], ...] = ()
     destinations: tuple[tuple[str, frozenset[str]], ...] = ()
+    within: tuple[tuple[Hierarchy, frozenset[str]], ...] = ()
+    """WD_ parameters: the field, and the locations whose descendants (master data) match too."""
+    attribute_filters: tuple[AttributeFilter, ...] = ()
     # Shape of the answer.
     order_by: OrderKey | None = None
     descending: bool = True
@@ -113,23 +161,51 @@ class EventQuery:
     max_event_count: int | None = None
     per_page: int = DEFAULT_PER_PAGE
     next_page_token: str | None = None
-    body_filters: tuple[Callable[[dict[str, Any]], bool], ...] = field(default=(), compare=False)
+    body_filters: tuple[Predicate, ...] = field(default=(), compare=False)
 
-    def body_matches(self, body: dict[str, Any]) -> bool:
-        """Whether the event's captured body passes the predicates on fields without a column."""
-        return all(accepts(body) for accepts in self.body_filters)
+    def body_matches(
+        self,
+        body: dict[str, Any],
+        prefixes: Prefixes = STANDARD_PREFIXES,
+        master_data: Mapping[str, frozenset[str]] | None = None,
+    ) -> bool:
+        """Whether the event's captured body passes the predicates on fields without a column.
+
+        `prefixes`: those of the event's captured context (`field_filters.context_prefixes`), to
+        resolve its compact extension names. `master_data`: what the master data of the event's
+        signer says, by parameter: for WD_<field> the locations below the named ones, for
+        HASATTR_/EQATTR_ the vocabulary elements whose attributes pass (none given: nothing)."""
+        master = master_data or {}
+        return (
+            all(accepts(body, prefixes) for accepts in self.body_filters)
+            and all(
+                _location_of(body.get(hierarchy.value))
+                in roots | master.get(f"WD_{hierarchy.value}", frozenset())
+                for hierarchy, roots in self.within
+            )
+            and all(
+                vocabulary_value(body, attributes.field) in master.get(attributes.parameter, frozenset())
+                for attributes in self.attribute_filters
+            )
+        )
 
     @property
     def reads_fields(self) -> bool:
         """Whether it filters on fields a reader may be shown only some of (identifiers, the body)."""
-        return bool(self.body_filters or self.epc_matches)
+        return bool(self.body_filters or self.epc_matches or self.within or self.attribute_filters)
 
-    def shown_matches(self, shown: dict[str, Any], named: Iterable[tuple[str, str]]) -> bool:
+    def shown_matches(
+        self,
+        shown: dict[str, Any],
+        named: Iterable[tuple[str, str]],
+        prefixes: Prefixes = STANDARD_PREFIXES,
+        master_data: Mapping[str, frozenset[str]] | None = None,
+    ) -> bool:
         """Whether the part of an event a reader is shown (`shown`, naming `named` as (identifier,
         role)) passes the filters on fields and identifiers: what a reader may not see of an event
         cannot be found out by filtering on it."""
         named = list(named)
-        return self.body_matches(shown) and all(
+        return self.body_matches(shown, prefixes, master_data) and all(
             any(role in match.roles and _matches(match, epc) for epc, role in named)
             for match in self.epc_matches
         )
@@ -155,7 +231,12 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventQuery:
         raise InvalidQuery(reader.problems)
     read = reader.values
     descending = read.pop("order_direction", "DESC") == "DESC"
-    return EventQuery(**read, descending=descending, body_filters=tuple(_body_filters(read)))
+    predicates: list[Predicate] = read.pop("predicates", [])
+    sensor: list[SensorCondition] = read.pop("sensor_conditions", [])
+    if sensor:
+        predicates.append(sensor_predicate(sensor))
+    filters = (*_body_filters(read), *predicates)
+    return EventQuery(**read, descending=descending, body_filters=filters)
 
 
 # ---------------------------------------------------------------- reading parameters
@@ -190,10 +271,9 @@ _VOCABULARIES: Final = {
 }
 _LOCATIONS: Final = {
     "EQ_readPoint": "read_points",
-    "WD_readPoint": "read_points",
     "EQ_bizLocation": "biz_locations",
-    "WD_bizLocation": "biz_locations",
 }
+_WITHIN: Final = {"WD_readPoint": Hierarchy.READ_POINT, "WD_bizLocation": Hierarchy.BIZ_LOCATION}
 _PLAIN_LISTS: Final = {
     "EQ_eventID": "event_ids",
     "EQ_transformationID": "transformation_ids",
@@ -210,8 +290,17 @@ _LIST_PARAMETERS: Final = {
     *_MATCHES,
     *_VOCABULARIES,
     *_LOCATIONS,
+    *_WITHIN,
     *_PLAIN_LISTS,
 }
+_LIST_FAMILIES: Final = ("EQ_", "HASATTR_", "EQATTR_")
+_SINGLE_VALUED: Final = frozenset({"EQ_booleanValue", "EQ_quantity"})
+
+
+def _is_list(name: str) -> bool:
+    """Whether the parameter lists alternatives (repeating it adds more): the fixed lists, and the
+    EQ_ parameters on fields, sensor attributes and extensions."""
+    return name in _LIST_PARAMETERS or (name.startswith(_LIST_FAMILIES) and name not in _SINGLE_VALUED)
 
 
 class _Reader:
@@ -224,14 +313,14 @@ class _Reader:
 
     def read(self, name: str, values: list[str]) -> None:
         typed = next((prefix for prefix in _TYPED_LISTS if name.startswith(prefix)), None)
-        if len(values) > 1 and name not in _LIST_PARAMETERS and typed is None:
+        if len(values) > 1 and not _is_list(name) and typed is None:
             self.problem(name, "given more than once")
             return
         if typed is not None:
             self._typed_list(name, typed, values)
             return
-        words = [word for value in values for word in value.split("|")]
-        if name in _LIST_PARAMETERS and not all(word.strip() for word in words):
+        words = [word for value in values for word in value.split("|")] if _is_list(name) else values
+        if _is_list(name) and not all(word.strip() for word in words):
             self.problem(name, "an empty alternative")
             return
         try:
@@ -256,6 +345,14 @@ class _Reader:
             self._add(_VOCABULARIES[name], {bare_vocabulary(word) for word in words})
         elif name in _LOCATIONS:
             self._add(_LOCATIONS[name], {canonical_location(word) for word in words})
+        elif name.startswith(("HASATTR_", "EQATTR_")):
+            self.values["attribute_filters"] = (
+                *self.values.get("attribute_filters", ()),
+                _attribute_filter(name, words),
+            )
+        elif name in _WITHIN:
+            roots = frozenset(canonical_location(word) for word in words)
+            self.values["within"] = (*self.values.get("within", ()), (_WITHIN[name], roots))
         elif name in _PLAIN_LISTS:
             self.values[_PLAIN_LISTS[name]] = frozenset(word.strip() for word in words)
         elif name in _MATCHES:
@@ -264,7 +361,10 @@ class _Reader:
             self.values["declarations_only"] = _boolean(value)
         elif name == "orderBy":
             if value not in {key.value for key in OrderKey}:
-                raise ValueError("orderBy is eventTime or recordTime here")
+                raise ValueError(
+                    "orderBy is eventTime or recordTime here: pages resume after the last event's "
+                    "time, so ordering by an extension field is not supported"
+                )
             self.values["order_by"] = OrderKey(value)
         elif name == "orderDirection":
             if value not in {"ASC", "DESC"}:
@@ -281,7 +381,25 @@ class _Reader:
         elif name == "nextPageToken":
             self.values["next_page_token"] = value
         else:
-            raise ValueError("not a query parameter this service supports")
+            self._flexible(name, words, value)
+
+    def _flexible(self, name: str, words: list[str], value: str) -> None:
+        """The parameters whose names carry a field, unit or operator (`field_filters`)."""
+        for read_predicate in (
+            lambda: read_quantity_parameter(name, value),
+            lambda: read_declaration_time_parameter(name, value),
+            lambda: read_field_parameter(name, words, value),
+        ):
+            try:
+                self.values.setdefault("predicates", []).append(read_predicate())
+                return
+            except UnknownParameter:
+                continue
+        try:
+            condition = read_sensor_parameter(name, words, value)
+        except UnknownParameter:
+            raise ValueError(_unsupported(name)) from None
+        self.values.setdefault("sensor_conditions", []).append(condition)
 
     def _add(self, key: str, words: set[str]) -> None:
         self.values[key] = self.values.get(key, frozenset()) | words
@@ -298,6 +416,35 @@ class _Reader:
         else:
             wanted = frozenset(canonical_location(word) for word in words)
         self.values[key] = (*self.values.get(key, ()), (bare_vocabulary(kind), wanted))
+
+
+def _attribute_filter(name: str, words: list[str]) -> AttributeFilter:
+    kind, _, rest = name.partition("_")
+    field, _, attribute = rest.partition("_")
+    if field not in VOCABULARY_FIELDS:
+        raise ValueError(f"master data describes {', '.join(VOCABULARY_FIELDS)}; not {field!r}")
+    if kind == "HASATTR" and attribute:
+        raise ValueError("HASATTR_<field> lists the attribute names as its value")
+    if kind == "EQATTR" and not attribute:
+        raise ValueError("EQATTR_<field>_<attribute name>")
+    return AttributeFilter(name, field, attribute or None, frozenset(word.strip() for word in words))
+
+
+def vocabulary_value(body: Mapping[str, Any], field_name: str) -> str | None:
+    """The vocabulary element an event's field names: a location canonical, a CBV word bare."""
+    if field_name in ("readPoint", "bizLocation"):
+        return _location_of(body.get(field_name))
+    return _bare(body.get(field_name))
+
+
+def _unsupported(name: str) -> str:
+    """Why a parameter is refused: those GS1 defines but tracechain cannot answer say so."""
+    if name.startswith(("EQ_", "GT_", "GE_", "LT_", "LE_", "EXISTS_")):
+        return (
+            "not a query parameter this service supports (an extension field is named by its full "
+            "IRI, e.g. EQ_https://ns.example.com/epcis/myField)"
+        )
+    return "not a query parameter this service supports"
 
 
 def _time(value: str) -> datetime:
@@ -377,8 +524,17 @@ def _location_of(value: Any) -> str | None:
         return found
 
 
-def _body_filters(values: Mapping[str, Any]) -> Iterable[Callable[[dict[str, Any]], bool]]:
+def _body_filters(values: Mapping[str, Any]) -> Iterable[Predicate]:
     """Predicates over the captured body for the fields that have no column of their own."""
+    for accepts in _fixed_field_filters(values):
+        yield _ignoring_prefixes(accepts)
+
+
+def _ignoring_prefixes(accepts: Callable[[dict[str, Any]], bool]) -> Predicate:
+    return lambda body, _prefixes: accepts(body)
+
+
+def _fixed_field_filters(values: Mapping[str, Any]) -> Iterable[Callable[[dict[str, Any]], bool]]:
     actions: frozenset[str] = values.get("actions", frozenset())
     if actions:
         yield lambda body: body.get("action") in actions

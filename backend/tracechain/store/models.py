@@ -227,6 +227,28 @@ class EventEpc(Base):
     __table_args__ = (Index("ix_event_epcs_epc", "epc"),)
 
 
+class MasterData(Base):
+    """An EPCIS master data vocabulary element (a location, a product class, a party…) as one
+    participant described it in a capture document's header: its attributes as captured and the
+    elements below it. Each participant's master data is its own (a rival cannot re-parent or
+    rename another's sites); a later capture of the same element replaces its description."""
+
+    __tablename__ = "master_data"
+
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), primary_key=True)
+    vocabulary_type: Mapped[str] = mapped_column(String(255), primary_key=True)
+    """As captured: `urn:epcglobal:epcis:vtype:BusinessLocation` or its web URI form."""
+    element_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    """The element's id, canonical (a GS1 location or party as its EPC URN)."""
+    attributes: Mapped[list[Any]] = mapped_column(JSON)
+    """The element's attributes as captured: [{"id": uri, "attribute": value}, …]."""
+    children: Mapped[list[str]]
+    """The ids of the elements directly below it, canonical."""
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_master_data_element_id", "element_id"),)
+
+
 class RecordStatus(StrEnum):
     UNSIGNED = "unsigned"  # awaiting its participant's own signature
     QUEUED = "queued"

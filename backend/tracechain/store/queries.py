@@ -32,8 +32,16 @@ from sqlalchemy.orm import Session, aliased
 from tracechain.chain.identity import ChainIdentity
 from tracechain.chain.registry import RecordedEvent
 from tracechain.chain.trace_event import Kind, SignedEvent
-from tracechain.epcis.mapping import identifiers_of
-from tracechain.epcis.query import EpcMatch, EventQuery, OrderKey
+from tracechain.epcis.field_filters import STANDARD_PREFIXES, context_prefixes, field_key
+from tracechain.epcis.mapping import bare_vocabulary, identifiers_of
+from tracechain.epcis.query import (
+    VOCABULARY_FIELDS,
+    AttributeFilter,
+    EpcMatch,
+    EventQuery,
+    Hierarchy,
+    OrderKey,
+)
 from tracechain.store.db import SharedLock, hold
 from tracechain.store.models import (
     ApiKey,
@@ -51,6 +59,7 @@ from tracechain.store.models import (
     EventParty,
     Grant,
     IndexedBlock,
+    MasterData,
     NamedQuery,
     Order,
     Participant,
@@ -375,7 +384,8 @@ def matching_events(
         statement = statement.where(Event.id.in_(list(among)))
     sort, descending = _sort_column(query), _descending(query)
     order = (sort.desc(), Event.id.desc()) if descending else (sort.asc(), Event.id.asc())
-    batch = _BODY_FILTER_BATCH if query.body_filters else query.per_page + 1
+    batch = _BODY_FILTER_BATCH if query.reads_fields else query.per_page + 1
+    said = master_data_said(session, query)
     while True:
         page = statement
         if after is not None:
@@ -387,8 +397,14 @@ def matching_events(
         rows = list(session.scalars(page.order_by(*order).limit(batch)))
         shown = _shown_bodies(session, viewer, query, rows)
         for row in rows:
-            if query.body_matches(row.body) and (
-                row.id not in shown or query.shown_matches(shown[row.id], identifiers_of(shown[row.id]))
+            prefixes = context_prefixes(row.context) if query.body_filters else STANDARD_PREFIXES
+            described = said.get(row.signer)
+            # A row the viewer sees in part matches on that part alone: also where the full body
+            # would not (EXISTS_…=false on a withheld field), or the answer tells what is withheld.
+            if (
+                query.shown_matches(shown[row.id], identifiers_of(shown[row.id]), prefixes, described)
+                if row.id in shown
+                else query.body_matches(row.body, prefixes, described)
             ):
                 yield row
         if len(rows) < batch:
@@ -413,6 +429,135 @@ def _shown_bodies(
             fields = access.shown_fields(view or View.PUBLIC, row.body, row.signer, None)
             shown[row.id] = redact(row.body, fields)[0]
     return shown
+
+
+# ---------------------------------------------------------------- master data
+
+_VOCABULARY_OF: dict[Hierarchy, str] = {
+    Hierarchy.READ_POINT: "ReadPoint",
+    Hierarchy.BIZ_LOCATION: "BusinessLocation",
+}
+
+
+def vocabulary_name(vocabulary_type: str) -> str:
+    """`urn:epcglobal:epcis:vtype:BusinessLocation` and its web URI form -> `BusinessLocation`."""
+    return vocabulary_type.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+
+
+def upsert_master_data(
+    session: Session, participant_id: str, elements: Sequence[tuple[str, str, list[Any], list[str]]]
+) -> None:
+    """The participant's description of these vocabulary elements, as (vocabulary type, element
+    id, attributes, children), replacing any it gave before."""
+    now = datetime.now(UTC)
+    for vocabulary_type, element_id, attributes, children in elements:
+        row = session.get(MasterData, (participant_id, vocabulary_type, element_id))
+        if row is None:
+            session.add(
+                MasterData(
+                    participant_id=participant_id,
+                    vocabulary_type=vocabulary_type,
+                    element_id=element_id,
+                    attributes=attributes,
+                    children=children,
+                    updated_at=now,
+                )
+            )
+        else:
+            row.attributes, row.children, row.updated_at = attributes, children, now
+    session.flush()
+
+
+def master_data_of(session: Session, participant_id: str) -> list[MasterData]:
+    query = select(MasterData).where(MasterData.participant_id == participant_id)
+    return list(session.scalars(query.order_by(MasterData.vocabulary_type, MasterData.element_id)))
+
+
+def master_data_said(session: Session, query: EventQuery) -> dict[str, dict[str, frozenset[str]]]:
+    """What each signer's master data says for the query's WD_, HASATTR_ and EQATTR_ parameters,
+    by parameter (`EventQuery.body_matches`)."""
+    said: dict[str, dict[str, frozenset[str]]] = {}
+    for address, below in locations_below(session, query.within).items():
+        said.setdefault(address, {}).update({f"WD_{field.value}": ids for field, ids in below.items()})
+    for address, described in attributes_described(session, query.attribute_filters).items():
+        said.setdefault(address, {}).update(described)
+    return said
+
+
+def attributes_described(
+    session: Session, filters: Sequence[AttributeFilter]
+) -> dict[str, dict[str, frozenset[str]]]:
+    """For each signer, and each HASATTR_/EQATTR_ parameter, the vocabulary elements (as the
+    event's field names them) whose attributes, in that signer's own master data, pass it."""
+    if not filters:
+        return {}
+    vocabularies = {VOCABULARY_FIELDS[f.field] for f in filters}
+    rows = session.execute(
+        select(Participant.address, MasterData.vocabulary_type, MasterData.element_id, MasterData.attributes)
+        .join(Participant, Participant.id == MasterData.participant_id)
+        .where(or_(*(MasterData.vocabulary_type.endswith(v) for v in vocabularies)))
+    )
+    found: dict[str, dict[str, set[str]]] = {}
+    for address, vocabulary_type, element_id, attributes in rows:
+        named = {
+            field_key(a["id"]): a.get("attribute")
+            for a in attributes or []
+            if isinstance(a, dict) and isinstance(a.get("id"), str)
+        }
+        for wanted in filters:
+            if VOCABULARY_FIELDS[wanted.field] != vocabulary_name(vocabulary_type):
+                continue
+            if wanted.attribute is None:
+                passes = any(field_key(name) in named for name in wanted.values)
+            else:
+                value = named.get(field_key(wanted.attribute))
+                passes = value is not None and str(value).strip() in wanted.values
+            if passes:
+                location = wanted.field in ("readPoint", "bizLocation")
+                element = element_id if location else bare_vocabulary(element_id)
+                found.setdefault(address, {}).setdefault(wanted.parameter, set()).add(element)
+    return {address: {k: frozenset(v) for k, v in by.items()} for address, by in found.items()}
+
+
+def locations_below(
+    session: Session, within: Sequence[tuple[Hierarchy, frozenset[str]]]
+) -> dict[str, dict[Hierarchy, frozenset[str]]]:
+    """For each signer with master data, and each WD_ field, the locations below the named ones
+    (children, transitively) in that signer's own read point or business location vocabulary:
+    an event is within a site when its own author says where its location lies, so nobody can
+    graft their locations under another's site and into their queries."""
+    if not within:
+        return {}
+    rows = session.execute(
+        select(Participant.address, MasterData.vocabulary_type, MasterData.element_id, MasterData.children)
+        .join(Participant, Participant.id == MasterData.participant_id)
+        .where(or_(*(MasterData.vocabulary_type.endswith(_VOCABULARY_OF[h]) for h, _ in within)))
+    )
+    trees: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for address, vocabulary_type, element_id, children in rows:
+        tree = trees.setdefault((address, vocabulary_name(vocabulary_type)), {})
+        tree[element_id] = list(children or [])
+    found: dict[str, dict[Hierarchy, frozenset[str]]] = {}
+    for (address, vocabulary), tree in trees.items():
+        for hierarchy, roots in within:
+            if _VOCABULARY_OF[hierarchy] != vocabulary:
+                continue
+            below = _descendants(tree, roots)
+            if below:
+                mine = found.setdefault(address, {})
+                mine[hierarchy] = mine.get(hierarchy, frozenset()) | below
+    return found
+
+
+def _descendants(tree: dict[str, list[str]], roots: frozenset[str]) -> frozenset[str]:
+    seen: set[str] = set()
+    pending = list(roots)
+    while pending:
+        for child in tree.get(pending.pop(), []):
+            if child not in seen and child not in roots:
+                seen.add(child)
+                pending.append(child)
+    return frozenset(seen)
 
 
 def events_page(

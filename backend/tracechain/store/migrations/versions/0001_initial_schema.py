@@ -164,6 +164,23 @@ def upgrade() -> None:
         batch_op.create_index("ix_grants_grantor_id", ["grantor_id"], unique=False)
 
     op.create_table(
+        "master_data",
+        sa.Column("participant_id", sa.String(length=36), nullable=False),
+        sa.Column("vocabulary_type", sa.String(length=255), nullable=False),
+        sa.Column("element_id", sa.String(length=255), nullable=False),
+        sa.Column("attributes", sa.JSON(), nullable=False),
+        sa.Column("children", sa.JSON(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["participant_id"],
+            ["participants.id"],
+        ),
+        sa.PrimaryKeyConstraint("participant_id", "vocabulary_type", "element_id"),
+    )
+    with op.batch_alter_table("master_data", schema=None) as batch_op:
+        batch_op.create_index("ix_master_data_element_id", ["element_id"], unique=False)
+
+    op.create_table(
         "orders",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("escrow", sa.String(length=42), nullable=False),
@@ -419,6 +436,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_orders_shipment_epc")
 
     op.drop_table("orders")
+    with op.batch_alter_table("master_data", schema=None) as batch_op:
+        batch_op.drop_index("ix_master_data_element_id")
+
+    op.drop_table("master_data")
     with op.batch_alter_table("grants", schema=None) as batch_op:
         batch_op.drop_index("ix_grants_grantor_id")
         batch_op.drop_index("ix_grants_grantee_id")

@@ -1,0 +1,92 @@
+"""Units convert only within a quantity; compact extension names resolve through the event's own
+context; a parameter of no family is left for the next reader, a malformed one is refused."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+
+from tracechain.epcis.field_filters import (
+    UnknownParameter,
+    context_prefixes,
+    expanded,
+    read_field_parameter,
+    read_quantity_parameter,
+    read_sensor_parameter,
+)
+from tracechain.epcis.units import converted
+
+GS1 = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "wanted", "expected"),
+    [
+        (4.5, "CEL", "KEL", 277.65),
+        (100, "CEL", "FAH", 212.0),
+        (32, "FAH", "CEL", 0.0),
+        (2.5, "KGM", "GRM", 2500.0),
+        (1, "LBR", "KGM", 0.45359237),
+        (12.1, "A93", "A93", 12.1),  # a unit not in the table still compares with itself
+    ],
+)
+def test_a_value_converts_within_its_quantity(value: float, unit: str, wanted: str, expected: float) -> None:
+    result = converted(value, unit, wanted)
+    assert result is not None and math.isclose(result, expected, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@pytest.mark.parametrize(("unit", "wanted"), [("KGM", "MTR"), ("CEL", "A93"), (None, "CEL"), ("XYZ", "KGM")])
+def test_a_value_does_not_convert_across_quantities_or_from_an_unknown_unit(
+    unit: str | None, wanted: str
+) -> None:
+    assert converted(1.0, unit, wanted) is None
+
+
+def test_an_events_context_defines_its_prefixes_over_gs1s() -> None:
+    prefixes = context_prefixes(
+        [GS1, {"example": "http://ns.example.com/epcis/", "acme:grade": {"@type": "xsd:integer"}}]
+    )
+    assert expanded("example:myField", prefixes) == "http://ns.example.com/epcis/myField"
+    assert expanded("rdfs:comment", prefixes) == "http://www.w3.org/2000/01/rdf-schema#comment"
+    assert expanded("acme:grade", prefixes) == "acme:grade"  # a term, not a prefix: left as written
+    assert expanded("http://ns.example.com/epcis/x", prefixes) == "http://ns.example.com/epcis/x"
+    # Another document may bind the same prefix elsewhere: each event resolves by its own context.
+    other = context_prefixes([GS1, {"example": "https://other.example/"}])
+    assert expanded("example:myField", other) == "https://other.example/myField"
+
+
+def test_a_field_is_found_by_its_iri_in_either_bindings_spelling() -> None:
+    prefixes = context_prefixes([GS1, {"example": "http://ns.example.com/epcis/"}])
+    body = {"example:myField": "x", "ilmd": {"example:batch": "B1"}}
+    for name in ("EQ_http://ns.example.com/epcis/myField", "EQ_http://ns.example.com/epcis#myField"):
+        assert read_field_parameter(name, ["x"], "x")(body, prefixes)
+    assert not read_field_parameter("EQ_http://ns.example.com/other/myField", ["x"], "x")(body, prefixes)
+    assert read_field_parameter("EQ_ILMD_http://ns.example.com/epcis/batch", ["B1"], "B1")(body, prefixes)
+    assert not read_field_parameter("EQ_http://ns.example.com/epcis/batch", ["B1"], "B1")(body, prefixes)
+
+
+@pytest.mark.parametrize(
+    "name", ["EQ_bizStep", "EQ_colour", "MATCH_epc", "EQ_SENSORREPORT_http://ns.example.com/x"]
+)
+def test_a_name_of_no_field_family_is_left_to_the_other_readers(name: str) -> None:
+    with pytest.raises(UnknownParameter):
+        read_field_parameter(name, ["x"], "x")
+
+
+@pytest.mark.parametrize(
+    ("read", "reason"),
+    [
+        (lambda: read_quantity_parameter("GT_quantity", "lots"), "a number"),
+        (lambda: read_sensor_parameter("GE_value_CEL", ["warm"], "warm"), "a number"),
+        (lambda: read_sensor_parameter("GE_time", ["soon"], "soon"), "date-time"),
+        (lambda: read_field_parameter("GT_http://ns.example.com/x", ["hi"], "hi"), "numbers or date-times"),
+        (lambda: read_field_parameter("EXISTS_ilmd", ["maybe"], "maybe"), "true or false"),
+    ],
+)
+def test_a_malformed_value_is_refused_saying_what_it_should_be(
+    read: Callable[[], object], reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason):
+        read()
