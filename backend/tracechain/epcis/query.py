@@ -225,6 +225,9 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventQuery:
         reader.read(name, repeated)
     if {"event_count_limit", "max_event_count"} <= reader.values.keys():
         reader.problem("maxEventCount", "eventCountLimit and maxEventCount are mutually exclusive")
+    if "event_count_limit" in reader.values and "order_by" not in reader.values:
+        # the standard: "first N" means nothing without an order, so eventCountLimit needs orderBy
+        reader.problem("eventCountLimit", "needs orderBy, which says which events come first")
     if "order_direction" in reader.values and "order_by" not in reader.values:
         reader.values.pop("order_direction")  # the standard: orderDirection only applies with orderBy
     if reader.problems:
