@@ -47,7 +47,7 @@ from tracechain.epcis.mapping import (
     identifiers_of,
     parties_of,
 )
-from tracechain.epcis.schema import Problem, validate_document
+from tracechain.epcis.schema import Problem, reserved_term_problems, validate_document
 from tracechain.errors import TracechainError
 from tracechain.keys import KeyVault
 from tracechain.recovery import SubjectsBeingRepaired
@@ -242,7 +242,7 @@ def prepare_document(
 ) -> PreparedDocument:
     """Raises DocumentRejected for a document that fails the schema or cannot be hashed; under
     `proceed`, only if what fails is outside its events or is every one of them."""
-    problems = validate_document(document)
+    problems = validate_document(document) + reserved_term_problems(document)
     if behaviour is ErrorBehaviour.PROCEED:
         return _prepare_greedily(document, problems)
     if problems:

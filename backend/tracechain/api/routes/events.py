@@ -20,6 +20,7 @@ from tracechain.api.problems import Problem
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
 from tracechain.epcis.identifiers import canonical_epc
 from tracechain.epcis.query import EventQuery, InvalidQuery, QueryTooLarge, parse_event_query
+from tracechain.epcis.schema import RESERVED_TERMS
 from tracechain.store import queries
 from tracechain.store.models import Event
 from tracechain.visibility import View, Viewer, redact
@@ -27,7 +28,7 @@ from tracechain.visibility import View, Viewer, redact
 router = APIRouter(tags=["events"])
 
 QUERY_DOCUMENT_MEDIA_TYPE = "application/ld+json"
-TRACECHAIN_TERMS = "https://tracechain.dev/epcis#"
+TRACECHAIN_TERMS = RESERVED_TERMS["tracechain"]
 """The namespace of the terms tracechain adds to events it serves: `tracechain:withheld` (the fields
 the caller may not see) and `tracechain:hashId` (the CBV hash id, beside a declared eventID)."""
 
@@ -56,14 +57,36 @@ def query_document(session: SessionDep, viewer: Viewer, events: list[Event]) -> 
 def event_document(event: Event, fields: frozenset[str]) -> dict[str, Any]:
     """The event's shown fields as captured, the time tracechain recorded it, and the names of the
     fields withheld. Its eventID is the one its capturer declared, if shown, with the CBV hash id
-    (its id on chain) beside it as `tracechain:hashId`; else the hash id."""
+    (its id on chain) beside it as `tracechain:hashId`; else the hash id. An event captured with
+    terms of its own (an inline context: extension prefixes, `example:myField`) carries them as its
+    `@context`: the CBV hash reads its extensions by their expanded names, so without it the event
+    could not be re-hashed to its id, and events from different documents on one page could give
+    the same prefix different namespaces."""
     body, withheld = redact(event.body, fields)
+    context = _own_context(event.context, body.get("@context"))
     document = {**body, "recordTime": event.record_time.isoformat()}
+    if context is not None:
+        document = {"@context": context, **document}
     if body.get("eventID") and body["eventID"] != event.event_id:
         document["tracechain:hashId"] = event.event_id
     else:
         document["eventID"] = event.event_id
     return {**document, "tracechain:withheld": withheld} if withheld else document
+
+
+def _own_context(captured_with: Any, inline: Any) -> list[Any] | None:
+    """The context an event was captured in (its document's, then the event's own, in the JSON-LD
+    order of precedence), if it says more than the EPCIS context every query document names."""
+    entries = [*_entries(captured_with), *_entries(inline)]
+    if all(entry == EPCIS_CONTEXT for entry in entries):
+        return None
+    return entries if EPCIS_CONTEXT in entries else [EPCIS_CONTEXT, *entries]
+
+
+def _entries(context: Any) -> list[Any]:
+    if context is None:
+        return []
+    return list(context) if isinstance(context, list) else [context]
 
 
 @dataclass(frozen=True)
