@@ -1,0 +1,60 @@
+"""One event may name anything the EPCIS 2.0 schema admits as an identifier: every EPC scheme, every
+GS1 Digital Link primary key, private URIs; it is captured, recorded, and found by each of them."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from tracechain.epcis.builders import object_event
+from tracechain.epcis.identifiers import canonical_identifier
+
+from ..epcis.test_identifiers import EVERY_SCHEME
+from .conftest import Api
+from .test_capture import T0
+
+PRIVATE = ["https://things.example.com/pallet/7", "urn:example:thing:7"]
+
+
+def is_class(identifier: str) -> bool:
+    """Named in a quantity list (a product type or a lot), not in an EPC list."""
+    return identifier.startswith(("urn:epc:class:", "urn:epc:idpat:"))
+
+
+def found_by(api: Api, parameter: str, value: str) -> list[dict[str, Any]]:
+    response = api.admin("GET", "/events", params={parameter: value})
+    assert response.status_code == 200, response.text
+    events: list[dict[str, Any]] = response.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    return events
+
+
+def test_an_event_naming_every_scheme_is_captured_and_found_by_each(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    written = [row[0] for row in EVERY_SCHEME] + PRIVATE
+    # One spelling per thing: the schema wants epcList's entries unique, and so does the test.
+    by_thing = {canonical_identifier(value): value for value in written}
+    instances = [value for canonical, value in by_thing.items() if not is_class(canonical)]
+    classes = [value for canonical, value in by_thing.items() if is_class(canonical)]
+    event = object_event(instances, biz_step="inspecting", at=T0)
+    event["quantityList"] = [{"epcClass": value, "quantity": 1} for value in classes]
+
+    response = api.capture(parties["carrier"], [event])
+    assert response.status_code == 202, response.text
+    api.settle()
+    job = api.client.get(response.headers["Location"], headers=api.as_participant(parties["carrier"])).json()
+    assert job["success"], job
+
+    for value in instances:
+        assert len(found_by(api, "MATCH_anyEPC", value)) == 1, value
+    for value in classes:
+        assert len(found_by(api, "MATCH_anyEPCClass", value)) == 1, value
+    # Found by the other spelling of each GS1 thing too.
+    for written_as, canonical, link in EVERY_SCHEME:
+        parameter = "MATCH_anyEPCClass" if is_class(canonical_identifier(written_as)) else "MATCH_anyEPC"
+        for other in {canonical, link} - {None}:
+            assert other is not None
+            assert len(found_by(api, parameter, other)) == 1, other
+    for value in PRIVATE:
+        assert api.admin("GET", f"/events/{quote(value, safe='')}").status_code == 404  # not an event id
+        assert found_by(api, "MATCH_anyEPC", value)[0]["epcList"] == instances
