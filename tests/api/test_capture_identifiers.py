@@ -3,11 +3,15 @@ GS1 Digital Link primary key, private URIs; it is captured, recorded, and found 
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from sqlalchemy import select
+
 from tracechain.epcis.builders import object_event
 from tracechain.epcis.identifiers import canonical_identifier
+from tracechain.store.models import ChainRecord
 
 from ..epcis.test_identifiers import EVERY_SCHEME
 from .conftest import Api
@@ -58,3 +62,34 @@ def test_an_event_naming_every_scheme_is_captured_and_found_by_each(
     for value in PRIVATE:
         assert api.admin("GET", f"/events/{quote(value, safe='')}").status_code == 404  # not an event id
         assert found_by(api, "MATCH_anyEPC", value)[0]["epcList"] == instances
+
+
+def sensor_reading(read_point: str, hours: int) -> dict[str, Any]:
+    event = object_event([], biz_step="sensor_reporting", at=T0 + timedelta(hours=hours))
+    return {
+        **event,
+        "readPoint": {"id": read_point},
+        "sensorElementList": [{"sensorReport": [{"type": "Temperature", "value": 4.5, "uom": "CEL"}]}],
+    }
+
+
+def test_events_naming_no_identifier_complete_and_are_served_with_record_times_in_utc(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    """A reading at a GS1 location is recorded on chain as an observation of that place; one at a
+    private location names nothing the chain keys, so it waits for nothing."""
+    carrier = parties["carrier"]
+    at_dock = sensor_reading("urn:epc:id:sgln:6901234.00000.7", 1)
+    at_shed = sensor_reading("https://places.example.com/shed/3", 2)
+    for event, recorded in ((at_dock, True), (at_shed, False)):
+        response = api.capture(carrier, [event])
+        assert response.status_code == 202, response.text
+        assert response.json()["success"] is not recorded  # no chain record: finished at once
+    api.settle()
+    for event in (at_dock, at_shed):
+        (served,) = found_by(api, "EQ_readPoint", event["readPoint"]["id"])
+        assert served["epcList"] == []
+        assert datetime.fromisoformat(served["recordTime"]).utcoffset() == timedelta(0)
+    with api.services.sessions() as session:
+        records = session.scalars(select(ChainRecord)).all()
+    assert {record.subject_epc for record in records} == {"urn:epc:id:sgln:6901234.00000.7"}
