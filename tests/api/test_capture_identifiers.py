@@ -62,6 +62,16 @@ def test_an_event_naming_every_scheme_is_captured_and_found_by_each(
     for value in PRIVATE:
         assert api.admin("GET", f"/events/{quote(value, safe='')}").status_code == 404  # not an event id
         assert found_by(api, "MATCH_anyEPC", value)[0]["epcList"] == instances
+    # Each thing has a trace, however it is written, private URIs included.
+    for value in [
+        *PRIVATE,
+        "urn:epc:id:bic:CSQU3054383",
+        "https://example.com/8013/1987654Ad4X4bL5ttr2310c2K",
+    ]:
+        traced = api.client.get("/trace/" + quote(value, safe=""))
+        assert traced.status_code == 200, value
+        assert traced.json()["epc"] == canonical_identifier(value)
+        assert len(traced.json()["events"]) == 1
 
 
 def sensor_reading(read_point: str, hours: int) -> dict[str, Any]:
