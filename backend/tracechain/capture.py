@@ -319,11 +319,12 @@ def capture_document(
     """Check, sign and queue every new event of `document` for `participant`, in `session`.
 
     Raises DocumentRejected (and writes nothing) if any event is invalid, breaks custody, or
-    withdraws what the participant may not withdraw. A participant that keeps its own key gets its
-    records back unsigned, the job awaiting its signatures (`sign_records`). `stored`: which of the
-    document's events this participant had captured already (`PreparedDocument.keys`), if the caller
-    read that before taking the capture lock (else it is read here); an event stored since then
-    makes the insert fail with IntegrityError.
+    withdraws what the participant may not withdraw; under `proceed` (`prepare_document`) only if
+    no event is left: the others are captured, and the job's errors name those left out. A
+    participant that keeps its own key gets its records back unsigned, the job awaiting its
+    signatures (`sign_records`). `stored`: which of the document's events this participant had
+    captured already (`PreparedDocument.keys`), if the caller read that before taking the capture
+    lock (else it is read here); an event stored since then makes the insert fail with IntegrityError.
     """
     prepared = document if isinstance(document, PreparedDocument) else prepare_document(document)
     now = datetime.now(UTC)
