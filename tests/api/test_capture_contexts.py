@@ -10,6 +10,7 @@ from tracechain.epcis.builders import object_event
 from tracechain.epcis.event_hash import EPCIS_CONTEXT, event_hash_id
 from tracechain.store.models import Event
 
+from ..epcis.reference import reference_hash_ids
 from .conftest import Api, document
 from .test_capture import ITEM, T0, count
 
@@ -40,6 +41,23 @@ def test_events_whose_documents_define_one_prefix_differently_are_each_served_wi
         assert ids[-1] == event["eventID"]
         assert event_hash_id(body, page_context) != event["eventID"]  # the prefix does matter
     assert len(set(ids)) == 2
+
+
+def test_an_event_with_a_context_of_its_own_keeps_it_and_is_served_with_its_documents_beside(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    """GS1's reference hash reads prefixes from the document's @context and an event's own as one
+    of its fields: both are needed to re-hash it."""
+    event = {**noted("own words", 0), "@context": {"ex": "http://ns.own.example/epcis/"}}
+    sent = {**document([event]), "@context": [EPCIS_CONTEXT, {"ex": "http://ns.document.example/"}]}
+    response = api.client.post("/capture", json=sent, headers=api.as_participant(parties["carrier"]))
+    assert response.status_code == 202, response.text
+    (shown,), _ = served(api)
+    assert shown["@context"] == event["@context"]
+    assert shown["tracechain:capturedContext"] == sent["@context"]
+    assert shown["eventID"] == reference_hash_ids(sent)[0]
+    body = {key: value for key, value in shown.items() if not key.startswith("tracechain:")}
+    assert event_hash_id(body, shown["tracechain:capturedContext"]) == shown["eventID"]
 
 
 def test_an_event_in_the_standard_context_carries_none_of_its_own(

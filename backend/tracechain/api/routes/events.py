@@ -30,7 +30,9 @@ router = APIRouter(tags=["events"])
 QUERY_DOCUMENT_MEDIA_TYPE = "application/ld+json"
 TRACECHAIN_TERMS = RESERVED_TERMS["tracechain"]
 """The namespace of the terms tracechain adds to events it serves: `tracechain:withheld` (the fields
-the caller may not see) and `tracechain:hashId` (the CBV hash id, beside a declared eventID)."""
+the caller may not see), `tracechain:hashId` (the CBV hash id, beside a declared eventID) and
+`tracechain:capturedContext` (for an event with an @context of its own: its document's, which its id
+was computed in)."""
 
 
 def query_document(session: SessionDep, viewer: Viewer, events: list[Event]) -> dict[str, Any]:
@@ -63,9 +65,13 @@ def event_document(event: Event, fields: frozenset[str]) -> dict[str, Any]:
     could not be re-hashed to its id, and events from different documents on one page could give
     the same prefix different namespaces."""
     body, withheld = redact(event.body, fields)
-    context = _own_context(event.context, body.get("@context"))
+    context = _served_context(event.context)
     document = {**body, "recordTime": event.record_time.isoformat()}
-    if context is not None:
+    if "@context" in body:
+        # Its own @context is part of what the CBV hash reads (GS1's reference hashes it as a
+        # field), so it is served as captured, and the document's beside it.
+        document["tracechain:capturedContext"] = context or [EPCIS_CONTEXT]
+    elif context is not None:
         document = {"@context": context, **document}
     if body.get("eventID") and body["eventID"] != event.event_id:
         document["tracechain:hashId"] = event.event_id
@@ -74,10 +80,10 @@ def event_document(event: Event, fields: frozenset[str]) -> dict[str, Any]:
     return {**document, "tracechain:withheld": withheld} if withheld else document
 
 
-def _own_context(captured_with: Any, inline: Any) -> list[Any] | None:
-    """The context an event was captured in (its document's, then the event's own, in the JSON-LD
-    order of precedence), if it says more than the EPCIS context every query document names."""
-    entries = [*_entries(captured_with), *_entries(inline)]
+def _served_context(captured_with: Any) -> list[Any] | None:
+    """The context the event's id was computed in, its document's, if that says more than the
+    EPCIS context every query document names."""
+    entries = _entries(captured_with) or [EPCIS_CONTEXT]
     if all(entry == EPCIS_CONTEXT for entry in entries):
         return None
     return entries if EPCIS_CONTEXT in entries else [EPCIS_CONTEXT, *entries]
