@@ -1,20 +1,25 @@
-"""Capture: an EPCIS document becomes stored events and signed chain records, or nothing at all.
+"""Capture: an EPCIS document becomes stored events and signed chain records.
 
 The whole document is checked before anything is written: the schema, identifiers, parties, and
 every event's effect against the custody projection (the contract's rules in `custody.py`, applied
-to the state the chain will have once the queued records land). One bad event rejects the document
-with every reason found. Accepted events are signed over their subjects' projected heads and queued
-for the submitter in the same database transaction, so a crash loses or duplicates nothing.
+to the state the chain will have once the queued records land). Under the EPCIS error behaviour
+`rollback` (the default) one bad event rejects the document with every reason found; under
+`proceed` the bad events are left out, each reason kept in the capture job's errors, and the rest
+is captured as if the document had held only them. Accepted events are signed over their subjects'
+projected heads and queued for the submitter in the same database transaction, so a crash loses or
+duplicates nothing.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Final
 
 from sqlalchemy.orm import Session
@@ -32,7 +37,7 @@ from tracechain.chain.trace_event import (
 )
 from tracechain.custody import CustodyState, CustodyViolation, Unit
 from tracechain.disclosure import SEED_BYTES, EventFields
-from tracechain.epcis.event_hash import EventHashError, declaration_digest, event_hash_ids
+from tracechain.epcis.event_hash import EventHashError, declaration_digest, event_hash_id, event_hash_ids
 from tracechain.epcis.identifiers import InvalidIdentifier
 from tracechain.epcis.mapping import (
     Effect,
@@ -43,7 +48,7 @@ from tracechain.epcis.mapping import (
     parties_of,
 )
 from tracechain.epcis.query import canonical_location
-from tracechain.epcis.schema import Problem, validate_document
+from tracechain.epcis.schema import Problem, reserved_term_problems, validate_document
 from tracechain.errors import TracechainError
 from tracechain.keys import KeyVault
 from tracechain.recovery import SubjectsBeingRepaired
@@ -75,6 +80,16 @@ _NEEDS_KNOWN_SUBJECT = {
     Kind.CONSUME,
     Kind.EXCURSION,
 }
+
+
+class ErrorBehaviour(StrEnum):
+    """What capture does with a document holding invalid events (the REST binding's
+    `GS1-Capture-Error-Behaviour` header; `all` only announces that a server supports both)."""
+
+    ROLLBACK = "rollback"
+    """All or nothing: one invalid event rejects the document."""
+    PROCEED = "proceed"
+    """Greedy: the valid events are captured, the invalid ones reported in the job's errors."""
 
 
 class DocumentRejected(TracechainError):
@@ -181,6 +196,16 @@ class PreparedDocument:
     commitments: list[bytes | None]
     """Each event's fields committed under its seed (`disclosure`): its records' eventHash. None for
     an error declaration, whose records carry its `declaration_digest`."""
+    behaviour: ErrorBehaviour = ErrorBehaviour.ROLLBACK
+    positions: list[int] = field(default_factory=list)
+    """Where each of `events` is in the document as sent (under `proceed`, events the schema or the
+    hash refused are left out of `events`)."""
+    rejected: list[Problem] = field(default_factory=list)
+    """Under `proceed`: why the events left out were refused."""
+
+    def location(self, index: int) -> str:
+        """Where the index-th prepared event is in the document as sent."""
+        return _location(self.positions[index] if self.positions else index)
 
     @property
     def keys(self) -> list[StoredKey]:
@@ -193,6 +218,8 @@ class _NewEvent:
     """An event of the document that its participant has not captured before."""
 
     index: int
+    location: str
+    """Where it is in the document as sent, for the problems found in it."""
     body: dict[str, Any]
     hash_id: str
     effects: list[Effect]
@@ -211,9 +238,14 @@ class _NewEvent:
         return corrective if isinstance(corrective, list) else []
 
 
-def prepare_document(document: dict[str, Any]) -> PreparedDocument:
-    """Raises DocumentRejected for a document that fails the schema or cannot be hashed."""
-    problems = validate_document(document)
+def prepare_document(
+    document: dict[str, Any], behaviour: ErrorBehaviour = ErrorBehaviour.ROLLBACK
+) -> PreparedDocument:
+    """Raises DocumentRejected for a document that fails the schema or cannot be hashed; under
+    `proceed`, only if what fails is outside its events or is every one of them."""
+    problems = validate_document(document) + reserved_term_problems(document)
+    if behaviour is ErrorBehaviour.PROCEED:
+        return _prepare_greedily(document, problems)
     if problems:
         raise DocumentRejected(problems)
     events = _event_list(document)
@@ -221,6 +253,47 @@ def prepare_document(document: dict[str, Any]) -> PreparedDocument:
         hash_ids = event_hash_ids(document)
     except EventHashError as exc:
         raise DocumentRejected([Problem("epcisBody", f"events cannot be hashed: {exc}")]) from exc
+    return _prepared(document, events, hash_ids)
+
+
+def _prepare_greedily(document: dict[str, Any], problems: list[Problem]) -> PreparedDocument:
+    """The events of the document that pass the schema and can be hashed, each hashed alone (as
+    every event always is, `event_hash_ids`), and the problems of those that do not."""
+    if any(_event_index(problem.location) is None for problem in problems):
+        raise DocumentRejected(problems)  # the header, the context or the body itself: nothing to keep
+    refused = {_event_index(problem.location) for problem in problems}
+    rejected = list(problems)
+    events: list[dict[str, Any]] = []
+    hash_ids: list[str] = []
+    positions: list[int] = []
+    for position, event in enumerate(_event_list(document)):
+        if position in refused:
+            continue
+        try:
+            hash_ids.append(event_hash_id(event, document.get("@context")))
+        except EventHashError as exc:
+            rejected.append(Problem(_location(position), f"cannot be hashed: {exc}"))
+            continue
+        events.append(event)
+        positions.append(position)
+    if not events:
+        raise DocumentRejected(rejected)
+    prepared = _prepared(document, events, hash_ids)
+    return replace(prepared, behaviour=ErrorBehaviour.PROCEED, positions=positions, rejected=rejected)
+
+
+_EVENT_LOCATION: Final = re.compile(r"epcisBody\.eventList\[(\d+)\]")
+
+
+def _event_index(location: str) -> int | None:
+    """The document position of the event a schema problem is in, None if it is in none."""
+    found = _EVENT_LOCATION.match(location)
+    return int(found.group(1)) if found else None
+
+
+def _prepared(
+    document: dict[str, Any], events: list[dict[str, Any]], hash_ids: list[str]
+) -> PreparedDocument:
     readings: list[tuple[list[Effect], list[tuple[str, str]]] | str] = []
     for event in events:
         try:
@@ -247,22 +320,34 @@ def capture_document(
     """Check, sign and queue every new event of `document` for `participant`, in `session`.
 
     Raises DocumentRejected (and writes nothing) if any event is invalid, breaks custody, or
-    withdraws what the participant may not withdraw. A participant that keeps its own key gets its
-    records back unsigned, the job awaiting its signatures (`sign_records`). `stored`: which of the
-    document's events this participant had captured already (`PreparedDocument.keys`), if the caller
-    read that before taking the capture lock (else it is read here); an event stored since then
-    makes the insert fail with IntegrityError.
+    withdraws what the participant may not withdraw; under `proceed` (`prepare_document`) only if
+    no event is left: the others are captured, and the job's errors name those left out. A
+    participant that keeps its own key gets its records back unsigned, the job awaiting its
+    signatures (`sign_records`). `stored`: which of the document's events this participant had
+    captured already (`PreparedDocument.keys`), if the caller read that before taking the capture
+    lock (else it is read here); an event stored since then makes the insert fail with IntegrityError.
     """
     prepared = document if isinstance(document, PreparedDocument) else prepare_document(document)
-    problems: list[Problem] = []
     now = datetime.now(UTC)
     if stored is None:
         stored = queries.events_captured_by(session, set(prepared.hash_ids), participant.address)
-    fresh = _new_events(prepared, stored, problems)
-    withdrawn = _withdrawn_captures(session, participant, fresh, problems)
-    records = _sign(session, participant, fresh, withdrawn, vault, domain, problems)
-    if problems:
-        raise DocumentRejected(problems)
+    left_out: set[int] = set()
+    rejected = list(prepared.rejected)
+    while True:
+        # Under `proceed`, the events with problems are left out and the rest checked again: an
+        # event may have needed one left out (a shipment of a product whose commissioning failed).
+        problems = _Problems()
+        fresh = _new_events(prepared, stored, problems, left_out)
+        withdrawn = _withdrawn_captures(session, participant, fresh, problems)
+        records = _sign(session, participant, fresh, withdrawn, vault, domain, problems)
+        if not problems.found:
+            break
+        if prepared.behaviour is ErrorBehaviour.ROLLBACK:
+            raise DocumentRejected(problems.found)
+        rejected += problems.found
+        left_out |= problems.events
+    if rejected and not fresh and not any(key in stored for key in prepared.keys):
+        raise DocumentRejected(sorted(rejected, key=_document_order))  # nothing left to capture
     queries.upsert_master_data(session, participant.id, master_data_of(prepared.document))
     if not fresh:
         # Sent again, after a lost answer or by a retrying client: the job that captured it answers.
@@ -280,6 +365,8 @@ def capture_document(
         created_at=now,
         finished_at=None if waits else now,
         event_count=len(fresh),
+        error_behaviour=prepared.behaviour.value,
+        errors=_rejected_events(rejected) if rejected else None,
     )
     session.add(job)
     session.flush()
@@ -289,30 +376,61 @@ def capture_document(
     return Capture(job, len(fresh), len(prepared.events) - len(fresh))
 
 
+@dataclass
+class _Problems:
+    """The problems found in a document's events, and which events (by prepared index) they are in."""
+
+    found: list[Problem] = field(default_factory=list)
+    events: set[int] = field(default_factory=set)
+
+    def add(self, index: int, location: str, reason: str) -> None:
+        self.found.append(Problem(location, reason))
+        self.events.add(index)
+
+
+def _rejected_events(rejected: list[Problem]) -> dict[str, Any]:
+    """A capture job's error (RFC 9457 fields) for the events `proceed` left out, each named."""
+    events = [{"location": p.location, "reason": p.reason} for p in sorted(rejected, key=_document_order)]
+    return {
+        "type": "epcisException:ValidationException",
+        "title": "Events not captured",
+        "status": 400,
+        "reason": f"{len(events)} event(s) of the document were not captured; the others were",
+        "events": events,
+    }
+
+
+def _document_order(problem: Problem) -> tuple[int, str]:
+    index = _event_index(problem.location)
+    return (-1 if index is None else index, problem.location)
+
+
 def _new_events(
-    prepared: PreparedDocument, stored: set[StoredKey], problems: list[Problem]
+    prepared: PreparedDocument, stored: set[StoredKey], problems: _Problems, left_out: set[int]
 ) -> list[_NewEvent]:
     """The document's events the participant has not captured before (the same event sent twice,
-    in one document or two, is captured once); an event that cannot be read is a problem."""
+    in one document or two, is captured once) and that are not `left_out`; an event that cannot be
+    read is a problem."""
     fresh: list[_NewEvent] = []
     seen = set(stored)
     for index, (event, key, reading) in enumerate(
         zip(prepared.events, prepared.keys, prepared.readings, strict=True)
     ):
-        if key in seen:
+        if key in seen or index in left_out:
             continue
         seen.add(key)
+        location = prepared.location(index)
         if isinstance(reading, str):
-            problems.append(Problem(_location(index), reading))
+            problems.add(index, location, reading)
             continue
         effects, named = reading
         seed, commitment = prepared.seeds[index], prepared.commitments[index]
-        fresh.append(_NewEvent(index, event, key[0], effects, named, seed, commitment))
+        fresh.append(_NewEvent(index, location, event, key[0], effects, named, seed, commitment))
     return fresh
 
 
 def _withdrawn_captures(
-    session: Session, participant: Participant, fresh: list[_NewEvent], problems: list[Problem]
+    session: Session, participant: Participant, fresh: list[_NewEvent], problems: _Problems
 ) -> dict[int, list[tuple[str, bytes]]]:
     """For each error declaration, which captures of the event it withdraws, as (signer, what the
     capture's records committed to): the participant's own, or, for an auditor, every participant's.
@@ -340,20 +458,17 @@ def _withdrawn_captures(
             withdrawn[event.index] = list(committed.items())
         elif captured_by:
             who = ", ".join(names.get(signer, signer) for signer in captured_by)
-            problems.append(
-                Problem(
-                    f"{_location(event.index)}.errorDeclaration",
-                    f"event {event.hash_id} was captured by {who}: only its signer or an auditor may "
-                    "withdraw it",
-                )
+            problems.add(
+                event.index,
+                f"{event.location}.errorDeclaration",
+                f"event {event.hash_id} was captured by {who}: only its signer or an auditor may withdraw it",
             )
         else:
-            problems.append(
-                Problem(
-                    f"{_location(event.index)}.errorDeclaration",
-                    f"no event {event.hash_id} was captured: an error declaration withdraws an event "
-                    "captured before",
-                )
+            problems.add(
+                event.index,
+                f"{event.location}.errorDeclaration",
+                f"no event {event.hash_id} was captured: an error declaration withdraws an event "
+                "captured before",
             )
     return withdrawn
 
@@ -365,11 +480,11 @@ def _sign(
     withdrawn: dict[int, list[tuple[str, bytes]]],
     vault: KeyVault,
     domain: Domain,
-    problems: list[Problem],
+    problems: _Problems,
 ) -> list[tuple[int, dict[str, Any]]]:
     """Each new event's records, with the event's index in the document: its effects checked against
     the custody projection (the contract's rules) and signed over the head of the chain each joins,
-    in document order. A violation is a problem; a document with problems stores nothing."""
+    in document order. A violation is a problem; then nothing is signed nor saved."""
     signer = (
         EventSigner(vault.decrypt(participant.encrypted_key, participant.address), domain)
         if participant.encrypted_key is not None
@@ -391,14 +506,14 @@ def _sign(
         raise SubjectsBeingRepaired(being_repaired)
     state.preload(keys)
     records: list[tuple[int, dict[str, Any]]] = []
+    to_sign: list[TraceEvent] = []
     for event in fresh:
         time = int(_event_time(event.body).timestamp())
         if time < 0:  # TraceEvent.time is uint64: such an event could never be signed
-            problems.append(
-                Problem(
-                    f"{_location(event.index)}.eventTime",
-                    f"{event.body['eventTime']} is before 1970: the chain keeps times as seconds since 1970",
-                )
+            problems.add(
+                event.index,
+                f"{event.location}.eventTime",
+                f"{event.body['eventTime']} is before 1970: the chain keeps times as seconds since 1970",
             )
             continue
         for effect in event.effects:
@@ -410,13 +525,13 @@ def _sign(
                 try:
                     head = state.model.apply(trace_event, participant.address)
                 except CustodyViolation as violation:
-                    problems.append(Problem(_location(event.index), _plain(violation, effect)))
+                    problems.add(event.index, event.location, _plain(violation, effect))
                     continue
                 state.touch(trace_event.subject, effect.subject)
                 state.touch(chain, effect.subject)
                 if effect.ref_subject:
                     state.touch(subject_id(effect.ref_subject), effect.ref_subject)
-                signed = signer.sign(trace_event) if signer else None
+                to_sign.append(trace_event)
                 records.append(
                     (
                         event.index,
@@ -432,14 +547,19 @@ def _sign(
                             "prev_head": trace_event.prev_head,
                             "head": head,
                             "signer": participant.address,
-                            "r": signed.r if signed else None,
-                            "vs": signed.vs if signed else None,
-                            "status": RecordStatus.QUEUED if signed else RecordStatus.UNSIGNED,
+                            "r": None,
+                            "vs": None,
+                            "status": RecordStatus.UNSIGNED,
                         },
                     )
                 )
-    if not problems:
-        state.save()
+    if problems.found:
+        return []  # signed only once none is left: under `proceed` a document may be checked again
+    state.save()
+    if signer is not None:
+        for (_, fields), trace_event in zip(records, to_sign, strict=True):
+            signed = signer.sign(trace_event)
+            fields.update(r=signed.r, vs=signed.vs, status=RecordStatus.QUEUED)
     return records
 
 

@@ -105,6 +105,9 @@ class TraceEntry:
     statement: Statement = Statement.FACT
     withdrawn_by: list[TraceEntry] = field(default_factory=list)
     """Declarations in this trace by which the event's signer (or an auditor) withdrew it as erroneous."""
+    corrected_by: list[TraceEntry] = field(default_factory=list)
+    """The corrective events in this trace that its withdrawing declarations name (by their declared
+    eventID or hash id), each signed by the declaration's signer or the withdrawn event's."""
     view: str = "full"
     """How the reader sees the event (`visibility.View`): full, partner or public."""
     shown: frozenset[str] | None = None
@@ -116,6 +119,18 @@ class TraceEntry:
     def shown_id(self) -> str | None:
         """The event's hash id, if the reader is shown it."""
         return self.event.event_id if self.shown is None or HASH_ID_FIELD in self.shown else None
+
+    @property
+    def corrective_ids(self) -> list[str]:
+        """The eventIDs of the corrective events named by the declarations withdrawing this one
+        (`errorDeclaration.correctiveEventIDs`), as the reader is shown those declarations."""
+        named = (
+            (declaration.event.body.get("errorDeclaration") or {}).get("correctiveEventIDs") or []
+            for declaration in self.withdrawn_by
+        )
+        return list(
+            dict.fromkeys(i for ids in named if isinstance(ids, list) for i in ids if isinstance(i, str))
+        )
 
     def facts(self, kind: Kind) -> list[RecordRow]:
         """The event's records of `kind`."""
@@ -167,6 +182,7 @@ def build_trace(session: Session, epc: str, domain: Domain) -> Trace:
         check = _check(event, domain, roles, chains)
         entries.append(TraceEntry(event, via, relation, check, _statement(event)))
     _link_withdrawals(entries, roles)
+    _link_corrections(entries)
     product = subject_id(epc)
     return Trace(
         epc=epc,
@@ -217,6 +233,28 @@ def _link_withdrawals(entries: list[TraceEntry], roles: dict[str, set[str]]) -> 
                 )
             elif declaration not in withdrawn.withdrawn_by:
                 withdrawn.withdrawn_by.append(declaration)
+
+
+def _link_corrections(entries: list[TraceEntry]) -> None:
+    """A withdrawn event is corrected by the events its declarations name as corrective, found by
+    declared eventID or hash id, whenever each was captured. Only those signed by a declaration's
+    signer or by the withdrawn event's own: anyone may declare any eventID, and a rival's event
+    must not pass for the correction."""
+    by_id: dict[str, list[TraceEntry]] = {}
+    for entry in entries:
+        if entry.statement is Statement.WITHDRAWAL:
+            continue
+        for known_as in {entry.event.event_id, entry.event.body.get("eventID")}:
+            if isinstance(known_as, str):
+                by_id.setdefault(known_as, []).append(entry)
+    for entry in entries:
+        if not entry.withdrawn_by:
+            continue
+        trusted = {entry.event.signer, *(declaration.event.signer for declaration in entry.withdrawn_by)}
+        for corrective_id in entry.corrective_ids:
+            for corrective in by_id.get(corrective_id, []):
+                if corrective.event.signer in trusted and corrective not in entry.corrected_by:
+                    entry.corrected_by.append(corrective)
 
 
 def _related_identifiers(session: Session, epc: str) -> tuple[dict[str, str], list[EventRow]]:
@@ -460,6 +498,11 @@ def trace_document(trace: Trace) -> dict[str, Any]:
                 "withheld": entry.withheld,
                 "signer": entry.event.signer,
                 "withdrawnBy": [declaration.event.signer for declaration in entry.withdrawn_by],
+                "correctiveEventIDs": entry.corrective_ids,
+                "correctedBy": [
+                    {"eventID": corrective.shown_id, "eventTime": corrective.event.event_time.isoformat()}
+                    for corrective in entry.corrected_by
+                ],
                 "verification": {
                     "status": entry.check.verdict.value,
                     "contentHashMatches": entry.check.content_hash_matches,

@@ -233,5 +233,6 @@ def seen_trace(trace: Trace, access: Access, parties: Mapping[int, Collection[st
         )
     for entry in seen.values():
         entry.withdrawn_by = [seen[id(declaration)] for declaration in entry.withdrawn_by]
+        entry.corrected_by = [seen[id(corrective)] for corrective in entry.corrected_by]
     origin = None if trace.origin is None else seen[id(trace.origin)]
     return replace(trace, entries=list(seen.values()), origin=origin)

@@ -12,6 +12,8 @@ from urllib.parse import quote
 
 import pytest
 
+from tracechain.epcis.event_hash import event_hash_id
+
 from ..epcis.reference import reference_hash_ids_of
 from .conftest import Api
 
@@ -60,3 +62,13 @@ def test_a_gs1_example_is_accepted_recorded_and_queryable(
         assert declared in {event["eventID"] for event in served}
         by_parameter = api.admin("GET", "/events", params={"EQ_eventID": declared}).json()
         assert by_parameter["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+
+    # Every event served re-hashes to its id with the context it is served with: the document's
+    # inline context (extension prefixes such as `example:`) travels with each event it applies to.
+    answer = api.admin("GET", "/events", params={"perPage": "1000"}).json()
+    served = answer["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert {event.get("tracechain:hashId", event["eventID"]) for event in served} == set(expected)
+    for event in served:  # the events, and declarations (the CBV hash leaves errorDeclaration out)
+        context = event.get("@context", answer["@context"])
+        body = {key: value for key, value in event.items() if not key.startswith(("@", "tracechain:"))}
+        assert event_hash_id(body, context) == event.get("tracechain:hashId", event["eventID"]), event

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -9,10 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tracechain.chain.trace_event import subject_id
+from tracechain.epcis.event_hash import EPCIS_CONTEXT, event_hash_ids
 from tracechain.epcis.identifiers import (
+    DEFAULT_RESOLVER,
     InvalidIdentifier,
     NotGS1Identifier,
+    as_digital_link,
+    as_epc_urn,
     canonical_epc,
+    canonical_identifier,
     company_prefix_length,
     digital_link,
     from_digital_link_path,
@@ -20,6 +26,8 @@ from tracechain.epcis.identifiers import (
     is_class,
 )
 from tracechain.errors import TracechainError
+
+from .reference import reference_hash_ids
 
 # GS1 AI 82 character set, which serials and lots are drawn from.
 CSET_82 = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
@@ -171,7 +179,7 @@ def test_bad_check_digit_is_rejected_naming_the_digit(identifier: str, reason: s
         ("urn:epc:id:sgtin:0614141.107346.a/b", "'/' is not allowed"),
         ("urn:epc:id:sgtin:06141.1073466.1", "company prefix '06141' is not 6 to 12 digits"),
         ("urn:epc:id:sgtin:0614141.107346", "3 parts"),
-        ("urn:epc:id:usdod:2S194.12345678901", "not supported"),
+        ("urn:epc:id:xyz:2S194.12345678901", "not supported"),
         ("urn:epc:idpat:sgtin:0614141.*.*", "only GTIN patterns"),
         ("https://example.com/about", "not a Digital Link"),
         ("https://id.gs1.org/01/10614141073464/21/a%20b", "(21)"),
@@ -206,6 +214,159 @@ def test_epc_without_gs1_key_is_kept_as_written_and_has_no_digital_link() -> Non
     assert canonical_epc(gid) == gid
     with pytest.raises(InvalidIdentifier, match="no Digital Link form"):
         digital_link(gid)
+
+
+# Every EPC scheme of TDS 2.x and every Digital Link primary key the EPCIS 2.0 schema admits:
+# (as written, canonical, its Digital Link or None when it has none).
+EVERY_SCHEME = [
+    ("urn:epc:id:sgtin:0614141.107346.2017", None, "https://id.gs1.org/01/10614141073464/21/2017"),
+    ("urn:epc:class:lgtin:4012345.012345.998877", None, "https://id.gs1.org/01/04012345123456/10/998877"),
+    ("urn:epc:idpat:sgtin:4012345.098765.*", None, "https://id.gs1.org/01/04012345987652"),
+    ("urn:epc:id:sscc:0614141.1234567890", None, "https://id.gs1.org/00/106141412345678908"),
+    ("urn:epc:id:sgln:0614141.12345.400", None, "https://id.gs1.org/414/0614141123452/254/400"),
+    ("urn:epc:id:pgln:0614141.00002", None, "https://id.gs1.org/417/0614141000029"),
+    ("urn:epc:id:grai:0614141.12345.400", None, "https://id.gs1.org/8003/00614141123452400"),
+    ("urn:epc:id:giai:0614141.12345400", None, "https://id.gs1.org/8004/061414112345400"),
+    ("urn:epc:id:gsrn:0614141.1234567890", None, "https://id.gs1.org/8018/061414112345678902"),
+    ("urn:epc:id:gsrnp:0614141.1234567890", None, "https://id.gs1.org/8017/061414112345678902"),
+    ("urn:epc:id:gdti:0614141.12345.400", None, "https://id.gs1.org/253/0614141123452400"),
+    ("urn:epc:id:sgcn:4012345.67890.04711", None, "https://id.gs1.org/255/401234567890104711"),
+    ("urn:epc:id:ginc:0614141.xyz47%2F11", None, "https://id.gs1.org/401/0614141xyz47%2F11"),
+    ("urn:epc:id:gsin:0614141.123456789", None, "https://id.gs1.org/402/06141411234567890"),
+    ("urn:epc:id:cpi:0614141.123ABC.123456789", None, "https://id.gs1.org/8010/0614141123ABC/8011/123456789"),
+    (
+        "urn:epc:id:cpi:0614141.5PQ7%2FZ%2343.12345",
+        None,
+        "https://id.gs1.org/8010/06141415PQ7%2FZ%2343/8011/12345",
+    ),
+    ("urn:epc:idpat:cpi:0614141.123ABC.*", None, "https://id.gs1.org/8010/0614141123ABC"),
+    ("urn:epc:id:itip:4012345.012345.01.02.987", None, "https://id.gs1.org/8006/040123451234560102/21/987"),
+    (
+        "urn:epc:id:upui:4012345.012345.51qIgY)%3C%26Jp3*j7'SDB",
+        None,
+        "https://id.gs1.org/01/04012345123456/235/51qIgY%29%3C%26Jp3%2Aj7%27SDB",
+    ),
+    ("urn:epc:id:gid:95100000.12345.400", None, None),
+    ("urn:epc:id:adi:2S194.12345.ABC%2FDEF", None, None),
+    ("urn:epc:id:adi:W81X9C.3KL984PX1.%2325", None, None),
+    ("urn:epc:id:bic:CSQU3054383", None, None),
+    ("urn:epc:id:imovn:9176187", None, None),
+    ("urn:epc:id:usdod:2S194.12345678901", None, None),
+    (
+        "https://id.gs1.org/8013/1987654Ad4X4bL5ttr2310c2K",
+        None,
+        "https://id.gs1.org/8013/1987654Ad4X4bL5ttr2310c2K",
+    ),
+    (
+        "https://example.com/8013/1987654Ad4X4bL5ttr2310c2K",
+        "https://id.gs1.org/8013/1987654Ad4X4bL5ttr2310c2K",
+        "https://id.gs1.org/8013/1987654Ad4X4bL5ttr2310c2K",
+    ),
+    ("https://id.gs1.org/7023/0614141ASSEMBLY1", None, "https://id.gs1.org/7023/0614141ASSEMBLY1"),
+    (
+        "https://id.gs1.org/8010/0614141123ABC/8011/123456789",
+        "urn:epc:id:cpi:0614141.123ABC.123456789",
+        "https://id.gs1.org/8010/0614141123ABC/8011/123456789",
+    ),
+    (
+        "https://id.gs1.org/8006/040123451234560102/21/987",
+        "urn:epc:id:itip:4012345.012345.01.02.987",
+        "https://id.gs1.org/8006/040123451234560102/21/987",
+    ),
+    (
+        "https://example.com/dl/itip/040123451234560102/ser/987",
+        "urn:epc:id:itip:4012345.012345.01.02.987",
+        "https://id.gs1.org/8006/040123451234560102/21/987",
+    ),
+    (
+        "https://id.gs1.org/01/04012345123456/235/TPX1",
+        "urn:epc:id:upui:4012345.012345.TPX1",
+        "https://id.gs1.org/01/04012345123456/235/TPX1",
+    ),
+]
+
+
+@pytest.mark.parametrize(("written", "canonical", "link"), EVERY_SCHEME, ids=[row[0] for row in EVERY_SCHEME])
+def test_every_scheme_is_read_and_round_trips_through_its_digital_link(
+    written: str, canonical: str | None, link: str | None
+) -> None:
+    expected = canonical or written
+    assert canonical_epc(written) == expected
+    assert canonical_epc(expected) == expected
+    assert subject_id(canonical_epc(written)) == subject_id(expected)
+    if link is None:
+        with pytest.raises(InvalidIdentifier, match="no Digital Link form"):
+            digital_link(written)
+    else:
+        assert digital_link(written) == link
+        assert canonical_epc(link) == expected
+
+
+@pytest.mark.parametrize(
+    ("identifier", "said"),
+    [
+        ("urn:epc:id:cpi:0614141.123abc.1", "digits, capitals"),
+        ("urn:epc:id:cpi:0614141.123ABC.0123", "without leading zeros"),
+        ("urn:epc:id:cpi:0614141.12#3.1", "escape # and /"),
+        ("urn:epc:id:cpi:0614141.123ABC", "three parts"),
+        ("https://id.gs1.org/8010/0614141123ABC/8011/0123", "without leading zeros"),
+        ("urn:epc:id:itip:4012345.012345.1.02.987", "two digits each"),
+        ("urn:epc:id:itip:4012345.012345.01.02", "five parts"),
+        ("https://id.gs1.org/8006/040123451234560102", "names a type"),
+        ("https://id.gs1.org/8006/040123451234570102/21/1", "check digit"),
+        ("urn:epc:id:upui:4012345.012345." + "x" * 29, "1 to 28 characters"),
+        ("urn:epc:id:adi:2S19I.12345.1", "ADI EPC URN"),
+        ("urn:epc:id:adi:2S194.12345.A#B", "ADI EPC URN"),
+        ("urn:epc:id:bic:CSQU3054384", "should be 3"),
+        ("urn:epc:id:bic:CSQX3054383", "BIC EPC URN"),
+        ("urn:epc:id:imovn:9176188", "should be 7"),
+        ("urn:epc:id:imovn:917618", "IMOVN EPC URN"),
+        ("urn:epc:id:usdod:2S194.X1", "USDOD EPC URN"),
+        ("https://id.gs1.org/8013/1987654Ad4X4bL5ttr2310c2X", "should be 2K"),
+        ("https://id.gs1.org/7023/0614141ASSEMBLY1/21/1", "no qualifiers"),
+        ("https://id.gs1.org/7023/AB14141", "company prefix"),
+    ],
+)
+def test_every_scheme_written_wrongly_is_refused_saying_why(identifier: str, said: str) -> None:
+    with pytest.raises(InvalidIdentifier) as raised:
+        canonical_identifier(identifier)
+    assert said in raised.value.reason
+    assert not isinstance(raised.value, NotGS1Identifier)
+
+
+@pytest.mark.parametrize(("written", "canonical", "link"), EVERY_SCHEME, ids=[row[0] for row in EVERY_SCHEME])
+def test_each_form_is_given_for_gs1_epc_format_or_none_where_there_is_none(
+    written: str, canonical: str | None, link: str | None
+) -> None:
+    expected = canonical or written
+    assert as_epc_urn(written) == (expected if expected.startswith("urn:epc:") else None)
+    assert as_digital_link(written) == link
+    if link is not None:
+        assert as_digital_link(written, "https://example.com/dl") == link.replace(
+            DEFAULT_RESOLVER, "https://example.com/dl"
+        )
+
+
+def test_a_private_uri_has_neither_form_and_what_is_no_uri_is_refused() -> None:
+    assert as_epc_urn("urn:example:thing:7") is None
+    assert as_digital_link("https://example.com/things/7") is None
+    for wrong in ("pallet 7", "urn:epc:id:bic:CSQU3054384"):
+        with pytest.raises(InvalidIdentifier):
+            as_digital_link(wrong)
+        with pytest.raises(InvalidIdentifier):
+            as_epc_urn(wrong)
+
+
+@pytest.mark.parametrize(
+    "identifier", ["https://example.com/things/7", "urn:example:thing:7", "tag:example.com,2026:pallet-9"]
+)
+def test_a_private_uri_is_kept_as_written(identifier: str) -> None:
+    assert canonical_identifier(" " + identifier) == identifier
+
+
+def test_what_is_no_uri_is_no_private_identifier() -> None:
+    with pytest.raises(NotGS1Identifier):
+        canonical_identifier("pallet 7")
 
 
 def test_only_a_gtin_without_lot_or_serial_is_a_class() -> None:
@@ -313,3 +474,24 @@ def test_canonical_form_is_canonical_again(identifier: str) -> None:
     """Participants and clients send back the canonical ids the API hands out."""
     canonical = canonical_epc(identifier)
     assert canonical_epc(canonical) == canonical
+
+
+@pytest.mark.parametrize(("written", "canonical", "link"), EVERY_SCHEME, ids=[row[0] for row in EVERY_SCHEME])
+def test_an_event_naming_any_scheme_hashes_to_gs1s_reference_id(
+    written: str, canonical: str | None, link: str | None
+) -> None:
+    """As written, as canonical and as its Digital Link: the id is GS1's reference tool's each time
+    (which, like the CBV, translates only some schemes into Digital Links)."""
+    for form in {written, canonical or written, link or written}:
+        naming = "quantityList" if is_class(canonical_epc(form)) else "epcList"
+        value: Any = {"epcClass": form, "quantity": 1} if naming == "quantityList" else form
+        event = {
+            "type": "ObjectEvent",
+            "eventTime": "2026-10-01T08:00:00Z",
+            "eventTimeZoneOffset": "+00:00",
+            "epcList": [],
+            naming: [value],
+            "action": "OBSERVE",
+        }
+        document = {"@context": [EPCIS_CONTEXT], "type": "EPCISDocument", "epcisBody": {"eventList": [event]}}
+        assert event_hash_ids(document) == reference_hash_ids(document), form

@@ -12,7 +12,7 @@ from fastapi import Depends, Request, Response
 from tracechain import __version__
 from tracechain.api.problems import Problem
 from tracechain.epcis.epc_format import DEFAULT_EPC_FORMAT, EpcFormat, translates
-from tracechain.epcis.xml import TRACECHAIN_NS
+from tracechain.epcis.schema import TRACECHAIN_NS
 
 EPCIS_VERSION: Final = "2.0.0"
 CBV_VERSION: Final = "2.0.0"

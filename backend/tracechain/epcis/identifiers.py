@@ -22,6 +22,15 @@ however it was written. A newer table may know a prefix this one does not, and s
 canonical URN of its identifiers: `biip` is pinned for that reason, and upgrading it is a data
 migration.
 
+Every scheme
+------------
+Every EPC scheme of TDS 2.x is read: the GS1 keys above, and CPI (`8010`/`8011`), ITIP
+(`8006`/`21`), UPUI (`01`/`235`), each with its Digital Link; and the EPCs that carry no GS1 key
+(GID, ADI, BIC, IMOVN, USDOD), checked and kept as written, with no Digital Link. GS1 keys that
+have a Digital Link but no EPC scheme (GMN `8013`, GIAI-assembly `7023`) are canonical as their
+Digital Link on `id.gs1.org`. Any other absolute URI (`https://example.com/things/7`, `urn:x:…`) is a
+private identifier: :func:`canonical_identifier` keeps it as written.
+
 Syntax
 ------
 Digital Links are parsed by `biip` (any host and path prefix, percent-decoding per segment, the
@@ -37,7 +46,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from biip import ParseError
 from biip.checksums import gs1_standard_check_digit
@@ -75,8 +84,10 @@ class _Scheme:
     moved: bool = False  # the reference's first digit leads the key (GTIN indicator, SSCC extension)
     lead: str = ""  # fixed digits before the company prefix in the key (GRAI's "0")
     qualifier_ai: str | None = None  # the serial, lot or extension is a qualifier with its own AI
+    qualifier_longest: int = 20
     serial: tuple[int, int] | None = None  # length range of a serial that ends the key itself
     longest: int = 30  # alphanumeric keys: company prefix + reference
+    digital_link_only: bool = False  # no EPC scheme (GMN, GIAI-assembly): canonical as a Digital Link
 
     @property
     def check_span(self) -> tuple[int, int] | None:
@@ -105,10 +116,60 @@ _SCHEMES: Final = {
         _Scheme("sgcn", "urn:epc:id:sgcn:", "255", 12, serial=(1, 12)),
         _Scheme("ginc", "urn:epc:id:ginc:", "401", 0),
         _Scheme("gsin", "urn:epc:id:gsin:", "402", 16),
+        _Scheme("cpi", "urn:epc:id:cpi:", "8010", 0, qualifier_ai="8011"),
+        _Scheme("cpi-class", "urn:epc:idpat:cpi:", "8010", 0),
+        _Scheme("itip", "urn:epc:id:itip:", "8006", 13, moved=True, qualifier_ai="21"),
+        _Scheme("upui", "urn:epc:id:upui:", "01", 13, moved=True, qualifier_ai="235", qualifier_longest=28),
+        _Scheme("gmn", "", "8013", 0, longest=25, digital_link_only=True),
+        _Scheme("giai-assembly", "", "7023", 0, digital_link_only=True),
     )
 }
-_BY_AI: Final = {scheme.ai: scheme for scheme in _SCHEMES.values() if scheme.ai != "01"}
+_BY_AI: Final = {
+    scheme.ai: scheme for scheme in _SCHEMES.values() if scheme.ai != "01" and scheme.name != "cpi-class"
+}
 _PRIMARY_AIS: Final = {"01", *_BY_AI}
+# EPCs that carry no GS1 key (TDS 2.x: 14.5.x), checked by their URN syntax and kept as written.
+_CAGE_OR_DODAAC: Final = r"[0-9A-HJ-NP-Z]{5,6}"
+_KEYLESS_URNS: Final = {
+    "urn:epc:id:adi:": re.compile(
+        rf"urn:epc:id:adi:{_CAGE_OR_DODAAC}\.(?:[0-9A-Z-]|%2F){{0,32}}\.(?:%23)?(?:[0-9A-Z-]|%2F){{1,30}}"
+    ),
+    "urn:epc:id:bic:": re.compile(r"urn:epc:id:bic:[A-Z]{3}[JUZ][0-9]{7}"),
+    "urn:epc:id:imovn:": re.compile(r"urn:epc:id:imovn:[0-9]{7}"),
+    "urn:epc:id:usdod:": re.compile(rf"urn:epc:id:usdod:{_CAGE_OR_DODAAC}\.[0-9]{{1,11}}"),
+}
+# GS1 component / part identifiers (CPI, 8010): digits, capitals, "-", and "#" and "/" escaped.
+_CPI_CHARACTERS: Final = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-#/")
+_CPI_ESCAPED: Final = {"#": "%23", "/": "%2F"}
+_CPI_SERIAL: Final = re.compile(r"0|[1-9][0-9]{0,11}")
+# GS1 General Specifications 7.9.5: the check character pair of a GMN.
+_CSET_82: Final = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+_CSET_32: Final = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+_CHECK_PAIR_WEIGHTS: Final = (
+    2,
+    3,
+    5,
+    7,
+    11,
+    13,
+    17,
+    19,
+    23,
+    29,
+    31,
+    37,
+    41,
+    43,
+    47,
+    53,
+    59,
+    61,
+    67,
+    71,
+    73,
+    79,
+    83,
+)
 # Deprecated Digital Link short names (GS1 DL 1.0), still read by the CBV hash's normaliser.
 _SHORT_NAMES: Final = {
     "gtin": "01",
@@ -127,6 +188,8 @@ _SHORT_NAMES: Final = {
     "gcn": "255",
     "ginc": "401",
     "gsin": "402",
+    "itip": "8006",
+    "cpid": "8010",
 }
 _COMPANY_PREFIX: Final = re.compile(r"\d{6,12}")
 _LEADING_DIGITS: Final = re.compile(r"\d*")
@@ -153,10 +216,53 @@ def canonical_epc(identifier: str) -> str:
     """The canonical EPC URN of an EPC URN or GS1 Digital Link URI.
 
     Raises InvalidIdentifier, naming what is wrong, for anything else, for a bad check digit and
-    for a key this module does not support. `urn:epc:id:gid:` (no GS1 key) is kept as written.
+    for a key this module does not support. EPCs without a GS1 key (GID, ADI, BIC, IMOVN, USDOD)
+    are kept as written; a GS1 key with no EPC scheme (GMN, GIAI-assembly) is its Digital Link on
+    id.gs1.org.
     """
     key = _parse(identifier)
-    return key.key if key.scheme == _OPAQUE else _urn(key, identifier)
+    if key.scheme == _OPAQUE:
+        return key.key
+    if _SCHEMES[key.scheme].digital_link_only:
+        return _link(key, DEFAULT_RESOLVER)
+    return _urn(key, identifier)
+
+
+def canonical_identifier(identifier: str) -> str:
+    """What an event's identifier is stored and matched as: the canonical EPC URN of a GS1
+    identifier (:func:`canonical_epc`), and any other absolute URI (a private identifier scheme,
+    which the EPCIS schema allows) as written. Raises InvalidIdentifier for a GS1 identifier
+    written wrongly: an EPC URN or a Digital Link naming a GS1 key is never taken for private."""
+    try:
+        return canonical_epc(identifier)
+    except NotGS1Identifier:
+        text = identifier.strip()
+        if not _ABSOLUTE_URI.match(text):
+            raise
+        return text
+
+
+def as_epc_urn(identifier: str) -> str | None:
+    """The identifier as an EPC URN, for `GS1-EPC-Format: Always_EPC_URN`; None for one that has no
+    EPC form (GMN and GIAI-assembly, which only have a Digital Link, and private URIs, kept as
+    written). Raises InvalidIdentifier for a GS1 identifier written wrongly."""
+    canonical = canonical_identifier(identifier)
+    return canonical if canonical.startswith("urn:epc:") else None
+
+
+def as_digital_link(identifier: str, host: str = DEFAULT_RESOLVER) -> str | None:
+    """The identifier as a GS1 Digital Link on `host`, for `GS1-EPC-Format: Always_GS1_Digital_Link`;
+    None for one that has none (EPCs without a GS1 key: GID, ADI, BIC, IMOVN, USDOD; private URIs).
+    Raises InvalidIdentifier for a GS1 identifier written wrongly."""
+    try:
+        key = _parse(identifier)
+    except NotGS1Identifier:
+        canonical_identifier(identifier)  # raises for what is no URI at all
+        return None
+    return None if key.scheme == _OPAQUE else _link(key, host)
+
+
+_ABSOLUTE_URI: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
 
 
 def digital_link(epc: str, host: str = DEFAULT_RESOLVER) -> str:
@@ -169,6 +275,10 @@ def digital_link(epc: str, host: str = DEFAULT_RESOLVER) -> str:
     key = _parse(epc)
     if key.scheme == _OPAQUE:
         raise InvalidIdentifier(epc, "not a GS1 key, so it has no Digital Link form")
+    return _link(key, host)
+
+
+def _link(key: _Key, host: str) -> str:
     scheme = _SCHEMES[key.scheme]
     path = f"/{scheme.ai}/{quote(key.key, safe='')}"
     if key.qualifier is not None and not (key.scheme == "sgln" and key.qualifier == _NO_GLN_EXTENSION):
@@ -195,7 +305,7 @@ def gs1_key(identifier: str) -> str:
 
 
 def is_class(identifier: str) -> bool:
-    """Whether a canonical identifier names a product type (a GTIN without lot or serial).
+    """Whether a canonical identifier names a product type (a GTIN or CPI without lot or serial).
 
     A product type is not a thing anyone holds, so it never takes custody effects.
     """
@@ -236,9 +346,16 @@ def _parse(identifier: str) -> _Key:
 def _parse_urn(urn: str) -> _Key:
     if _GID.fullmatch(urn):
         return _Key(_OPAQUE, urn)
-    scheme = next((s for s in _SCHEMES.values() if urn.startswith(s.urn)), None)
+    keyless = next((prefix for prefix in _KEYLESS_URNS if urn.startswith(prefix)), None)
+    if keyless is not None:
+        return _keyless(urn, keyless)
+    scheme = next((s for s in _SCHEMES.values() if s.urn and urn.startswith(s.urn)), None)
     if scheme is None:
         raise InvalidIdentifier(urn, "EPC scheme not supported")
+    if scheme.name in ("cpi", "cpi-class"):
+        return _parse_cpi_urn(urn, scheme)
+    if scheme.name == "itip":
+        return _parse_itip_urn(urn, scheme)
     third = scheme.qualifier_ai is not None or scheme.serial is not None or scheme.name == "gtin-class"
     parts = urn[len(scheme.urn) :].split(".", 2 if third else 1)
     if len(parts) != (3 if third else 2):
@@ -273,9 +390,11 @@ def _parse_urn(urn: str) -> _Key:
         return _Key(scheme.name, key)
     serial = _unescape(urn, parts[2])
     if scheme.qualifier_ai is not None:
-        if not 1 <= len(serial) <= 20:
+        if not 1 <= len(serial) <= scheme.qualifier_longest:
             raise InvalidIdentifier(
-                urn, f"serial, lot or extension must have 1 to 20 characters, got {len(serial)}"
+                urn,
+                f"serial, lot or extension must have 1 to {scheme.qualifier_longest} characters, "
+                f"got {len(serial)}",
             )
         return _Key(scheme.name, key, serial)
     assert scheme.serial is not None
@@ -283,6 +402,101 @@ def _parse_urn(urn: str) -> _Key:
     if not shortest <= len(serial) <= longest or (scheme.name == "sgcn" and not serial.isdecimal()):
         raise InvalidIdentifier(urn, f"{scheme.name} serial must have {shortest} to {longest} characters")
     return _Key(scheme.name, key + serial)
+
+
+def _keyless(urn: str, prefix: str) -> _Key:
+    """An EPC with no GS1 key (ADI, BIC, IMOVN, USDOD): checked, kept as written."""
+    name = prefix.removeprefix("urn:epc:id:").rstrip(":").upper()
+    if not _KEYLESS_URNS[prefix].fullmatch(urn):
+        article = "an" if name[0] in "AEIO" else "a"
+        raise InvalidIdentifier(urn, f"not {article} {name} EPC URN as the Tag Data Standard writes it")
+    value = urn[len(prefix) :]
+    if name == "BIC" and _bic_check_digit(value[:10]) != int(value[10]):
+        raise InvalidIdentifier(
+            urn, f"check digit of BIC {value} is {value[10]}, should be {_bic_check_digit(value[:10])}"
+        )
+    if name == "IMOVN":
+        expected = (
+            sum(int(digit) * weight for digit, weight in zip(value[:6], range(7, 1, -1), strict=True)) % 10
+        )
+        if expected != int(value[6]):
+            raise InvalidIdentifier(
+                urn, f"check digit of IMO number {value} is {value[6]}, should be {expected}"
+            )
+    return _Key(_OPAQUE, urn)
+
+
+def _bic_check_digit(code: str) -> int:
+    """ISO 6346: letters count from 10 (A) on, skipping the multiples of 11; weights are 2**position."""
+    values = [n for n in range(10, 39) if n % 11][:26]
+    total = sum(
+        (int(char) if char.isdecimal() else values[ord(char) - ord("A")]) * 2**position
+        for position, char in enumerate(code)
+    )
+    return total % 11 % 10
+
+
+def _parse_cpi_urn(urn: str, scheme: _Scheme) -> _Key:
+    """`urn:epc:id:cpi:{company prefix}.{component/part reference}.{serial}`, or `.*` for the class."""
+    parts = urn[len(scheme.urn) :].split(".")
+    if len(parts) != 3:
+        raise InvalidIdentifier(urn, "a CPI URN has three parts separated by dots")
+    prefix, reference, serial = parts
+    if not _COMPANY_PREFIX.fullmatch(prefix):
+        raise InvalidIdentifier(urn, f"company prefix {prefix!r} is not 6 to 12 digits")
+    key = prefix + _cpi_unescape(urn, reference)
+    _check_cpi(urn, key)
+    if scheme.name == "cpi-class":
+        if serial != "*":
+            raise InvalidIdentifier(urn, "a CPI pattern ends in .*")
+        return _Key(scheme.name, key)
+    if not _CPI_SERIAL.fullmatch(serial):
+        raise InvalidIdentifier(urn, f"CPI serial {serial!r} is not 1 to 12 digits without leading zeros")
+    return _Key(scheme.name, key, serial)
+
+
+def _check_cpi(identifier: str, key: str) -> None:
+    wrong = sorted(set(key) - _CPI_CHARACTERS)
+    if wrong or not 1 <= len(key) <= 30 or not key[:1].isdecimal():
+        raise InvalidIdentifier(
+            identifier,
+            "a CPI is a company prefix and a reference of digits, capitals, '-', '#' and '/', "
+            f"30 characters at most{f'; not {wrong}' if wrong else ''}",
+        )
+
+
+def _cpi_unescape(urn: str, component: str) -> str:
+    text = ""
+    for token in _URN_TOKEN.findall(component):
+        char = chr(int(token[1:], 16)) if len(token) == 3 else token
+        if (len(token) == 3) != (char in _CPI_ESCAPED):
+            raise InvalidIdentifier(
+                urn, f"{token!r} is not allowed in a CPI URN (escape # and / as %23, %2F)"
+            )
+        text += char
+    return text
+
+
+def _parse_itip_urn(urn: str, scheme: _Scheme) -> _Key:
+    """`urn:epc:id:itip:{company prefix}.{indicator}{item reference}.{piece}.{total}.{serial}`."""
+    parts = urn[len(scheme.urn) :].split(".", 4)
+    if len(parts) != 5:
+        raise InvalidIdentifier(urn, "an ITIP URN has five parts separated by dots")
+    prefix, reference, piece, total, serial = parts
+    if not _COMPANY_PREFIX.fullmatch(prefix):
+        raise InvalidIdentifier(urn, f"company prefix {prefix!r} is not 6 to 12 digits")
+    if not reference.isdecimal() or len(prefix + reference) != scheme.digits:
+        raise InvalidIdentifier(
+            urn,
+            f"company prefix and reference need {scheme.digits} digits together, not {prefix}.{reference}",
+        )
+    if not (len(piece) == len(total) == 2 and (piece + total).isdecimal()):
+        raise InvalidIdentifier(urn, f"piece and total are two digits each, not {piece}.{total}")
+    payload = reference[:1] + prefix + reference[1:]
+    serial = _unescape(urn, serial)
+    if not 1 <= len(serial) <= 20:
+        raise InvalidIdentifier(urn, f"serial must have 1 to 20 characters, got {len(serial)}")
+    return _Key(scheme.name, payload + str(gs1_standard_check_digit(payload)) + piece + total, serial)
 
 
 def _unescape(urn: str, component: str) -> str:
@@ -309,6 +523,8 @@ def _parse_digital_link(uri: str) -> _Key:
         )
     for i in range(start, len(segments), 2):
         segments[i] = _SHORT_NAMES.get(segments[i], segments[i])
+    if segments[start] == "7023":  # GIAI-assembly, a primary key biip does not know yet
+        return _giai_assembly(uri, [unquote(segment) for segment in segments[start + 1 :] if segment])
     try:
         link = GS1DigitalLinkURI.parse(parts._replace(path="/".join(segments)).geturl())
     except ParseError as exc:
@@ -317,6 +533,8 @@ def _parse_digital_link(uri: str) -> _Key:
     if "01" in values:
         # The finest level named is the identity, as in the CBV hash's normaliser: a serial beats
         # a lot, and a consumer product variant (22) has no EPC form.
+        if "235" in values:
+            return _Key("upui", values["01"], values["235"])
         if "21" in values:
             return _Key("sgtin", values["01"], values["21"])
         if "10" in values:
@@ -328,9 +546,55 @@ def _parse_digital_link(uri: str) -> _Key:
         raise InvalidIdentifier(uri, f"Digital Link with primary key AI ({primary}) is not supported")
     if scheme.name == "sgln":
         return _Key("sgln", values["414"], values.get("254", _NO_GLN_EXTENSION))
+    if scheme.name == "cpi":
+        _check_cpi(uri, values["8010"])
+        if "8011" not in values:
+            return _Key("cpi-class", values["8010"])
+        if not _CPI_SERIAL.fullmatch(values["8011"]):
+            raise InvalidIdentifier(
+                uri, f"CPI serial {values['8011']!r} is not 1 to 12 digits without leading zeros"
+            )
+        return _Key("cpi", values["8010"], values["8011"])
+    if scheme.name == "itip":
+        if "21" not in values:
+            raise InvalidIdentifier(uri, "an ITIP without serial (21) names a type, not a thing")
+        return _Key("itip", values["8006"], values["21"])
+    if scheme.name == "gmn":
+        _check_gmn(uri, values["8013"])
     if scheme.serial is not None and len(values[primary]) == len(scheme.lead) + scheme.digits + 1:
         raise InvalidIdentifier(uri, f"a {scheme.name.upper()} without serial names a type, not a thing")
     return _Key(scheme.name, values[primary])
+
+
+def _giai_assembly(uri: str, segments: list[str]) -> _Key:
+    """`/7023/{GIAI-assembly}`: a company prefix and an asset reference, CSET 82, 30 at most."""
+    if len(segments) != 1:
+        raise InvalidIdentifier(uri, "a GIAI-assembly (7023) Digital Link has no qualifiers")
+    (value,) = segments
+    if not 1 <= len(value) <= 30 or set(value) - set(_CSET_82) or not value[:4].isdecimal():
+        raise InvalidIdentifier(
+            uri, "a GIAI-assembly is a company prefix and an asset reference, 30 characters of GS1's set 82"
+        )
+    return _Key("giai-assembly", value)
+
+
+def _check_gmn(identifier: str, gmn: str) -> None:
+    """A GMN ends in a check character pair (GS1 General Specifications 7.9.5)."""
+    body = gmn[:-2]
+    if len(gmn) < 3 or set(body) - set(_CSET_82):
+        raise InvalidIdentifier(identifier, "a GMN is characters of GS1's set 82 and a check character pair")
+    total = (
+        sum(
+            _CSET_82.index(char) * weight
+            for char, weight in zip(reversed(body), _CHECK_PAIR_WEIGHTS, strict=False)
+        )
+        % 1021
+    )
+    expected = _CSET_32[total // 32] + _CSET_32[total % 32]
+    if gmn[-2:] != expected:
+        raise InvalidIdentifier(
+            identifier, f"check characters of GMN {gmn} are {gmn[-2:]}, should be {expected}"
+        )
 
 
 def _verify_check_digit(identifier: str, key: _Key) -> None:
@@ -354,13 +618,16 @@ def _urn(key: _Key, identifier: str) -> str:
     scheme = _SCHEMES[key.scheme]
     length = company_prefix_length(key.scheme, key.key)
     start = scheme.prefix_start
-    if not scheme.digits:  # GIAI, GINC
+    if not scheme.digits:  # GIAI, GINC, CPI
         if len(key.key) <= length or not key.key[:length].isdecimal():
             length = FALLBACK_COMPANY_PREFIX_LENGTH
         if len(key.key) <= length or not key.key[:length].isdecimal():
             raise InvalidIdentifier(
                 identifier, f"{scheme.name} must start with a company prefix and a reference"
             )
+        if scheme.name.startswith("cpi"):
+            reference = "".join(_CPI_ESCAPED.get(char, char) for char in key.key[length:])
+            return f"{scheme.urn}{key.key[:length]}.{reference}.{key.qualifier or '*'}"
         return f"{scheme.urn}{key.key[:length]}.{_escape(key.key[length:])}"
     body = key.key[len(scheme.lead) : len(scheme.lead) + scheme.digits]
     prefix = key.key[start : start + length]
@@ -368,6 +635,8 @@ def _urn(key: _Key, identifier: str) -> str:
     urn = f"{scheme.urn}{prefix}.{reference}"
     if scheme.name == "gtin-class":
         return urn + ".*"
+    if scheme.name == "itip":  # the piece and total follow the GTIN in the key
+        return f"{urn}.{key.key[14:16]}.{key.key[16:18]}.{_escape(key.qualifier or '')}"
     if key.qualifier is not None:
         return f"{urn}.{_escape(key.qualifier)}"
     if scheme.serial is not None:

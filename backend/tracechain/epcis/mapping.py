@@ -63,7 +63,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from tracechain.chain.trace_event import VERDICT_CLEARED, VERDICT_REJECTED, Kind
-from tracechain.epcis.identifiers import InvalidIdentifier, NotGS1Identifier, canonical_epc, gs1_key, is_class
+from tracechain.epcis.identifiers import (
+    InvalidIdentifier,
+    NotGS1Identifier,
+    canonical_epc,
+    canonical_identifier,
+    gs1_key,
+    is_class,
+)
 from tracechain.errors import TracechainError
 
 _CBV_FORMS: Final = {  # CBV vocabulary -> its EPCglobal URN prefix
@@ -329,7 +336,7 @@ def _canonical(value: Any, where: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidIdentifier(repr(value), f"{where} must be a string")
-    return canonical_epc(value)
+    return canonical_identifier(value)
 
 
 def _held(identifiers: Iterable[str]) -> list[str]:
@@ -427,7 +434,7 @@ def _spaced(word: str) -> str:
 
 def _unit(parent: str) -> tuple[str, str]:
     """How a consumer reads a parent: ("onto", "pallet 106141412345678908") or ("into", its id)."""
-    identifier = canonical_epc(parent)
+    identifier = canonical_identifier(parent)
     if identifier.startswith("urn:epc:id:sscc:"):
         return "onto", f"pallet {gs1_key(identifier)}"
     return "into", identifier

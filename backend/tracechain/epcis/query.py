@@ -39,7 +39,7 @@ from tracechain.epcis.field_filters import (
     read_sensor_parameter,
     sensor_predicate,
 )
-from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc
+from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc, canonical_identifier
 from tracechain.epcis.mapping import bare_vocabulary
 from tracechain.errors import TracechainError
 
@@ -487,7 +487,7 @@ def _epc_match(name: str, words: list[str]) -> EpcMatch:
     exact: set[str] = set()
     prefixes: set[str] = set()
     for word in words:
-        canonical = canonical_epc(word)
+        canonical = canonical_identifier(word)  # GS1 identifiers canonical, private URIs as written
         if canonical.startswith("urn:epc:idpat:sgtin:"):
             stem = canonical.removeprefix("urn:epc:idpat:sgtin:").removesuffix("*")
             if classes:

@@ -115,6 +115,35 @@ def validate_document(document: Any) -> list[Problem]:
 # ---------------------------------------------------------------- @context
 
 
+TRACECHAIN_NS: Final = "https://tracechain.dev/epcis#"
+"""The namespace of the terms tracechain adds to what it serves (JSON prefix `tracechain`, XML namespace)."""
+RESERVED_TERMS: Final = {"tracechain": TRACECHAIN_NS}
+"""Prefixes tracechain defines in the documents it serves (`tracechain:hashId`, `tracechain:withheld`,
+api/routes/events.py), beside each event's own context: a captured document may not give them
+another meaning."""
+
+
+def reserved_term_problems(document: Any) -> list[Problem]:
+    """Where a document to capture redefines a term of RESERVED_TERMS: the events served from it
+    would carry that context, and tracechain's own terms in them would expand to the capturer's."""
+    found = []
+    for path, value in _walk(document, ()):
+        if path and path[-1] == "@context":
+            entries = value if isinstance(value, list) else [value]
+            for index, entry in enumerate(entries):
+                where = path + ((index,) if isinstance(value, list) else ())
+                for term in sorted(set(entry) & RESERVED_TERMS.keys() if isinstance(entry, dict) else ()):
+                    if entry[term] != RESERVED_TERMS[term]:
+                        found.append(
+                            Problem(
+                                _location((*where, term)),
+                                f"defines {term!r}, the prefix of the terms tracechain adds to the "
+                                "events it serves; name your extension namespace otherwise",
+                            )
+                        )
+    return found
+
+
 def _context_problems(document: dict[str, Any]) -> Iterator[Problem]:
     for path, value in _walk(document, ()):
         if path and path[-1] in ("@context", "@import"):

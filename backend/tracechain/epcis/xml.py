@@ -33,15 +33,12 @@ from typing import Any, Final
 
 from lxml import etree
 
-from tracechain.epcis.schema import Problem
+from tracechain.epcis.schema import TRACECHAIN_NS, Problem
 from tracechain.epcis.vocabulary import EPCIS_CONTEXT
 from tracechain.errors import TracechainError
 
 EPCIS_NS: Final = "urn:epcglobal:epcis:xsd:2"
 EPCIS_QUERY_NS: Final = "urn:epcglobal:epcis-query:xsd:2"
-TRACECHAIN_NS: Final = "https://tracechain.dev/epcis#"
-"""tracechain's terms in the events it serves (`tracechain:withheld`, `tracechain:hashId`): their
-values name fields and ids, they are no data a prefix could change."""
 _XSI_NS: Final = "http://www.w3.org/2001/XMLSchema-instance"
 _XML_NS: Final = "http://www.w3.org/XML/1998/namespace"
 _NOT_EXTENSIONS: Final = frozenset({EPCIS_NS, EPCIS_QUERY_NS, _XSI_NS, _XML_NS})

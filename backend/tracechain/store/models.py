@@ -144,6 +144,8 @@ class CaptureJob(Base):
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     event_count: Mapped[int] = mapped_column(Integer)
+    error_behaviour: Mapped[str] = mapped_column(String(16), default="rollback", server_default="rollback")
+    """The EPCIS `GS1-Capture-Error-Behaviour` it was captured under: `rollback` or `proceed`."""
     errors: Mapped[dict[str, Any] | None]
 
     # GET /capture: a participant's jobs, in the order they were created, page after page.

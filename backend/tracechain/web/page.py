@@ -42,6 +42,10 @@ class Step:
     """fact, observation (shown as reported by `who`) or withdrawal."""
     withdrawn: list[str] = field(default_factory=list)
     """Why and by whom the event was withdrawn as erroneous, if it was."""
+    corrections: list[tuple[str, str | None]] = field(default_factory=list)
+    """The events correcting a withdrawn one, in words, with the anchor of their step on the page
+    (None for one named by the declaration that this trace does not hold)."""
+    anchor: str = ""
 
 
 @dataclass
@@ -76,7 +80,8 @@ def build_page(
     resolver: str,
     settlement: list[dict[str, Any]] | None = None,
 ) -> Page:
-    steps = [_step(entry, participants) for entry in trace.entries]
+    anchors = {id(entry): f"step-{index}" for index, entry in enumerate(trace.entries)}
+    steps = [_step(entry, participants, anchors) for entry in trace.entries]
     followed = {subject_id(identifier) for identifier in (trace.epc, *trace.units)}
     facts = [
         (entry, record)
@@ -119,7 +124,7 @@ def _payment(order: dict[str, Any]) -> Payment:
     return Payment(order["shipment"], order["payment"].capitalize())
 
 
-def _step(entry: TraceEntry, participants: dict[str, Participant]) -> Step:
+def _step(entry: TraceEntry, participants: dict[str, Participant], anchors: dict[int, str]) -> Step:
     event, signer = entry.event.body, entry.event.signer
     party = participants.get(signer)
     where = (event.get("bizLocation") or event.get("readPoint") or {}).get("id", "")
@@ -140,7 +145,35 @@ def _step(entry: TraceEntry, participants: dict[str, Participant]) -> Step:
         readings=_readings(event, counted=bool(entry.facts(Kind.EXCURSION))),
         statement=entry.statement.value,
         withdrawn=[_withdrawal(declaration, participants) for declaration in entry.withdrawn_by],
+        corrections=_corrections(entry, participants, anchors),
+        anchor=anchors[id(entry)],
     )
+
+
+def _corrections(
+    entry: TraceEntry, participants: dict[str, Participant], anchors: dict[int, str]
+) -> list[tuple[str, str | None]]:
+    """Each corrective event of a withdrawn one, in words: those this trace holds link to their
+    step; one only named (captured elsewhere, or not yet) is mentioned by its eventID."""
+    found: list[tuple[str, str | None]] = []
+    for corrective in entry.corrected_by:
+        party = participants.get(corrective.event.signer)
+        when = corrective.event.event_time.strftime("%d %b %Y")
+        by = party.name if party else corrective.event.signer
+        found.append(
+            (f"Corrected by {describe(corrective.event.body)} on {when} by {by}", anchors[id(corrective)])
+        )
+    linked = {
+        known_as
+        for corrective in entry.corrected_by
+        for known_as in (corrective.event.event_id, corrective.event.body.get("eventID"))
+    }
+    found += [
+        (f"Correction declared: event {corrective_id}", None)
+        for corrective_id in entry.corrective_ids
+        if corrective_id not in linked
+    ]
+    return found
 
 
 def _withdrawal(declaration: TraceEntry, participants: dict[str, Participant]) -> str:

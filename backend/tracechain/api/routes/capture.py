@@ -24,6 +24,7 @@ from tracechain.api.services import Services
 from tracechain.capture import (
     CaptureLimitExceeded,
     DocumentRejected,
+    ErrorBehaviour,
     PreparedDocument,
     StoredKey,
     capture_document,
@@ -50,9 +51,9 @@ class CaptureJobPublic(BaseModel):
     finished_at: datetime | None = Field(serialization_alias="finishedAt")
     event_count: int = Field(serialization_alias="eventCount")
     capture_error_behaviour: str = Field(
-        default="rollback",
         serialization_alias="captureErrorBehaviour",
-        description="A rejected document writes nothing",
+        description="rollback: a document with an invalid event writes nothing (400); proceed: its "
+        "valid events are captured and the others named in `errors`",
     )
     errors: list[dict[str, Any]]
     signing_requests: list[SigningRequest] = Field(
@@ -92,16 +93,14 @@ def job_public(
         capture_id=job.id,
         status=job.status,
         running=job.status == CaptureStatus.PENDING,
-        success=job.status == CaptureStatus.SUCCEEDED,
+        # Under `proceed`, events left out are errors: the job never succeeds whole.
+        success=job.status == CaptureStatus.SUCCEEDED and not job.errors,
+        capture_error_behaviour=job.error_behaviour,
         created_at=job.created_at,
         finished_at=job.finished_at,
         event_count=job.event_count,
         errors=[job.errors] if job.errors else [],
     )
-
-
-CAPTURE_ERROR_BEHAVIOUR: Final = "rollback"
-"""The only one tracechain has: a document is recorded whole or not at all."""
 
 
 def capture_headers(services: Services) -> dict[str, str]:
@@ -112,31 +111,8 @@ def capture_headers(services: Services) -> dict[str, str]:
         **discovery_headers("OPTIONS, POST, GET"),
         "GS1-EPCIS-Capture-Limit": str(settings.capture_max_events),
         "GS1-EPCIS-Capture-File-Size-Limit": str(settings.capture_max_bytes),
-        "GS1-Capture-Error-Behaviour": CAPTURE_ERROR_BEHAVIOUR,
+        "GS1-Capture-Error-Behaviour": "all",  # both rollback and proceed
     }
-
-
-def _error_behaviour(request: Request) -> None:
-    """Refuse `GS1-Capture-Error-Behaviour: proceed` rather than quietly roll back what the caller
-    asked to be captured in part."""
-    asked = request.headers.get("GS1-Capture-Error-Behaviour")
-    if asked is None or asked.strip() == CAPTURE_ERROR_BEHAVIOUR:
-        return
-    if asked.strip() == "proceed":
-        raise Problem(
-            406,
-            "Capture error behaviour not supported",
-            "GS1-Capture-Error-Behaviour: proceed is not supported; a document is recorded whole or "
-            "not at all (rollback)",
-            type="epcisException:NotAcceptableException",
-            parameters=["GS1-Capture-Error-Behaviour"],
-        )
-    raise Problem(
-        400,
-        "Invalid header",
-        f"GS1-Capture-Error-Behaviour: {asked!r} is not rollback or proceed",
-        parameters=["GS1-Capture-Error-Behaviour"],
-    )
 
 
 async def _capture_place(services: ServicesDep) -> AsyncIterator[None]:
@@ -197,11 +173,11 @@ async def capture(
     database query; then the caller is authenticated, before the body is read; the body is read
     only up to the size limit and refused if it nests deeper than an EPCIS document does, before
     it is parsed."""
-    _error_behaviour(request)
+    behaviour = error_behaviour(request.headers.get(ERROR_BEHAVIOUR_HEADER))
     body = await read_body(request, services.settings.capture_max_bytes)
     content_type = request.headers.get("content-type")
     job = await run_in_threadpool(
-        lambda: _submit(services, participant, capture_body_document(body, content_type))
+        lambda: _submit(services, participant, capture_body_document(body, content_type), behaviour)
     )
     response.headers["Location"] = f"/capture/{job.capture_id}"
     response.headers.update(capture_headers(services))
@@ -240,7 +216,10 @@ async def capture_event(
     is 202 with the capture job's location, as `/capture` answers; the event's hash id is
     `GET /events/{id}` from then on."""
     body = await read_body(request, services.settings.capture_max_bytes)
-    job = await run_in_threadpool(lambda: _submit(services, participant, document_of_event(parse_json(body))))
+    behaviour = error_behaviour(request.headers.get(ERROR_BEHAVIOUR_HEADER))
+    job = await run_in_threadpool(
+        lambda: _submit(services, participant, document_of_event(parse_json(body)), behaviour)
+    )
     response.headers["Location"] = f"/capture/{job.capture_id}"
     return job
 
@@ -283,6 +262,30 @@ def capture_body_document(body: bytes, content_type: str | None) -> Any:
     return document
 
 
+ERROR_BEHAVIOUR_HEADER = "GS1-Capture-Error-Behaviour"
+
+
+def error_behaviour(header: str | None) -> ErrorBehaviour:
+    """The `GS1-Capture-Error-Behaviour` a client asked for; rollback when it asked for none."""
+    if header is None:
+        return ErrorBehaviour.ROLLBACK
+    try:
+        return ErrorBehaviour(header.strip())
+    except ValueError:
+        allowed = ", ".join(b.value for b in ErrorBehaviour)
+        why = (
+            " (`all` only announces, in OPTIONS, that a server supports both)"
+            if header.strip() == "all"
+            else ""
+        )
+        raise Problem(
+            400,
+            "Invalid header",
+            f"{ERROR_BEHAVIOUR_HEADER} {header!r} is not one of {allowed}{why}",
+            errors=[{"location": f"header.{ERROR_BEHAVIOUR_HEADER}", "reason": f"must be one of {allowed}"}],
+        ) from None
+
+
 def submit_document(
     services: Services, participant: Participant, document: dict[str, Any]
 ) -> CaptureJobPublic:
@@ -292,14 +295,19 @@ def submit_document(
         return _submit(services, participant, document)
 
 
-def _submit(services: Services, participant: Participant, document: Any) -> CaptureJobPublic:
+def _submit(
+    services: Services,
+    participant: Participant,
+    document: Any,
+    behaviour: ErrorBehaviour = ErrorBehaviour.ROLLBACK,
+) -> CaptureJobPublic:
     services.capture_limits.check(document)
     # What needs no lock: schema, hashes, effects, and which events are stored already. Stored
     # events stay stored, so that answer can only miss events a capture stored meanwhile; taken for
     # new, those are refused by the insert (IntegrityError) or by custody (commissioned twice),
     # and the capture runs again, reading them inside the lock.
     with services.preparing:
-        prepared = prepare_document(document)
+        prepared = prepare_document(document, behaviour)
         stored = _stored_events(services, participant, prepared)
     try:
         return _capture(services, participant, prepared, stored)

@@ -25,7 +25,7 @@ from tracechain.api.problems import Problem
 from tracechain.api.routes.events import QueryPage, answer_query, in_media_type, link_next
 from tracechain.epcis.epc_format import EpcFormat, identifier_in
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
-from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc, is_class
+from tracechain.epcis.identifiers import InvalidIdentifier, canonical_identifier, is_class
 from tracechain.epcis.mapping import bare_vocabulary, identifiers_of
 from tracechain.epcis.query import EVENT_TYPES, MAX_PER_PAGE, InvalidQuery, canonical_location
 from tracechain.store import queries
@@ -108,7 +108,9 @@ class Vocabulary:
 
 
 VOCABULARIES: Final = (
-    Vocabulary("epcs", _epcs_of, canonical_epc, ("MATCH_anyEPC", "MATCH_anyEPCClass"), identifiers=True),
+    Vocabulary(
+        "epcs", _epcs_of, canonical_identifier, ("MATCH_anyEPC", "MATCH_anyEPCClass"), identifiers=True
+    ),
     Vocabulary("bizSteps", _word_of("bizStep"), bare_vocabulary, ("EQ_bizStep",)),
     Vocabulary(
         "bizLocations",

@@ -15,6 +15,7 @@ from tracechain.api.routes.capture import CaptureJobPublic, submit_document
 from tracechain.epcis.builders import object_event, sensor_event
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
 from tracechain.epcis.identifiers import canonical_epc
+from tracechain.epcis.schema import RESERVED_TERMS
 
 router = APIRouter(prefix="/products", tags=["products"])
 
@@ -129,7 +130,8 @@ def recall(
     recall_document = document(event)
     if body.reason:  # a user extension, in its own namespace as EPCIS asks
         event["tracechain:recallReason"] = body.reason
-        recall_document["@context"] = [EPCIS_CONTEXT, {"tracechain": "https://tracechain.dev/epcis/"}]
+        # the namespace of every tracechain term, as served events define it (`RESERVED_TERMS`)
+        recall_document["@context"] = [EPCIS_CONTEXT, {"tracechain": RESERVED_TERMS["tracechain"]}]
     return accepted(submit_document(services, participant, recall_document), response)
 
 

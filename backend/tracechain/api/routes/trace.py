@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 
 from tracechain.api.deps import OptionalViewerDep, ServicesDep, SessionDep
 from tracechain.api.problems import Problem
-from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc
+from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc, canonical_identifier
 from tracechain.proof import proof_bundle
 from tracechain.settlement import orders_for_shipments, public_settlement
 from tracechain.store import queries
@@ -28,7 +28,7 @@ LinkType = Annotated[str | None, Query(alias="linkType", description="gs1:pip, g
 
 
 def _found_trace(epc: str, session: SessionDep, services: ServicesDep) -> Trace:
-    canonical = canonical_epc(epc)
+    canonical = canonical_identifier(epc)  # a private URI an event named is traced as written
     trace = build_trace(session, canonical, services.registry.domain)
     if not trace.entries:
         raise Problem(404, "Not Found", f"tracechain holds no events for {canonical}")
@@ -89,7 +89,8 @@ def proof(
 def trace_by_epc(
     epc: str, session: SessionDep, services: ServicesDep, viewer: OptionalViewerDep
 ) -> dict[str, Any]:
-    """By EPC URN (`urn:epc:id:sgtin:…`) or a URL-encoded GS1 Digital Link."""
+    """By EPC URN (`urn:epc:id:sgtin:…`), a URL-encoded GS1 Digital Link, or the private URI an
+    event named."""
     return _trace(epc, session, services, viewer)
 
 

@@ -128,6 +128,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("event_count", sa.Integer(), nullable=False),
+        sa.Column("error_behaviour", sa.String(length=16), server_default="rollback", nullable=False),
         sa.Column("errors", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(
             ["participant_id"],
