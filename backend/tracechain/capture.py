@@ -338,6 +338,7 @@ def capture_document(
         # event may have needed one left out (a shipment of a product whose commissioning failed).
         problems = _Problems()
         fresh = _new_events(prepared, stored, problems, left_out)
+        fresh = _with_ids_of_their_own(session, fresh, problems)
         withdrawn = _withdrawn_captures(session, participant, fresh, problems)
         records = _sign(session, participant, fresh, withdrawn, vault, domain, problems)
         if not problems.found:
@@ -427,6 +428,27 @@ def _new_events(
         seed, commitment = prepared.seeds[index], prepared.commitments[index]
         fresh.append(_NewEvent(index, location, event, key[0], effects, named, seed, commitment))
     return fresh
+
+
+def _with_ids_of_their_own(session: Session, fresh: list[_NewEvent], problems: _Problems) -> list[_NewEvent]:
+    """The events whose declared eventID names no other event, stored or earlier in the document;
+    each other is a problem. An event ID is unique across all events (EPCIS 2.0 REST binding): one
+    naming two would let a rival's event answer, and be linked as a correction, for another's.
+    The same event declared twice, captured by two parties, or an error declaration repeating the
+    id of the event it withdraws, is one event."""
+    declared = {event.index: _declared_id(event.body) for event in fresh}
+    taken = queries.events_named_by(session, {name for name in declared.values() if name})
+    kept = []
+    for event in fresh:
+        name = declared[event.index]
+        others = taken.get(name, set()) - {event.hash_id} if name else set()
+        if others:
+            problems.add(event.index, f"{event.location}.eventID", f"{name} already names another event")
+            continue
+        if name:
+            taken.setdefault(name, set()).add(event.hash_id)
+        kept.append(event)
+    return kept
 
 
 def _withdrawn_captures(

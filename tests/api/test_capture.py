@@ -379,3 +379,35 @@ def test_capture_lists_the_callers_own_jobs_in_pages_and_the_admin_all(
         api.client.get("/capture?nextPageToken=nonsense", headers=api.as_participant(maker)).status_code
         == 400
     )
+
+
+def test_a_declared_event_id_naming_another_event_is_refused(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    """An event ID is unique across all events (EPCIS 2.0 REST binding): a rival declaring another's
+    eventID, or another's hash id, for an event of its own, would answer for that event."""
+    declared = "urn:uuid:4d7f2c1e-8b3a-4f6e-9c2d-1a2b3c4d5e6f"
+    maker, carrier = parties["manufacturer"], parties["carrier"]
+    assert api.capture(maker, [commissioning() | {"eventID": declared}]).status_code == 202
+    api.settle()
+    with api.services.sessions() as session:
+        (hash_id,) = session.scalars(select(Event.event_id)).all()
+
+    for taken in (declared, hash_id):
+        rival = inspection() | {"eventID": taken}
+        response = api.capture(carrier, [rival])
+        assert response.status_code == 400, response.text
+        assert response.json()["errors"] == [
+            {"location": "epcisBody.eventList[0].eventID", "reason": f"{taken} already names another event"}
+        ]
+    # two events of one document declaring one id: the second is refused
+    twins = [
+        inspection() | {"eventID": "urn:uuid:twin"},
+        inspection(OTHER_ITEM) | {"eventID": "urn:uuid:twin"},
+    ]
+    response = api.capture(maker, twins)
+    assert [e["location"] for e in response.json()["errors"]] == ["epcisBody.eventList[1].eventID"]
+    assert count(api, Event) == 1
+    # the same event sent again under its id is no conflict: captured once
+    again = api.capture(maker, [commissioning() | {"eventID": declared}])
+    assert again.status_code == 202 and count(api, Event) == 1

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from tracechain.epcis.builders import object_event
 from tracechain.epcis.event_hash import EPCIS_CONTEXT, event_hash_id
 from tracechain.store.models import Event
@@ -69,15 +71,53 @@ def test_an_event_in_the_standard_context_carries_none_of_its_own(
     assert "@context" not in shown
 
 
-def test_a_context_redefining_the_tracechain_prefix_is_refused(
-    api: Api, parties: dict[str, dict[str, Any]]
+OUR_NS = "https://tracechain.dev/epcis#"
+IN_EVENT = "epcisBody.eventList[0]."
+
+
+@pytest.mark.parametrize(
+    ("context", "fields", "location"),
+    [
+        ({"tracechain": "http://evil.example/"}, {}, "@context[1].tracechain"),
+        # even to its own meaning: a capturer then writes tracechain's terms in events
+        ({"tracechain": OUR_NS}, {}, "@context[1].tracechain"),
+        ({"tc": OUR_NS}, {}, "@context[1].tc"),
+        ({"hashId": {"@id": OUR_NS + "hashId"}}, {}, "@context[1].hashId"),
+        (
+            None,
+            {"tracechain:hashId": "ni:///sha-256;forged?ver=CBV2.0"},
+            "epcisBody.eventList[0].tracechain:hashId",
+        ),
+        (None, {"tracechain:withheld": []}, IN_EVENT + "tracechain:withheld"),
+        (None, {OUR_NS + "hashId": "forged"}, IN_EVENT + OUR_NS + "hashId"),
+        (
+            None,
+            {"ex:note": {"tracechain:hashId": "forged"}},
+            "epcisBody.eventList[0].ex:note.tracechain:hashId",
+        ),
+    ],
+    ids=[
+        "prefix-elsewhere",
+        "prefix-ours",
+        "other-prefix-ours",
+        "term-ours",
+        "hash-id",
+        "withheld",
+        "full-iri",
+        "nested",
+    ],
+)
+def test_a_capture_speaking_in_tracechains_name_is_refused(
+    api: Api, parties: dict[str, dict[str, Any]], context: Any, fields: dict[str, Any], location: str
 ) -> None:
-    """Else `tracechain:hashId` and `tracechain:withheld` of the events served would expand to the
-    capturer's namespace."""
-    sent = {**document([noted("x", 0)]), "@context": [EPCIS_CONTEXT, {"tracechain": "http://evil.example/"}]}
+    """Served events carry tracechain's terms (`tracechain:hashId`, `tracechain:withheld`) and their
+    own context: a capturer's own such field, or a context giving tracechain's prefix or namespace
+    to its terms, would be served as if tracechain had said it."""
+    sent = document([{**noted("x", 0), **fields}])
+    if context is not None:
+        sent["@context"] = [EPCIS_CONTEXT, context]
     response = api.client.post("/capture", json=sent, headers=api.as_participant(parties["carrier"]))
-    assert response.status_code == 400
-    (error,) = response.json()["errors"]
-    assert error["location"] == "@context[1].tracechain"
-    assert "tracechain" in error["reason"]
+    assert response.status_code == 400, response.text
+    assert location in [error["location"] for error in response.json()["errors"]]
+    assert "tracechain" in response.json()["detail"]
     assert count(api, Event) == 0

@@ -56,7 +56,7 @@ def test_a_lot_can_be_registered_and_recalled_with_a_reason(
     events = api.admin("GET", f"/epcs/{LOT}/events").json()["epcisBody"]["queryResults"]["resultsBody"][
         "eventList"
     ]
-    assert events[-1]["tracechain:recallReason"] == "salmonella in batch L42"
+    assert events[-1]["recall:reason"] == "salmonella in batch L42"
 
 
 def test_registering_needs_exactly_one_of_serial_or_lot(api: Api, parties: dict[str, dict[str, Any]]) -> None:

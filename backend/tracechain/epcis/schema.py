@@ -117,31 +117,44 @@ def validate_document(document: Any) -> list[Problem]:
 
 TRACECHAIN_NS: Final = "https://tracechain.dev/epcis#"
 """The namespace of the terms tracechain adds to what it serves (JSON prefix `tracechain`, XML namespace)."""
-RESERVED_TERMS: Final = {"tracechain": TRACECHAIN_NS}
-"""Prefixes tracechain defines in the documents it serves (`tracechain:hashId`, `tracechain:withheld`,
-api/routes/events.py), beside each event's own context: a captured document may not give them
-another meaning."""
+TRACECHAIN_PREFIX: Final = "tracechain"
 
 
 def reserved_term_problems(document: Any) -> list[Problem]:
-    """Where a document to capture redefines a term of RESERVED_TERMS: the events served from it
-    would carry that context, and tracechain's own terms in them would expand to the capturer's."""
+    """Where a document to capture speaks in tracechain's name: a field named with its prefix or
+    namespace (a capturer's own `tracechain:hashId` or `tracechain:withheld` would be served as if
+    tracechain had said it), or a context defining its prefix or mapping a term into its namespace
+    (the served events carry their context, and tracechain's terms would expand to the capturer's)."""
     found = []
     for path, value in _walk(document, ()):
-        if path and path[-1] == "@context":
-            entries = value if isinstance(value, list) else [value]
-            for index, entry in enumerate(entries):
-                where = path + ((index,) if isinstance(value, list) else ())
-                for term in sorted(set(entry) & RESERVED_TERMS.keys() if isinstance(entry, dict) else ()):
-                    if entry[term] != RESERVED_TERMS[term]:
-                        found.append(
-                            Problem(
-                                _location((*where, term)),
-                                f"defines {term!r}, the prefix of the terms tracechain adds to the "
-                                "events it serves; name your extension namespace otherwise",
-                            )
+        name = path[-1] if path else None
+        if isinstance(name, str) and _in_our_namespace(name):
+            found.append(
+                Problem(
+                    _location(path), "is a term of tracechain's own (it adds these to the events it serves)"
+                )
+            )
+        if name != "@context":
+            continue
+        entries = value if isinstance(value, list) else [value]
+        for index, entry in enumerate(entries):
+            where = path + ((index,) if isinstance(value, list) else ())
+            for term, meaning in entry.items() if isinstance(entry, dict) else ():
+                iri = meaning.get("@id") if isinstance(meaning, dict) else meaning
+                if term == TRACECHAIN_PREFIX or (isinstance(iri, str) and iri.startswith(TRACECHAIN_NS)):
+                    found.append(
+                        Problem(
+                            _location((*where, term)),
+                            f"defines a term in tracechain's namespace ({TRACECHAIN_PREFIX}: "
+                            f"{TRACECHAIN_NS}), which names the terms tracechain adds to the events "
+                            "it serves; name your extension namespace otherwise",
                         )
+                    )
     return found
+
+
+def _in_our_namespace(name: str) -> bool:
+    return name.startswith((f"{TRACECHAIN_PREFIX}:", TRACECHAIN_NS))
 
 
 def _context_problems(document: dict[str, Any]) -> Iterator[Problem]:

@@ -271,6 +271,25 @@ def capture_jobs_page(
     return list(session.scalars(query.order_by(CaptureJob.created_at, CaptureJob.id).limit(limit)))
 
 
+def events_named_by(session: Session, ids: Collection[str]) -> dict[str, set[str]]:
+    """For each of `ids`, the hash ids of the stored events it names, as their hash id or as the
+    eventID their capturer declared."""
+    named: dict[str, set[str]] = {}
+    if not ids:
+        return named
+    rows = session.execute(
+        select(Event.event_id, Event.declared_id).where(
+            Event.event_id.in_(list(ids)) | Event.declared_id.in_(list(ids))
+        )
+    )
+    wanted = set(ids)
+    for hash_id, declared_id in rows:
+        for name in {hash_id, declared_id} & wanted:
+            if name is not None:
+                named.setdefault(name, set()).add(hash_id)
+    return named
+
+
 def capture_jobs_of(session: Session, keys: Collection[tuple[str, bool]], signer: str) -> list[CaptureJob]:
     """The jobs in which `signer` captured these events, given as (hash id, is a declaration)."""
     if not keys:

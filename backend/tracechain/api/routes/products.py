@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, Field, model_validator
@@ -15,7 +15,6 @@ from tracechain.api.routes.capture import CaptureJobPublic, submit_document
 from tracechain.epcis.builders import object_event, sensor_event
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
 from tracechain.epcis.identifiers import canonical_epc
-from tracechain.epcis.schema import RESERVED_TERMS
 
 router = APIRouter(prefix="/products", tags=["products"])
 
@@ -115,6 +114,10 @@ def sell(
     return accepted(submit_document(services, participant, document(event)), response)
 
 
+RECALL_NS: Final = "https://tracechain.dev/recall#"
+"""The namespace of the plain API's recall terms (`recall:reason`)."""
+
+
 @post_accepted(router, "/{epc:path}/recall")
 def recall(
     epc: EpcPath, body: RecallCreate, participant: ParticipantDep, services: ServicesDep, response: Response
@@ -129,9 +132,10 @@ def recall(
     )
     recall_document = document(event)
     if body.reason:  # a user extension, in its own namespace as EPCIS asks
-        event["tracechain:recallReason"] = body.reason
-        # the namespace of every tracechain term, as served events define it (`RESERVED_TERMS`)
-        recall_document["@context"] = [EPCIS_CONTEXT, {"tracechain": RESERVED_TERMS["tracechain"]}]
+        event["recall:reason"] = body.reason
+        # the recaller's words, so not in tracechain's own namespace, which names what it adds
+        # to the events it serves (epcis.schema.TRACECHAIN_NS)
+        recall_document["@context"] = [EPCIS_CONTEXT, {"recall": RECALL_NS}]
     return accepted(submit_document(services, participant, recall_document), response)
 
 
