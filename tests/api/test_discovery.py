@@ -314,3 +314,21 @@ def test_epc_format_serves_identifiers_in_the_asked_form_and_ids_still_hash(
     response = api.client.get("/events", headers={**_key(maker), "GS1-EPC-Format": "Always_Barcodes"})
     assert response.status_code == 400 and response.json()["parameters"] == ["GS1-EPC-Format"]
     assert "GS1-EPC-Format" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/epcs", "/bizSteps", "/capture", "/queries", "/events"])
+def test_every_listing_refuses_a_token_it_did_not_issue_and_a_size_out_of_range(api: Api, path: str) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for params, named in (
+        ({"nextPageToken": "bm90IGpzb24"}, "nextPageToken"),  # base64 of "not json"
+        ({"nextPageToken": "WyIvZWxzZXdoZXJlIiwgImEiXQ"}, "nextPageToken"),  # ["/elsewhere", "a"]
+        ({"perPage": "0"}, "perPage"),
+        ({"perPage": "1001"}, "perPage"),
+    ):
+        response = api.client.get(path, params=params, headers=admin)
+        assert response.status_code == 400, (path, params, response.text)
+        assert response.json()["type"] == "epcisException:QueryParameterException"
+        assert [error["location"] for error in response.json()["errors"]] == [f"query.{named}"], (
+            path,
+            params,
+        )

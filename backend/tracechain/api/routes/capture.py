@@ -3,12 +3,10 @@ its capture job, list your jobs."""
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -19,6 +17,7 @@ from sqlalchemy.orm import Session
 from tracechain.api.deps import ParticipantDep, ServicesDep, SessionDep, ViewerDep
 from tracechain.api.gs1_headers import Negotiated, discovery_headers
 from tracechain.api.limits import MAX_JSON_DEPTH, nests_deeper_than, parse_json, read_body
+from tracechain.api.paging import next_page, not_issued_here, paging_of
 from tracechain.api.problems import Problem
 from tracechain.api.services import Services
 from tracechain.capture import (
@@ -34,7 +33,6 @@ from tracechain.capture import (
 )
 from tracechain.chain.eip712 import Domain, typed_data
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
-from tracechain.epcis.query import MAX_PER_PAGE, InvalidQuery
 from tracechain.epcis.xml import document_from_xml
 from tracechain.store import queries
 from tracechain.store.models import CaptureJob, CaptureStatus, Participant
@@ -341,44 +339,27 @@ def _capture(
 _DEFAULT_JOBS_PER_PAGE: Final = 30
 
 
-def _job_page_position(request: Request) -> tuple[int, tuple[datetime, str] | None]:
-    problems: list[tuple[str, str]] = []
-    per_page, after = _DEFAULT_JOBS_PER_PAGE, None
-    for name, value in request.query_params.multi_items():
-        if name == "perPage":
-            if not value.isdecimal() or not 1 <= int(value) <= MAX_PER_PAGE:
-                problems.append((name, f"an integer from 1 to {MAX_PER_PAGE}"))
-            else:
-                per_page = int(value)
-        elif name == "nextPageToken":
-            try:
-                created_at, job_id = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-                after = (datetime.fromisoformat(created_at), str(job_id))
-            except (ValueError, TypeError):
-                problems.append((name, "not one this service issued"))
-        else:
-            problems.append((name, "GET /capture takes only perPage and nextPageToken"))
-    if problems:
-        raise InvalidQuery(problems)
-    return per_page, after
-
-
 @router.get("/capture", response_model=list[CaptureJobPublic], response_model_by_alias=True)
 def capture_jobs(
     request: Request, response: Response, viewer: ViewerDep, session: SessionDep, services: ServicesDep
 ) -> list[CaptureJobPublic]:
     """Your capture jobs (the admin: everyone's), oldest first, `perPage` at a time; the next page
     is linked (`Link: rel="next"`)."""
-    per_page, after = _job_page_position(request)
+    paging = paging_of(request, _DEFAULT_JOBS_PER_PAGE, "GET /capture")
+    after = paging.after
+    if after is not None:
+        try:
+            created_at, job_id = after
+            after = (datetime.fromisoformat(created_at), str(job_id))
+        except (ValueError, TypeError) as exc:
+            raise not_issued_here() from exc
+    per_page = paging.per_page
     found = queries.capture_jobs_page(
         session, None if viewer.admin else viewer.participant_id, after, per_page + 1
     )
     page = found[:per_page]
     if len(found) > per_page:
-        last = page[-1]
-        token = base64.urlsafe_b64encode(json.dumps([last.created_at.isoformat(), last.id]).encode())
-        query = urlencode({"perPage": per_page, "nextPageToken": token.decode().rstrip("=")})
-        response.headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
+        next_page(request, response, per_page, [page[-1].created_at.isoformat(), page[-1].id])
     domain = services.registry.domain
     return [job_public(job, session, domain) for job in page]
 

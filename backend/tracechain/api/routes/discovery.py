@@ -9,25 +9,23 @@ path's filter added (`answer_query`), so it answers every query parameter `/even
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response, status
 
 from tracechain.api.deps import SessionDep, ViewerDep
 from tracechain.api.gs1_headers import EpcFormatDep, Negotiated, discovery_headers
 from tracechain.api.negotiation import wants_xml
+from tracechain.api.paging import NOT_ISSUED_HERE, next_page, not_issued_here, paging_of
 from tracechain.api.problems import Problem
-from tracechain.api.routes.events import QueryPage, answer_query, in_media_type, link_next
+from tracechain.api.routes.events import QueryPage, answer_query, in_media_type, linked
 from tracechain.epcis.epc_format import EpcFormat, identifier_in
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
 from tracechain.epcis.identifiers import InvalidIdentifier, canonical_identifier, is_class
 from tracechain.epcis.mapping import bare_vocabulary, identifiers_of
-from tracechain.epcis.query import EVENT_TYPES, MAX_PER_PAGE, InvalidQuery, canonical_location
+from tracechain.epcis.query import EVENT_TYPES, InvalidQuery, canonical_location
 from tracechain.store import queries
 from tracechain.visibility import Viewer
 
@@ -134,42 +132,22 @@ EVENT_TYPE_PARAMETER: Final = "eventType"
 # ---------------------------------------------------------------- paging a listing
 
 
-def _page_params(request: Request) -> tuple[int, str | None]:
-    """perPage and the last value of the previous page (from nextPageToken); nothing else."""
-    problems: list[tuple[str, str]] = []
-    per_page, after = DEFAULT_PER_PAGE, None
-    for name, value in request.query_params.multi_items():
-        if name == "perPage":
-            if not value.isdecimal() or not 1 <= int(value) <= MAX_PER_PAGE:
-                problems.append((name, f"an integer from 1 to {MAX_PER_PAGE}"))
-            else:
-                per_page = int(value)
-        elif name == "nextPageToken":
-            try:
-                owner, after = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-                if owner != request.url.path or not isinstance(after, str):
-                    raise ValueError(owner)
-            except (ValueError, TypeError):
-                problems.append((name, "not one this service issued for this listing"))
-        else:
-            problems.append((name, "a listing takes only perPage and nextPageToken"))
-    if problems:
-        raise InvalidQuery(problems)
-    return per_page, after
-
-
 def _listing(request: Request, response: Response, values: Iterable[str], shown: Callable[[str], str]) -> Any:
     """One page of the sorted values, each as `shown` writes it; a `Link: rel="next"` header to the
     next page if there is one (the token holds the last value listed)."""
-    per_page, after = _page_params(request)
+    paging = paging_of(request, DEFAULT_PER_PAGE, "a listing")
+    after = None
+    if paging.after is not None:
+        owner, after = (
+            paging.after if isinstance(paging.after, list) and len(paging.after) == 2 else (None, None)
+        )
+        if owner != request.url.path or not isinstance(after, str):
+            raise not_issued_here(f"{NOT_ISSUED_HERE} for this listing")
+    per_page = paging.per_page
     ordered = sorted(value for value in set(values) if after is None or value > after)
     page = ordered[:per_page]
     if len(ordered) > per_page:
-        token = (
-            base64.urlsafe_b64encode(json.dumps([request.url.path, page[-1]]).encode()).decode().rstrip("=")
-        )
-        query = urlencode({"perPage": per_page, "nextPageToken": token})
-        response.headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
+        next_page(request, response, per_page, [request.url.path, page[-1]])
     return collection(shown(value) for value in page)
 
 
@@ -214,7 +192,7 @@ def events_of_type(
     page = _events_where(
         request, session, viewer, (EVENT_TYPE_PARAMETER,), _event_type(event_type), epc_format
     )
-    return in_media_type(xml, link_next(request, response, page), page.contexts, response)
+    return in_media_type(xml, linked(request, response, page), page.contexts, response)
 
 
 @router.get("/eventTypes/{event_type}")
@@ -289,7 +267,7 @@ def _register(vocabulary: Vocabulary) -> None:
         found = shown_to(viewer, session, value)
         parameter = vocabulary.parameter_for(found)
         page = _events_where(request, session, viewer, vocabulary.parameters, found, epc_format, parameter)
-        return in_media_type(xml, link_next(request, response, page), page.contexts, response)
+        return in_media_type(xml, linked(request, response, page), page.contexts, response)
 
     def resources_of(value: str, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
         shown_to(viewer, session, value)

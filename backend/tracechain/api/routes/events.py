@@ -7,22 +7,20 @@ read left out and named in `tracechain:withheld`."""
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 
 from tracechain.api.deps import SessionDep, ViewerDep
 from tracechain.api.gs1_headers import EpcFormatDep, Negotiated
 from tracechain.api.negotiation import XML_MEDIA_TYPE, wants_xml
+from tracechain.api.paging import decode_token, encode_token, link_next, not_issued_here
 from tracechain.api.problems import Problem
 from tracechain.epcis.epc_format import EpcFormat, event_in
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
-from tracechain.epcis.query import EventQuery, InvalidQuery, QueryTooLarge, parse_event_query
+from tracechain.epcis.query import EventQuery, QueryTooLarge, parse_event_query
 from tracechain.epcis.schema import TRACECHAIN_NS
 from tracechain.epcis.xml import query_document_xml
 from tracechain.store import queries
@@ -122,18 +120,17 @@ def _ordering(query: EventQuery) -> str:
 
 
 def _encode_token(position: _PagePosition) -> str:
-    raw = [position.order, position.key.isoformat(), position.row_id, position.returned]
-    return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode().rstrip("=")
+    return encode_token([position.order, position.key.isoformat(), position.row_id, position.returned])
 
 
 def _decode_token(token: str, query: EventQuery) -> _PagePosition:
     try:
-        order, key, row_id, returned = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        order, key, row_id, returned = decode_token(token)
         position = _PagePosition(str(order), datetime.fromisoformat(key), int(row_id), int(returned))
     except (ValueError, TypeError) as exc:
-        raise InvalidQuery([("nextPageToken", "not one this service issued")]) from exc
+        raise not_issued_here() from exc
     if position.order != _ordering(query):
-        raise InvalidQuery([("nextPageToken", "issued for another orderBy/orderDirection")])
+        raise not_issued_here("issued for another orderBy/orderDirection")
     return position
 
 
@@ -182,10 +179,10 @@ def answer_query(
     )
 
 
-def link_next(request: Request, response: Response, page: QueryPage) -> dict[str, Any]:
+def linked(request: Request, response: Response, page: QueryPage) -> dict[str, Any]:
     """The page's document, with a `Link: rel="next"` header to the next page if there is one."""
     if page.next_params is not None:
-        response.headers["Link"] = f'<{request.url.path}?{urlencode(page.next_params)}>; rel="next"'
+        link_next(request, response, page.next_params)
     return page.document
 
 
@@ -219,7 +216,7 @@ def events(
     (`Accept: application/xml`) an EPCISQueryDocument valid by GS1's XSD."""
     xml = wants_xml(request.headers.get("accept"))
     page = answer_query(session, viewer, request.query_params.multi_items(), epc_format)
-    return in_media_type(xml, link_next(request, response, page), page.contexts, response)
+    return in_media_type(xml, linked(request, response, page), page.contexts, response)
 
 
 @router.get("/events/{event_id:path}", response_model=None, responses=_DOCUMENT_RESPONSES)

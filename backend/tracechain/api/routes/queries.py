@@ -10,12 +10,11 @@ key (or the admin token); reading and naming queries needs any of the participan
 from __future__ import annotations
 
 import asyncio
-import base64
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response, WebSocket, status
 from fastapi.security import HTTPAuthorizationCredentials
@@ -33,10 +32,11 @@ from tracechain.api.deps import (
     is_admin,
 )
 from tracechain.api.gs1_headers import EpcFormatDep, Negotiated
+from tracechain.api.paging import link_next, next_page, not_issued_here, paging_of
 from tracechain.api.problems import Problem
 from tracechain.api.routes.events import answer_query, query_document
 from tracechain.api.services import Services
-from tracechain.epcis.query import DEFAULT_PER_PAGE, MAX_PER_PAGE, InvalidQuery, parse_event_query
+from tracechain.epcis.query import DEFAULT_PER_PAGE, InvalidQuery, parse_event_query
 from tracechain.store import queries
 from tracechain.store.models import NamedQuery, Subscription
 from tracechain.subscriptions import (
@@ -138,26 +138,11 @@ def _definition(named: NamedQuery) -> dict[str, Any]:
     return {"name": named.name, "query": named.query, "createdAt": named.created_at.isoformat()}
 
 
-def _page_token(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def _read_token(token: str | None) -> str | None:
-    if token is None:
-        return None
-    try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except ValueError as exc:
-        raise InvalidQuery([("nextPageToken", "not one this service issued")]) from exc
-
-
-def _per_page(request: Request) -> int:
-    given = request.query_params.get("perPage")
-    if given is None:
-        return DEFAULT_PER_PAGE
-    if not given.isdigit() or not 1 <= int(given) <= MAX_PER_PAGE:
-        raise InvalidQuery([("perPage", f"an integer from 1 to {MAX_PER_PAGE}")])
-    return int(given)
+def _text(position: Any) -> str | None:
+    """A listing position that is a name or an id, as its token held it."""
+    if position is not None and not isinstance(position, str):
+        raise not_issued_here()
+    return position
 
 
 def _refuse_other_parameters(request: Request, allowed: set[str]) -> None:
@@ -171,10 +156,6 @@ def _refuse_other_parameters(request: Request, allowed: set[str]) -> None:
             for name in others
         ]
         raise InvalidQuery(problems)
-
-
-def _link(request: Request, response: Response, params: dict[str, str]) -> None:
-    response.headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
 
 
 # ---------------------------------------------------------------- named queries
@@ -215,13 +196,11 @@ def list_queries(
     request: Request, response: Response, session: SessionDep, viewer: ViewerDep
 ) -> list[dict[str, Any]]:
     """Your named queries, by name; more pages are linked with `nextPageToken`."""
-    _refuse_other_parameters(request, PAGING)
-    per_page = _per_page(request)
-    after = _read_token(request.query_params.get("nextPageToken"))
-    found = queries.named_queries(session, _owner(viewer), after, per_page + 1)
-    page = found[:per_page]
-    if len(found) > per_page:
-        _link(request, response, {"perPage": str(per_page), "nextPageToken": _page_token(page[-1].name)})
+    paging = paging_of(request, DEFAULT_PER_PAGE, "GET /queries")
+    found = queries.named_queries(session, _owner(viewer), _text(paging.after), paging.per_page + 1)
+    page = found[: paging.per_page]
+    if len(found) > paging.per_page:
+        next_page(request, response, paging.per_page, page[-1].name)
     return [_definition(named) for named in page]
 
 
@@ -263,7 +242,7 @@ def query_events(
     page = answer_query(session, viewer, stored + asked, epc_format)
     page.document["epcisBody"]["queryResults"]["queryName"] = named.name
     if page.next_params is not None:
-        _link(request, response, {key: value for key, value in page.next_params if key in PAGING})
+        link_next(request, response, [(key, value) for key, value in page.next_params if key in PAGING])
     return page.document
 
 
@@ -377,14 +356,12 @@ def subscribe(
 def list_subscriptions(
     name: str, request: Request, response: Response, session: SessionDep, viewer: ViewerDep
 ) -> list[dict[str, Any]]:
-    _refuse_other_parameters(request, PAGING)
+    paging = paging_of(request, DEFAULT_PER_PAGE, "a subscription listing")
     named = _named(session, viewer, name)
-    per_page = _per_page(request)
-    after = _read_token(request.query_params.get("nextPageToken"))
-    found = queries.subscriptions_of(session, named.id, after, per_page + 1)
-    page = found[:per_page]
-    if len(found) > per_page:
-        _link(request, response, {"perPage": str(per_page), "nextPageToken": _page_token(page[-1].id)})
+    found = queries.subscriptions_of(session, named.id, _text(paging.after), paging.per_page + 1)
+    page = found[: paging.per_page]
+    if len(found) > paging.per_page:
+        next_page(request, response, paging.per_page, page[-1].id)
     return [_subscription_public(session, named, subscription) for subscription in page]
 
 
