@@ -431,13 +431,15 @@ def _new_events(
 
 
 def _with_ids_of_their_own(session: Session, fresh: list[_NewEvent], problems: _Problems) -> list[_NewEvent]:
-    """The events whose declared eventID names no other event, stored or earlier in the document;
-    each other is a problem. An event ID is unique across all events (EPCIS 2.0 REST binding): one
-    naming two would let a rival's event answer, and be linked as a correction, for another's.
-    The same event declared twice, captured by two parties, or an error declaration repeating the
-    id of the event it withdraws, is one event."""
+    """The events whose declared eventID no other event was declared with, stored or earlier in the
+    document; each other is a problem. An event ID is unique across all events (EPCIS 2.0 REST
+    binding): one naming two would let a rival's event answer, and be linked as a correction, for
+    another's. The same event declared twice, captured by two parties, or an error declaration
+    repeating the id of the event it withdraws, is one event. (A declared id equal to another's
+    hash id is not refused, which would tell the capturer that event exists; it never finds that
+    event's namesake: `queries.named_as`.)"""
     declared = {event.index: _declared_id(event.body) for event in fresh}
-    taken = queries.events_named_by(session, {name for name in declared.values() if name})
+    taken = queries.events_declared_as(session, {name for name in declared.values() if name})
     kept = []
     for event in fresh:
         name = declared[event.index]

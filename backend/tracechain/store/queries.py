@@ -17,6 +17,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    exists,
     false,
     func,
     insert,
@@ -271,23 +272,29 @@ def capture_jobs_page(
     return list(session.scalars(query.order_by(CaptureJob.created_at, CaptureJob.id).limit(limit)))
 
 
-def events_named_by(session: Session, ids: Collection[str]) -> dict[str, set[str]]:
-    """For each of `ids`, the hash ids of the stored events it names, as their hash id or as the
-    eventID their capturer declared."""
+def events_declared_as(session: Session, ids: Collection[str]) -> dict[str, set[str]]:
+    """For each of `ids`, the hash ids of the stored events their capturers declared it for.
+
+    Hash ids are not looked at: a capturer told "already the hash id of an event" would learn that
+    an event it may not see exists. A declared id equal to another event's hash id cannot pass for
+    it either: `named_as` prefers the event whose hash id it is."""
     named: dict[str, set[str]] = {}
-    if not ids:
-        return named
-    rows = session.execute(
-        select(Event.event_id, Event.declared_id).where(
-            Event.event_id.in_(list(ids)) | Event.declared_id.in_(list(ids))
+    if ids:
+        rows = session.execute(
+            select(Event.declared_id, Event.event_id).where(Event.declared_id.in_(list(ids)))
         )
-    )
-    wanted = set(ids)
-    for hash_id, declared_id in rows:
-        for name in {hash_id, declared_id} & wanted:
-            if name is not None:
-                named.setdefault(name, set()).add(hash_id)
+        for declared_id, hash_id in rows:
+            if declared_id is not None:
+                named.setdefault(declared_id, set()).add(hash_id)
     return named
+
+
+def named_as(ids: Collection[str]) -> ColumnElement[bool]:
+    """Events with one of these ids: as their hash id, or as the eventID their capturer declared
+    where that is no event's hash id (a declared id never shadows another event's own)."""
+    other = aliased(Event)
+    hash_id_of_another = exists().where(other.event_id == Event.declared_id)
+    return Event.event_id.in_(list(ids)) | (Event.declared_id.in_(list(ids)) & ~hash_id_of_another)
 
 
 def capture_jobs_of(session: Session, keys: Collection[tuple[str, bool]], signer: str) -> list[CaptureJob]:
@@ -316,8 +323,7 @@ def captures_of_events(session: Session, event_ids: Collection[str]) -> dict[str
 def events_by_id(session: Session, event_id: str, viewer: Viewer) -> list[Event]:
     """Every capture the viewer may see of the event with this hash id or declared eventID (by each
     signer, and declarations of it)."""
-    found = (Event.event_id == event_id) | (Event.declared_id == event_id)
-    query = select(Event).where(found, visible_events(viewer))
+    query = select(Event).where(named_as([event_id]), visible_events(viewer))
     return list(session.scalars(query.order_by(Event.id)))
 
 
@@ -368,9 +374,7 @@ def _filtered(viewer: Viewer, query: EventQuery) -> Select[Event]:
     if query.dispositions:
         statement = statement.where(Event.disposition.in_(query.dispositions))
     if query.event_ids:  # its hash id, or the id its capturer declared
-        statement = statement.where(
-            Event.event_id.in_(query.event_ids) | Event.declared_id.in_(query.event_ids)
-        )
+        statement = statement.where(named_as(query.event_ids))
     if query.declarations_only:
         statement = statement.where(Event.declaration.is_(True))
     for column, low, high in (
