@@ -130,6 +130,9 @@ def test_back_off_doubles_from_its_base_up_to_its_cap() -> None:
     )
     try:
         waits = [deliverer.backoff(attempts).total_seconds() for attempts in range(1, 8)]
+        # a receiver down for years: the attempts go on, the wait stays at the cap
+        years = deliverer.backoff(100_000).total_seconds()
     finally:
         deliverer.close()
     assert waits == [2, 4, 8, 16, 32, 60, 60]
+    assert years == 60

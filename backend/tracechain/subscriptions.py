@@ -275,7 +275,11 @@ class Deliverer:
         return self.build_streamed() + self.build_scheduled() + self.send_due()
 
     def backoff(self, attempts: int) -> timedelta:
-        return timedelta(seconds=min(self.retry_base_s * 2 ** max(attempts - 1, 0), self.retry_max_s))
+        # The exponent stops growing long after the cap is reached: a receiver down for months
+        # must not overflow the float and stop every delivery.
+        return timedelta(
+            seconds=min(self.retry_base_s * 2 ** min(max(attempts - 1, 0), 40), self.retry_max_s)
+        )
 
     # -------------------------------------------------------------- building
 

@@ -1323,23 +1323,32 @@ def confirmations_after(session: Session, cursor: int, limit: int) -> list[tuple
     return [(seq, row_id) for seq, row_id in session.execute(query)]
 
 
-def streaming_subscriptions_to_feed(session: Session, limit: int) -> list[Subscription]:
-    """Streaming subscriptions behind the feed with no delivery waiting: one delivery in the outbox
-    at a time per subscription, so a receiver that is down holds back no more than one, and the
-    events waiting meanwhile go out together once it is back."""
-    pending = (
+def _delivery_waiting() -> ColumnElement[bool]:
+    """The subscription has a delivery in the outbox: one at a time per subscription, so a receiver
+    that is down holds back no more than one, and what matches meanwhile goes out together once it
+    is back (the cursor waits)."""
+    return (
         select(Delivery.seq)
         .where(Delivery.subscription_id == Subscription.id, Delivery.status == DeliveryStatus.PENDING)
         .exists()
     )
+
+
+def streaming_subscriptions_to_feed(session: Session, limit: int) -> list[Subscription]:
+    """Streaming subscriptions behind the feed with no delivery waiting."""
     behind = Subscription.cursor < select(func.coalesce(func.max(EventConfirmation.seq), 0)).scalar_subquery()
-    query = select(Subscription).where(Subscription.stream.is_(True), ~pending, behind)
+    query = select(Subscription).where(Subscription.stream.is_(True), ~_delivery_waiting(), behind)
     return list(session.scalars(query.order_by(Subscription.id).limit(limit)))
 
 
 def scheduled_subscriptions_due(session: Session, now: datetime, limit: int) -> list[Subscription]:
+    """Scheduled subscriptions whose run is due and that have no delivery waiting: the runs missed
+    while one waits make one run once it is through, not one stored delivery per tick."""
     query = select(Subscription).where(
-        Subscription.stream.is_(False), Subscription.next_run_at.is_not(None), Subscription.next_run_at <= now
+        Subscription.stream.is_(False),
+        Subscription.next_run_at.is_not(None),
+        Subscription.next_run_at <= now,
+        ~_delivery_waiting(),
     )
     return list(session.scalars(query.order_by(Subscription.next_run_at).limit(limit)))
 
