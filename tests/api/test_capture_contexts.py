@@ -83,6 +83,8 @@ IN_EVENT = "epcisBody.eventList[0]."
         ({"tracechain": OUR_NS}, {}, "@context[1].tracechain"),
         ({"tc": OUR_NS}, {}, "@context[1].tc"),
         ({"hashId": {"@id": OUR_NS + "hashId"}}, {}, "@context[1].hashId"),
+        ({"tc": "https://tracechain.dev/"}, {}, "@context[1].tc"),  # tc:epcis#hashId is ours
+        ({"@vocab": OUR_NS}, {}, "@context[1].@vocab"),
         (
             None,
             {"tracechain:hashId": "ni:///sha-256;forged?ver=CBV2.0"},
@@ -101,6 +103,8 @@ IN_EVENT = "epcisBody.eventList[0]."
         "prefix-ours",
         "other-prefix-ours",
         "term-ours",
+        "stem-of-ours",
+        "vocab-ours",
         "hash-id",
         "withheld",
         "full-iri",

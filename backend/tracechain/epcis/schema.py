@@ -141,7 +141,7 @@ def reserved_term_problems(document: Any) -> list[Problem]:
             where = path + ((index,) if isinstance(value, list) else ())
             for term, meaning in entry.items() if isinstance(entry, dict) else ():
                 iri = meaning.get("@id") if isinstance(meaning, dict) else meaning
-                if term == TRACECHAIN_PREFIX or (isinstance(iri, str) and iri.startswith(TRACECHAIN_NS)):
+                if term == TRACECHAIN_PREFIX or (isinstance(iri, str) and _reaches_our_namespace(iri)):
                     found.append(
                         Problem(
                             _location((*where, term)),
@@ -155,6 +155,12 @@ def reserved_term_problems(document: Any) -> list[Problem]:
 
 def _in_our_namespace(name: str) -> bool:
     return name.startswith((f"{TRACECHAIN_PREFIX}:", TRACECHAIN_NS))
+
+
+def _reaches_our_namespace(iri: str) -> bool:
+    """Whether a term for `iri` can name a term of ours: it is in our namespace, or a stem of it
+    (`{"tc": "https://tracechain.dev/"}` makes `tc:epcis#hashId` ours)."""
+    return bool(iri) and (iri.startswith(TRACECHAIN_NS) or TRACECHAIN_NS.startswith(iri))
 
 
 def _context_problems(document: dict[str, Any]) -> Iterator[Problem]:
