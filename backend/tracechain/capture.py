@@ -340,7 +340,8 @@ def capture_document(
         fresh = _new_events(prepared, stored, problems, left_out)
         fresh = _with_ids_of_their_own(session, fresh, problems)
         withdrawn = _withdrawn_captures(session, participant, fresh, problems)
-        records = _sign(session, participant, fresh, withdrawn, vault, domain, problems)
+        proceeding = prepared.behaviour is ErrorBehaviour.PROCEED
+        records = _sign(session, participant, fresh, withdrawn, vault, domain, problems, proceeding)
         if not problems.found:
             break
         if prepared.behaviour is ErrorBehaviour.ROLLBACK:
@@ -351,9 +352,11 @@ def capture_document(
         raise DocumentRejected(sorted(rejected, key=_document_order))  # nothing left to capture
     queries.upsert_master_data(session, participant.id, master_data_of(prepared.document))
     if not fresh:
-        # Sent again, after a lost answer or by a retrying client: the job that captured it answers.
+        # Sent again, after a lost answer or by a retrying client: the job that captured it answers,
+        # if it refused the same events (else this document is another, and its refusals are news).
         earlier = queries.capture_jobs_of(session, set(prepared.keys), participant.address)
-        if len(earlier) == 1:
+        refused = _rejected_events(rejected) if rejected else None
+        if len(earlier) == 1 and earlier[0].errors == refused:
             return Capture(earlier[0], 0, len(prepared.events))
 
     waits = bool(records)  # events with no effect on chain (naming no product nor place) wait for nothing
@@ -505,10 +508,15 @@ def _sign(
     vault: KeyVault,
     domain: Domain,
     problems: _Problems,
+    first_violation_only: bool = False,
 ) -> list[tuple[int, dict[str, Any]]]:
     """Each new event's records, with the event's index in the document: its effects checked against
     the custody projection (the contract's rules) and signed over the head of the chain each joins,
-    in document order. A violation is a problem; then nothing is signed nor saved."""
+    in document order. A violation is a problem; then nothing is signed nor saved.
+
+    `first_violation_only` (under `proceed`): the check stops at the first violation, since the
+    events after it were checked against a state that the violating event had already partly
+    changed; the caller leaves that event out and checks the rest again."""
     signer = (
         EventSigner(vault.decrypt(participant.encrypted_key, participant.address), domain)
         if participant.encrypted_key is not None
@@ -550,6 +558,8 @@ def _sign(
                     head = state.model.apply(trace_event, participant.address)
                 except CustodyViolation as violation:
                     problems.add(event.index, event.location, _plain(violation, effect))
+                    if first_violation_only:
+                        return []
                     continue
                 state.touch(trace_event.subject, effect.subject)
                 state.touch(chain, effect.subject)

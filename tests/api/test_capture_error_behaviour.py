@@ -123,3 +123,39 @@ def test_proceed_sent_again_answers_with_the_first_job(api: Api, parties: dict[s
     assert again.status_code == 202
     assert again.json()["captureID"] == first.json()["captureID"]
     assert count(api, Event) == 1
+
+
+def test_proceed_judges_each_event_without_the_half_of_an_event_left_out(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    """A commissions ITEM (already commissioned) and OTHER_ITEM; B commissions OTHER_ITEM. A is
+    refused; B, checked against a state A had partly changed, would be refused with it."""
+    maker = parties["manufacturer"]
+    api.capture(maker, [commissioning()])
+    api.settle()
+    both = object_event(
+        [ITEM, OTHER_ITEM], biz_step="commissioning", at=T0 + timedelta(hours=1), action="ADD"
+    )
+    other = commissioning(OTHER_ITEM, T0 + timedelta(hours=2))
+    response = post(api, maker, [both, other], "proceed")
+    assert response.status_code == 202, response.text
+    api.settle()
+    job = api.client.get(response.headers["Location"], headers=api.as_participant(maker)).json()
+    assert [refused["location"] for refused in job["errors"][0]["events"]] == ["epcisBody.eventList[0]"]
+    assert event_hash_ids(document([other]))[0] in served_ids(api)
+
+
+def test_proceed_with_a_captured_event_and_a_new_bad_one_says_so(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    """Not a document sent again: the earlier job, which refused nothing, does not answer for it."""
+    maker = parties["manufacturer"]
+    first = post(api, maker, [commissioning()], "proceed")
+    bad = commissioning("urn:epc:id:sgtin:6901234.067890")
+    response = post(api, maker, [commissioning(), bad], "proceed")
+    assert response.status_code == 202, response.text
+    assert response.json()["captureID"] != first.json()["captureID"]
+    job = api.client.get(response.headers["Location"], headers=api.as_participant(maker)).json()
+    assert not job["success"]
+    assert [refused["location"] for refused in job["errors"][0]["events"]] == ["epcisBody.eventList[1]"]
+    assert count(api, Event) == 1
