@@ -122,8 +122,9 @@ def test_a_query_the_service_cannot_answer_is_refused_at_creation_naming_each_pa
     assert sorted(problem["parameters"]) == ["GE_eventTime", "MATCH_nothing"]
     token = name_query(api, parties["manufacturer"], "paged", {"nextPageToken": "abc"})
     assert token.status_code == 400 and token.json()["parameters"] == ["nextPageToken"]
-    bad_name = name_query(api, parties["manufacturer"], "no/slash", {"eventType": "ObjectEvent"})
-    assert bad_name.status_code == 422
+    for unaddressable in ("no/slash", ".", ".."):  # a URL path resolves . and .. away
+        bad_name = name_query(api, parties["manufacturer"], unaddressable, {"eventType": "ObjectEvent"})
+        assert bad_name.status_code == 422, unaddressable
     listed = api.client.get("/queries", headers=api.as_participant(parties["manufacturer"]))
     assert listed.json() == []
 

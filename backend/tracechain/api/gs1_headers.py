@@ -17,7 +17,7 @@ from tracechain.epcis.schema import TRACECHAIN_NS
 EPCIS_VERSION: Final = "2.0.0"
 CBV_VERSION: Final = "2.0.0"
 
-_VERSION: Final = re.compile(r"\d+(\.\d+)*")
+_VERSION: Final = re.compile(r"\d{1,9}(\.\d{1,9}){0,3}")  # bounded: int() of 5,000 digits raises
 _CBV_XML_FORMATS: Final = ("No_Preference", "Always_Web_URI", "Always_URN", "Never_Translates")
 
 

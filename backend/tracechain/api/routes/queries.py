@@ -18,7 +18,8 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response, WebSocket, status
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
@@ -80,6 +81,13 @@ class QueryDefinition(BaseModel):
     query: dict[str, Any] = Field(
         description="SimpleEventQuery parameters as GET /events takes them; a list gives alternatives"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _addressable(cls, name: str) -> str:
+        if name in (".", ".."):  # a URL path resolves them away: /queries/.. is /
+            raise ValueError("cannot be . or .., which a URL path resolves away")
+        return name
 
 
 class SubscriptionCreate(BaseModel):
@@ -148,14 +156,13 @@ def _text(position: Any) -> str | None:
 def _refuse_other_parameters(request: Request, allowed: set[str]) -> None:
     others = sorted(set(request.query_params) - allowed)
     if others:
-        reason = "not a parameter of this resource"
-        problems = [
-            (name, "WebSocket subscriptions are not offered: subscribe with a webhook")
-            if name in WEBSOCKET_PARAMETERS
-            else (name, reason)
-            for name in others
-        ]
-        raise InvalidQuery(problems)
+        subscribing = "a subscription parameter: open this URL as a WebSocket, or subscribe with a webhook"
+        raise InvalidQuery(
+            [
+                (name, subscribing if name in WEBSOCKET_PARAMETERS else "not a parameter of this resource")
+                for name in others
+            ]
+        )
 
 
 # ---------------------------------------------------------------- named queries
@@ -170,13 +177,14 @@ def create_query(
     params = _params_of(body.query)
     parse_event_query(params)  # InvalidQuery: 400 QueryParameterException naming each
     owner = _owner(viewer)
+    taken = Problem(
+        409,
+        "Query already exists",
+        f"you already have a query named {body.name!r}; delete it first or pick another name",
+        type="epcisException:ResourceAlreadyExistsException",
+    )
     if queries.named_query(session, owner, body.name) is not None:
-        raise Problem(
-            409,
-            "Query already exists",
-            f"you already have a query named {body.name!r}; delete it first or pick another name",
-            type="epcisException:ResourceAlreadyExistsException",
-        )
+        raise taken
     named = NamedQuery(
         id=str(uuid.uuid4()),
         owner=owner,
@@ -185,8 +193,11 @@ def create_query(
         query=body.query,
         created_at=datetime.now(UTC),
     )
-    session.add(named)
-    session.flush()
+    try:
+        with session.begin_nested():  # the same name created at the same moment: one wins
+            session.add(named)
+    except IntegrityError:
+        raise taken from None
     response.headers["Location"] = f"/queries/{quote(body.name)}"
     return _definition(named)
 
