@@ -82,6 +82,9 @@ def test_a_schedule_it_cannot_keep_is_refused_naming_the_field(fields: dict[str,
         "http://[::ffff:127.0.0.1]/",
         "http://0.0.0.0/",
         "http://100.64.0.1/",
+        "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 of 169.254.169.254
+        "http://[2002:7f00:1::]/",  # 6to4 of 127.0.0.1
+        "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/",  # Teredo, client 10.0.0.1
     ],
 )
 def test_non_public_destinations_are_refused_unless_allowed(dest: str) -> None:

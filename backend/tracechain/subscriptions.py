@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
@@ -197,12 +197,29 @@ def check_destination(dest: str, allow_private: bool) -> None:
         raise InvalidSubscription("dest", "must not have a #fragment")
     if not allow_private:
         for address in _addresses_of(host):
-            if not address.is_global or address.is_multicast:
+            if not all(a.is_global and not a.is_multicast for a in _reached_through(address)):
                 raise InvalidSubscription(
                     "dest",
                     f"{host} is a non-public address ({address}); webhooks go to public hosts only "
                     "(TRACECHAIN_WEBHOOK_ALLOW_PRIVATE)",
                 )
+
+
+_NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _reached_through(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The address and every IPv4 address an IPv6 one carries (mapped, 6to4, Teredo, NAT64): Python
+    counts `64:ff9b::7f00:1` as global, yet on a NAT64 network it reaches 127.0.0.1."""
+    reached: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [address]
+    if isinstance(address, ipaddress.IPv6Address):
+        reached += [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
+        reached += list(address.teredo or ())
+        if address in _NAT64:
+            reached.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return reached
 
 
 def _addresses_of(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
