@@ -36,10 +36,11 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tracechain.epcis.query import EventQuery, parse_event_query
@@ -58,6 +59,7 @@ from tracechain.supervision import one_line
 from tracechain.visibility import ADMIN, Viewer
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 ADMIN_OWNER = "admin"
 """`NamedQuery.owner` of the admin's queries (a participant's are its id)."""
@@ -284,6 +286,7 @@ class Deliverer:
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
         self.sends_at_once = sends_at_once
+        self._said: set[str] = set()
         # Redirects are not followed: one could lead from a public host to a private one.
         self.client = httpx.Client(timeout=timeout_s, follow_redirects=False)
 
@@ -303,42 +306,46 @@ class Deliverer:
     def build_streamed(self) -> int:
         with self.sessions() as session:
             waiting = [s.id for s in queries.streaming_subscriptions_to_feed(session, limit=100)]
+        return sum(self._isolated(f"subscription {i}", self._build_streamed, i) for i in waiting)
+
+    def _build_streamed(self, subscription_id: str) -> int:
         built = 0
-        for subscription_id in waiting:
-            with transaction(self.sessions) as session:
-                subscription = session.get(Subscription, subscription_id, with_for_update=True)
-                if subscription is None:  # deleted meanwhile
-                    continue
-                for _ in range(20):  # a bounded round: a long unmatched feed is read over several
-                    chunk = queries.confirmations_after(session, subscription.cursor, FEED_CHUNK)
-                    if not chunk:
-                        break
-                    delivered = self._build(session, subscription, [row for _, row in chunk], False)
-                    subscription.cursor = chunk[-1][0]
-                    built += delivered
-                    if delivered or len(chunk) < FEED_CHUNK:
-                        break  # one delivery waiting per subscription
+        with transaction(self.sessions) as session:
+            subscription = session.get(Subscription, subscription_id, with_for_update=True)
+            if subscription is None:  # deleted meanwhile
+                return 0
+            for _ in range(20):  # a bounded round: a long unmatched feed is read over several
+                chunk = queries.confirmations_after(session, subscription.cursor, FEED_CHUNK)
+                if not chunk:
+                    break
+                delivered = self._build(session, subscription, [row for _, row in chunk], False)
+                subscription.cursor = chunk[-1][0]
+                built += delivered
+                if delivered or len(chunk) < FEED_CHUNK:
+                    break  # one delivery waiting per subscription
         return built
 
     def build_scheduled(self) -> int:
         now = datetime.now(UTC)
         with self.sessions() as session:
             due = [s.id for s in queries.scheduled_subscriptions_due(session, now, limit=100)]
-        built = 0
-        for subscription_id in due:
-            with transaction(self.sessions) as session:
-                subscription = session.get(Subscription, subscription_id, with_for_update=True)
-                if subscription is None or subscription.schedule is None:
-                    continue
-                any_built = False
-                while chunk := queries.confirmations_after(session, subscription.cursor, FEED_CHUNK):
-                    any_built |= self._build(session, subscription, [row for _, row in chunk], False)
-                    subscription.cursor = chunk[-1][0]
-                if not any_built and subscription.report_if_empty:
-                    any_built = self._build(session, subscription, [], True)
-                built += any_built
-                subscription.next_run_at = Schedule.parse(subscription.schedule).next_after(now)
-        return built
+        return sum(
+            self._isolated(f"subscription {i}", lambda i: self._build_scheduled(i, now), i) for i in due
+        )
+
+    def _build_scheduled(self, subscription_id: str, now: datetime) -> bool:
+        with transaction(self.sessions) as session:
+            subscription = session.get(Subscription, subscription_id, with_for_update=True)
+            if subscription is None or subscription.schedule is None:
+                return False
+            any_built = False
+            while chunk := queries.confirmations_after(session, subscription.cursor, FEED_CHUNK):
+                any_built |= self._build(session, subscription, [row for _, row in chunk], False)
+                subscription.cursor = chunk[-1][0]
+            if not any_built and subscription.report_if_empty:
+                any_built = self._build(session, subscription, [], True)
+            subscription.next_run_at = Schedule.parse(subscription.schedule).next_after(now)
+            return any_built
 
     def _build(self, session: Session, subscription: Subscription, row_ids: list[int], empty: bool) -> bool:
         """A delivery of the events among `row_ids` that match and the owner may see; none if no
@@ -380,7 +387,22 @@ class Deliverer:
     def send_due(self) -> int:
         with self.sessions() as session:
             due = [d.seq for d in queries.deliveries_due(session, datetime.now(UTC), self.sends_at_once)]
-        return sum(self._send(seq) for seq in due)
+        return sum(self._isolated(f"delivery {seq}", self._send, seq) for seq in due)
+
+    def _isolated(self, what: str, act: Callable[[_T], bool | int], item: _T) -> int:
+        """`act(item)`, and 0 if it fails for a reason of its own: one subscription or delivery
+        that cannot be built or sent must not hold back every other. The database failing is no
+        such reason: that propagates, for the supervisor to say once and retry."""
+        try:
+            return int(act(item))
+        except DBAPIError:
+            raise
+        except Exception as exc:
+            said = f"{what}: {type(exc).__name__}: {exc}"
+            if said not in self._said:  # once, not a line a round
+                self._said.add(said)
+                log.warning("%s (left for now; the others go on)", said)
+            return 0
 
     def _send(self, seq: int) -> bool:
         # The attempt is counted and the next one scheduled before the POST goes out: a process

@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from starlette.websockets import WebSocketDisconnect
 
 from tracechain.epcis.builders import object_event
-from tracechain.store.models import Delivery, DeliveryStatus
+from tracechain.store.models import Delivery, DeliveryStatus, NamedQuery
 from tracechain.store.queries import deliveries_of
 
 from ..webhook_receiver import Receiver, running_receiver
@@ -540,3 +541,25 @@ def test_an_event_with_nothing_to_record_on_chain_is_delivered_as_captured(
     assert response.status_code == 202, response.text
     deliver_until(hooks, receiver, lambda got: len(got) >= 1)  # no settle: nothing goes on chain
     assert times_of(receiver.received[0].events) == [at(1)]
+
+
+def test_a_subscription_that_cannot_be_built_holds_back_no_other(
+    hooks: Api, parties: dict[str, dict[str, Any]], receiver: Receiver
+) -> None:
+    """A stored query this version no longer reads (here: edited in the database) fails alone."""
+    maker = parties["manufacturer"]
+    for name in ("broken", "fine"):
+        name_query(hooks, maker, name, {"EQ_bizStep": "commissioning"})
+        assert subscribe(hooks, maker, name, dest=receiver.url, stream=True).status_code == 201
+    with hooks.services.sessions() as session, session.begin():
+        session.execute(
+            update(NamedQuery).where(NamedQuery.name == "broken").values(params=[["EQ_noSuchField", "x"]])
+        )
+    hooks.capture(maker, [commissioning(A, at(1))])
+    hooks.settle()
+    deliver_until(hooks, receiver, lambda got: len(got) >= 1)
+    for _ in range(3):
+        deliver_round(hooks)
+    (post,) = receiver.received
+    assert post.document["epcisBody"]["queryResults"]["queryName"] == "fine"
+    assert times_of(post.events) == [at(1)]
