@@ -563,3 +563,27 @@ def test_a_subscription_that_cannot_be_built_holds_back_no_other(
     (post,) = receiver.received
     assert post.document["epcisBody"]["queryResults"]["queryName"] == "fine"
     assert times_of(post.events) == [at(1)]
+
+
+def test_a_websocket_closes_once_its_key_is_revoked(api: Api, parties: dict[str, dict[str, Any]]) -> None:
+    maker = parties["manufacturer"]
+    key = api.client.post(
+        f"/participants/{maker['id']}/keys", json={"scope": "read"}, headers=api.as_participant(maker)
+    ).json()
+    reader = {"Authorization": f"Bearer {key['apiKey']}"}
+    name_query(api, maker, "made", {"EQ_bizStep": "commissioning"})
+    with api.client.websocket_connect("/queries/made/events?stream=true", headers=reader) as socket:
+        api.capture(maker, [commissioning(A, at(1))])
+        api.settle()
+        assert times_of(socket.receive_json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]) == [
+            at(1)
+        ]
+        revoked = api.client.delete(
+            f"/participants/{maker['id']}/keys/{key['id']}", headers=api.as_participant(maker)
+        )
+        assert revoked.status_code == 204
+        api.capture(maker, [commissioning(B, at(2))])
+        api.settle()
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+        assert closed.value.code == 1008

@@ -482,10 +482,17 @@ async def query_events_socket(websocket: WebSocket, name: str) -> None:
             message = None
         except WebSocketDisconnect:
             return
-        if message is not None and message["type"] == "websocket.disconnect":
-            return
+        if message is not None:  # what a client sends asks for nothing: rounds keep their own pace
+            if message["type"] == "websocket.disconnect":
+                return
+            continue
         if next_run is not None and datetime.now(UTC) < next_run:
             continue
+        try:  # each round with the key as it is now: a revoked key's socket closes
+            viewer = await run_in_threadpool(_socket_viewer, services, websocket)
+        except Problem as exc:
+            await websocket.close(code=WEBSOCKET_POLICY_VIOLATION, reason=str(exc)[:120])
+            return
         cursor, document = await run_in_threadpool(_socket_round, services, query_id, viewer, cursor, terms)
         if document is not None:
             await websocket.send_json(document)
