@@ -350,7 +350,7 @@ def capture_document(
         left_out |= problems.events
     if rejected and not fresh and not any(key in stored for key in prepared.keys):
         raise DocumentRejected(sorted(rejected, key=_document_order))  # nothing left to capture
-    queries.upsert_master_data(session, participant.id, master_data_of(prepared.document))
+    queries.upsert_master_data(session, participant.id, master_data_in(prepared.document))
     if not fresh:
         # Sent again, after a lost answer or by a retrying client: the job that captured it answers,
         # if it refused the same events (else this document is another, and its refusals are news).
@@ -715,7 +715,7 @@ def _store(
     )
 
 
-def master_data_of(document: dict[str, Any]) -> list[tuple[str, str, list[Any], list[str]]]:
+def master_data_in(document: dict[str, Any]) -> list[tuple[str, str, list[Any], list[str]]]:
     """The vocabulary elements of the document's header (`epcisHeader.epcisMasterData`), as
     (vocabulary type, element id, attributes, children), ids canonical so that a location given
     as a Digital Link is the same element as its EPC URN; the last description of an element in

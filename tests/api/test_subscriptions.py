@@ -29,7 +29,6 @@ RETRY_BASE_S = 0.2
 def hooks(api: Api) -> Api:
     """The api, delivering to 127.0.0.1 (as tests must) and retrying after RETRY_BASE_S, doubled."""
     api.services.settings.webhook_allow_private = True
-    assert api.services.deliverer is not None
     api.services.deliverer.allow_private = True
     api.services.deliverer.retry_base_s = RETRY_BASE_S
     return api
@@ -45,7 +44,6 @@ def deliver_until(
     api: Api, receiver: Receiver, done: Callable[[list[Any]], bool], timeout: float = 20
 ) -> None:
     """Run the deliverer's rounds until the receiver has what `done` asks for."""
-    assert api.services.deliverer is not None
     deadline = time.monotonic() + timeout
     while not done(list(receiver.received)):
         assert time.monotonic() < deadline, f"only {len(receiver.received)} POSTs after {timeout} s"
@@ -54,7 +52,6 @@ def deliver_until(
 
 
 def deliver_round(api: Api) -> None:
-    assert api.services.deliverer is not None
     api.services.deliverer.run_once()
 
 

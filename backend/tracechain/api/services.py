@@ -68,10 +68,10 @@ class Services:
     admin_token: str
     submitter: Submitter
     indexer: Indexer
+    deliverer: Deliverer
+    """Sends webhook subscriptions' deliveries (`tracechain.subscriptions`)."""
     settlement: Settlement | None
     """None when this chain has no settlement token configured; `settlement_unavailable` says why."""
-    deliverer: Deliverer | None = None
-    """Sends webhook subscriptions' deliveries (`tracechain.subscriptions`); built with the services."""
     settlement_unavailable: str | None = None
     chain_guard: IdentityGuard | None = None
     """Checks that the node still serves the chain the database's records are on."""
@@ -190,8 +190,7 @@ class Services:
         workers = [("submitter", self.submitter.run_once), ("indexer", self.indexer.run_once)]
         if self.settlement is not None:
             workers.append(("settler", self.settlement.settle_round))
-        if self.deliverer is not None:
-            workers.append(("deliverer", self.deliverer.run_once))
+        workers.append(("deliverer", self.deliverer.run_once))
         return workers
 
     def start_workers(self) -> None:
@@ -221,8 +220,7 @@ class Services:
     def stop(self) -> None:
         if self._supervisor is not None:
             self._supervisor.stop()
-        if self.deliverer is not None:
-            self.deliverer.close()
+        self.deliverer.close()
         self.engine.dispose()
 
 
