@@ -108,6 +108,9 @@ class TraceEntry:
     corrected_by: list[TraceEntry] = field(default_factory=list)
     """The corrective events in this trace that its withdrawing declarations name (by their declared
     eventID or hash id), each signed by the declaration's signer or the withdrawn event's."""
+    corrective_ids_found: set[str] = field(default_factory=set)
+    """Which of `corrective_ids` an event of `corrected_by` answered to (kept here: a reader's view
+    of an event may leave out the eventID it was found by)."""
     view: str = "full"
     """How the reader sees the event (`visibility.View`): full, partner or public."""
     shown: frozenset[str] | None = None
@@ -253,8 +256,10 @@ def _link_corrections(entries: list[TraceEntry]) -> None:
         trusted = {entry.event.signer, *(declaration.event.signer for declaration in entry.withdrawn_by)}
         for corrective_id in entry.corrective_ids:
             for corrective in by_id.get(corrective_id, []):
-                if corrective.event.signer in trusted and corrective not in entry.corrected_by:
-                    entry.corrected_by.append(corrective)
+                if corrective.event.signer in trusted:
+                    entry.corrective_ids_found.add(corrective_id)
+                    if corrective not in entry.corrected_by:
+                        entry.corrected_by.append(corrective)
 
 
 def _related_identifiers(session: Session, epc: str) -> tuple[dict[str, str], list[EventRow]]:

@@ -73,6 +73,8 @@ def test_a_declared_error_is_stored_and_linked_to_its_corrective_event(
     position = found["events"].index(corrective_entry)
     assert f'<a href="#step-{position}">Corrected by' in html
     assert f'id="step-{position}"' in html
+    # the public page never shows the eventID the correction was found by; said once, not again
+    assert html.count("Corrected by") == 1 and "Correction declared" not in html
 
 
 def test_an_auditor_withdraws_anothers_event_and_a_rival_is_refused(

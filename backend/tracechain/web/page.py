@@ -163,15 +163,10 @@ def _corrections(
         found.append(
             (f"Corrected by {describe(corrective.event.body)} on {when} by {by}", anchors[id(corrective)])
         )
-    linked = {
-        known_as
-        for corrective in entry.corrected_by
-        for known_as in (corrective.event.event_id, corrective.event.body.get("eventID"))
-    }
     found += [
         (f"Correction declared: event {corrective_id}", None)
         for corrective_id in entry.corrective_ids
-        if corrective_id not in linked
+        if corrective_id not in entry.corrective_ids_found
     ]
     return found
 
