@@ -17,6 +17,9 @@ from tracechain.epcis.field_filters import (
     read_sensor_parameter,
 )
 from tracechain.epcis.units import converted
+from tracechain.epcis.xml import document_from_xml
+
+from .examples import EXAMPLES
 
 GS1 = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 
@@ -90,3 +93,17 @@ def test_a_malformed_value_is_refused_saying_what_it_should_be(
 ) -> None:
     with pytest.raises(ValueError, match=reason):
         read()
+
+
+def test_an_xml_extension_field_is_found_by_its_iri_when_its_namespace_has_no_closing_slash() -> None:
+    # GS1's example binds `example` to http://ns.example.com/epcis, no closing `/` or `#`.
+    document = document_from_xml((EXAMPLES / "xml" / "ObjectEvent.xml").read_bytes())
+    prefixes = context_prefixes(document["@context"])
+    event = document["epcisBody"]["eventList"][0]
+    for name, found in (
+        ("EXISTS_http://ns.example.com/epcis#userElement", True),
+        ("EXISTS_http://ns.example.com/epcis/userElement", True),
+        ("EXISTS_http://ns.example.com/epcisuserElement", False),
+        ("EXISTS_http://ns.example.com/epcis#otherElement", False),
+    ):
+        assert read_field_parameter(name, [""], "")(event, prefixes) is found, name

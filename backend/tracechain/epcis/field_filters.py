@@ -136,7 +136,15 @@ def field_key(name: str) -> tuple[str, str]:
 
 
 def _named(key: str, wanted: tuple[str, str], prefixes: Prefixes) -> bool:
-    return ":" in key and _field_key(expanded(key, prefixes)) == wanted
+    """Whether a captured key names the field. A compact key is compared as its prefix's namespace
+    and its local name, not expanded and cut again: the XML reader binds a prefix to a namespace as
+    written, so `example` may stand for `http://ns.example.com/epcis`, with no closing `/`."""
+    prefix, colon, local = key.partition(":")
+    if not colon:
+        return False
+    if prefix in prefixes and not local.startswith("//"):
+        return (prefixes[prefix].rstrip("#/:"), local) == wanted
+    return _field_key(key) == wanted
 
 
 # ---------------------------------------------------------------- values
