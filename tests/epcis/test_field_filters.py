@@ -9,6 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from tracechain.epcis.field_filters import (
+    STANDARD_PREFIXES,
+    Reading,
     UnknownParameter,
     context_prefixes,
     expanded,
@@ -107,3 +109,28 @@ def test_an_xml_extension_field_is_found_by_its_iri_when_its_namespace_has_no_cl
         ("EXISTS_http://ns.example.com/epcis#otherElement", False),
     ):
         assert read_field_parameter(name, [""], "")(event, prefixes) is found, name
+
+
+def _reading(**report: object) -> Reading:
+    return Reading({}, {}, {"type": "Temperature", **report})
+
+
+@pytest.mark.parametrize(
+    ("name", "bound", "passes"),
+    [
+        ("LE_sDev_KEL", "3", True),
+        ("GE_sDev_KEL", "270", False),
+        ("EQ_sDev_KEL", "2", True),
+        ("EQ_sDev_FAH", "3.6", True),
+        ("GE_value_KEL", "275", True),  # a value, not a difference, still takes the offset
+    ],
+)
+def test_a_standard_deviation_converts_by_the_units_factor_only(name: str, bound: str, passes: bool) -> None:
+    reading = _reading(value=2, sDev=2, uom="CEL")
+    assert read_sensor_parameter(name, [bound], bound)(reading, STANDARD_PREFIXES) is passes
+
+
+def test_a_difference_converts_by_the_factor_alone() -> None:
+    assert converted(2, "CEL", "KEL", difference=True) == 2
+    result = converted(9, "FAH", "CEL", difference=True)
+    assert result is not None and math.isclose(result, 5.0)

@@ -337,12 +337,13 @@ def _quantity_elements(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
                 yield element
 
 
-def _measured(value: Any, unit: Any, wanted_unit: str | None) -> float | None:
-    """A number, converted to `wanted_unit` if the query names one (None if it does not convert)."""
+def _measured(value: Any, unit: Any, wanted_unit: str | None, difference: bool = False) -> float | None:
+    """A number, converted to `wanted_unit` if the query names one (None if it does not convert);
+    a `difference` (sDev) by the unit's factor only."""
     number = _number(value)
     if number is None or wanted_unit is None:
         return number
-    return converted(number, unit if isinstance(unit, str) else None, wanted_unit)
+    return converted(number, unit if isinstance(unit, str) else None, wanted_unit, difference=difference)
 
 
 def _number_test(op: str, word: str) -> Callable[[float | None], bool]:
@@ -482,8 +483,9 @@ def read_sensor_parameter(name: str, words: list[str], value: str) -> SensorCond
             raise ValueError(f"{op}_ takes one bound")
         passes = _number_test(op, value)
         wanted_unit = unit or None
+        difference = field == "sDev"  # a spread, not a temperature: no offset
         return lambda reading, _prefixes: passes(
-            _measured(reading.report.get(field), reading.report.get("uom"), wanted_unit)
+            _measured(reading.report.get(field), reading.report.get("uom"), wanted_unit, difference)
         )
     if field in _METADATA_TIMES | {"time"} and not unit:
         bound = moment(value)
