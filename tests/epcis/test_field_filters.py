@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -18,12 +19,26 @@ from tracechain.epcis.field_filters import (
     read_quantity_parameter,
     read_sensor_parameter,
 )
+from tracechain.epcis.query import parse_event_query
 from tracechain.epcis.units import converted
 from tracechain.epcis.xml import document_from_xml
 
 from .examples import EXAMPLES
 
 GS1 = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+LOT = "urn:epc:class:lgtin:4012345.012345.998877"
+T1 = "2024-03-01T10:00:00+00:00"
+T2 = "2024-03-01T11:00:00+00:00"
+
+
+def _sensor(**report: object) -> dict[str, Any]:
+    """An event body with one temperature report; `startTime`/`endTime` go in its metadata."""
+    metadata = {key: report.pop(key) for key in ("startTime", "endTime") if key in report}
+    return {
+        "sensorElementList": [
+            {"sensorMetadata": metadata, "sensorReport": [{"type": "Temperature", **report}]}
+        ]
+    }
 
 
 @pytest.mark.parametrize(
@@ -83,7 +98,7 @@ def test_a_name_of_no_field_family_is_left_to_the_other_readers(name: str) -> No
 @pytest.mark.parametrize(
     ("read", "reason"),
     [
-        (lambda: read_quantity_parameter("GT_quantity", "lots"), "a number"),
+        (lambda: read_quantity_parameter("GT_quantity", ["lots"]), "a number"),
         (lambda: read_sensor_parameter("GE_value_CEL", ["warm"], "warm"), "a number"),
         (lambda: read_sensor_parameter("GE_time", ["soon"], "soon"), "date-time"),
         (lambda: read_field_parameter("GT_http://ns.example.com/x", ["hi"], "hi"), "numbers or date-times"),
@@ -128,6 +143,27 @@ def _reading(**report: object) -> Reading:
 def test_a_standard_deviation_converts_by_the_units_factor_only(name: str, bound: str, passes: bool) -> None:
     reading = _reading(value=2, sDev=2, uom="CEL")
     assert read_sensor_parameter(name, [bound], bound)(reading, STANDARD_PREFIXES) is passes
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "stored"),
+    [
+        ("EQ_quantity_KGM", ["7", "5"], {"quantityList": [{"epcClass": LOT, "quantity": 5, "uom": "KGM"}]}),
+        ("EQ_quantity_KGM", ["5|7"], {"quantityList": [{"epcClass": LOT, "quantity": 7, "uom": "KGM"}]}),
+        ("EQ_quantity", ["7", "5"], {"quantityList": [{"epcClass": LOT, "quantity": 5}]}),
+        ("EQ_time", [T1, T2], _sensor(time=T2)),
+        ("EQ_startTime", [f"{T1}|{T2}"], _sensor(startTime=T2)),
+        ("EQ_endTime", [T2, T1], _sensor(endTime=T1)),
+        ("EQ_value", ["1", "2"], _sensor(value=2)),
+    ],
+)
+def test_a_repeated_eq_parameter_lists_alternatives_in_any_order(
+    name: str, values: list[str], stored: dict[str, Any]
+) -> None:
+    for ordered in (values, list(reversed(values))):
+        query = parse_event_query([(name, value) for value in ordered])
+        assert query.body_matches(stored), ordered
+        assert not parse_event_query([(name, ordered[0].split("|")[0])]).body_matches({}), ordered
 
 
 def test_a_difference_converts_by_the_factor_alone() -> None:

@@ -346,24 +346,48 @@ def _measured(value: Any, unit: Any, wanted_unit: str | None, difference: bool =
     return converted(number, unit if isinstance(unit, str) else None, wanted_unit, difference=difference)
 
 
-def _number_test(op: str, word: str) -> Callable[[float | None], bool]:
-    bound = _number(word)
-    if bound is None:
-        raise ValueError(f"a number, not {word!r}")
-    compare = _OPERATORS[op]
+def _number_test(op: str, words: list[str]) -> Callable[[float | None], bool]:
+    """Whether a number passes `op`: equals any of EQ_'s alternatives, or passes the one bound."""
+    if op != "EQ" and len(words) != 1:
+        raise ValueError(f"{op}_ takes one bound")
+    bounds: list[float] = []
+    for word in words:
+        bound = _number(word)
+        if bound is None:
+            raise ValueError(f"a number, not {word!r}")
+        bounds.append(bound)
     if op == "EQ":
-        return lambda number: number is not None and math.isclose(number, bound, rel_tol=1e-9, abs_tol=1e-12)
-    return lambda number: number is not None and compare(number, bound)
+        return lambda number: (
+            number is not None
+            and any(math.isclose(number, bound, rel_tol=1e-9, abs_tol=1e-12) for bound in bounds)
+        )
+    compare = _OPERATORS[op]
+    return lambda number: number is not None and compare(number, bounds[0])
 
 
-def read_quantity_parameter(name: str, value: str) -> Predicate:
+def _moment_test(op: str, words: list[str]) -> Callable[[datetime | None], bool]:
+    """Whether a moment passes `op`: equals any of EQ_'s alternatives, or passes the one bound."""
+    if op != "EQ" and len(words) != 1:
+        raise ValueError(f"{op}_ takes one bound")
+    bounds: list[datetime] = []
+    for word in words:
+        bound = moment(word)
+        if bound is None:
+            raise ValueError(f"not an ISO 8601 date-time: {word!r}")
+        bounds.append(bound)
+    compare = _OPERATORS[op]
+    return lambda when: when is not None and any(compare(when, bound) for bound in bounds)
+
+
+def read_quantity_parameter(name: str, words: list[str]) -> Predicate:
     """`EQ_`/`GT_`/`GE_`/`LT_`/`LE_quantity`, and `…_quantity_<uom>` for a bound in a unit: events
-    with a quantity element whose quantity passes (converted to the unit, when one is named)."""
+    with a quantity element whose quantity passes (converted to the unit, when one is named).
+    `words`: EQ_'s alternatives, or the one bound."""
     op, _, rest = name.partition("_")
     field, _, unit = rest.partition("_")
     if op not in _OPERATORS or field != "quantity":
         raise UnknownParameter(name)
-    passes = _number_test(op, value)
+    passes = _number_test(op, words)
     wanted_unit = unit or None
     return lambda body, _prefixes: any(
         passes(_measured(element.get("quantity"), element.get("uom"), wanted_unit))
@@ -479,27 +503,17 @@ def read_sensor_parameter(name: str, words: list[str], value: str) -> SensorCond
         texts = {word.strip() for word in words}
         return lambda reading, _prefixes: any(_text(found) in texts for found in _inline(reading, field))
     if field in _REPORT_NUMBERS:
-        if len(words) != 1:
-            raise ValueError(f"{op}_ takes one bound")
-        passes = _number_test(op, value)
+        passes = _number_test(op, words)
         wanted_unit = unit or None
         difference = field == "sDev"  # a spread, not a temperature: no offset
         return lambda reading, _prefixes: passes(
             _measured(reading.report.get(field), reading.report.get("uom"), wanted_unit, difference)
         )
     if field in _METADATA_TIMES | {"time"} and not unit:
-        bound = moment(value)
-        if bound is None:
-            raise ValueError(f"not an ISO 8601 date-time: {value!r}")
-        compare = _OPERATORS[op]
+        at = _moment_test(op, words)
         if field == "time":
-            return lambda reading, _prefixes: any(
-                (when := moment(found)) is not None and compare(when, bound)
-                for found in _inline(reading, "time")
-            )
-        return lambda reading, _prefixes: (
-            (when := moment(reading.metadata.get(field))) is not None and compare(when, bound)
-        )
+            return lambda reading, _prefixes: any(at(moment(found)) for found in _inline(reading, "time"))
+        return lambda reading, _prefixes: at(moment(reading.metadata.get(field)))
     raise UnknownParameter(name)
 
 

@@ -297,7 +297,7 @@ _LIST_PARAMETERS: Final = {
     *_PLAIN_LISTS,
 }
 _LIST_FAMILIES: Final = ("EQ_", "HASATTR_", "EQATTR_")
-_SINGLE_VALUED: Final = frozenset({"EQ_booleanValue", "EQ_quantity"})
+_SINGLE_VALUED: Final = frozenset({"EQ_booleanValue"})
 
 
 def _is_list(name: str) -> bool:
@@ -389,7 +389,7 @@ class _Reader:
     def _flexible(self, name: str, words: list[str], value: str) -> None:
         """The parameters whose names carry a field, unit or operator (`field_filters`)."""
         for read_predicate in (
-            lambda: read_quantity_parameter(name, value),
+            lambda: read_quantity_parameter(name, words),
             lambda: read_declaration_time_parameter(name, value),
             lambda: read_field_parameter(name, words, value),
         ):
