@@ -166,6 +166,21 @@ def test_a_repeated_eq_parameter_lists_alternatives_in_any_order(
         assert not parse_event_query([(name, ordered[0].split("|")[0])]).body_matches({}), ordered
 
 
+def test_eq_on_an_extension_field_compares_text_unless_the_stored_value_is_a_number() -> None:
+    body = {"example:lot": "007", "example:count": 7, "example:grade": "7"}
+    prefixes = {**STANDARD_PREFIXES, "example": "http://ns.example.com/epcis/"}
+
+    def eq(field: str, word: str) -> bool:
+        return read_field_parameter(f"EQ_http://ns.example.com/epcis/{field}", [word], word)(body, prefixes)
+
+    assert not eq("lot", "7")
+    assert eq("lot", "007")
+    assert eq("count", "7") and eq("count", "7.0")
+    assert eq("grade", "7") and not eq("grade", "7.0")
+    # ordering compares numbers however they are stored
+    assert read_field_parameter("GT_http://ns.example.com/epcis/lot", ["6"], "6")(body, prefixes)
+
+
 def test_a_difference_converts_by_the_factor_alone() -> None:
     assert converted(2, "CEL", "KEL", difference=True) == 2
     result = converted(9, "FAH", "CEL", difference=True)

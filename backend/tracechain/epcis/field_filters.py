@@ -200,8 +200,16 @@ def _bound(word: str, equality: bool) -> _Bound:
 
 
 def _compares(value: Any, compare: Callable[[Any, Any], bool], bound: _Bound) -> bool:
-    """`value compare bound`: as numbers if the bound is one, as moments if it is one, as text
-    (EQ_ only) otherwise; a value of another kind never matches."""
+    """`value compare bound`. EQ_ compares as numbers only a value stored as a JSON number (a lot
+    "007" is text, not 7), as moments a date-time, and as text anything else; the ordering
+    operators compare numbers (written as text too) or moments. A value of another kind never
+    matches."""
+    if compare is operator.eq:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return bound.number is not None and compare(float(value), bound.number)
+        if bound.moment is not None and (when := moment(value)) is not None:
+            return compare(when, bound.moment)
+        return _text(value) == bound.text
     if bound.number is not None:
         number = _number(value)
         if number is not None:
@@ -210,8 +218,6 @@ def _compares(value: Any, compare: Callable[[Any, Any], bool], bound: _Bound) ->
         when = moment(value)
         if when is not None:
             return compare(when, bound.moment)
-    if compare is operator.eq and bound.number is None and bound.moment is None:
-        return _text(value) == bound.text
     return False
 
 
