@@ -181,7 +181,32 @@ def test_eq_on_an_extension_field_compares_text_unless_the_stored_value_is_a_num
     assert read_field_parameter("GT_http://ns.example.com/epcis/lot", ["6"], "6")(body, prefixes)
 
 
+@pytest.mark.parametrize("word", ["1_000", "inf", "-Infinity", "nan", "0x10", "\uff11\uff12", "1e", ".", ""])
+def test_a_bound_is_a_plain_decimal_number(word: str) -> None:
+    with pytest.raises(ValueError, match="a number"):
+        read_quantity_parameter("GT_quantity", [word])
+    with pytest.raises(ValueError, match="a number"):
+        read_sensor_parameter("GE_value_CEL", [word], word)
+
+
+@pytest.mark.parametrize("word", ["1000", "-1.5", "+2", ".5", "5.", "1e3", "2.5E-2", " 7 "])
+def test_a_plain_decimal_with_an_optional_exponent_is_a_bound(word: str) -> None:
+    read_quantity_parameter("GT_quantity", [word])
+
+
+def test_a_stored_python_only_number_format_is_no_number() -> None:
+    body = {"example:count": "1_000"}
+    prefixes = {**STANDARD_PREFIXES, "example": "http://ns.example.com/epcis/"}
+    assert not read_field_parameter("GT_http://ns.example.com/epcis/count", ["1"], "1")(body, prefixes)
+
+
 def test_a_difference_converts_by_the_factor_alone() -> None:
     assert converted(2, "CEL", "KEL", difference=True) == 2
     result = converted(9, "FAH", "CEL", difference=True)
     assert result is not None and math.isclose(result, 5.0)
+
+
+def test_a_stored_integer_past_floats_range_is_no_number() -> None:
+    body = {"example:count": 10**400}
+    prefixes = {**STANDARD_PREFIXES, "example": "http://ns.example.com/epcis/"}
+    assert not read_field_parameter("GT_http://ns.example.com/epcis/count", ["1"], "1")(body, prefixes)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import operator
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -150,18 +151,23 @@ def _named(key: str, wanted: tuple[str, str], prefixes: Prefixes) -> bool:
 # ---------------------------------------------------------------- values
 
 
+_DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""A number as text: a plain decimal with an optional exponent, not what else float() reads
+(`1_000`, `inf`, `nan`, digits of other scripts)."""
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
+    if not isinstance(value, int | float) and not (
+        isinstance(value, str) and _DECIMAL.fullmatch(value.strip())
+    ):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past float's range
+        return None
+    return number if math.isfinite(number) else None
 
 
 def moment(value: Any) -> datetime | None:
