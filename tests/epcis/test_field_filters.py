@@ -209,4 +209,5 @@ def test_a_difference_converts_by_the_factor_alone() -> None:
 def test_a_stored_integer_past_floats_range_is_no_number() -> None:
     body = {"example:count": 10**400}
     prefixes = {**STANDARD_PREFIXES, "example": "http://ns.example.com/epcis/"}
-    assert not read_field_parameter("GT_http://ns.example.com/epcis/count", ["1"], "1")(body, prefixes)
+    for op in ("GT", "EQ"):
+        assert not read_field_parameter(f"{op}_http://ns.example.com/epcis/count", ["1"], "1")(body, prefixes)

@@ -212,7 +212,8 @@ def _compares(value: Any, compare: Callable[[Any, Any], bool], bound: _Bound) ->
     matches."""
     if compare is operator.eq:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return bound.number is not None and compare(float(value), bound.number)
+            number = _number(value)
+            return number is not None and bound.number is not None and compare(number, bound.number)
         if bound.moment is not None and (when := moment(value)) is not None:
             return compare(when, bound.moment)
         return _text(value) == bound.text
