@@ -74,6 +74,18 @@ def test_filters_by_epc_in_any_form(catalogue: Api) -> None:
     assert len(by_urn) == 2 and by_urn == by_link
 
 
+def test_a_cpi_pattern_matches_the_serials_of_its_part(api: Api, parties: dict[str, dict[str, Any]]) -> None:
+    part, other_part = "urn:epc:id:cpi:0614141.123ABC.123456789", "urn:epc:id:cpi:0614141.124ABC.7"
+    api.capture(
+        parties["manufacturer"],
+        [object_event([epc], biz_step="commissioning", at=T0, action="ADD") for epc in (part, other_part)],
+    )
+    api.settle()
+    for name in ("MATCH_epc", "MATCH_anyEPC"):
+        response = api.admin("GET", "/events", params={name: "urn:epc:idpat:cpi:0614141.123ABC.*"})
+        assert [e["epcList"] for e in event_list(response)] == [[digital_link(part)]], name
+
+
 def test_pages_cover_every_event_once_in_order(catalogue: Api) -> None:
     seen: list[str] = []
     url: str | None = "/events?perPage=3"

@@ -476,27 +476,37 @@ def _positive(value: str, what: str) -> int:
     return number
 
 
+_PATTERNS: Final = {"sgtin": "urn:epc:class:lgtin:", "cpi": None}
+"""The EPC schemes whose patterns `MATCH_` takes, and where the lots of a class are (if it has any)."""
+
+
 def _epc_match(name: str, words: list[str]) -> EpcMatch:
     """Canonical identifiers and, for EPC patterns, the prefix of what they match.
 
     An instance pattern `urn:epc:idpat:sgtin:P.I.*` matches the serials of that GTIN
     (`urn:epc:id:sgtin:P.I.…`); as a class it matches the GTIN itself (stored as that very
-    pattern) and its lots (`urn:epc:class:lgtin:P.I.…`).
+    pattern) and its lots (`urn:epc:class:lgtin:P.I.…`). A CPI pattern
+    `urn:epc:idpat:cpi:P.R.*` likewise matches the serials of that part (`urn:epc:id:cpi:P.R.…`),
+    and as a class the part itself (CPI has no lots).
     """
     roles, classes = _MATCHES[name]
     exact: set[str] = set()
     prefixes: set[str] = set()
     for word in words:
         canonical = canonical_identifier(word)  # GS1 identifiers canonical, private URIs as written
-        if canonical.startswith("urn:epc:idpat:sgtin:"):
-            stem = canonical.removeprefix("urn:epc:idpat:sgtin:").removesuffix("*")
-            if classes:
-                exact.add(canonical)
-                prefixes.add("urn:epc:class:lgtin:" + stem)
-            else:
-                prefixes.add("urn:epc:id:sgtin:" + stem)
-        else:
+        scheme = next(
+            (scheme for scheme in _PATTERNS if canonical.startswith(f"urn:epc:idpat:{scheme}:")), None
+        )
+        if scheme is None:
             exact.add(canonical)
+            continue
+        stem = canonical.removeprefix(f"urn:epc:idpat:{scheme}:").removesuffix("*")
+        if not classes:
+            prefixes.add(f"urn:epc:id:{scheme}:{stem}")
+            continue
+        exact.add(canonical)
+        if _PATTERNS[scheme] is not None:
+            prefixes.add(f"{_PATTERNS[scheme]}{stem}")
     return EpcMatch(name, frozenset(roles), classes, frozenset(exact), frozenset(prefixes))
 
 
