@@ -363,6 +363,8 @@ def test_eq_event_id_finds_the_event_and_its_declarations(varied: Api) -> None:
         ({"HASATTR_epcList": "urn:epcglobal:cbv:mda#name"}, "HASATTR_epcList"),
         ({"EQATTR_bizLocation": "Main"}, "EQATTR_bizLocation"),
         ({"WD_readPoint": "urn:epc:id:sgln:6901234"}, "WD_readPoint"),
+        ({"GE_eventTime": "0001-01-01T00:00:00+14:00"}, "GE_eventTime"),  # before year 1 in UTC
+        ({"LT_recordTime": "9999-12-31T23:59:59-14:00"}, "LT_recordTime"),  # after year 9999 in UTC
     ],
 )
 def test_an_unknown_parameter_or_malformed_value_is_a_400_naming_it(

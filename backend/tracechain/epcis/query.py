@@ -451,11 +451,16 @@ def _unsupported(name: str) -> str:
 
 
 def _time(value: str) -> datetime:
+    """A bound on eventTime or recordTime, in UTC as the store compares them: a moment whose UTC
+    falls outside years 1 to 9999 is refused here, not left to overflow in the database layer."""
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"not an ISO 8601 date-time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValueError(f"{value!r} is outside years 1 to 9999 in UTC") from None
 
 
 def _boolean(value: str) -> bool:
