@@ -331,6 +331,23 @@ def test_repeated_extension_elements_become_an_array_and_the_extension_wrapper_v
             "'INF' has no JSON form",
             id="infinite-number",
         ),
+        pytest.param(
+            _one_event(
+                "<action>OBSERVE</action><quantityList><quantityElement>"
+                "<epcClass>urn:epc:class:lgtin:4012345.012345.998877</epcClass>"
+                f"<quantity>{'9' * 5000}</quantity></quantityElement></quantityList>"
+            ),
+            "line 1: a number of 5000 digits is longer than",
+            id="over-long-quantity",
+        ),
+        pytest.param(
+            _one_event(
+                "<action>OBSERVE</action><sensorElementList><sensorElement>"
+                f'<sensorReport value="{"1" * 5000}.5"/></sensorElement></sensorElementList>'
+            ),
+            "line 1: a number of 5001 digits is longer than",
+            id="over-long-sensor-value",
+        ),
     ],
 )
 def test_invalid_or_unsafe_xml_is_refused_naming_where_and_what(body: bytes, named: str) -> None:

@@ -46,6 +46,10 @@ _NOT_EXTENSIONS: Final = frozenset({EPCIS_NS, EPCIS_QUERY_NS, _XSI_NS, _XML_NS})
 MAX_DEPTH: Final = 64
 """As deep as a JSON capture may nest (tracechain.api.limits.MAX_JSON_DEPTH)."""
 
+MAX_NUMBER_DIGITS: Final = 1000
+"""The longest number read: far past any quantity or reading, well within what Python turns into
+text (4300 digits), which a longer integer would break later, at hashing or storing."""
+
 EVENT_TYPES: Final = (
     "ObjectEvent",
     "AggregationEvent",
@@ -529,6 +533,16 @@ def _add(found: dict[str, Any], key: str, value: Any) -> None:
 
 def _number(element: etree._Element, text: str) -> int | float:
     text = text.strip()
+    digits = sum(char.isdigit() for char in text)
+    if digits > MAX_NUMBER_DIGITS:
+        raise InvalidXml(
+            [
+                Problem(
+                    f"line {element.sourceline}",
+                    f"a number of {digits} digits is longer than the {MAX_NUMBER_DIGITS} read here",
+                )
+            ]
+        )
     try:
         number = Decimal(text)
     except ArithmeticError as exc:
