@@ -33,7 +33,7 @@ from typing import Any, Final
 
 from lxml import etree
 
-from tracechain.epcis.schema import TRACECHAIN_NS, Problem
+from tracechain.epcis.schema import TRACECHAIN_NS, TRACECHAIN_PREFIX, Problem
 from tracechain.epcis.vocabulary import EPCIS_CONTEXT
 from tracechain.errors import TracechainError
 
@@ -345,8 +345,13 @@ class _Reader:
         if context_prefix is not None:
             self._by_uri[uri] = context_prefix  # the EPCIS context binds it already
             return context_prefix
+        if uri == TRACECHAIN_NS:  # what tracechain serves reads back as it is served
+            self.prefixes[TRACECHAIN_PREFIX] = uri
+            self._by_uri[uri] = TRACECHAIN_PREFIX
+            return TRACECHAIN_PREFIX
         prefix = wanted if wanted and _PREFIXED.match(f"{wanted}:x") else None
-        taken = {*self.prefixes, *protected, *self._avoided}
+        # tracechain's prefix names its own namespace only: capture refuses any other under it.
+        taken = {*self.prefixes, *protected, *self._avoided, TRACECHAIN_PREFIX}
         if prefix is None or prefix in taken:
             number = 1
             while f"ns{number}" in taken:
