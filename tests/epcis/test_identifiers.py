@@ -23,6 +23,7 @@ from tracechain.epcis.identifiers import (
     digital_link,
     from_digital_link_path,
     gs1_key,
+    in_form,
     is_class,
 )
 from tracechain.errors import TracechainError
@@ -495,3 +496,15 @@ def test_an_event_naming_any_scheme_hashes_to_gs1s_reference_id(
         }
         document = {"@context": [EPCIS_CONTEXT], "type": "EPCISDocument", "epcisBody": {"eventList": [event]}}
         assert event_hash_ids(document) == reference_hash_ids(document), form
+
+
+@pytest.mark.parametrize(
+    "identifier", ["http://[::1", "https://[::1/01/04012345123456", "http://[fe80::1%zz"]
+)
+def test_a_malformed_web_uri_is_refused_as_an_identifier_not_a_crash(identifier: str) -> None:
+    with pytest.raises(InvalidIdentifier) as raised:
+        canonical_identifier(identifier)
+    assert not isinstance(raised.value, NotGS1Identifier)  # never kept as a private identifier
+    with pytest.raises(InvalidIdentifier):
+        canonical_epc(identifier)
+    assert in_form(identifier, as_urn=False) == identifier

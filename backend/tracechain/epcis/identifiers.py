@@ -334,7 +334,12 @@ def _parse(identifier: str) -> _Key:
     if text.startswith("urn:epc:"):
         key = _parse_urn(text)
     elif text.startswith(("https://", "http://")):
-        key = _parse_digital_link(text)
+        try:
+            key = _parse_digital_link(text)
+        except InvalidIdentifier:
+            raise
+        except ValueError as exc:  # urlsplit's own refusals: "http://[::1" (Invalid IPv6 URL)
+            raise InvalidIdentifier(identifier, f"not a well-formed URI ({exc})") from None
     else:
         raise NotGS1Identifier(
             identifier, "neither an EPC URN (urn:epc:…) nor a GS1 Digital Link URI (https://…)"
