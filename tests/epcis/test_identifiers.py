@@ -508,3 +508,13 @@ def test_a_malformed_web_uri_is_refused_as_an_identifier_not_a_crash(identifier:
     with pytest.raises(InvalidIdentifier):
         canonical_epc(identifier)
     assert in_form(identifier, as_urn=False) == identifier
+
+
+@pytest.mark.parametrize(
+    "identifier", ["urn:x:foo bar", "https://", "https:///", "urn:", "tag:", "https://example.com/a\tb"]
+)
+def test_a_uri_with_no_scheme_specific_part_or_with_white_space_is_no_private_identifier(
+    identifier: str,
+) -> None:
+    with pytest.raises(NotGS1Identifier):
+        canonical_identifier(identifier)

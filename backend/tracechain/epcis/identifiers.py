@@ -237,7 +237,7 @@ def canonical_identifier(identifier: str) -> str:
         return canonical_epc(identifier)
     except NotGS1Identifier:
         text = identifier.strip()
-        if not _ABSOLUTE_URI.match(text):
+        if not _ABSOLUTE_URI.fullmatch(text):
             raise
         return text
 
@@ -262,7 +262,9 @@ def as_digital_link(identifier: str, host: str = DEFAULT_RESOLVER) -> str | None
     return None if key.scheme == _OPAQUE else _link(key, host)
 
 
-_ABSOLUTE_URI: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
+_ABSOLUTE_URI: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?!/*$)\S+")
+"""An absolute URI, whole (`fullmatch`): a scheme, then a scheme-specific part that is more than
+slashes (`https://` names nothing), without white space (`urn:x:foo bar` is two words)."""
 
 
 def digital_link(epc: str, host: str = DEFAULT_RESOLVER) -> str:
