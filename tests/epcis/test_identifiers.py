@@ -518,3 +518,15 @@ def test_a_uri_with_no_scheme_specific_part_or_with_white_space_is_no_private_id
 ) -> None:
     with pytest.raises(NotGS1Identifier):
         canonical_identifier(identifier)
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    ["urn:epc:id:cpi:0614141..1", "urn:epc:idpat:cpi:0614141..*", "https://id.gs1.org/8010/0614141/8011/1"],
+)
+def test_a_cpi_without_a_part_reference_is_refused_in_every_form(identifier: str) -> None:
+    with pytest.raises(InvalidIdentifier, match="reference"):
+        canonical_identifier(identifier)
+    with pytest.raises(InvalidIdentifier, match="reference"):
+        digital_link(identifier)
+    assert in_form(identifier, as_urn=False) == identifier  # served as captured, never translated

@@ -451,6 +451,8 @@ def _parse_cpi_urn(urn: str, scheme: _Scheme) -> _Key:
     prefix, reference, serial = parts
     if not _COMPANY_PREFIX.fullmatch(prefix):
         raise InvalidIdentifier(urn, f"company prefix {prefix!r} is not 6 to 12 digits")
+    if not reference:
+        raise InvalidIdentifier(urn, "a CPI has a component/part reference after its company prefix")
     key = prefix + _cpi_unescape(urn, reference)
     _check_cpi(urn, key)
     if scheme.name == "cpi-class":
@@ -556,12 +558,15 @@ def _parse_digital_link(uri: str) -> _Key:
     if scheme.name == "cpi":
         _check_cpi(uri, values["8010"])
         if "8011" not in values:
-            return _Key("cpi-class", values["8010"])
-        if not _CPI_SERIAL.fullmatch(values["8011"]):
+            key = _Key("cpi-class", values["8010"])
+        elif not _CPI_SERIAL.fullmatch(values["8011"]):
             raise InvalidIdentifier(
                 uri, f"CPI serial {values['8011']!r} is not 1 to 12 digits without leading zeros"
             )
-        return _Key("cpi", values["8010"], values["8011"])
+        else:
+            key = _Key("cpi", values["8010"], values["8011"])
+        _urn(key, uri)  # refuses a CPI that is its company prefix alone, as its EPC URN form is refused
+        return key
     if scheme.name == "itip":
         if "21" not in values:
             raise InvalidIdentifier(uri, "an ITIP without serial (21) names a type, not a thing")
