@@ -15,8 +15,6 @@ from tracechain.epcis.identifiers import (
     DEFAULT_RESOLVER,
     InvalidIdentifier,
     NotGS1Identifier,
-    as_digital_link,
-    as_epc_urn,
     canonical_epc,
     canonical_identifier,
     company_prefix_length,
@@ -336,26 +334,23 @@ def test_every_scheme_written_wrongly_is_refused_saying_why(identifier: str, sai
 
 
 @pytest.mark.parametrize(("written", "canonical", "link"), EVERY_SCHEME, ids=[row[0] for row in EVERY_SCHEME])
-def test_each_form_is_given_for_gs1_epc_format_or_none_where_there_is_none(
+def test_each_form_is_given_for_gs1_epc_format_or_the_identifier_as_written_where_there_is_none(
     written: str, canonical: str | None, link: str | None
 ) -> None:
-    expected = canonical or written
-    assert as_epc_urn(written) == (expected if expected.startswith("urn:epc:") else None)
-    assert as_digital_link(written) == link
+    # GMN and GIAI-assembly have only a Digital Link (their canonical form); GID, ADI, BIC, IMOVN
+    # and USDOD have no Digital Link: each is served in the form it has.
+    assert in_form(written, as_urn=True) == (canonical or written)
+    assert in_form(written, as_urn=False) == (link or written)
     if link is not None:
-        assert as_digital_link(written, "https://example.com/dl") == link.replace(
+        assert digital_link(written, "https://example.com/dl") == link.replace(
             DEFAULT_RESOLVER, "https://example.com/dl"
         )
 
 
-def test_a_private_uri_has_neither_form_and_what_is_no_uri_is_refused() -> None:
-    assert as_epc_urn("urn:example:thing:7") is None
-    assert as_digital_link("https://example.com/things/7") is None
-    for wrong in ("pallet 7", "urn:epc:id:bic:CSQU3054384"):
-        with pytest.raises(InvalidIdentifier):
-            as_digital_link(wrong)
-        with pytest.raises(InvalidIdentifier):
-            as_epc_urn(wrong)
+def test_a_private_uri_or_what_is_no_uri_is_served_as_written() -> None:
+    for written in ("urn:example:thing:7", "https://example.com/things/7", "pallet 7"):
+        assert in_form(written, as_urn=True) == written
+        assert in_form(written, as_urn=False) == written
 
 
 @pytest.mark.parametrize(

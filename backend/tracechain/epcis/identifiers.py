@@ -242,26 +242,6 @@ def canonical_identifier(identifier: str) -> str:
         return text
 
 
-def as_epc_urn(identifier: str) -> str | None:
-    """The identifier as an EPC URN, for `GS1-EPC-Format: Always_EPC_URN`; None for one that has no
-    EPC form (GMN and GIAI-assembly, which only have a Digital Link, and private URIs, kept as
-    written). Raises InvalidIdentifier for a GS1 identifier written wrongly."""
-    canonical = canonical_identifier(identifier)
-    return canonical if canonical.startswith("urn:epc:") else None
-
-
-def as_digital_link(identifier: str, host: str = DEFAULT_RESOLVER) -> str | None:
-    """The identifier as a GS1 Digital Link on `host`, for `GS1-EPC-Format: Always_GS1_Digital_Link`;
-    None for one that has none (EPCs without a GS1 key: GID, ADI, BIC, IMOVN, USDOD; private URIs).
-    Raises InvalidIdentifier for a GS1 identifier written wrongly."""
-    try:
-        key = _parse(identifier)
-    except NotGS1Identifier:
-        canonical_identifier(identifier)  # raises for what is no URI at all
-        return None
-    return None if key.scheme == _OPAQUE else _link(key, host)
-
-
 _ABSOLUTE_URI: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?!/*$)\S+")
 """An absolute URI, whole (`fullmatch`): a scheme, then a scheme-specific part that is more than
 slashes (`https://` names nothing), without white space (`urn:x:foo bar` is two words)."""
