@@ -74,6 +74,18 @@ def test_filters_by_epc_in_any_form(catalogue: Api) -> None:
     assert len(by_urn) == 2 and by_urn == by_link
 
 
+def test_a_cpi_pattern_matches_the_serials_of_its_part(api: Api, parties: dict[str, dict[str, Any]]) -> None:
+    part, other_part = "urn:epc:id:cpi:0614141.123ABC.123456789", "urn:epc:id:cpi:0614141.124ABC.7"
+    api.capture(
+        parties["manufacturer"],
+        [object_event([epc], biz_step="commissioning", at=T0, action="ADD") for epc in (part, other_part)],
+    )
+    api.settle()
+    for name in ("MATCH_epc", "MATCH_anyEPC"):
+        response = api.admin("GET", "/events", params={name: "urn:epc:idpat:cpi:0614141.123ABC.*"})
+        assert [e["epcList"] for e in event_list(response)] == [[digital_link(part)]], name
+
+
 def test_pages_cover_every_event_once_in_order(catalogue: Api) -> None:
     seen: list[str] = []
     url: str | None = "/events?perPage=3"
@@ -351,6 +363,8 @@ def test_eq_event_id_finds_the_event_and_its_declarations(varied: Api) -> None:
         ({"HASATTR_epcList": "urn:epcglobal:cbv:mda#name"}, "HASATTR_epcList"),
         ({"EQATTR_bizLocation": "Main"}, "EQATTR_bizLocation"),
         ({"WD_readPoint": "urn:epc:id:sgln:6901234"}, "WD_readPoint"),
+        ({"GE_eventTime": "0001-01-01T00:00:00+14:00"}, "GE_eventTime"),  # before year 1 in UTC
+        ({"LT_recordTime": "9999-12-31T23:59:59-14:00"}, "LT_recordTime"),  # after year 9999 in UTC
     ],
 )
 def test_an_unknown_parameter_or_malformed_value_is_a_400_naming_it(

@@ -15,14 +15,13 @@ from tracechain.epcis.identifiers import (
     DEFAULT_RESOLVER,
     InvalidIdentifier,
     NotGS1Identifier,
-    as_digital_link,
-    as_epc_urn,
     canonical_epc,
     canonical_identifier,
     company_prefix_length,
     digital_link,
     from_digital_link_path,
     gs1_key,
+    in_form,
     is_class,
 )
 from tracechain.errors import TracechainError
@@ -335,26 +334,23 @@ def test_every_scheme_written_wrongly_is_refused_saying_why(identifier: str, sai
 
 
 @pytest.mark.parametrize(("written", "canonical", "link"), EVERY_SCHEME, ids=[row[0] for row in EVERY_SCHEME])
-def test_each_form_is_given_for_gs1_epc_format_or_none_where_there_is_none(
+def test_each_form_is_given_for_gs1_epc_format_or_the_identifier_as_written_where_there_is_none(
     written: str, canonical: str | None, link: str | None
 ) -> None:
-    expected = canonical or written
-    assert as_epc_urn(written) == (expected if expected.startswith("urn:epc:") else None)
-    assert as_digital_link(written) == link
+    # GMN and GIAI-assembly have only a Digital Link (their canonical form); GID, ADI, BIC, IMOVN
+    # and USDOD have no Digital Link: each is served in the form it has.
+    assert in_form(written, as_urn=True) == (canonical or written)
+    assert in_form(written, as_urn=False) == (link or written)
     if link is not None:
-        assert as_digital_link(written, "https://example.com/dl") == link.replace(
+        assert digital_link(written, "https://example.com/dl") == link.replace(
             DEFAULT_RESOLVER, "https://example.com/dl"
         )
 
 
-def test_a_private_uri_has_neither_form_and_what_is_no_uri_is_refused() -> None:
-    assert as_epc_urn("urn:example:thing:7") is None
-    assert as_digital_link("https://example.com/things/7") is None
-    for wrong in ("pallet 7", "urn:epc:id:bic:CSQU3054384"):
-        with pytest.raises(InvalidIdentifier):
-            as_digital_link(wrong)
-        with pytest.raises(InvalidIdentifier):
-            as_epc_urn(wrong)
+def test_a_private_uri_or_what_is_no_uri_is_served_as_written() -> None:
+    for written in ("urn:example:thing:7", "https://example.com/things/7", "pallet 7"):
+        assert in_form(written, as_urn=True) == written
+        assert in_form(written, as_urn=False) == written
 
 
 @pytest.mark.parametrize(
@@ -495,3 +491,37 @@ def test_an_event_naming_any_scheme_hashes_to_gs1s_reference_id(
         }
         document = {"@context": [EPCIS_CONTEXT], "type": "EPCISDocument", "epcisBody": {"eventList": [event]}}
         assert event_hash_ids(document) == reference_hash_ids(document), form
+
+
+@pytest.mark.parametrize(
+    "identifier", ["http://[::1", "https://[::1/01/04012345123456", "http://[fe80::1%zz"]
+)
+def test_a_malformed_web_uri_is_refused_as_an_identifier_not_a_crash(identifier: str) -> None:
+    with pytest.raises(InvalidIdentifier) as raised:
+        canonical_identifier(identifier)
+    assert not isinstance(raised.value, NotGS1Identifier)  # never kept as a private identifier
+    with pytest.raises(InvalidIdentifier):
+        canonical_epc(identifier)
+    assert in_form(identifier, as_urn=False) == identifier
+
+
+@pytest.mark.parametrize(
+    "identifier", ["urn:x:foo bar", "https://", "https:///", "urn:", "tag:", "https://example.com/a\tb"]
+)
+def test_a_uri_with_no_scheme_specific_part_or_with_white_space_is_no_private_identifier(
+    identifier: str,
+) -> None:
+    with pytest.raises(NotGS1Identifier):
+        canonical_identifier(identifier)
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    ["urn:epc:id:cpi:0614141..1", "urn:epc:idpat:cpi:0614141..*", "https://id.gs1.org/8010/0614141/8011/1"],
+)
+def test_a_cpi_without_a_part_reference_is_refused_in_every_form(identifier: str) -> None:
+    with pytest.raises(InvalidIdentifier, match="reference"):
+        canonical_identifier(identifier)
+    with pytest.raises(InvalidIdentifier, match="reference"):
+        digital_link(identifier)
+    assert in_form(identifier, as_urn=False) == identifier  # served as captured, never translated

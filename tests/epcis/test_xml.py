@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 
 from tracechain.epcis.event_hash import EPCIS_CONTEXT, event_hash_ids
-from tracechain.epcis.schema import validate_document
+from tracechain.epcis.schema import (
+    TRACECHAIN_NS,
+    TRACECHAIN_PREFIX,
+    reserved_term_problems,
+    validate_document,
+)
 from tracechain.epcis.xml import (
     CAPTURE_XSD,
     MAX_DEPTH,
@@ -331,6 +336,23 @@ def test_repeated_extension_elements_become_an_array_and_the_extension_wrapper_v
             "'INF' has no JSON form",
             id="infinite-number",
         ),
+        pytest.param(
+            _one_event(
+                "<action>OBSERVE</action><quantityList><quantityElement>"
+                "<epcClass>urn:epc:class:lgtin:4012345.012345.998877</epcClass>"
+                f"<quantity>{'9' * 5000}</quantity></quantityElement></quantityList>"
+            ),
+            "line 1: a number of 5000 digits is longer than",
+            id="over-long-quantity",
+        ),
+        pytest.param(
+            _one_event(
+                "<action>OBSERVE</action><sensorElementList><sensorElement>"
+                f'<sensorReport value="{"1" * 5000}.5"/></sensorElement></sensorElementList>'
+            ),
+            "line 1: a number of 5001 digits is longer than",
+            id="over-long-sensor-value",
+        ),
     ],
 )
 def test_invalid_or_unsafe_xml_is_refused_naming_where_and_what(body: bytes, named: str) -> None:
@@ -412,3 +434,29 @@ def test_a_transaction_event_with_its_business_transactions_withheld_lacks_only_
 
     assert problem.reason.startswith("Element 'epcList': This element is not expected")
     assert problem.reason.endswith("bizTransactionList ).")
+
+
+def test_another_namespace_written_with_tracechains_prefix_is_given_another() -> None:
+    document = document_from_xml(
+        _one_event(
+            "<action>OBSERVE</action><tracechain:grade>7</tracechain:grade>",
+            'xmlns:tracechain="http://other/"',
+        )
+    )
+    (event,) = document["epcisBody"]["eventList"]
+    (key,) = (key for key in event if key.endswith(":grade"))
+    prefix = key.split(":")[0]
+    assert prefix != TRACECHAIN_PREFIX and document["@context"][1] == {prefix: "http://other/"}
+    assert reserved_term_problems(document) == []
+
+
+def test_tracechains_own_namespace_is_read_under_its_prefix_however_the_xml_names_it() -> None:
+    document = document_from_xml(
+        _one_event(
+            "<action>OBSERVE</action><tc:hashId>x</tc:hashId><tracechain:grade>7</tracechain:grade>",
+            f'xmlns:tc="{TRACECHAIN_NS}" xmlns:tracechain="http://other/"',
+        )
+    )
+    (event,) = document["epcisBody"]["eventList"]
+    assert event[f"{TRACECHAIN_PREFIX}:hashId"] == "x"
+    assert reserved_term_problems(document)  # capture refuses it, as it refuses any tracechain: term

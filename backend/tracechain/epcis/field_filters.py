@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import operator
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -136,24 +137,37 @@ def field_key(name: str) -> tuple[str, str]:
 
 
 def _named(key: str, wanted: tuple[str, str], prefixes: Prefixes) -> bool:
-    return ":" in key and _field_key(expanded(key, prefixes)) == wanted
+    """Whether a captured key names the field. A compact key is compared as its prefix's namespace
+    and its local name, not expanded and cut again: the XML reader binds a prefix to a namespace as
+    written, so `example` may stand for `http://ns.example.com/epcis`, with no closing `/`."""
+    prefix, colon, local = key.partition(":")
+    if not colon:
+        return False
+    if prefix in prefixes and not local.startswith("//"):
+        return (prefixes[prefix].rstrip("#/:"), local) == wanted
+    return _field_key(key) == wanted
 
 
 # ---------------------------------------------------------------- values
 
 
+_DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""A number as text: a plain decimal with an optional exponent, not what else float() reads
+(`1_000`, `inf`, `nan`, digits of other scripts)."""
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
+    if not isinstance(value, int | float) and not (
+        isinstance(value, str) and _DECIMAL.fullmatch(value.strip())
+    ):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past float's range
+        return None
+    return number if math.isfinite(number) else None
 
 
 def moment(value: Any) -> datetime | None:
@@ -192,8 +206,17 @@ def _bound(word: str, equality: bool) -> _Bound:
 
 
 def _compares(value: Any, compare: Callable[[Any, Any], bool], bound: _Bound) -> bool:
-    """`value compare bound`: as numbers if the bound is one, as moments if it is one, as text
-    (EQ_ only) otherwise; a value of another kind never matches."""
+    """`value compare bound`. EQ_ compares as numbers only a value stored as a JSON number (a lot
+    "007" is text, not 7), as moments a date-time, and as text anything else; the ordering
+    operators compare numbers (written as text too) or moments. A value of another kind never
+    matches."""
+    if compare is operator.eq:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = _number(value)
+            return number is not None and bound.number is not None and compare(number, bound.number)
+        if bound.moment is not None and (when := moment(value)) is not None:
+            return compare(when, bound.moment)
+        return _text(value) == bound.text
     if bound.number is not None:
         number = _number(value)
         if number is not None:
@@ -202,8 +225,6 @@ def _compares(value: Any, compare: Callable[[Any, Any], bool], bound: _Bound) ->
         when = moment(value)
         if when is not None:
             return compare(when, bound.moment)
-    if compare is operator.eq and bound.number is None and bound.moment is None:
-        return _text(value) == bound.text
     return False
 
 
@@ -329,32 +350,57 @@ def _quantity_elements(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
                 yield element
 
 
-def _measured(value: Any, unit: Any, wanted_unit: str | None) -> float | None:
-    """A number, converted to `wanted_unit` if the query names one (None if it does not convert)."""
+def _measured(value: Any, unit: Any, wanted_unit: str | None, difference: bool = False) -> float | None:
+    """A number, converted to `wanted_unit` if the query names one (None if it does not convert);
+    a `difference` (sDev) by the unit's factor only."""
     number = _number(value)
     if number is None or wanted_unit is None:
         return number
-    return converted(number, unit if isinstance(unit, str) else None, wanted_unit)
+    return converted(number, unit if isinstance(unit, str) else None, wanted_unit, difference=difference)
 
 
-def _number_test(op: str, word: str) -> Callable[[float | None], bool]:
-    bound = _number(word)
-    if bound is None:
-        raise ValueError(f"a number, not {word!r}")
-    compare = _OPERATORS[op]
+def _number_test(op: str, words: list[str]) -> Callable[[float | None], bool]:
+    """Whether a number passes `op`: equals any of EQ_'s alternatives, or passes the one bound."""
+    if op != "EQ" and len(words) != 1:
+        raise ValueError(f"{op}_ takes one bound")
+    bounds: list[float] = []
+    for word in words:
+        bound = _number(word)
+        if bound is None:
+            raise ValueError(f"a number, not {word!r}")
+        bounds.append(bound)
     if op == "EQ":
-        return lambda number: number is not None and math.isclose(number, bound, rel_tol=1e-9, abs_tol=1e-12)
-    return lambda number: number is not None and compare(number, bound)
+        return lambda number: (
+            number is not None
+            and any(math.isclose(number, bound, rel_tol=1e-9, abs_tol=1e-12) for bound in bounds)
+        )
+    compare = _OPERATORS[op]
+    return lambda number: number is not None and compare(number, bounds[0])
 
 
-def read_quantity_parameter(name: str, value: str) -> Predicate:
+def _moment_test(op: str, words: list[str]) -> Callable[[datetime | None], bool]:
+    """Whether a moment passes `op`: equals any of EQ_'s alternatives, or passes the one bound."""
+    if op != "EQ" and len(words) != 1:
+        raise ValueError(f"{op}_ takes one bound")
+    bounds: list[datetime] = []
+    for word in words:
+        bound = moment(word)
+        if bound is None:
+            raise ValueError(f"not an ISO 8601 date-time: {word!r}")
+        bounds.append(bound)
+    compare = _OPERATORS[op]
+    return lambda when: when is not None and any(compare(when, bound) for bound in bounds)
+
+
+def read_quantity_parameter(name: str, words: list[str]) -> Predicate:
     """`EQ_`/`GT_`/`GE_`/`LT_`/`LE_quantity`, and `…_quantity_<uom>` for a bound in a unit: events
-    with a quantity element whose quantity passes (converted to the unit, when one is named)."""
+    with a quantity element whose quantity passes (converted to the unit, when one is named).
+    `words`: EQ_'s alternatives, or the one bound."""
     op, _, rest = name.partition("_")
     field, _, unit = rest.partition("_")
     if op not in _OPERATORS or field != "quantity":
         raise UnknownParameter(name)
-    passes = _number_test(op, value)
+    passes = _number_test(op, words)
     wanted_unit = unit or None
     return lambda body, _prefixes: any(
         passes(_measured(element.get("quantity"), element.get("uom"), wanted_unit))
@@ -470,26 +516,17 @@ def read_sensor_parameter(name: str, words: list[str], value: str) -> SensorCond
         texts = {word.strip() for word in words}
         return lambda reading, _prefixes: any(_text(found) in texts for found in _inline(reading, field))
     if field in _REPORT_NUMBERS:
-        if len(words) != 1:
-            raise ValueError(f"{op}_ takes one bound")
-        passes = _number_test(op, value)
+        passes = _number_test(op, words)
         wanted_unit = unit or None
+        difference = field == "sDev"  # a spread, not a temperature: no offset
         return lambda reading, _prefixes: passes(
-            _measured(reading.report.get(field), reading.report.get("uom"), wanted_unit)
+            _measured(reading.report.get(field), reading.report.get("uom"), wanted_unit, difference)
         )
     if field in _METADATA_TIMES | {"time"} and not unit:
-        bound = moment(value)
-        if bound is None:
-            raise ValueError(f"not an ISO 8601 date-time: {value!r}")
-        compare = _OPERATORS[op]
+        at = _moment_test(op, words)
         if field == "time":
-            return lambda reading, _prefixes: any(
-                (when := moment(found)) is not None and compare(when, bound)
-                for found in _inline(reading, "time")
-            )
-        return lambda reading, _prefixes: (
-            (when := moment(reading.metadata.get(field))) is not None and compare(when, bound)
-        )
+            return lambda reading, _prefixes: any(at(moment(found)) for found in _inline(reading, "time"))
+        return lambda reading, _prefixes: at(moment(reading.metadata.get(field)))
     raise UnknownParameter(name)
 
 

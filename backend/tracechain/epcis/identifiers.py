@@ -237,32 +237,14 @@ def canonical_identifier(identifier: str) -> str:
         return canonical_epc(identifier)
     except NotGS1Identifier:
         text = identifier.strip()
-        if not _ABSOLUTE_URI.match(text):
+        if not _ABSOLUTE_URI.fullmatch(text):
             raise
         return text
 
 
-def as_epc_urn(identifier: str) -> str | None:
-    """The identifier as an EPC URN, for `GS1-EPC-Format: Always_EPC_URN`; None for one that has no
-    EPC form (GMN and GIAI-assembly, which only have a Digital Link, and private URIs, kept as
-    written). Raises InvalidIdentifier for a GS1 identifier written wrongly."""
-    canonical = canonical_identifier(identifier)
-    return canonical if canonical.startswith("urn:epc:") else None
-
-
-def as_digital_link(identifier: str, host: str = DEFAULT_RESOLVER) -> str | None:
-    """The identifier as a GS1 Digital Link on `host`, for `GS1-EPC-Format: Always_GS1_Digital_Link`;
-    None for one that has none (EPCs without a GS1 key: GID, ADI, BIC, IMOVN, USDOD; private URIs).
-    Raises InvalidIdentifier for a GS1 identifier written wrongly."""
-    try:
-        key = _parse(identifier)
-    except NotGS1Identifier:
-        canonical_identifier(identifier)  # raises for what is no URI at all
-        return None
-    return None if key.scheme == _OPAQUE else _link(key, host)
-
-
-_ABSOLUTE_URI: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
+_ABSOLUTE_URI: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?!/*$)\S+")
+"""An absolute URI, whole (`fullmatch`): a scheme, then a scheme-specific part that is more than
+slashes (`https://` names nothing), without white space (`urn:x:foo bar` is two words)."""
 
 
 def digital_link(epc: str, host: str = DEFAULT_RESOLVER) -> str:
@@ -334,7 +316,12 @@ def _parse(identifier: str) -> _Key:
     if text.startswith("urn:epc:"):
         key = _parse_urn(text)
     elif text.startswith(("https://", "http://")):
-        key = _parse_digital_link(text)
+        try:
+            key = _parse_digital_link(text)
+        except InvalidIdentifier:
+            raise
+        except ValueError as exc:  # urlsplit's own refusals: "http://[::1" (Invalid IPv6 URL)
+            raise InvalidIdentifier(identifier, f"not a well-formed URI ({exc})") from None
     else:
         raise NotGS1Identifier(
             identifier, "neither an EPC URN (urn:epc:…) nor a GS1 Digital Link URI (https://…)"
@@ -444,6 +431,8 @@ def _parse_cpi_urn(urn: str, scheme: _Scheme) -> _Key:
     prefix, reference, serial = parts
     if not _COMPANY_PREFIX.fullmatch(prefix):
         raise InvalidIdentifier(urn, f"company prefix {prefix!r} is not 6 to 12 digits")
+    if not reference:
+        raise InvalidIdentifier(urn, "a CPI has a component/part reference after its company prefix")
     key = prefix + _cpi_unescape(urn, reference)
     _check_cpi(urn, key)
     if scheme.name == "cpi-class":
@@ -549,12 +538,15 @@ def _parse_digital_link(uri: str) -> _Key:
     if scheme.name == "cpi":
         _check_cpi(uri, values["8010"])
         if "8011" not in values:
-            return _Key("cpi-class", values["8010"])
-        if not _CPI_SERIAL.fullmatch(values["8011"]):
+            key = _Key("cpi-class", values["8010"])
+        elif not _CPI_SERIAL.fullmatch(values["8011"]):
             raise InvalidIdentifier(
                 uri, f"CPI serial {values['8011']!r} is not 1 to 12 digits without leading zeros"
             )
-        return _Key("cpi", values["8010"], values["8011"])
+        else:
+            key = _Key("cpi", values["8010"], values["8011"])
+        _urn(key, uri)  # refuses a CPI that is its company prefix alone, as its EPC URN form is refused
+        return key
     if scheme.name == "itip":
         if "21" not in values:
             raise InvalidIdentifier(uri, "an ITIP without serial (21) names a type, not a thing")

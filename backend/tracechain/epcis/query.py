@@ -297,7 +297,7 @@ _LIST_PARAMETERS: Final = {
     *_PLAIN_LISTS,
 }
 _LIST_FAMILIES: Final = ("EQ_", "HASATTR_", "EQATTR_")
-_SINGLE_VALUED: Final = frozenset({"EQ_booleanValue", "EQ_quantity"})
+_SINGLE_VALUED: Final = frozenset({"EQ_booleanValue"})
 
 
 def _is_list(name: str) -> bool:
@@ -389,7 +389,7 @@ class _Reader:
     def _flexible(self, name: str, words: list[str], value: str) -> None:
         """The parameters whose names carry a field, unit or operator (`field_filters`)."""
         for read_predicate in (
-            lambda: read_quantity_parameter(name, value),
+            lambda: read_quantity_parameter(name, words),
             lambda: read_declaration_time_parameter(name, value),
             lambda: read_field_parameter(name, words, value),
         ):
@@ -451,11 +451,16 @@ def _unsupported(name: str) -> str:
 
 
 def _time(value: str) -> datetime:
+    """A bound on eventTime or recordTime, in UTC as the store compares them: a moment whose UTC
+    falls outside years 1 to 9999 is refused here, not left to overflow in the database layer."""
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"not an ISO 8601 date-time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValueError(f"{value!r} is outside years 1 to 9999 in UTC") from None
 
 
 def _boolean(value: str) -> bool:
@@ -476,27 +481,37 @@ def _positive(value: str, what: str) -> int:
     return number
 
 
+_PATTERNS: Final = {"sgtin": "urn:epc:class:lgtin:", "cpi": None}
+"""The EPC schemes whose patterns `MATCH_` takes, and where the lots of a class are (if it has any)."""
+
+
 def _epc_match(name: str, words: list[str]) -> EpcMatch:
     """Canonical identifiers and, for EPC patterns, the prefix of what they match.
 
     An instance pattern `urn:epc:idpat:sgtin:P.I.*` matches the serials of that GTIN
     (`urn:epc:id:sgtin:P.I.…`); as a class it matches the GTIN itself (stored as that very
-    pattern) and its lots (`urn:epc:class:lgtin:P.I.…`).
+    pattern) and its lots (`urn:epc:class:lgtin:P.I.…`). A CPI pattern
+    `urn:epc:idpat:cpi:P.R.*` likewise matches the serials of that part (`urn:epc:id:cpi:P.R.…`),
+    and as a class the part itself (CPI has no lots).
     """
     roles, classes = _MATCHES[name]
     exact: set[str] = set()
     prefixes: set[str] = set()
     for word in words:
         canonical = canonical_identifier(word)  # GS1 identifiers canonical, private URIs as written
-        if canonical.startswith("urn:epc:idpat:sgtin:"):
-            stem = canonical.removeprefix("urn:epc:idpat:sgtin:").removesuffix("*")
-            if classes:
-                exact.add(canonical)
-                prefixes.add("urn:epc:class:lgtin:" + stem)
-            else:
-                prefixes.add("urn:epc:id:sgtin:" + stem)
-        else:
+        scheme = next(
+            (scheme for scheme in _PATTERNS if canonical.startswith(f"urn:epc:idpat:{scheme}:")), None
+        )
+        if scheme is None:
             exact.add(canonical)
+            continue
+        stem = canonical.removeprefix(f"urn:epc:idpat:{scheme}:").removesuffix("*")
+        if not classes:
+            prefixes.add(f"urn:epc:id:{scheme}:{stem}")
+            continue
+        exact.add(canonical)
+        if _PATTERNS[scheme] is not None:
+            prefixes.add(f"{_PATTERNS[scheme]}{stem}")
     return EpcMatch(name, frozenset(roles), classes, frozenset(exact), frozenset(prefixes))
 
 

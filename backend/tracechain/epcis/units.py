@@ -45,12 +45,17 @@ _UNITS: Final[dict[str, tuple[str, float, float]]] = {
 }
 
 
-def converted(value: float, unit: str | None, wanted: str) -> float | None:
-    """`value` in `unit` expressed in `wanted`; None when the two units do not convert."""
+def converted(value: float, unit: str | None, wanted: str, *, difference: bool = False) -> float | None:
+    """`value` in `unit` expressed in `wanted`; None when the two units do not convert.
+
+    A `difference` (a standard deviation, a change) converts by the factor alone: 2 °C apart is
+    2 K apart, where 2 °C is 275.15 K."""
     if unit == wanted:
         return value
     source, target = _UNITS.get(unit or ""), _UNITS.get(wanted)
     if source is None or target is None or source[0] != target[0]:
         return None
+    if difference:
+        return value * source[1] / target[1]
     base = value * source[1] + source[2]
     return (base - target[2]) / target[1]

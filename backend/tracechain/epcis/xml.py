@@ -33,7 +33,7 @@ from typing import Any, Final
 
 from lxml import etree
 
-from tracechain.epcis.schema import TRACECHAIN_NS, Problem
+from tracechain.epcis.schema import TRACECHAIN_NS, TRACECHAIN_PREFIX, Problem
 from tracechain.epcis.vocabulary import EPCIS_CONTEXT
 from tracechain.errors import TracechainError
 
@@ -45,6 +45,10 @@ _NOT_EXTENSIONS: Final = frozenset({EPCIS_NS, EPCIS_QUERY_NS, _XSI_NS, _XML_NS})
 
 MAX_DEPTH: Final = 64
 """As deep as a JSON capture may nest (tracechain.api.limits.MAX_JSON_DEPTH)."""
+
+MAX_NUMBER_DIGITS: Final = 1000
+"""The longest number read: far past any quantity or reading, well within what Python turns into
+text (4300 digits), which a longer integer would break later, at hashing or storing."""
 
 EVENT_TYPES: Final = (
     "ObjectEvent",
@@ -341,8 +345,13 @@ class _Reader:
         if context_prefix is not None:
             self._by_uri[uri] = context_prefix  # the EPCIS context binds it already
             return context_prefix
+        if uri == TRACECHAIN_NS:  # what tracechain serves reads back as it is served
+            self.prefixes[TRACECHAIN_PREFIX] = uri
+            self._by_uri[uri] = TRACECHAIN_PREFIX
+            return TRACECHAIN_PREFIX
         prefix = wanted if wanted and _PREFIXED.match(f"{wanted}:x") else None
-        taken = {*self.prefixes, *protected, *self._avoided}
+        # tracechain's prefix names its own namespace only: capture refuses any other under it.
+        taken = {*self.prefixes, *protected, *self._avoided, TRACECHAIN_PREFIX}
         if prefix is None or prefix in taken:
             number = 1
             while f"ns{number}" in taken:
@@ -529,6 +538,16 @@ def _add(found: dict[str, Any], key: str, value: Any) -> None:
 
 def _number(element: etree._Element, text: str) -> int | float:
     text = text.strip()
+    digits = sum(char.isdigit() for char in text)
+    if digits > MAX_NUMBER_DIGITS:
+        raise InvalidXml(
+            [
+                Problem(
+                    f"line {element.sourceline}",
+                    f"a number of {digits} digits is longer than the {MAX_NUMBER_DIGITS} read here",
+                )
+            ]
+        )
     try:
         number = Decimal(text)
     except ArithmeticError as exc:
