@@ -30,8 +30,9 @@ class Api:
         self.client = client
         self.services: Services = client.app.state.services  # type: ignore[attr-defined]
 
-    def admin(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self.client.request(method, path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, **kwargs)
+    def admin(self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        return self.client.request(method, path, headers={**admin, **(headers or {})}, **kwargs)
 
     def create_participant(
         self, name: str, roles: list[str], party_id: str, country: str = "NL"

@@ -691,7 +691,8 @@ def test_another_participants_master_data_does_not_put_its_sites_under_mine(
     )
     assert response.status_code == 202, response.text
     measured.settle()
-    found = event_list(measured.admin("GET", "/events", params={"WD_readPoint": WAREHOUSE}))
+    urns = {"GS1-EPC-Format": "Always_EPC_URN"}
+    found = event_list(measured.admin("GET", "/events", params={"WD_readPoint": WAREHOUSE}, headers=urns))
     assert sorted(e["epcList"][0] for e in found) == [
         COLD_ITEM,
         WARM_ITEM,
