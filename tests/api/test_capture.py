@@ -328,24 +328,6 @@ def test_events_refuses_a_document_and_what_is_no_event_naming_where_to_send_it(
     assert count(api, Event) == 0
 
 
-def test_capture_refuses_an_error_behaviour_it_does_not_have(
-    api: Api, parties: dict[str, dict[str, Any]]
-) -> None:
-    maker = api.as_participant(parties["manufacturer"])
-    body = document([commissioning()])
-    proceed = api.client.post(
-        "/capture", json=body, headers={**maker, "GS1-Capture-Error-Behaviour": "proceed"}
-    )
-    assert proceed.status_code == 406 and proceed.json()["parameters"] == ["GS1-Capture-Error-Behaviour"]
-    wrong = api.client.post("/capture", json=body, headers={**maker, "GS1-Capture-Error-Behaviour": "maybe"})
-    assert wrong.status_code == 400
-    assert count(api, Event) == 0
-    rollback = api.client.post(
-        "/capture", json=body, headers={**maker, "GS1-Capture-Error-Behaviour": "rollback"}
-    )
-    assert rollback.status_code == 202 and rollback.json()["captureErrorBehaviour"] == "rollback"
-
-
 def test_capture_lists_the_callers_own_jobs_in_pages_and_the_admin_all(
     api: Api, parties: dict[str, dict[str, Any]]
 ) -> None:

@@ -26,7 +26,8 @@ def is_class(identifier: str) -> bool:
 
 
 def found_by(api: Api, parameter: str, value: str) -> list[dict[str, Any]]:
-    response = api.admin("GET", "/events", params={parameter: value})
+    as_captured = {"GS1-EPC-Format": "Never_Translates"}
+    response = api.admin("GET", "/events", params={parameter: value}, headers=as_captured)
     assert response.status_code == 200, response.text
     events: list[dict[str, Any]] = response.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
     return events
