@@ -261,7 +261,7 @@ def test_options_advertise_versions_formats_and_methods(api: Api) -> None:
     settings = api.services.settings
     assert capture["GS1-EPCIS-Capture-Limit"] == str(settings.capture_max_events)
     assert capture["GS1-EPCIS-Capture-File-Size-Limit"] == str(settings.capture_max_bytes)
-    assert capture["GS1-Capture-Error-Behaviour"] == "rollback"
+    assert capture["GS1-Capture-Error-Behaviour"] == "all"  # rollback and proceed
 
 
 def test_a_request_accepting_no_version_spoken_here_is_refused(api: Api) -> None:
