@@ -25,9 +25,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from tracechain.epcis.units import converted
+
+_B = TypeVar("_B")
 
 Prefixes = Mapping[str, str]
 Predicate = Callable[[dict[str, Any], Prefixes], bool]
@@ -359,16 +361,23 @@ def _measured(value: Any, unit: Any, wanted_unit: str | None, difference: bool =
     return converted(number, unit if isinstance(unit, str) else None, wanted_unit, difference=difference)
 
 
-def _number_test(op: str, words: list[str]) -> Callable[[float | None], bool]:
-    """Whether a number passes `op`: equals any of EQ_'s alternatives, or passes the one bound."""
+def _bounds(op: str, words: list[str], read: Callable[[str], _B | None], wrong: str) -> list[_B]:
+    """The values an `op` parameter gives, each read by `read`: EQ_'s alternatives, or the one
+    bound of GT_/GE_/LT_/LE_; ValueError (`wrong` naming the word) for one that does not read."""
     if op != "EQ" and len(words) != 1:
         raise ValueError(f"{op}_ takes one bound")
-    bounds: list[float] = []
+    bounds = []
     for word in words:
-        bound = _number(word)
+        bound = read(word)
         if bound is None:
-            raise ValueError(f"a number, not {word!r}")
+            raise ValueError(wrong.format(word))
         bounds.append(bound)
+    return bounds
+
+
+def _number_test(op: str, words: list[str]) -> Callable[[float | None], bool]:
+    """Whether a number passes `op`: equals any of EQ_'s alternatives, or passes the one bound."""
+    bounds = _bounds(op, words, _number, "a number, not {!r}")
     if op == "EQ":
         return lambda number: (
             number is not None
@@ -380,14 +389,7 @@ def _number_test(op: str, words: list[str]) -> Callable[[float | None], bool]:
 
 def _moment_test(op: str, words: list[str]) -> Callable[[datetime | None], bool]:
     """Whether a moment passes `op`: equals any of EQ_'s alternatives, or passes the one bound."""
-    if op != "EQ" and len(words) != 1:
-        raise ValueError(f"{op}_ takes one bound")
-    bounds: list[datetime] = []
-    for word in words:
-        bound = moment(word)
-        if bound is None:
-            raise ValueError(f"not an ISO 8601 date-time: {word!r}")
-        bounds.append(bound)
+    bounds = _bounds(op, words, moment, "not an ISO 8601 date-time: {!r}")
     compare = _OPERATORS[op]
     return lambda when: when is not None and any(compare(when, bound) for bound in bounds)
 
