@@ -126,6 +126,29 @@ def test_an_xml_extension_field_is_found_by_its_iri_when_its_namespace_has_no_cl
         assert read_field_parameter(name, [""], "")(event, prefixes) is found, name
 
 
+def test_an_element_nested_in_an_extension_without_a_namespace_is_named_as_written() -> None:
+    # GS1's ObjectEvent.xml: <example:userElement><anotherElement>elementData</anotherElement>.
+    # An unqualified element has no IRI; nested (INNER_) or in the ILMD, a query names it bare.
+    document = document_from_xml((EXAMPLES / "xml" / "ObjectEvent.xml").read_bytes())
+    prefixes = context_prefixes(document["@context"])
+    event = document["epcisBody"]["eventList"][0]
+    assert read_field_parameter("EQ_INNER_anotherElement", ["elementData"], "elementData")(event, prefixes)
+    assert read_field_parameter("EXISTS_INNER_anotherElement", [""], "")(event, prefixes)
+    assert not read_field_parameter("EQ_INNER_anotherElement", ["other"], "other")(event, prefixes)
+    assert not read_field_parameter("EXISTS_INNER_userElement", [""], "")(event, prefixes)  # not bare
+    body = {"ilmd": {"batch": "B1"}}
+    assert read_field_parameter("EQ_ILMD_batch", ["B1"], "B1")(body, prefixes)
+
+
+@pytest.mark.parametrize("name", ["EQ_anotherElement", "EQ_SENSORREPORT_:value", "EQ_INNER_a b"])
+def test_an_unqualified_name_outside_the_ilmd_and_nested_fields_is_no_extension_field(name: str) -> None:
+    """Bare at the top an unknown name is a standard field's (refused); `:value` has no namespace."""
+    with pytest.raises(UnknownParameter):
+        read_field_parameter(name, ["x"], "x")
+    with pytest.raises(UnknownParameter):
+        read_sensor_parameter(name, ["x"], "x")
+
+
 def _reading(**report: object) -> Reading:
     return Reading({}, {}, {"type": "Temperature", **report})
 

@@ -133,6 +133,12 @@ def _field_key(iri: str) -> tuple[str, str]:
     return iri[:cut].rstrip("#/:"), iri[cut + 1 :]
 
 
+def _qualified(name: str) -> bool:
+    """Whether a parameter's field name has a namespace (`:value` has none: it would name a
+    standard, unprefixed field)."""
+    return _field_key(name)[0] != "" if ":" in name else False
+
+
 def field_key(name: str) -> tuple[str, str]:
     """A name (an IRI, or compact under GS1's prefixes) as namespace and local name."""
     return _field_key(expanded(name, STANDARD_PREFIXES))
@@ -144,7 +150,7 @@ def _named(key: str, wanted: tuple[str, str], prefixes: Prefixes) -> bool:
     written, so `example` may stand for `http://ns.example.com/epcis`, with no closing `/`."""
     prefix, colon, local = key.partition(":")
     if not colon:
-        return False
+        return wanted == ("", key)
     if prefix in prefixes and not local.startswith("//"):
         return (prefixes[prefix].rstrip("#/:"), local) == wanted
     return _field_key(key) == wanted
@@ -292,13 +298,22 @@ _PLACES: Final[dict[str, Callable[[dict[str, Any]], Iterator[tuple[str, Any]]]]]
 }
 
 
-def _split_field(rest: str) -> tuple[str, str]:
-    """(place prefix, IRI) of the part of a parameter name after its operator."""
+_UNQUALIFIED: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+"""A name with no namespace: an XML element nested in an extension (or in the ILMD) without one,
+captured as a key without a prefix. It has no IRI, so a query names it as written."""
+
+
+def _split_field(rest: str) -> tuple[str, tuple[str, str]]:
+    """(place prefix, (namespace, local name)) of the part of a parameter name after its operator.
+    Inside the ILMD and nested fields a name may be unqualified (namespace "")."""
     if rest.startswith(("SENSORELEMENT_", "SENSORMETADATA_", "SENSORREPORT_")):
         raise UnknownParameter(rest)  # a sensor condition (`read_sensor_parameter`)
     for place in _PLACES:
-        if rest.startswith(place) and ":" in rest.removeprefix(place):
-            return place, rest.removeprefix(place)
+        name = rest.removeprefix(place)
+        if rest.startswith(place) and _qualified(name):
+            return place, _field_key(name)
+        if rest.startswith(place) and place and _UNQUALIFIED.fullmatch(name):
+            return place, ("", name)
     raise UnknownParameter(rest)
 
 
@@ -317,8 +332,7 @@ def read_field_parameter(name: str, words: list[str], value: str) -> Predicate:
     if op == "EXISTS" and rest == "sensorElement":  # the XML binding's name for the list's items
         wanted = _exists_flag(value)
         return lambda body, _prefixes: _present(body.get("sensorElementList")) == wanted
-    place, iri = _split_field(rest)
-    key = _field_key(iri)
+    place, key = _split_field(rest)
     fields_of = _PLACES[place]
     if op == "EXISTS":
         wanted = _exists_flag(value)
@@ -493,7 +507,7 @@ def read_sensor_parameter(name: str, words: list[str], value: str) -> SensorCond
     if not underscore or op not in _OPERATORS:
         raise UnknownParameter(name)
     for place, part_of in _SENSOR_PLACES.items():
-        if rest.startswith(place) and ":" in rest.removeprefix(place):
+        if rest.startswith(place) and _qualified(rest.removeprefix(place)):
             key = _field_key(rest.removeprefix(place))
             passes = _value_test(op, words)
             return lambda reading, prefixes: any(
