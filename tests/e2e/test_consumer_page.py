@@ -42,7 +42,8 @@ def run_chromium(*arguments: str, profile: Path) -> subprocess.CompletedProcess[
     command = [
         chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-default-apps", "--hide-scrollbars", f"--user-data-dir={profile}", *arguments,
+        "--disable-default-apps", "--disable-features=AutofillServerCommunication",
+        "--hide-scrollbars", f"--user-data-dir={profile}", *arguments,
     ]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
 

@@ -8,7 +8,7 @@ from contextlib import ExitStack, asynccontextmanager, contextmanager
 from fastapi import FastAPI
 
 from tracechain import __version__
-from tracechain.api import problems
+from tracechain.api import docs_pages, problems
 from tracechain.api.routes import (
     capture,
     discovery,
@@ -58,8 +58,11 @@ def create_app(
         version=__version__,
         summary="Supply-chain events in GS1 EPCIS 2.0, signed by who performed them and recorded on chain.",
         lifespan=lifespan,
+        docs_url=None,  # docs_pages serves them, from this server rather than a CDN
+        redoc_url=None,
     )
     problems.install(app)
+    docs_pages.install(app)
     for module in (
         participants,
         grants,
