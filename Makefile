@@ -68,8 +68,10 @@ node: install
 	@$(BIN)/tracechain node
 
 # The service on the demo's data: demo mode (its public secrets) unless you set your own.
+# `make serve PORT=8080` (or TRACECHAIN_PORT) listens elsewhere; the managed node's port is
+# TRACECHAIN_ANVIL_PORT (8545).
 serve: install
-	@TRACECHAIN_DEMO_MODE=$${TRACECHAIN_DEMO_MODE:-true} $(BIN)/tracechain serve
+	@TRACECHAIN_DEMO_MODE=$${TRACECHAIN_DEMO_MODE:-true} $(BIN)/tracechain serve $(if $(PORT),--port $(PORT))
 
 clean:
 	rm -rf $(VENV) node_modules .tracechain .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tracechain import __version__
@@ -59,6 +61,33 @@ def test_a_failure_to_start_is_one_line_naming_what_to_fix(
     assert said in " ".join(" ".join(lines).split())
     assert "Traceback" not in failed.stdout + failed.stderr
     assert len(lines) <= 4  # the error (wrapped at most once or twice) and the hint
+
+
+def test_serve_listens_on_the_port_the_setting_names(tmp_path: Path) -> None:
+    port = free_port()
+    environment = {"TRACECHAIN_PORT": str(port), "TRACECHAIN_DEMO_MODE": "true", "TRACECHAIN_CHAIN": "tester"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACECHAIN_")} | environment
+    serving = subprocess.Popen(
+        [TRACECHAIN, "serve", "--log-level", "warning"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert serving.poll() is None, "serve stopped"
+            assert time.monotonic() < deadline, "serve did not answer on TRACECHAIN_PORT"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+    finally:
+        serving.terminate()
+        printed, _ = serving.communicate(timeout=30)
+    assert f"serving at http://127.0.0.1:{port}" in printed
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:

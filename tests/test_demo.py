@@ -21,6 +21,8 @@ from tracechain.demo import run_demo
 from tracechain.demo.client import served
 from tracechain.verification import verify_bundle
 
+from .conftest import free_port
+
 Tamper = Callable[[dict[str, Any]], None]
 
 COMMERCIAL = (
@@ -49,6 +51,7 @@ def test_the_demo_records_the_journey_and_settles_three_orders(tmp_path: Path, a
         relayer_key=ANVIL_DEV_KEY,
         data_dir=tmp_path,
         poll_interval=0.05,
+        port=free_port(),  # TRACECHAIN_PORT: the demo serves there and its links point there
     )
     output = io.StringIO()
     assert run_demo(settings, Console(file=output, width=200))
@@ -70,7 +73,7 @@ def test_the_demo_records_the_journey_and_settles_three_orders(tmp_path: Path, a
     ).search(printed)
     assert row("Amsterdam Home Retail", "23,000.00", "7,000.00", "-16,000.00").search(printed)
     assert row("Shenzhen Bright Electronics", "0.00", "16,000.00", "+16,000.00").search(printed)
-    link = "http://127.0.0.1:8000/01/06901234678901/21/"
+    link = f"http://127.0.0.1:{settings.port}/01/06901234678901/21/"
     assert f"Consumer page (anyone, no key): run make serve and open {link}" in printed
 
     # Who sees what: the consumer sees custody facts, the carrier its own events in full and the

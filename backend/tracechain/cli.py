@@ -68,8 +68,10 @@ def node() -> None:
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(8000, help="Port to listen on."),
+    host: str | None = typer.Option(
+        None, help="Interface to listen on [default: TRACECHAIN_HOST or 127.0.0.1]."
+    ),
+    port: int | None = typer.Option(None, help="Port to listen on [default: TRACECHAIN_PORT or 8000]."),
     log_level: str = typer.Option("info", help="uvicorn's: warning leaves out a line per request."),
 ) -> None:
     """Run the HTTP service (OpenAPI docs at /docs)."""
@@ -79,9 +81,10 @@ def serve(
 
     settings = Settings()
     settings.require_secrets()
+    host, port = host or settings.host, port or settings.port
     with console.status("starting: database, node, contracts"), started_services(settings) as services:
         service = create_app(settings, run_workers=settings.run_workers, services=services)
-        console.print(f"serving at http://{host}:{port} (OpenAPI docs at /docs)")
+        console.print(f"serving at http://{host}:{port} (API docs at /docs and /redoc)")
         uvicorn.run(service, host=host, port=port, log_level=log_level)
 
 

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".tracechain")
     """Everything tracechain keeps between runs: the managed node's state, deployments, the database."""
 
+    host: str = "127.0.0.1"
+    """Interface `tracechain serve` listens on (`--host` overrides it)."""
+    port: int = 8000
+    """Port `tracechain serve` listens on (`--port` overrides it); the demo's printed links use it."""
+
     chain: ChainMode = ChainMode.ANVIL
     rpc_url: str | None = None
     """Setting this alone selects chain=rpc."""

@@ -32,7 +32,7 @@ from rich.progress import Progress
 
 from tracechain.api.services import DEMO_ADMIN_TOKEN
 from tracechain.config import Settings
-from tracechain.demo.client import SERVE_PORT, DemoClient, DemoFailed, served, wait_until
+from tracechain.demo.client import DemoClient, DemoFailed, served, wait_until
 from tracechain.demo.report import (
     print_balances,
     print_events_per_party,
@@ -133,7 +133,7 @@ def run_demo(settings: Settings, console: Console) -> bool:
     print_orders(console, list(zip(ORDERS, orders, strict=True)))
     print_balances(console, before, after, orders)
     print_views(console, trace, carriers_view, CARRIER.name)
-    link = digital_link(item, f"http://127.0.0.1:{SERVE_PORT}")
+    link = digital_link(item, f"http://{_browsable(settings.host)}:{settings.port}")
     serve = "make serve" if settings.demo_mode else "tracechain serve"
     bundle_file = settings.data_dir / "demo-public-proof.json"
     bundle_file.write_text(json.dumps(public_bundle, indent=1))
@@ -196,3 +196,8 @@ def _order(api: DemoClient, buyer: str, order_id: int) -> dict[str, Any]:
 
 def _balance(api: DemoClient, key: str) -> Decimal:
     return Decimal(api.call("GET", "/settlement/balance", key)["balance"])
+
+
+def _browsable(host: str) -> str:
+    """Where a browser on this machine reaches `tracechain serve` listening on `host`."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host

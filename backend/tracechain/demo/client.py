@@ -21,7 +21,6 @@ from tracechain.demo.scenario import PARTIES, DemoParty
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
 from tracechain.errors import TracechainError
 
-SERVE_PORT = 8000  # where `tracechain serve` listens by default: the printed address works there
 WAIT_TIMEOUT = 120.0
 
 
@@ -32,7 +31,8 @@ class DemoFailed(TracechainError):
 @contextmanager
 def served(settings: Settings) -> Iterator[str]:
     """The real app over HTTP on a local port, its workers running, for as long as the block runs."""
-    port = SERVE_PORT if _free(SERVE_PORT) else _any_free_port()
+    # The port `tracechain serve` will listen on, if free: the demo's printed links work there too.
+    port = settings.port if _free(settings.port) else _any_free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )
