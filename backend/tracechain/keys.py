@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from tracechain.errors import TracechainError
+from tracechain.errors import ConfigurationError, TracechainError
 
 _NONCE_BYTES = 12
 API_KEY_PREFIX = "tc_"
@@ -42,6 +42,35 @@ class KeyVault:
             return self._aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], address.lower().encode())
         except InvalidTag as exc:
             raise KeyDecryptionFailed(f"the stored key of {address} does not decrypt") from exc
+
+
+_CHECKED = b"tracechain: the master secret"
+_CHECK_BINDING = "key-check"
+
+
+class WrongMasterSecret(ConfigurationError):
+    """The master secret is not the one the database's keys are encrypted under."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "TRACECHAIN_MASTER_SECRET is not the secret this database's participant keys are encrypted "
+            "under: set the one it was first served with (keys encrypted under it cannot be read otherwise)"
+        )
+
+
+def check_value(vault: KeyVault) -> bytes:
+    """A known value under the vault's key: stored once, then `require_same_secret` opens it."""
+    return vault.encrypt(_CHECKED, _CHECK_BINDING)
+
+
+def require_same_secret(vault: KeyVault, stored_check: bytes) -> None:
+    """Raises WrongMasterSecret unless `stored_check` was made under the vault's master secret."""
+    try:
+        opened = vault.decrypt(stored_check, _CHECK_BINDING)
+    except KeyDecryptionFailed:
+        opened = None
+    if opened != _CHECKED:
+        raise WrongMasterSecret()
 
 
 def new_api_key() -> str:

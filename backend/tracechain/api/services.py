@@ -26,7 +26,7 @@ from tracechain.chain.registry import TraceRegistry
 from tracechain.config import ChainMode, Settings
 from tracechain.errors import ConfigurationError, NotDeployedYet, TracechainError
 from tracechain.indexer import Indexer
-from tracechain.keys import KeyVault
+from tracechain.keys import KeyDecryptionFailed, KeyVault, WrongMasterSecret, check_value, require_same_secret
 from tracechain.settlement import Settlement
 from tracechain.store import queries
 from tracechain.store.db import SharedLock, hold, make_engine, migrate, session_factory, transaction
@@ -92,10 +92,11 @@ class Services:
         if deploys:
             migrate(engine)  # a worker finds it done: serve migrates before it deploys
         sessions = session_factory(engine)
+        vault = KeyVault(master)
+        _require_the_databases_master_secret(sessions, vault, deploys)
         registry, guard = _registry_on_the_remembered_chain(settings, chain, sessions, deploys)
         if settings.recording_mode == "merkle":
             ensure_anchorer(registry, may_grant=deploys)
-        vault = KeyVault(master)
         submitter = Submitter(
             sessions,
             registry,
@@ -222,6 +223,35 @@ class Services:
             self._supervisor.stop()
         self.deliverer.close()
         self.engine.dispose()
+
+
+def _require_the_databases_master_secret(
+    sessions: sessionmaker[Session], vault: KeyVault, deploys: bool
+) -> None:
+    """Refuses to start (WrongMasterSecret) under another master secret than the database's keys
+    are encrypted under; the first start writes the check. A database from before the check is
+    checked on a stored key instead, if it has one."""
+    try:
+        with sessions() as session:
+            stored = queries.key_check(session)
+    except DBAPIError:
+        if deploys:
+            raise
+        return  # a worker before serve migrated: the chain check says so next
+    if stored is not None:
+        require_same_secret(vault, stored)
+        return
+    if not deploys:
+        return  # serve writes it
+    with transaction(sessions) as session:
+        held = queries.a_held_key(session)
+        if held is not None:
+            address, encrypted_key = held
+            try:
+                vault.decrypt(encrypted_key, address)
+            except KeyDecryptionFailed as exc:
+                raise WrongMasterSecret() from exc
+        queries.remember_key_check(session, check_value(vault))
 
 
 def _registry_on_the_remembered_chain(

@@ -435,6 +435,17 @@ class ChainIdentityRow(Base):
     registry_code_hash: Mapped[str] = mapped_column(String(66))
 
 
+class KeyCheck(Base):
+    """A known value encrypted under the master secret the database's keys are encrypted under
+    (`KeyVault.check_value`): one row, written when the database is first served, so a changed
+    TRACECHAIN_MASTER_SECRET is refused at start rather than found at a participant's first capture."""
+
+    __tablename__ = "key_check"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class WorkerHeartbeat(Base):
     """The last sign of life of each background worker, whichever process runs it (`supervision`)."""
 

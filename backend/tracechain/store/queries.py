@@ -60,6 +60,7 @@ from tracechain.store.models import (
     EventParty,
     Grant,
     IndexedBlock,
+    KeyCheck,
     MasterData,
     NamedQuery,
     Order,
@@ -1104,6 +1105,25 @@ def chain_identity(session: Session) -> ChainIdentity | None:
     if row is None:
         return None
     return ChainIdentity(row.chain_id, row.genesis_hash, row.registry_address, row.registry_code_hash)
+
+
+def key_check(session: Session) -> bytes | None:
+    row = session.get(KeyCheck, 1)
+    return None if row is None else row.ciphertext
+
+
+def remember_key_check(session: Session, ciphertext: bytes) -> None:
+    session.add(KeyCheck(id=1, ciphertext=ciphertext))
+
+
+def a_held_key(session: Session) -> tuple[str, bytes] | None:
+    """Some participant's key the service holds, as (address, ciphertext)."""
+    row = session.execute(
+        select(Participant.address, Participant.encrypted_key)
+        .where(Participant.encrypted_key.is_not(None))
+        .limit(1)
+    ).first()
+    return None if row is None or row[1] is None else (row[0], row[1])
 
 
 def remember_chain_identity(session: Session, identity: ChainIdentity) -> None:

@@ -51,6 +51,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("number"),
     )
     op.create_table(
+        "key_check",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
         "named_queries",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("owner", sa.String(length=36), nullable=False),
@@ -459,6 +465,7 @@ def downgrade() -> None:
     op.drop_table("stale_chains")
     op.drop_table("participants")
     op.drop_table("named_queries")
+    op.drop_table("key_check")
     op.drop_table("indexed_blocks")
     op.drop_table("chain_identity")
     with op.batch_alter_table("batches", schema=None) as batch_op:
