@@ -4,6 +4,7 @@ the traceback only with --debug; --version and --help say what it is and where s
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -93,3 +94,42 @@ def test_serve_listens_on_the_port_the_setting_names(tmp_path: Path) -> None:
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     failed = run("--debug", "serve", cwd=tmp_path, TRACECHAIN_CONFIRMATIONS="three")
     assert failed.returncode != 0 and "Traceback" in failed.stderr
+
+
+@pytest.mark.anvil
+def test_node_stops_on_sigterm_and_keeps_its_chain(tmp_path: Path) -> None:
+    """A process manager stops services with SIGTERM: the node used to hang on it."""
+    port = free_port()
+    environment = {"TRACECHAIN_ANVIL_PORT": str(port), "TRACECHAIN_DATA_DIR": str(tmp_path / "data")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACECHAIN_")} | environment
+    url = f"http://127.0.0.1:{port}"
+
+    def rpc(method: str, *params: object) -> object:
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+        return httpx.post(url, json=body, timeout=5).json()["result"]
+
+    def started() -> subprocess.Popen[str]:
+        node = subprocess.Popen(
+            [TRACECHAIN, "node"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            assert node.poll() is None and time.monotonic() < deadline, "the node did not start"
+            try:
+                rpc("eth_blockNumber")
+                return node
+            except httpx.TransportError:
+                time.sleep(0.2)
+
+    node = started()
+    rpc("anvil_mine", hex(7))
+    node.send_signal(signal.SIGTERM)
+    printed, _ = node.communicate(timeout=30)  # a hang fails here
+    assert node.returncode == 0 and "state saved" in printed
+
+    node = started()
+    try:
+        assert int(str(rpc("eth_blockNumber")), 16) >= 7  # the chain came back from the state file
+    finally:
+        node.send_signal(signal.SIGTERM)
+        node.communicate(timeout=30)

@@ -58,12 +58,18 @@ def node() -> None:
     anvil = AnvilNode.from_settings(settings)
     anvil.start()
     console.print(f"anvil listening at {anvil.url} (chain id {anvil.chain_id}), state in {anvil.state_file}")
-    console.print("Ctrl-C stops it and saves the state.")
-    signal.signal(signal.SIGTERM, lambda *_: anvil.stop())
+    console.print("Ctrl-C (or SIGTERM) stops it and saves the state.")
+
+    def interrupt(*_: object) -> None:
+        # Stopping here, inside wait(), would wait for the process under the lock wait() holds.
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         anvil.wait()
     except KeyboardInterrupt:
         anvil.stop()
+        console.print(f"stopped; state saved in {anvil.state_file}")
 
 
 @app.command()

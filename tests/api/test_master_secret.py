@@ -36,7 +36,8 @@ def test_a_database_served_before_the_check_is_checked_on_a_held_key_then_given_
     with transaction(api.services.sessions) as session:
         session.execute(delete(KeyCheck))
     with pytest.raises(WrongMasterSecret):
-        _start(api, "another master secret of 32 chars or more, mistyped")  # the participants' keys do not decrypt
+        # the participants' keys do not decrypt under it
+        _start(api, "another master secret of 32 chars or more, mistyped")
     with api.services.sessions() as session:
         assert session.get(KeyCheck, 1) is None  # nothing written under the wrong secret
 
