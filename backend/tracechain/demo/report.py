@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -17,8 +18,13 @@ from tracechain.epcis.mapping import describe
 
 def print_history(console: Console, trace: dict[str, Any], names: dict[str, str]) -> None:
     table = Table(title=f"History of {trace['epc']}")
-    for column in ("when (UTC)", "what", "unit", "by", "block", "verified"):
-        table.add_column(column)
+    # In 80 columns the words wrap and a long identifier folds; nothing is cut off.
+    table.add_column("when (UTC)", no_wrap=True)
+    table.add_column("what", overflow="fold")
+    table.add_column("unit", no_wrap=True)
+    table.add_column("by")
+    table.add_column("block", no_wrap=True)
+    table.add_column("verified", no_wrap=True)
     for entry in trace["events"]:
         event, checks = entry["event"], entry["verification"]
         when = datetime.fromisoformat(event["eventTime"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M")
@@ -69,18 +75,20 @@ def print_events_per_party(console: Console, counts: Counter[str], parties: list
 
 
 def print_orders(console: Console, orders: list[tuple[DemoOrder, dict[str, Any]]]) -> None:
-    table = Table(title="Orders: the retailer's escrow payments to the manufacturer")
+    # Eight columns in an 80-column terminal: no vertical rules, and only the story wraps.
+    table = Table(title="Orders: the retailer's escrow payments to the manufacturer", box=box.SIMPLE_HEAD)
     for column, justify in (
-        ("order", "right"),
+        ("#", "right"),
         ("story", "left"),
         ("amount", "right"),
-        ("paid to seller", "right"),
-        ("refunded to buyer", "right"),
+        ("to seller", "right"),
+        ("refunded", "right"),
         ("in escrow", "right"),
         ("state", "left"),
-        ("as expected", "left"),
+        ("ok", "left"),
     ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        wraps = column == "story"
+        table.add_column(column, justify=justify, no_wrap=not wraps, min_width=16 if wraps else None)  # type: ignore[arg-type]
     for story, order in orders:
         paid, refunded = Decimal(order["paid"]), Decimal(order["refunded"])
         expected = paid == story.expected_paid and refunded == story.expected_refunded
