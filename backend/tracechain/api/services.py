@@ -93,7 +93,7 @@ class Services:
             migrate(engine)  # a worker finds it done: serve migrates before it deploys
         sessions = session_factory(engine)
         registry, guard = _registry_on_the_remembered_chain(settings, chain, sessions, deploys)
-        if settings.recording_mode == "merkle":
+        if settings.recording_mode in ("merkle", "hybrid"):
             ensure_anchorer(registry, may_grant=deploys)
         vault = KeyVault(master)
         submitter = Submitter(
