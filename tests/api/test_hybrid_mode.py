@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tracechain.api.app import create_app
 from tracechain.chain.connect import Chain
@@ -20,12 +20,12 @@ from tracechain.chain.registry import Role
 from tracechain.chain.trace_event import OBSERVATION_KINDS, ZERO_HASH, Kind, Status, subject_id
 from tracechain.epcis.builders import object_event
 from tracechain.store import queries
-from tracechain.store.models import Batch, ChainRecord, SubjectState
+from tracechain.store.models import Batch, CaptureJob, ChainRecord, SubjectState
 from tracechain.verification import verify_bundle
 
 from ..conftest import temporary_database
 from .conftest import Api, _cast, service_settings
-from .test_capture import ITEM, PALLET, T0, journey
+from .test_capture import ITEM, PALLET, T0, commissioning, journey
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -119,6 +119,26 @@ def test_a_hybrid_bundle_carries_logs_and_anchors_and_verifies_against_the_chain
     result = verify_bundle(bundle, api.services.chain.w3)
     assert result.problems == [] and all(check.problems == [] for check in result.records)
     assert result.verified and len(result.records) == len(records)
+
+
+def test_a_refused_record_call_fails_its_fact_alone_while_the_rounds_observations_are_anchored(
+    hybrid_api: Api,
+) -> None:
+    parties = _cast(hybrid_api)
+    assert hybrid_api.capture(parties["manufacturer"], [commissioning()]).status_code == 202
+    assert hybrid_api.capture(parties["carrier"], [_storing(ITEM, 1)]).status_code == 202
+    with hybrid_api.services.sessions.begin() as session:  # the projection was wrong: a stale head
+        session.execute(
+            update(ChainRecord).where(ChainRecord.kind == Kind.COMMISSION).values(prev_head=b"\x07" * 32)
+        )
+    hybrid_api.settle()
+
+    with hybrid_api.services.sessions() as session:
+        jobs = {job.participant_id: job for job in session.scalars(select(CaptureJob))}
+        records = list(session.scalars(select(ChainRecord)))
+    assert sorted(job.status for job in jobs.values()) == ["failed", "succeeded"]
+    (observation,) = records  # the refused commissioning is gone, so it can be captured again
+    assert observation.kind == Kind.OBSERVE and observation.status == "confirmed" and observation.anchor_root
 
 
 def test_a_stale_observation_chain_is_repaired_from_its_anchored_records_not_from_the_registry(
