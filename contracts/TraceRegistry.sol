@@ -205,6 +205,17 @@ contract TraceRegistry is AccessControl, EIP712 {
         uint16 excursionsBeforeReceipt;
     }
 
+    /// @dev The last role a signer was found to hold within one {record} call (`_ANY_PARTICIPANT`:
+    /// some participant role). Roles cannot change during the call (it makes no external call but
+    /// to the ecrecover precompile), and a relayed batch is mostly one party's run of events, so
+    /// each run looks its signer's roles up once instead of once per event (up to five lookups).
+    struct RoleMemo {
+        address signer;
+        bytes32 role;
+    }
+
+    bytes32 private constant _ANY_PARTICIPANT = keccak256("any participant role");
+
     bytes32 private constant _TRACE_EVENT_TYPEHASH =
         keccak256(
             "TraceEvent(bytes32 subject,uint8 kind,bytes32 eventHash,address counterpart,bytes32 ref,uint64 time,bytes32 prevHead)"
@@ -279,12 +290,13 @@ contract TraceRegistry is AccessControl, EIP712 {
     /// Emits one {EventRecorded} per event.
     function record(SignedEvent[] calldata events) external {
         if (events.length == 0) revert TraceRegistryEmptyBatch();
+        RoleMemo memory roles;
         for (uint256 i = 0; i < events.length; ++i) {
-            _record(events[i]);
+            _record(events[i], roles);
         }
     }
 
-    function _record(SignedEvent calldata signed) private {
+    function _record(SignedEvent calldata signed, RoleMemo memory roles) private {
         TraceEvent calldata ev = signed.ev;
         bytes32 subject = ev.subject;
         if (ev.kind > uint8(type(Kind).max)) revert TraceRegistryUnknownKind(subject, ev.kind);
@@ -302,29 +314,29 @@ contract TraceRegistry is AccessControl, EIP712 {
         bytes32 head = _heads[chain];
         if (ev.prevHead != head) revert TraceRegistryStaleHead(subject, head, ev.prevHead);
 
-        _apply(kind, ev, signed.signer);
+        _apply(kind, ev, signed.signer, roles);
 
         head = keccak256(abi.encode(head, ev.eventHash));
         _heads[chain] = head;
         emit EventRecorded(subject, ev.eventHash, signed.signer, kind, ev.counterpart, ev.ref, ev.time, head);
     }
 
-    function _apply(Kind kind, TraceEvent calldata ev, address signer) private {
+    function _apply(Kind kind, TraceEvent calldata ev, address signer, RoleMemo memory roles) private {
         if (kind == Kind.Commission) {
-            _requireRole(MANUFACTURER_ROLE, signer);
+            _requireRole(MANUFACTURER_ROLE, signer, roles);
             _commission(ev.subject, signer);
         } else if (kind == Kind.Recall) {
             _recall(ev.subject, signer);
         } else if (kind == Kind.Inspect) {
-            _requireRole(CUSTOMS_ROLE, signer);
+            _requireRole(CUSTOMS_ROLE, signer, roles);
             _inspect(ev.subject, ev.ref);
         } else {
-            _checkParticipant(signer);
+            _checkParticipant(signer, roles);
             if (kind == Kind.Aggregate) _aggregate(ev.subject, ev.ref, signer);
             else if (kind == Kind.Disaggregate) _disaggregate(ev.subject, ev.ref, signer);
             else if (kind == Kind.Ship) _ship(ev.subject, ev.counterpart, signer);
             else if (kind == Kind.Receive) _receive(ev.subject, signer);
-            else if (kind == Kind.Sell) _sell(ev.subject, signer);
+            else if (kind == Kind.Sell) _sell(ev.subject, signer, roles);
             else if (kind == Kind.Consume) _consume(ev.subject, signer);
             else if (kind == Kind.Excursion) _excursion(ev.subject, signer);
             else if (kind == Kind.Withdraw) _withdraw(ev.subject, ev.counterpart, ev.ref, signer);
@@ -521,8 +533,8 @@ contract TraceRegistry is AccessControl, EIP712 {
         if (cleared && _clearedAt[subject] == 0) _clearedAt[subject] = uint64(block.timestamp);
     }
 
-    function _sell(bytes32 subject, address signer) private {
-        _requireRole(RETAILER_ROLE, signer);
+    function _sell(bytes32 subject, address signer, RoleMemo memory roles) private {
+        _requireRole(RETAILER_ROLE, signer, roles);
         _checkFreeCustodian(subject, signer);
         // An item sold out of a case leaves the case; recording an unpacking first is not required.
         if (_parents[subject] != bytes32(0)) {
@@ -589,8 +601,11 @@ contract TraceRegistry is AccessControl, EIP712 {
 
     // ---------------------------------------------------------------- checks
 
-    function _checkParticipant(address signer) private view {
+    /// @dev Any role remembered for the signer is a participant role (only those are remembered).
+    function _checkParticipant(address signer, RoleMemo memory roles) private view {
+        if (roles.signer == signer) return;
         if (!_isParticipant(signer)) revert TraceRegistryNotParticipant(signer);
+        (roles.signer, roles.role) = (signer, _ANY_PARTICIPANT);
     }
 
     function _isParticipant(address signer) private view returns (bool) {
@@ -603,8 +618,10 @@ contract TraceRegistry is AccessControl, EIP712 {
     }
 
     /// @dev Unlike AccessControl's `_checkRole`, this reverts with an error that names the signer.
-    function _requireRole(bytes32 role, address signer) private view {
+    function _requireRole(bytes32 role, address signer, RoleMemo memory roles) private view {
+        if (roles.signer == signer && roles.role == role) return;
         if (!hasRole(role, signer)) revert TraceRegistryMissingRole(signer, role);
+        (roles.signer, roles.role) = (signer, role);
     }
 
     function _checkActive(bytes32 subject) private view {

@@ -11,7 +11,8 @@ PostgreSQL database made for the run and dropped after it:
    every capture job has succeeded, i.e. every event was validated, hashed, checked, signed, stored,
    sent, mined and confirmed in the read model. Three ways: batched mode with the workers inside
    `serve`; batched mode with them in a `tracechain work` process beside it; Merkle mode the same;
-3. gas per event, read from receipts: alone, in a batch of 100, and in Merkle mode;
+3. gas per event, read from receipts: alone, in a batch of 100 (commissionings, observations, a
+   realistic journey of 100 products), and in Merkle mode;
 4. trace latency: GET /trace/{epc} of an item with 50 events across 3 levels of packing
    (item -> case -> pallet -> container), with the read model filled by synthetic products up to
    1k, 100k and 1M stored events;
@@ -65,7 +66,15 @@ from tracechain.chain.eip712 import EventSigner
 from tracechain.chain.merkle import MerkleTree, leaf_of
 from tracechain.chain.node import ANVIL_DEV_KEY, AnvilNode, find_anvil_binary
 from tracechain.chain.registry import Role, TraceRegistry
-from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent, next_head, subject_id
+from tracechain.chain.trace_event import (
+    OBSERVATION_KINDS,
+    Kind,
+    SignedEvent,
+    TraceEvent,
+    chain_of,
+    next_head,
+    subject_id,
+)
 from tracechain.config import Settings
 from tracechain.epcis.builders import aggregation_event, object_event, sensor_event
 from tracechain.store import synthetic
@@ -103,6 +112,8 @@ class Results:
     gas_single: int | None = None
     gas_per_event_batched: int | None = None
     gas_per_event_merkle: float | None = None
+    gas_per_event_journey: int | None = None
+    gas_per_event_observation: int | None = None
     trace_p50_ms: dict[int, float] = field(default_factory=dict)
     trace_p95_ms: dict[int, float] = field(default_factory=dict)
     trace_cold_ms: float | None = None
@@ -123,6 +134,8 @@ class Results:
             "gas_single": self.gas_single,
             "gas_per_event_batched": self.gas_per_event_batched,
             "gas_per_event_merkle": self.gas_per_event_merkle,
+            "gas_per_event_journey": self.gas_per_event_journey,
+            "gas_per_event_observation": self.gas_per_event_observation,
             "trace_p95_ms_1k": _round(self.trace_p95_ms.get(1_000)),
             "trace_p95_ms_100k": _round(self.trace_p95_ms.get(100_000)),
             "trace_p95_ms_1m": _round(self.trace_p95_ms.get(1_000_000)),
@@ -313,6 +326,7 @@ def batched_gas(chain: Chain, results: Results, table_rows: list[tuple[str, str,
     again = observations(2, [next_head(event.prev_head, event.event_hash) for event in first])
     observe_gas = registry.record([maker.sign(event) for event in again]).gas_used // 100
     results.gas_per_event_batched = commission_gas
+    results.gas_per_event_observation = observe_gas
     table_rows.append(("gas/event, batch of 100 commissionings", f"{commission_gas:,}", "≤ 10,000"))
     table_rows.append(("gas/event, batch of 100 observations", f"{observe_gas:,}", "≤ 10,000"))
     table_rows.append(("gas/event, batch of 100 first observations by a reporter", f"{first_gas:,}", ""))
@@ -347,6 +361,96 @@ def merkle_gas(chain: Chain, results: Results, table_rows: list[tuple[str, str, 
     per_event = f"{gas / MERKLE_BATCH:,.1f}"
     table_rows.append((f"gas/event, Merkle anchor of {MERKLE_BATCH:,}", per_event, "≤ 500"))
     progress(f"gas per event, one anchor of {MERKLE_BATCH:,}: {gas / MERKLE_BATCH:.1f}")
+
+
+# ---------------------------------------------------------------- 3b. gas of a realistic journey
+
+JOURNEY_PRODUCTS = 100
+JOURNEY_CASES = 10
+JOURNEY_SENSOR_READINGS = 24
+
+
+class _JourneySigner:
+    """Signs each party's events over the heads the ones before them left, as capture does."""
+
+    def __init__(self) -> None:
+        self.heads: dict[bytes, bytes] = {}
+        self.serial = 0
+
+    def sign(self, party: EventSigner, kind: Kind, subject: bytes, **fields: Any) -> SignedEvent:
+        chain = chain_of(subject, kind, party.address)
+        self.serial += 1
+        event = TraceEvent(
+            subject=subject,
+            kind=kind,
+            event_hash=subject_id(f"journey event {self.serial}"),
+            time=1_767_225_600 + self.serial,
+            prev_head=self.heads.get(chain, bytes(32)),
+            **fields,
+        )
+        self.heads[chain] = next_head(event.prev_head, event.event_hash)
+        return party.sign(event)
+
+
+def _journey(chain: Chain) -> tuple[TraceRegistry, list[SignedEvent]]:
+    """A new registry, its three parties, and the signed events of 100 products' journey in order.
+
+    The maker commissions 100 items, packs them 10 to a case and the cases onto a pallet, ships the
+    pallet to a carrier, who receives it, logs 24 temperature readings of it (observations with sensor
+    data) and ships it to a shop; the shop receives it, scans every item onto the shelf (an
+    observation each) and sells each: 438 events.
+    """
+    registry = TraceRegistry.deploy(chain)
+    maker, carrier, shop = (EventSigner(os.urandom(32), registry.domain) for _ in range(3))
+    registry.grant_role(Role.MANUFACTURER, maker.address)
+    registry.grant_role(Role.CARRIER, carrier.address)
+    registry.grant_role(Role.RETAILER, shop.address)
+    journey = _JourneySigner()
+    items = [subject_id(f"urn:epc:id:sgtin:6901234.067895.j{serial}") for serial in range(JOURNEY_PRODUCTS)]
+    cases = [subject_id(f"urn:epc:id:sscc:6901234.{serial:010d}") for serial in range(JOURNEY_CASES)]
+    pallet = subject_id("urn:epc:id:sscc:6901234.9999999999")
+    per_case = JOURNEY_PRODUCTS // JOURNEY_CASES
+    events = [journey.sign(maker, Kind.COMMISSION, item) for item in items]
+    events += [
+        journey.sign(maker, Kind.AGGREGATE, item, ref=cases[index // per_case])
+        for index, item in enumerate(items)
+    ]
+    events += [journey.sign(maker, Kind.AGGREGATE, case, ref=pallet) for case in cases]
+    events.append(journey.sign(maker, Kind.SHIP, pallet, counterpart=carrier.address))
+    events.append(journey.sign(carrier, Kind.RECEIVE, pallet))
+    events += [journey.sign(carrier, Kind.OBSERVE, pallet) for _ in range(JOURNEY_SENSOR_READINGS)]
+    events.append(journey.sign(carrier, Kind.SHIP, pallet, counterpart=shop.address))
+    events.append(journey.sign(shop, Kind.RECEIVE, pallet))
+    events += [journey.sign(shop, Kind.OBSERVE, item) for item in items]
+    events += [journey.sign(shop, Kind.SELL, item) for item in items]
+    return registry, events
+
+
+def _recorded_gas(registry: TraceRegistry, events: list[SignedEvent]) -> int:
+    """Gas of record()ing `events` in order, in batches of 100 as the submitter sends them."""
+    return sum(registry.record(events[start : start + 100]).gas_used for start in range(0, len(events), 100))
+
+
+def journey_gas(chain: Chain, results: Results, table_rows: list[tuple[str, str, str]]) -> None:
+    """Gas per event of 100 products' journey (`_journey`), every event through record() (the
+    batched mode); and with the observations anchored in one Merkle root and the rest recorded, as
+    the hybrid mode sends them (README, "Recording modes")."""
+    registry, events = _journey(chain)
+    per_event = _recorded_gas(registry, events) // len(events)
+    results.gas_per_event_journey = per_event
+
+    registry, events = _journey(chain)
+    ensure_anchorer(registry)
+    observations = [signed for signed in events if signed.event.kind in OBSERVATION_KINDS]
+    facts = [signed for signed in events if signed.event.kind not in OBSERVATION_KINDS]
+    root = MerkleTree.build([leaf_of(registry.domain.separator, signed) for signed in observations]).root
+    anchored = int(registry.anchor(root, len(observations))["gasUsed"])
+    hybrid = (_recorded_gas(registry, facts) + anchored) // len(events)
+
+    label = f"journey of {JOURNEY_PRODUCTS} products ({len(events)} events)"
+    table_rows.append((f"gas/event, {label}", f"{per_event:,}", "≤ 20,000"))
+    table_rows.append((f"gas/event, {label}, observations anchored (hybrid mode)", f"{hybrid:,}", ""))
+    progress(f"gas per event, a {label}: {per_event:,}; {hybrid:,} with its observations anchored")
 
 
 # ---------------------------------------------------------------- 2. ingest through the API
@@ -719,6 +823,7 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"anvil at {node.url}; naive baseline, {plan.naive_events} events")
         naive(chain, plan.naive_events, results)
         batched_gas(chain, results, gas_rows)
+        journey_gas(chain, results, gas_rows)
         progress(f"ingest: {plan.documents} documents x {plan.events_per_document} events, three ways")
         runs = [
             ingest(node, chain, plan, "batched", split=False, run=f"a{run}"),

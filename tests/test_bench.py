@@ -19,6 +19,8 @@ FIGURES = {
     "gas_single",
     "gas_per_event_batched",
     "gas_per_event_merkle",
+    "gas_per_event_journey",
+    "gas_per_event_observation",
     "trace_p95_ms_1k",
     "trace_p95_ms_100k",
     "trace_p95_ms_1m",

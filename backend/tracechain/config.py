@@ -71,11 +71,12 @@ class Settings(BaseSettings):
     """Blocks a record must be buried under before the read model calls it confirmed."""
     batch_size: int = 200
     """Most signed events per transaction."""
-    recording_mode: Literal["batched", "merkle"] = "batched"
+    recording_mode: Literal["batched", "merkle", "hybrid"] = "batched"
     """batched: every signed event goes through TraceRegistry.record(), which checks and applies it
     on chain (custody that escrow can read). merkle: a batch's events become the leaves of a Merkle
-    tree and one transaction anchors its root; custody is enforced off chain only (README: Recording
-    modes)."""
+    tree and one transaction anchors its root; custody is enforced off chain only. hybrid: facts
+    (every kind that changes or vouches for a subject) through record(), observations (Observe,
+    Withdraw: each reporter's own chain of a subject) anchored (README: Recording modes)."""
     run_workers: bool = True
     """`serve` runs the submitter, indexer and settler in threads of its own process. Set false when
     `tracechain work` runs them in a process of their own, beside `serve` (PostgreSQL only): on a

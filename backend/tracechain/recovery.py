@@ -58,8 +58,12 @@ class SubjectsBeingRepaired(TracechainError):
 
 
 class Recovery:
-    def __init__(self, registry: TraceRegistry) -> None:
+    def __init__(self, registry: TraceRegistry, observations_anchored: bool = False) -> None:
         self.registry = registry
+        self.observations_anchored = observations_anchored
+        """Observations are anchored, not recorded (merkle and hybrid modes): a reporter's chain of a
+        subject lives wholly in anchors, so its head is re-read from its confirmed records, never
+        from the registry (which never saw it and would answer zero)."""
 
     # ---------------------------------------------------------------- a refused batch
 
@@ -195,6 +199,10 @@ class Recovery:
                         parent=state.parent,
                     )
                 queries.set_projection(session, stale.key, stale.epc, state.head, _stored(unit))
+            elif self.observations_anchored:
+                queries.set_projection(
+                    session, stale.key, stale.epc, queries.confirmed_head(session, stale.key), None
+                )
             else:
                 head = self.registry.observation_head_of(stale.subject, stale.reporter)
                 queries.set_projection(session, stale.key, stale.epc, head, None)

@@ -37,6 +37,7 @@ from web3.types import Nonce, TxParams, TxReceipt, Wei
 from tracechain.chain.identity import IdentityGuard
 from tracechain.chain.merkle import MerkleTree, leaf_of
 from tracechain.chain.registry import TraceRegistry
+from tracechain.chain.trace_event import OBSERVATION_KINDS
 from tracechain.chain.transactions import mined
 from tracechain.errors import ChainError
 from tracechain.recovery import Recovery
@@ -71,7 +72,7 @@ class Submitter:
         sessions: sessionmaker[Session],
         registry: TraceRegistry,
         batch_size: int = 200,
-        recording_mode: Literal["batched", "merkle"] = "batched",
+        recording_mode: Literal["batched", "merkle", "hybrid"] = "batched",
         confirmations: int = 0,
         guard: IdentityGuard | None = None,
         capturing: Callable[[], AbstractContextManager[Session]] | None = None,
@@ -81,7 +82,7 @@ class Submitter:
         self.guard = guard
         """Asked before a vanished transaction is taken for a reorganised one: on another chain
         (a swapped node, a wiped state) nothing may be sent again."""
-        self.recovery = Recovery(registry)
+        self.recovery = Recovery(registry, observations_anchored=recording_mode in ("merkle", "hybrid"))
         self.capturing = capturing or (lambda: transaction(self.sessions))
         """A transaction no capture runs beside (Services.capturing): what refused records leave
         stale must not be signed over meanwhile."""
@@ -181,11 +182,22 @@ class Submitter:
         on_chain = self.chain.w3.eth.get_transaction_count(sender)
         return max(-1 if stored is None else stored, on_chain - 1) + 1
 
-    def prepare_records(self, session: Session, records: Sequence[ChainRecord]) -> Batch:
-        """One transaction for `records`: record() in batched mode; in merkle mode anchor() of the
-        root of a tree over them, each record keeping its root and inclusion proof."""
+    def prepare_records(self, session: Session, records: Sequence[ChainRecord]) -> list[Batch]:
+        """The transactions for `records`: record() in batched mode; in merkle mode anchor() of the
+        root of a tree over them, each record keeping its root and inclusion proof; in hybrid mode
+        both, record() for the facts and anchor() for the observations. Observations join their
+        reporter's own chain of a subject, which no fact joins, so neither transaction waits for
+        the other and a reporter's chain lives wholly in anchors."""
         if self.recording_mode == "merkle":
-            return self._prepare_anchor(session, records)
+            return [self._prepare_anchor(session, records)]
+        if self.recording_mode == "batched":
+            return [self._prepare_record(session, records)]
+        facts = [record for record in records if record.kind not in OBSERVATION_KINDS]
+        observations = [record for record in records if record.kind in OBSERVATION_KINDS]
+        batches = [self._prepare_record(session, facts)] if facts else []
+        return batches + ([self._prepare_anchor(session, observations)] if observations else [])
+
+    def _prepare_record(self, session: Session, records: Sequence[ChainRecord]) -> Batch:
         data = self.registry.record_calldata([record.signed_event() for record in records])
         gas = min(GAS_BASE + GAS_PER_RECORD * len(records), self._block_gas_limit())
         batch = self._prepare(
@@ -232,9 +244,9 @@ class Submitter:
             records = queries.queued_records(session, self.batch_size)
             if not records:
                 return 0
-            batch = self.prepare_records(session, records)
-            tx_hash, raw_tx = batch.tx_hash, batch.raw_tx
-        self._broadcast(tx_hash, raw_tx)
+            signed = [(batch.tx_hash, batch.raw_tx) for batch in self.prepare_records(session, records)]
+        for tx_hash, raw_tx in signed:
+            self._broadcast(tx_hash, raw_tx)
         return len(records)
 
     def _settle_sent(self) -> list[tuple[int, int]]:
@@ -382,7 +394,8 @@ class Submitter:
         (recovery.py); the rest of the batch goes again. An anchor refuses no record: its records
         are anchored again."""
         records = queries.records_of_batch(session, batch.id)
-        if self.recording_mode == "merkle":
+        # An anchor's records carry its root (hybrid mode sends anchors and record() calls).
+        if self.recording_mode == "merkle" or any(record.anchor_root is not None for record in records):
             for record in records:
                 if record.status != RecordStatus.CONFIRMED:
                     record.status, record.batch_id = RecordStatus.QUEUED, None

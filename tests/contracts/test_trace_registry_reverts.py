@@ -22,7 +22,7 @@ from tracechain.chain.trace_event import (
     Status,
 )
 
-from ..factories import Actor, hand_over, pack, random_hash, record, sgtin, sscc
+from ..factories import Actor, hand_over, pack, random_hash, record, sgtin, sign_event, sscc
 
 DEAD = "0x000000000000000000000000000000000000dEaD"
 """A receiver nobody holds a key for, where only the order of the checks matters."""
@@ -104,6 +104,34 @@ def test_sell_reverts_when_the_custodian_is_not_a_retailer(
     with pytest.raises(reverts.TraceRegistryMissingRole) as exc:
         record(registry, carrier, Kind.SELL, item)
     assert exc.value.arguments == {"signer": carrier.address, "role": Role.RETAILER}
+
+
+def test_a_role_found_earlier_in_a_batch_stands_in_for_no_other_role(
+    registry: TraceRegistry, manufacturer: Actor, carrier: Actor, item: bytes
+) -> None:
+    """A batch looks a run of one signer's roles up once: what it found must not excuse another role."""
+    hand_over(registry, manufacturer, carrier, item)
+    observed = sign_event(registry, carrier, Kind.OBSERVE, item)  # the carrier is a participant ...
+    with pytest.raises(reverts.TraceRegistryMissingRole) as exc:
+        registry.record([observed, sign_event(registry, carrier, Kind.SELL, item)])  # ... not a retailer
+    assert exc.value.arguments == {"signer": carrier.address, "role": Role.RETAILER}
+
+    commissioned = sign_event(registry, manufacturer, Kind.COMMISSION, sgtin(3))
+    with pytest.raises(reverts.TraceRegistryMissingRole) as exc:
+        registry.record([commissioned, sign_event(registry, manufacturer, Kind.INSPECT, item, ref=CLEARED)])
+    assert exc.value.arguments == {"signer": manufacturer.address, "role": Role.CUSTOMS}
+
+
+def test_a_participant_earlier_in_a_batch_vouches_for_no_later_signer(
+    registry: TraceRegistry, manufacturer: Actor, outsider: Actor, item: bytes
+) -> None:
+    events = [
+        sign_event(registry, manufacturer, Kind.OBSERVE, item),
+        sign_event(registry, outsider, Kind.OBSERVE, item),
+    ]
+    with pytest.raises(reverts.TraceRegistryNotParticipant) as exc:
+        registry.record(events)
+    assert exc.value.arguments == {"signer": outsider.address}
 
 
 @pytest.mark.parametrize("signer", ["carrier", "customs", "retailer", "outsider"])

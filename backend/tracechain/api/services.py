@@ -95,7 +95,7 @@ class Services:
         vault = KeyVault(master)
         _require_the_databases_master_secret(sessions, vault, deploys)
         registry, guard = _registry_on_the_remembered_chain(settings, chain, sessions, deploys)
-        if settings.recording_mode == "merkle":
+        if settings.recording_mode in ("merkle", "hybrid"):
             ensure_anchorer(registry, may_grant=deploys)
         submitter = Submitter(
             sessions,

@@ -1005,6 +1005,17 @@ def settled_stale_chains(session: Session) -> list[StaleChain]:
     return [row for row in stale if row.key not in busy]
 
 
+def confirmed_head(session: Session, chain: bytes) -> bytes:
+    """The head the chain's last confirmed record left (zero: none), for a chain only anchors hold."""
+    head = session.scalar(
+        select(ChainRecord.head)
+        .where(ChainRecord.chain == chain, ChainRecord.status == RecordStatus.CONFIRMED)
+        .order_by(ChainRecord.id.desc())
+        .limit(1)
+    )
+    return head if head is not None else bytes(32)
+
+
 def set_projection(session: Session, key: bytes, epc: str, head: bytes, unit: dict[str, Any] | None) -> None:
     row = session.get(SubjectState, key)
     if row is None:
