@@ -4,17 +4,14 @@ closed, as many deployments' are, and a CDN-loaded page stays blank there."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-import uvicorn
 
 from ..api.conftest import Api
-from ..conftest import free_port
+from .conftest import over_http
 from .test_consumer_page import _requests_of_site, run_chromium
 
 DESKTOP = "1280,2000"
@@ -22,18 +19,8 @@ DESKTOP = "1280,2000"
 
 @pytest.fixture
 def served(api: Api) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(api.client.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with over_http(api.client.app) as url:
+        yield url
 
 
 @pytest.mark.parametrize(
