@@ -22,12 +22,13 @@ $(PY_STAMP): pyproject.toml
 	@touch $@
 
 # --ignore-scripts: anvil's install script would download a binary when its platform package is
-# missing; the platform package from the registry already carries it.
+# missing; the platform package from the registry already carries it (so do Hardhat's, the second
+# node the tests run the demo on: its native parts come as platform packages too).
 # `npm install --no-save` rather than `npm ci`: the lock pins every version, but it can only list
 # the anvil platform packages the registry served when it was written, and `npm ci` refuses a lock
 # that lacks another platform's optional package.
 $(NPM_STAMP): package.json package-lock.json
-	@echo "installing the Solidity compiler, OpenZeppelin and anvil into node_modules ..."
+	@echo "installing the Solidity compiler, OpenZeppelin, anvil and Hardhat into node_modules ..."
 	@npm install --ignore-scripts --no-save --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 

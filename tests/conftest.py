@@ -20,6 +20,7 @@ from tracechain.chain.registry import Role, TraceRegistry
 from tracechain.config import Settings
 
 from .factories import Actor
+from .nodes.hardhat_network import HardhatNetworkNode
 
 POSTGRES_ADMIN_URL = "postgresql://root@127.0.0.1:5432/test"
 """The PostgreSQL server every machine of this project runs (trust auth)."""
@@ -40,6 +41,14 @@ def tester_chain() -> Chain:
 def anvil_node() -> Iterator[AnvilNode]:
     node = AnvilNode(find_anvil_binary(Settings()), port=free_port())
     with node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def hardhat_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HardhatNetworkNode]:
+    """A second node implementation, Hardhat Network, for the tests marked `hardhat`."""
+    log_file = tmp_path_factory.mktemp("hardhat") / "node.log"
+    with HardhatNetworkNode(free_port(), log_file) as node:
         yield node
 
 

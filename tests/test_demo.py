@@ -6,12 +6,16 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from rich.console import Console
 from web3 import HTTPProvider, Web3
 
@@ -22,6 +26,7 @@ from tracechain.demo.client import served
 from tracechain.verification import verify_bundle
 
 from .conftest import free_port
+from .nodes.hardhat_network import HARDHAT_DEV_KEY, HardhatNetworkNode
 
 Tamper = Callable[[dict[str, Any]], None]
 
@@ -62,23 +67,7 @@ def test_the_demo_records_the_journey_and_settles_three_orders(tmp_path: Path, a
     output = io.StringIO()
     assert run_demo(settings, Console(file=output, width=200))
     printed = output.getvalue()
-    for step in ("Produced", "Packed onto pallet", "Sensor readings taken", "Inspected: cleared", "Sold"):
-        assert step in printed, step
-    assert "9 events; verdict: verified" in printed and "tampered" not in printed
-    assert row("Blue Water Ocean Lines", "7").search(printed)
-    assert row("all", "21").search(printed)
-
-    assert unruled_row(
-        "1", "on time, 30% shipped / 70% received", "10,000.00", "10,000.00", "0.00", "0.00", "closed", "yes"
-    ).search(printed)
-    assert unruled_row(
-        "2", "temperature excursion, 25% penalty", "8,000.00", "6,000.00", "2,000.00", "0.00", "closed", "yes"
-    ).search(printed)
-    assert unruled_row(
-        "3", "never shipped, deadline missed", "5,000.00", "0.00", "5,000.00", "0.00", "closed", "yes"
-    ).search(printed)
-    assert row("Amsterdam Home Retail", "23,000.00", "7,000.00", "-16,000.00").search(printed)
-    assert row("Shenzhen Bright Electronics", "0.00", "16,000.00", "+16,000.00").search(printed)
+    assert_the_story_is_told(printed)
     link = f"http://127.0.0.1:{settings.port}/01/06901234678901/21/"
     assert f"Consumer page (anyone, no key): run make serve and open {link}" in printed
 
@@ -122,6 +111,58 @@ def test_the_demo_records_the_journey_and_settles_three_orders(tmp_path: Path, a
     assert row("Shenzhen Bright Electronics", "16,000.00", "32,000.00", "+16,000.00").search(
         output.getvalue()
     )
+
+
+@pytest.mark.hardhat
+def test_the_demo_passes_on_hardhat_network_by_its_rpc_url(
+    tmp_path: Path, hardhat_node: HardhatNetworkNode
+) -> None:
+    """`tracechain demo` as a user runs it against another node implementation, named only by
+    TRACECHAIN_RPC_URL and its development key: Hardhat Network stamps a burst of blocks seconds
+    ahead of the wall clock, and the demo moves its clock past the missed deadline."""
+    env = {
+        **os.environ,
+        "TRACECHAIN_RPC_URL": hardhat_node.url,
+        "TRACECHAIN_RELAYER_KEY": HARDHAT_DEV_KEY,
+        "TRACECHAIN_DATA_DIR": str(tmp_path),
+        "TRACECHAIN_PORT": str(free_port()),
+        "TRACECHAIN_POLL_INTERVAL": "0.05",
+        "COLUMNS": "200",  # rich's width, as the anvil test's console has
+    }
+    finished = subprocess.run(
+        [sys.executable, "-m", "tracechain", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert_the_story_is_told(finished.stdout)
+    bundle = json.loads((tmp_path / "demo-public-proof.json").read_text())
+    result = verify_bundle(bundle, Web3(HTTPProvider(hardhat_node.url)))
+    assert result.verified, result.every_problem
+
+
+def assert_the_story_is_told(printed: str) -> None:
+    """The product's history verified and the three orders settled as the scenario says."""
+    for step in ("Produced", "Packed onto pallet", "Sensor readings taken", "Inspected: cleared", "Sold"):
+        assert step in printed, step
+    assert "9 events; verdict: verified" in printed and "tampered" not in printed
+    assert row("Blue Water Ocean Lines", "7").search(printed)
+    assert row("all", "21").search(printed)
+
+    assert unruled_row(
+        "1", "on time, 30% shipped / 70% received", "10,000.00", "10,000.00", "0.00", "0.00", "closed", "yes"
+    ).search(printed)
+    assert unruled_row(
+        "2", "temperature excursion, 25% penalty", "8,000.00", "6,000.00", "2,000.00", "0.00", "closed", "yes"
+    ).search(printed)
+    assert unruled_row(
+        "3", "never shipped, deadline missed", "5,000.00", "0.00", "5,000.00", "0.00", "closed", "yes"
+    ).search(printed)
+    assert row("Amsterdam Home Retail", "23,000.00", "7,000.00", "-16,000.00").search(printed)
+    assert row("Shenzhen Bright Electronics", "0.00", "16,000.00", "+16,000.00").search(printed)
 
 
 def _tamperings(bundle: dict[str, Any]) -> Iterator[tuple[Tamper, str]]:

@@ -32,6 +32,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from web3.contract.contract import ContractFunction
 
+from tracechain.chain.clock import chain_time
 from tracechain.chain.connect import Chain
 from tracechain.chain.escrow import (
     BPS,
@@ -66,6 +67,8 @@ OPEN_STATES: Final = tuple(
 SETTLER_GAS = 300_000
 """Ample for release (117k; 167k measured when it applies both penalties first), applyPenalty
 (101k) and endDispute (31k): the outbox computes gas, never estimates."""
+PERMIT_VALIDITY_S = 3600
+"""How long a funding permit the service signs for a buyer stays valid, from the chain's time."""
 
 
 class OwnWalletParticipant(TracechainError):
@@ -168,7 +171,7 @@ class Settlement:
     def fund(self, row: Order, buyer: Participant, *, permit: bool) -> EscrowResult:
         with self.acting_as(buyer) as account:
             if permit:
-                deadline = self.chain.w3.eth.get_block("latest")["timestamp"] + 3600
+                deadline = chain_time(self.chain) + PERMIT_VALIDITY_S
                 signed = self.token.sign_permit(account, self.escrow.address, int(row.amount), deadline)
                 result = self.escrow.fund_with_permit(account, row.order_id, signed)
             else:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,8 +31,11 @@ from rich.console import Console
 from rich.progress import Progress
 
 from tracechain.api.services import DEMO_ADMIN_TOKEN
-from tracechain.config import Settings
-from tracechain.demo.client import DemoClient, DemoFailed, served, wait_until
+from tracechain.chain.clock import DEADLINE_MARGIN_S, wait_past
+from tracechain.chain.connect import open_chain
+from tracechain.chain.transactions import is_dev_chain
+from tracechain.config import ChainMode, Settings
+from tracechain.demo.client import WAIT_TIMEOUT, DemoClient, DemoFailed, served, wait_until
 from tracechain.demo.report import (
     print_balances,
     print_events_per_party,
@@ -54,6 +57,7 @@ from tracechain.demo.scenario import (
     purchase_order,
 )
 from tracechain.epcis.identifiers import digital_link
+from tracechain.errors import ChainError
 
 __all__ = ["DemoFailed", "run_demo"]
 
@@ -118,7 +122,7 @@ def run_demo(settings: Settings, console: Console) -> bool:
                     _wait_until_closed(api, buyer, order_id)
             for order_id, order in zip(order_ids, ORDERS, strict=True):
                 if not order.shipped:
-                    _reclaim_after_deadline(api, buyer, order_id)
+                    _reclaim_after_deadline(api, settings, buyer, order_id)
 
         orders = [_order(api, buyer, order_id) for order_id in order_ids]
         after = {party: _balance(api, keys[party.name]) for party in (RETAILER, MANUFACTURER)}
@@ -154,8 +158,15 @@ def run_demo(settings: Settings, console: Console) -> bool:
 def _open_order(
     api: DemoClient, buyer: str, seller: str, seller_id: str, pallet: str, order: DemoOrder
 ) -> int:
-    """The buyer proposes the order, the seller accepts its terms, the buyer pays it into escrow."""
-    deadline = datetime.now(UTC) + (timedelta(days=60) if order.shipped else SHORT_DEADLINE)
+    """The buyer proposes the order, the seller accepts its terms, the buyer pays it into escrow.
+
+    Deadlines count from the chain's clock, which the escrow checks them against (it may run ahead
+    of this machine's); the missed one is as short as the service accepts, plus SHORT_DEADLINE."""
+    clock = api.call("GET", "/settlement", buyer)
+    if order.shipped:
+        deadline = datetime.fromisoformat(clock["chainTime"]) + timedelta(days=60)
+    else:
+        deadline = datetime.fromisoformat(clock["earliestDeadline"]) + SHORT_DEADLINE
     terms = {
         "seller": seller_id,
         "shipment": pallet,
@@ -174,11 +185,11 @@ def _wait_until_closed(api: DemoClient, buyer: str, order_id: int) -> None:
     wait_until(f"settling order {order_id}", lambda: _order(api, buyer, order_id)["state"] == "closed")
 
 
-def _reclaim_after_deadline(api: DemoClient, buyer: str, order_id: int) -> None:
-    deadline = datetime.fromisoformat(_order(api, buyer, order_id)["deadline"])
-    time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds() + 1))
+def _reclaim_after_deadline(api: DemoClient, settings: Settings, buyer: str, order_id: int) -> None:
+    deadline = int(datetime.fromisoformat(_order(api, buyer, order_id)["deadline"]).timestamp())
+    _wait_for_the_chain_past(api, settings, buyer, deadline)
 
-    def reclaimed() -> bool:  # the chain's clock decides; it may trail this machine's by a second
+    def reclaimed() -> bool:  # a node whose clock only waiting moves may stamp the next block late
         response = api.http.post(f"/orders/{order_id}/reclaim", headers={"Authorization": f"Bearer {buyer}"})
         if response.status_code == 409 and response.json()["title"] == "TradeEscrowDeadlineNotPassed":
             return False
@@ -187,6 +198,27 @@ def _reclaim_after_deadline(api: DemoClient, buyer: str, order_id: int) -> None:
         return True
 
     wait_until(f"reclaiming order {order_id}", reclaimed, timeout=30)
+
+
+def _wait_for_the_chain_past(api: DemoClient, settings: Settings, buyer: str, deadline: int) -> None:
+    """On a development node the demo moves the node's clock past the deadline; elsewhere it waits
+    for the chain's clock to pass it, which is at most DEADLINE_MARGIN_S + SHORT_DEADLINE away."""
+    timeout = DEADLINE_MARGIN_S + SHORT_DEADLINE.total_seconds() + WAIT_TIMEOUT
+    if settings.chain is ChainMode.TESTER:  # that chain lives inside the served app: ask the API
+        wait_until(
+            "the chain's clock passing the deadline",
+            lambda: (
+                datetime.fromisoformat(api.call("GET", "/settlement", buyer)["chainTime"]).timestamp()
+                > deadline
+            ),
+            timeout,
+        )
+        return
+    try:
+        with open_chain(settings, start_node=False) as chain:
+            wait_past(chain, deadline, advance=is_dev_chain(chain), timeout=timeout)
+    except ChainError as exc:
+        raise DemoFailed(f"waiting for the deadline: {exc}") from exc
 
 
 def _order(api: DemoClient, buyer: str, order_id: int) -> dict[str, Any]:

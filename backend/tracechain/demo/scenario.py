@@ -60,7 +60,8 @@ COLD_CHAIN = (Decimal(2), Decimal(8))
 """The agreed temperature range in °C; a reading outside it is an excursion."""
 
 SHORT_DEADLINE = timedelta(seconds=10)
-"""The missed-deadline order's delivery window: short, so the demo need not wait weeks to show it."""
+"""The missed-deadline order's delivery window, past the earliest deadline the service accepts (a
+margin past the chain's time): short, so the demo need not wait weeks to show it."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from tracechain.api.deps import ParticipantDep, ReaderDep, ServicesDep, SessionDep
 from tracechain.api.problems import Problem
+from tracechain.chain.clock import DEADLINE_MARGIN_S, as_datetime, chain_time
 from tracechain.chain.escrow import BPS, MAX_DISPUTE_WINDOW, MIN_DISPUTE_WINDOW, OrderTerms
 from tracechain.chain.trace_event import ZERO_ADDRESS, subject_id
 from tracechain.epcis.identifiers import canonical_epc
@@ -151,8 +152,7 @@ def create_order(
         raise Problem(422, "Invalid order", "seller: a participant cannot sell to itself")
     if arbiter is not None and arbiter.id in (buyer.id, seller.id):
         raise Problem(422, "Invalid order", "arbiter: must be neither the buyer nor the seller")
-    if body.deadline <= datetime.now(UTC):
-        raise Problem(422, "Invalid order", f"deadline: {body.deadline.isoformat()} is not in the future")
+    _check_deadline(body.deadline, settlement)
     dispute_window = body.dispute_window()
     try:
         units = settlement.to_units(body.amount)
@@ -367,6 +367,24 @@ def _order(
             f"only the order's {' or '.join(roles)} may do this; you are its {', '.join(sorted(held))}",
         )
     return row
+
+
+def _check_deadline(deadline: datetime, settlement: Settlement) -> None:
+    """The escrow checks a deadline against the time of the block that includes the order, which
+    may run ahead of this machine's clock: refuse here, with the chain's time named, a deadline that
+    block could reach, rather than send a transaction that reverts."""
+    now = chain_time(settlement.chain)
+    if deadline.timestamp() < now + DEADLINE_MARGIN_S:
+        chain_now, earliest = as_datetime(now).isoformat(), as_datetime(now + DEADLINE_MARGIN_S).isoformat()
+        raise Problem(
+            422,
+            "Invalid order",
+            f"deadline: {deadline.isoformat()} is not {DEADLINE_MARGIN_S} s after the chain's time "
+            f"{chain_now} (which the escrow checks deadlines against); the earliest deadline now is "
+            f"{earliest}",
+            chainTime=chain_now,
+            earliestDeadline=earliest,
+        )
 
 
 def _acting(act: Callable[[], T]) -> T:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from tracechain.api.deps import ParticipantDep, ReaderDep, ServicesDep
 from tracechain.api.problems import Problem
 from tracechain.api.routes.orders import SettlementDep
+from tracechain.chain.clock import DEADLINE_MARGIN_S, as_datetime, chain_time
 from tracechain.chain.transactions import call, is_dev_chain
 from tracechain.settlement import Settlement
 from tracechain.store.models import Participant
@@ -28,7 +29,10 @@ class FaucetRequest(BaseModel):
 
 @router.get("")
 def settlement_contracts(settlement: SettlementDep) -> dict[str, Any]:
-    """Where orders live: for wallets that call the escrow themselves, and for auditors."""
+    """Where orders live: for wallets that call the escrow themselves, and for auditors; and the
+    chain's time, which order deadlines are checked against (it may run ahead of this machine's
+    clock), with the earliest deadline a new order may have."""
+    now = chain_time(settlement.chain)
     return {
         "chainId": settlement.chain.chain_id,
         "escrow": settlement.escrow.address,
@@ -38,6 +42,8 @@ def settlement_contracts(settlement: SettlementDep) -> dict[str, Any]:
             "symbol": settlement.symbol,
             "decimals": settlement.decimals,
         },
+        "chainTime": as_datetime(now).isoformat(),
+        "earliestDeadline": as_datetime(now + DEADLINE_MARGIN_S).isoformat(),
     }
 
 
