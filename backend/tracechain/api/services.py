@@ -25,6 +25,7 @@ from tracechain.chain.identity import ChainIdentity, IdentityGuard
 from tracechain.chain.registry import TraceRegistry
 from tracechain.config import ChainMode, Settings
 from tracechain.errors import ConfigurationError, NotDeployedYet, TracechainError
+from tracechain.group_commit import GroupCommit
 from tracechain.indexer import Indexer
 from tracechain.keys import KeyVault
 from tracechain.settlement import Settlement
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 
 PREPARING_AT_ONCE = 2
+GROUP_EVENTS = 2_000
+"""Most events of the captures one transaction commits together (`group_commit`): enough to share
+a commit among many small documents, few enough that the first of them is answered soon."""
 
 
 class CaptureQueueFull(TracechainError):
@@ -78,6 +82,8 @@ class Services:
     capture_lock: threading.Lock = field(default_factory=threading.Lock)
     capture_slots: threading.BoundedSemaphore = field(init=False)
     """Captures admitted to wait for the capture lock (Settings.capture_queue); see capture_admission."""
+    captures: GroupCommit = field(init=False)
+    """Where captures wait for the capture lock, and run, several in one transaction."""
     _supervisor: Supervisor | None = None
 
     @classmethod
@@ -149,6 +155,7 @@ class Services:
         # starved the lock's holder: each time it came back from the database it waited for the
         # GIL behind them, and 16 clients captured less than 4 did.
         self.preparing = threading.BoundedSemaphore(PREPARING_AT_ONCE)
+        self.captures = GroupCommit(lambda: self.capturing(), GROUP_EVENTS)
         self.submitter.capturing = self.capturing  # recovery runs while no capture signs
 
     @property
