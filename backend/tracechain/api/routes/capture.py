@@ -113,8 +113,9 @@ def capture_headers(services: Services) -> dict[str, str]:
     }
 
 
-async def _capture_place(services: ServicesDep) -> AsyncIterator[None]:
-    with services.capture_admission():
+async def _capture_place(request: Request, services: ServicesDep) -> AsyncIterator[None]:
+    declared = request.headers.get("content-length")
+    with services.capture_admission(int(declared) if declared and declared.isdigit() else None):
         yield
 
 
