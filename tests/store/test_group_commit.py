@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tracechain.group_commit import GroupCommit
-from tracechain.store.db import make_engine
+from tracechain.store.db import begin_writing, make_engine
 
 from ..conftest import temporary_database
 
@@ -48,6 +48,7 @@ class Committer:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         with self.lock, self.sessions() as session, session.begin():
+            begin_writing(session)  # as Services.capturing does
             self.transactions += 1
             yield session
 
@@ -115,6 +116,18 @@ def test_a_capture_sees_what_the_ones_before_it_in_the_group_wrote(engine: Engin
 
     answers = run_together(committer, [insert(1), count_before, insert(2), count_before])
     assert answers == [[1], [1], [2], [2]]
+
+
+def test_nothing_of_a_group_is_seen_outside_it_before_its_commit(engine: Engine) -> None:
+    """On SQLite too, where a savepoint's release would otherwise commit (`begin_writing`)."""
+    committer = Committer(engine)
+
+    def seen_outside(session: Session) -> list[int]:
+        with engine.connect() as other:
+            return [int(other.scalar(text("SELECT count(*) FROM probe")) or 0)]
+
+    assert run_together(committer, [insert(1), seen_outside]) == [[1], [0]]
+    assert committer.stored() == [1]
 
 
 def test_a_failed_commit_fails_every_capture_of_the_group_and_stores_none(engine: Engine) -> None:

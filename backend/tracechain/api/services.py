@@ -30,7 +30,15 @@ from tracechain.indexer import Indexer
 from tracechain.keys import KeyVault
 from tracechain.settlement import Settlement
 from tracechain.store import queries
-from tracechain.store.db import SharedLock, hold, make_engine, migrate, session_factory, transaction
+from tracechain.store.db import (
+    SharedLock,
+    begin_writing,
+    hold,
+    make_engine,
+    migrate,
+    session_factory,
+    transaction,
+)
 from tracechain.submission import Submitter
 from tracechain.subscriptions import Deliverer
 from tracechain.supervision import Supervisor
@@ -207,6 +215,7 @@ class Services:
         """The transaction a capture runs in: one at a time, as each signs over the heads the one
         before it left (threads of this process, and processes sharing a PostgreSQL database)."""
         with self.capture_lock, transaction(self.sessions) as session:
+            begin_writing(session)  # SQLite: one transaction, its savepoints inside (group_commit)
             hold(session, SharedLock.CAPTURE)
             yield session
 
