@@ -331,8 +331,8 @@ def _capture(
 
     `stored` was read before the capture lock: a capture since (of this group or before it) may
     have stored some of these events, which then makes the insert fail (IntegrityError) or custody
-    refuse (commissioned twice). Either way it runs again in a savepoint of its own, reading which
-    events are stored inside the lock, where the answer is final."""
+    refuse (commissioned twice). Either way that attempt's savepoint is rolled back and it runs
+    again, reading which events are stored inside the lock, where the answer is final."""
     domain = services.registry.domain
     try:
         with session.begin_nested():
