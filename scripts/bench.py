@@ -11,6 +11,9 @@ PostgreSQL database made for the run and dropped after it:
    every capture job has succeeded, i.e. every event was validated, hashed, checked, signed, stored,
    sent, mined and confirmed in the read model. Three ways: batched mode with the workers inside
    `serve`; batched mode with them in a `tracechain work` process beside it; Merkle mode the same;
+   then as many participants load it: 200 concurrent clients of 20 manufacturers (asyncio tasks,
+   a light client), documents of 50 events, every answer other than 202 counted as an error
+   (503s are retried after Retry-After, as clients do) and so is every failed job;
 3. gas per event, read from receipts: alone, in a batch of 100 (commissionings, observations, a
    realistic journey of 100 products), and in Merkle mode;
 4. trace latency: GET /trace/{epc} of an item with 50 events across 3 levels of packing
@@ -25,8 +28,10 @@ It prints progress, a table, and last one JSON line with the figures. `--quick` 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -47,6 +52,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, select, text
 from stack import (
+    ADMIN_TOKEN,
     answers,
     bearer,
     create_participant,
@@ -98,10 +104,22 @@ class Plan:
     clients: int
     trace_sizes: tuple[int, ...]
     trace_requests: int
+    many: ManyClients
 
 
-FULL = Plan(200, 200, 100, 4, (1_000, 100_000, 1_000_000), 200)
-QUICK = Plan(30, 10, 100, 4, (1_000,), 50)
+@dataclass(frozen=True)
+class ManyClients:
+    """The ingest run under many concurrent clients: `clients` spread over `participants`, each
+    client posting `documents // clients` documents of `events_per_document` events."""
+
+    clients: int
+    participants: int
+    documents: int
+    events_per_document: int
+
+
+FULL = Plan(200, 200, 100, 4, (1_000, 100_000, 1_000_000), 200, ManyClients(200, 20, 400, 50))
+QUICK = Plan(30, 10, 100, 4, (1_000,), 50, ManyClients(20, 4, 20, 20))
 
 
 @dataclass
@@ -118,6 +136,7 @@ class Results:
     trace_p95_ms: dict[int, float] = field(default_factory=dict)
     trace_cold_ms: float | None = None
     demo_s: float | None = None
+    many_clients: ManyClientsRun | None = None
     notes: dict[str, str] = field(default_factory=dict)
 
     def figures(self) -> dict[str, Any]:
@@ -140,6 +159,7 @@ class Results:
             "trace_p95_ms_100k": _round(self.trace_p95_ms.get(100_000)),
             "trace_p95_ms_1m": _round(self.trace_p95_ms.get(1_000_000)),
             "demo_s": _round(self.demo_s),
+            **many_clients_figures(self.many_clients),
         }
 
 
@@ -553,6 +573,195 @@ def ingest(node: AnvilNode, chain: Chain, plan: Plan, mode: str | None, split: b
         return IngestRun(label, events, accepted, confirmed, gas // events, len(batches), cpu_ms)
 
 
+# ---------------------------------------------------------------- 2b. ingest under many clients
+
+
+@dataclass
+class ManyClientsRun:
+    clients: int
+    participants: int
+    events: int
+    accepted_s: float
+    confirmed_s: float
+    errors: int
+    """Answers to a POST other than 202 (503s included, though each is retried) and failed jobs."""
+    refused: dict[int | str, int]
+    """How many POSTs were answered with each status other than 202, or failed (by the error)."""
+    failed_jobs: int
+    cpu_ms_per_event: dict[str, float]
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.confirmed_s
+
+
+def many_clients_figures(run: ManyClientsRun | None) -> dict[str, Any]:
+    """The JSON figures of a run with 200 clients (`--quick` runs fewer: its figures are left out)."""
+    measured = run is not None and run.clients == 200
+    return {
+        "ingest_events_per_s_200_clients": _round(run.events_per_s) if run and measured else None,
+        "ingest_errors_200_clients": run.errors if run and measured else None,
+    }
+
+
+def many_clients_documents(many: ManyClients, run: str) -> list[tuple[int, bytes]]:
+    """Commissioning documents, each with the index of the manufacturer that captures it (each
+    commissions products of its own company prefix, 69012nn): one per manufacturer to warm up, then
+    `many.documents` to measure."""
+    start = datetime(2026, 1, 5, 8, tzinfo=SHENZHEN)
+    documents = []
+    for d in range(many.participants + many.documents):  # one of each manufacturer to warm up first
+        maker = d % many.participants
+        events = [
+            object_event(
+                [f"urn:epc:id:sgtin:69012{maker:02d}.067890.{run}{d}x{e}"],
+                biz_step="commissioning",
+                action="ADD",
+                disposition="active",
+                at=start + timedelta(seconds=d * many.events_per_document + e),
+                location=f"urn:epc:id:sgln:69012{maker:02d}.00001.0",
+            )
+            for e in range(many.events_per_document)
+        ]
+        documents.append((maker, document(events)))
+    return documents
+
+
+async def post_as_clients(
+    base_url: str, keys: list[str], documents: list[tuple[int, bytes]], clients: int
+) -> tuple[list[str], dict[int | str, int]]:
+    """`clients` concurrent clients (asyncio tasks of one thread, so that the client costs little of
+    the cores the service runs on), each posting the documents dealt to it one after the other, as
+    their manufacturer (with as many clients as documents per manufacturer or more, each client
+    posts for one manufacturer only). A 503 or 409 is retried after Retry-After
+    (jittered, as well-behaved clients retry); any other refusal is counted and not retried.
+    A connection that fails is retried too. Returns the accepted documents' job locations and
+    the count of each refusal."""
+    shares: list[list[tuple[int, bytes]]] = [documents[c::clients] for c in range(clients)]
+    locations: list[str] = []
+    refused: dict[int | str, int] = {}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as http:
+
+        async def client(number: int) -> None:
+            for maker, body in shares[number]:
+                headers = {**bearer(keys[maker]), "Content-Type": "application/json"}
+                while True:
+                    try:
+                        response = await http.post("/capture", content=body, headers=headers)
+                    except httpx.TransportError as exc:  # sent again: a retry answers with its job
+                        refused[type(exc).__name__] = refused.get(type(exc).__name__, 0) + 1
+                        await asyncio.sleep(random.uniform(0.5, 1.5))
+                        continue
+                    if response.status_code == 202:
+                        locations.append(str(response.headers["Location"]))
+                        break
+                    refused[response.status_code] = refused.get(response.status_code, 0) + 1
+                    if response.status_code not in (503, 409):
+                        break
+                    retry_after = float(response.headers.get("Retry-After", "1"))
+                    await asyncio.sleep(retry_after * random.uniform(0.5, 1.5))
+
+        await asyncio.gather(*(client(number) for number in range(clients)))
+    return locations, refused
+
+
+def jobs_failed(client: httpx.Client, locations: list[str]) -> int:
+    """Until every capture job has finished (the admin reads anyone's); how many failed."""
+    waiting = list(locations)
+    failed = 0
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while waiting:
+        job = client.get(waiting[0], headers=bearer(ADMIN_TOKEN)).json()
+        if job["status"] == "failed" or job["success"]:
+            failed += job["status"] == "failed"
+            waiting.pop(0)
+            continue
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(waiting)} capture jobs still pending after {JOB_TIMEOUT:.0f} s")
+        time.sleep(0.05)
+    return failed
+
+
+def ingest_many_clients(node: AnvilNode, many: ManyClients, run: str, **settings: Any) -> ManyClientsRun:
+    """Commissioning documents POSTed at once by `many.clients` clients of `many.participants`
+    manufacturers to `serve` + `work` (batched mode), timed from the first POST until every capture
+    job has finished."""
+    with (
+        temporary_database("tracechain_bench") as database_url,
+        tempfile.TemporaryDirectory() as data_dir,
+        service_processes(stack_settings(node, database_url, Path(data_dir), **settings), split=True) as (
+            base_url,
+            pids,
+        ),
+        httpx.Client(base_url=base_url, timeout=120) as admin,
+    ):
+        engine = make_engine(database_url)
+        keys = [
+            create_participant(
+                admin, f"Manufacturer {m}", ["manufacturer"], f"urn:epc:id:pgln:69012{m:02d}.00000", "CN"
+            )["apiKey"]
+            for m in range(many.participants)
+        ]
+        documents = many_clients_documents(many, run)
+        # One document of each manufacturer first, outside the timing: connections, caches and
+        # the role grants settle.
+        warm_up, documents = documents[: many.participants], documents[many.participants :]
+        wait_for_jobs(admin, ADMIN_TOKEN, [post_capture(admin, keys[maker], body) for maker, body in warm_up])
+        pids = {**pids, "anvil": [node.pid] if node.pid else [], "postgres": postgres_pids(engine)}
+        cpu_before = {name: cpu_seconds(ids) for name, ids in pids.items()}
+        started = time.perf_counter()
+        locations, refused = asyncio.run(post_as_clients(base_url, keys, documents, many.clients))
+        accepted = time.perf_counter() - started
+        events = len(locations) * many.events_per_document
+        label = f"{many.clients} clients of {many.participants} manufacturers"
+        progress(
+            f"{label}: {events:,} events accepted in {accepted:.1f} s"
+            + (f" (refused: {refused})" if refused else "")
+            + "; waiting for the chain"
+        )
+        failed = jobs_failed(admin, locations)
+        confirmed = time.perf_counter() - started
+        pids["postgres"] = sorted({*pids["postgres"], *postgres_pids(engine)})
+        cpu_ms = {
+            name: cpu_used(cpu_before[name], cpu_seconds(ids)) * 1000 / max(events, 1)
+            for name, ids in pids.items()
+        }
+        engine.dispose()
+        errors = sum(refused.values()) + failed
+        result = ManyClientsRun(
+            many.clients, many.participants, events, accepted, confirmed, errors, refused, failed, cpu_ms
+        )
+        progress(
+            f"{label}: {events:,} events confirmed in {confirmed:.1f} s = {result.events_per_s:,.0f} "
+            f"events/s, {errors} errors ({failed} failed jobs); CPU ms per event: "
+            + ", ".join(f"{n} {ms:.2f}" for n, ms in cpu_ms.items())
+        )
+        return result
+
+
+def many_clients_row(table: Table, run: ManyClientsRun | None, naive_rate: float) -> None:
+    if run is None:
+        return
+    table.add_row(
+        f"batched, serve + work, {run.clients} clients of {run.participants} manufacturers "
+        f"({run.errors} errors)",
+        f"{run.events:,}",
+        f"{run.events_per_s:,.0f}",
+        f"{run.events_per_s / naive_rate:,.1f}x" if naive_rate else "-",
+        "",
+        "",
+        "≥ 2,000 events/s, 0 errors, ≥ 25x naive",
+    )
+
+
+def client_levels(node: AnvilNode, many: ManyClients, levels: list[int], run: str) -> None:
+    """The same documents sent by each number of clients, one after the other (for profiling)."""
+    for clients in levels:
+        ingest_many_clients(node, replace(many, clients=clients), f"l{clients}{run}")
+
+
 # ---------------------------------------------------------------- 4. trace latency
 
 
@@ -760,6 +969,7 @@ def report(results: Results, plan: Plan, runs: list[IngestRun], gas_rows: list[t
             f"{run.gas_per_event:,}",
             targets.get(run.label, ""),
         )
+    many_clients_row(ingest, results.many_clients, naive_rate)
     console.print(ingest)
 
     other = Table(title="Gas, trace latency, demo")
@@ -808,6 +1018,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--documents", type=int, help="documents of 100 events per ingest run")
     parser.add_argument("--only-ingest", action="store_true", help="naive and ingest only (for profiling)")
     parser.add_argument("--only-trace", action="store_true", help="trace latency only (for profiling)")
+    parser.add_argument(
+        "--only-clients",
+        help="only the many-clients ingest run, once per number of clients given (e.g. 4,50,200)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.documents:
@@ -819,6 +1033,9 @@ def main(argv: list[str] | None = None) -> int:
         chain = rpc_chain(node.url, ANVIL_DEV_KEY)
         if args.only_trace:
             trace_latency(node, chain, plan, results)
+            return 0
+        if args.only_clients:
+            client_levels(node, plan.many, [int(n) for n in args.only_clients.split(",")], run)
             return 0
         progress(f"anvil at {node.url}; naive baseline, {plan.naive_events} events")
         naive(chain, plan.naive_events, results)
@@ -833,6 +1050,8 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(ingest(node, chain, plan, "merkle", split=True, run=f"m{run}"))
         results.batched_events_per_s = runs[1].events / runs[1].confirmed_s
         results.merkle_events_per_s = runs[2].events / runs[2].confirmed_s
+        progress(f"ingest: {plan.many.clients} concurrent clients")
+        results.many_clients = ingest_many_clients(node, plan.many, f"c{run}")
         if args.only_ingest:
             return 0
         trace_latency(node, chain, plan, results)

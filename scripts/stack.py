@@ -55,6 +55,7 @@ def service_environment(settings: Settings, run_workers: bool) -> dict[str, str]
         "CONFIRMATIONS": str(settings.confirmations),
         "SIGNATURE_TIMEOUT_HOURS": str(settings.signature_timeout_hours),
         "CAPTURE_QUEUE": str(settings.capture_queue),
+        "CAPTURE_QUEUE_BYTES": str(settings.capture_queue_bytes),
         "WEBHOOK_ALLOW_PRIVATE": str(settings.webhook_allow_private).lower(),
         "WEBHOOK_RETRY_BASE_S": str(settings.webhook_retry_base_s),
         "WEBHOOK_TIMEOUT_S": str(settings.webhook_timeout_s),

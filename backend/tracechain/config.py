@@ -92,8 +92,12 @@ class Settings(BaseSettings):
     """Most identifiers one event may name (every one becomes a signed chain record)."""
     capture_max_event_bytes: int = 1_000_000
     """Largest single event, in bytes of compact JSON (its body is stored and served as is)."""
-    capture_queue: int = 16
-    """Captures that may wait for the capture lock at once; more are answered 503 with Retry-After."""
+    capture_queue: int = 256
+    """Captures that may wait for the capture lock at once; more are answered 503 with Retry-After.
+    A waiting capture holds no database connection, only its body and a thread while it runs."""
+    capture_queue_bytes: int = 200_000_000
+    """Bytes of capture bodies that may wait at once (each counted by its Content-Length before it
+    is read, one without as capture_max_bytes); more are answered 503 with Retry-After."""
     signature_timeout_hours: float = 24
     """How long a participant that keeps its own key has to sign its records before the capture
     fails (its records hold back only the subjects they touch meanwhile)."""

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
+from tracechain.api.routes import capture as capture_route
 from tracechain.chain.registry import Role
 from tracechain.chain.trace_event import ZERO_ADDRESS, subject_id
 from tracechain.epcis.builders import aggregation_event, object_event
@@ -142,17 +141,16 @@ def test_an_event_stored_by_a_concurrent_capture_is_recorded_once(
         api.capture(maker, [commissioning(), commissioning(OTHER_ITEM)])
     api.settle()
     before = count(api, Event)
-    capturing, overtaken = api.services.capturing, []
+    stored_events, overtaken = capture_route._stored_events, []
 
-    @contextmanager
-    def overtaken_once() -> Iterator[Session]:
+    def overtaken_once(*arguments: Any) -> Any:
+        stored = stored_events(*arguments)
         if not overtaken:  # between this capture's read and its lock, another stores the same event
-            monkeypatch.setattr(api.services, "capturing", capturing)
-            overtaken.append(api.capture(maker, [event(ITEM)]))
-        with capturing() as session:
-            yield session
+            overtaken.append(None)
+            overtaken[0] = api.capture(maker, [event(ITEM)])
+        return stored
 
-    monkeypatch.setattr(api.services, "capturing", overtaken_once)
+    monkeypatch.setattr(capture_route, "_stored_events", overtaken_once)
     response = api.capture(maker, [event(ITEM), event(OTHER_ITEM)])
     assert overtaken and overtaken[0].status_code == response.status_code == 202, response.text
     assert response.json()["eventCount"] == 1  # only the event the other capture had not stored

@@ -3,7 +3,9 @@ read, a bounded queue instead of a collapse, and outages answered as problems a 
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -198,3 +200,39 @@ def test_a_database_outage_is_a_503_problem_with_retry_after(real_api: Api) -> N
     assert response.headers["Retry-After"] == "5"
     assert response.json()["title"] == "Database unavailable"
     assert post(real_api, maker, document([commissioning(ITEM)])).status_code == 202
+
+
+@pytest.fixture
+def byte_limited(tmp_path: Path, tester_chain: Chain) -> Iterator[Api]:
+    settings = service_settings(tmp_path, capture_queue=10, capture_queue_bytes=800)
+    with TestClient(create_app(settings, chain=tester_chain, run_workers=False)) as client:
+        yield Api(client)
+
+
+def test_captures_beyond_the_queues_bytes_get_503_though_places_are_free(byte_limited: Api) -> None:
+    """The queue is bounded by the bytes its bodies hold (their Content-Length, before they are
+    read), not only by its places: a body that would take the waiting bytes over
+    capture_queue_bytes is answered 503 with Retry-After, and succeeds when sent again."""
+    maker = _cast(byte_limited)["manufacturer"]
+    first, second = (
+        json.dumps(document([commissioning(f"urn:epc:id:sgtin:6901234.067890.{n}")])).encode() for n in (1, 2)
+    )
+    assert 400 < len(first) <= len(second) < 800  # one fits alone, two do not
+    byte_limited.services.capture_lock.acquire()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(post, byte_limited, maker, first)
+            deadline = time.monotonic() + 10
+            while byte_limited.services._queued_bytes == 0:
+                assert time.monotonic() < deadline, "the first capture never queued"
+                time.sleep(0.01)
+            refused = post(byte_limited, maker, second)
+            assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+            assert "TRACECHAIN_CAPTURE_QUEUE_BYTES" in refused.json()["detail"]
+            byte_limited.services.capture_lock.release()
+            assert waiting.result(timeout=30).status_code == 202
+    finally:
+        if byte_limited.services.capture_lock.locked():
+            byte_limited.services.capture_lock.release()
+    assert post(byte_limited, maker, second).status_code == 202
+    assert byte_limited.services._queued_bytes == 0

@@ -25,11 +25,20 @@ from tracechain.chain.identity import ChainIdentity, IdentityGuard
 from tracechain.chain.registry import TraceRegistry
 from tracechain.config import ChainMode, Settings
 from tracechain.errors import ConfigurationError, NotDeployedYet, TracechainError
+from tracechain.group_commit import GroupCommit
 from tracechain.indexer import Indexer
 from tracechain.keys import KeyDecryptionFailed, KeyVault, WrongMasterSecret, check_value, require_same_secret
 from tracechain.settlement import Settlement
 from tracechain.store import queries
-from tracechain.store.db import SharedLock, hold, make_engine, migrate, session_factory, transaction
+from tracechain.store.db import (
+    SharedLock,
+    begin_writing,
+    hold,
+    make_engine,
+    migrate,
+    session_factory,
+    transaction,
+)
 from tracechain.submission import Submitter
 from tracechain.subscriptions import Deliverer
 from tracechain.supervision import Supervisor
@@ -38,18 +47,19 @@ log = logging.getLogger(__name__)
 
 
 PREPARING_AT_ONCE = 2
+GROUP_EVENTS = 2_000
+"""Most events of the captures one transaction commits together (`group_commit`): enough to share
+a commit among many small documents, few enough that the first of them is answered soon."""
 
 
 class CaptureQueueFull(TracechainError):
-    """Every place in the capture queue is taken: the client should retry shortly."""
+    """The capture queue is full, by its places or by the bytes waiting: the client should retry
+    shortly."""
 
     retry_after_s = 1
 
-    def __init__(self, places: int) -> None:
-        super().__init__(
-            f"{places} captures are already waiting (TRACECHAIN_CAPTURE_QUEUE); retry in "
-            f"{self.retry_after_s} s"
-        )
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what}; retry in {self.retry_after_s} s")
 
 
 # Demo mode only: fixed throwaway secrets so `tracechain demo` and `serve` agree without set-up.
@@ -78,6 +88,10 @@ class Services:
     capture_lock: threading.Lock = field(default_factory=threading.Lock)
     capture_slots: threading.BoundedSemaphore = field(init=False)
     """Captures admitted to wait for the capture lock (Settings.capture_queue); see capture_admission."""
+    _queued_bytes: int = 0
+    _queue_guard: threading.Lock = field(default_factory=threading.Lock)
+    captures: GroupCommit = field(init=False)
+    """Where captures wait for the capture lock, and run, several in one transaction."""
     _supervisor: Supervisor | None = None
 
     @classmethod
@@ -150,6 +164,7 @@ class Services:
         # starved the lock's holder: each time it came back from the database it waited for the
         # GIL behind them, and 16 clients captured less than 4 did.
         self.preparing = threading.BoundedSemaphore(PREPARING_AT_ONCE)
+        self.captures = GroupCommit(lambda: self.capturing(), GROUP_EVENTS)
         self.submitter.capturing = self.capturing  # recovery runs while no capture signs
 
     @property
@@ -160,17 +175,39 @@ class Services:
         )
 
     @contextmanager
-    def capture_admission(self) -> Iterator[None]:
+    def capture_admission(self, body_bytes: int | None = 0) -> Iterator[None]:
         """A place in the queue of captures waiting for the capture lock, or CaptureQueueFull at once.
 
         Captures run one at a time (each signs over the heads the one before left). Letting every
         client wait for its turn held a thread, its body and, before, two database connections
         each; at 50 clients the pool ran dry and clients got 500s after 30 s. A bounded queue
-        answers the overflow with 503 and Retry-After instead, which clients retry."""
+        answers the overflow with 503 and Retry-After instead, which clients retry. Waiting holds
+        no connection now (`group_commit`), so the queue is long enough for every client of a busy
+        hour (Settings.capture_queue); what bounds the memory it holds is the bytes of its bodies
+        (Settings.capture_queue_bytes), each counted by its Content-Length before it is read, or
+        as the largest allowed when it has none (`body_bytes` None)."""
+        settings = self.settings
+        size = (
+            settings.capture_max_bytes if body_bytes is None else min(body_bytes, settings.capture_max_bytes)
+        )
         if not self.capture_slots.acquire(blocking=False):
-            raise CaptureQueueFull(self.settings.capture_queue)
+            raise CaptureQueueFull(
+                f"{settings.capture_queue} captures are already waiting (TRACECHAIN_CAPTURE_QUEUE)"
+            )
         try:
-            yield
+            with self._queue_guard:
+                # One body alone is always let in (it is within capture_max_bytes).
+                if self._queued_bytes and self._queued_bytes + size > settings.capture_queue_bytes:
+                    raise CaptureQueueFull(
+                        f"{self._queued_bytes:,} bytes of captures are already waiting "
+                        "(TRACECHAIN_CAPTURE_QUEUE_BYTES)"
+                    )
+                self._queued_bytes += size
+            try:
+                yield
+            finally:
+                with self._queue_guard:
+                    self._queued_bytes -= size
         finally:
             self.capture_slots.release()
 
@@ -179,6 +216,7 @@ class Services:
         """The transaction a capture runs in: one at a time, as each signs over the heads the one
         before it left (threads of this process, and processes sharing a PostgreSQL database)."""
         with self.capture_lock, transaction(self.sessions) as session:
+            begin_writing(session)  # SQLite: one transaction, its savepoints inside (group_commit)
             hold(session, SharedLock.CAPTURE)
             yield session
 

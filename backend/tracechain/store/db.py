@@ -83,6 +83,19 @@ def hold(session: Session, lock: SharedLock) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(lock)})
 
 
+def begin_writing(session: Session) -> None:
+    """On SQLite, begin the session's transaction as the database's writer now (BEGIN IMMEDIATE,
+    waiting for the writer before, as long as the busy timeout allows); elsewhere nothing.
+
+    pysqlite begins a transaction only before a write, and not for a SAVEPOINT: a savepoint taken
+    first begins one of its own, which its release commits, and one that reads and then writes
+    while another connection has written meanwhile fails at once ("database is locked", WAL's
+    stale snapshot). A transaction that began as the writer has neither problem: its savepoints
+    nest in it and it commits once. Call it before any statement of the transaction."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("BEGIN IMMEDIATE"))
+
+
 def claim(engine: Engine, lock: SharedLock) -> Connection | None:
     """A connection of its own holding `lock` until it is closed (a role a process keeps for its
     life), or None if another connection holds it. PostgreSQL only."""

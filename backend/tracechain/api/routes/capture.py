@@ -113,8 +113,9 @@ def capture_headers(services: Services) -> dict[str, str]:
     }
 
 
-async def _capture_place(services: ServicesDep) -> AsyncIterator[None]:
-    with services.capture_admission():
+async def _capture_place(request: Request, services: ServicesDep) -> AsyncIterator[None]:
+    declared = request.headers.get("content-length")
+    with services.capture_admission(int(declared) if declared and declared.isdigit() else None):
         yield
 
 
@@ -307,17 +308,9 @@ def _submit(
     with services.preparing:
         prepared = prepare_document(document, behaviour)
         stored = _stored_events(services, participant, prepared)
-    try:
-        return _capture(services, participant, prepared, stored)
-    except DocumentRejected:
-        if _stored_events(services, participant, prepared) == stored:
-            raise  # refused for what it says, not for what was stored meanwhile
-    except IntegrityError:
-        pass
-    try:
-        return _capture(services, participant, prepared, None)
-    except IntegrityError as exc:
-        raise Problem(409, "Conflict", "a concurrent capture touched the same events; send it again") from exc
+    return services.captures.run(
+        lambda session: _capture(session, services, participant, prepared, stored), len(prepared.events)
+    )
 
 
 def _stored_events(
@@ -328,12 +321,33 @@ def _stored_events(
 
 
 def _capture(
-    services: Services, participant: Participant, prepared: PreparedDocument, stored: set[StoredKey] | None
+    session: Session,
+    services: Services,
+    participant: Participant,
+    prepared: PreparedDocument,
+    stored: set[StoredKey],
 ) -> CaptureJobPublic:
-    with services.capturing() as session:
-        domain = services.registry.domain
-        result = capture_document(session, participant, prepared, services.vault, domain, stored)
+    """The capture, in the transaction of its group (`group_commit`), after the captures before it.
+
+    `stored` was read before the capture lock: a capture since (of this group or before it) may
+    have stored some of these events, which then makes the insert fail (IntegrityError) or custody
+    refuse (commissioned twice). Either way that attempt's savepoint is rolled back and it runs
+    again, reading which events are stored inside the lock, where the answer is final."""
+    domain = services.registry.domain
+    try:
+        with session.begin_nested():
+            result = capture_document(session, participant, prepared, services.vault, domain, stored)
+            return job_public(result.job, session, domain)
+    except DocumentRejected:
+        if queries.events_captured_by(session, set(prepared.hash_ids), participant.address) == stored:
+            raise  # refused for what it says, not for what was stored meanwhile
+    except IntegrityError:
+        pass
+    try:
+        result = capture_document(session, participant, prepared, services.vault, domain, None)
         return job_public(result.job, session, domain)
+    except IntegrityError as exc:
+        raise Problem(409, "Conflict", "a concurrent capture touched the same events; send it again") from exc
 
 
 _DEFAULT_JOBS_PER_PAGE: Final = 30
