@@ -28,6 +28,7 @@ from tracechain.errors import ConfigurationError, NotDeployedYet, TracechainErro
 from tracechain.indexer import Indexer
 from tracechain.keys import KeyVault
 from tracechain.settlement import Settlement
+from tracechain.stamps import VerificationStamps
 from tracechain.store import queries
 from tracechain.store.db import SharedLock, hold, make_engine, migrate, session_factory, transaction
 from tracechain.submission import Submitter
@@ -150,6 +151,11 @@ class Services:
         # GIL behind them, and 16 clients captured less than 4 did.
         self.preparing = threading.BoundedSemaphore(PREPARING_AT_ONCE)
         self.submitter.capturing = self.capturing  # recovery runs while no capture signs
+
+    @property
+    def stamps(self) -> VerificationStamps:
+        """The verification stamps capture writes and traces check (`tracechain.stamps`)."""
+        return VerificationStamps(self.vault.stamp_key, self.registry.domain.separator)
 
     @property
     def capture_limits(self) -> CaptureLimits:
