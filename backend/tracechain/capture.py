@@ -729,7 +729,7 @@ def _store(
                 "event_row_id": row_ids[index],
                 "verification_stamp": None
                 if fields["r"] is None
-                else stamps.stamp(contents[index], _signed_event(fields)),
+                else stamps.stamp(contents[index], _signed_event(fields), fields["head"]),
             }
             for index, fields in records
         ],
@@ -949,7 +949,7 @@ def sign_records(
             event.disclosure_seed,
             event.declaration,
         )
-        record.verification_stamp = stamps.stamp(content, signed)
+        record.verification_stamp = stamps.stamp(content, signed, record.head)
     if problems:
         raise InvalidSignatures(problems)
     if all(record.r is not None for record in records.values()):

@@ -6,18 +6,19 @@ recovered to its signer. Those are pure functions of the row's bytes, and for a 
 first time (most consumer scans) they are most of the trace's time.
 
 Capture derives exactly these values from exactly these bytes when it stores a record: the hash id
-and the commitment from the event's content, the signature by the signer's own key. So it stamps
-the record then: an HMAC, under a key derived from the master secret (`KeyVault.stamp_key`), over
-every byte those checks read (the event's id, content and context as stored, its seed, whether it
-is a declaration; the record's signed fields, signer and signature; the EIP-712 domain). A trace
-that finds the stamp matching the row as it reads it now knows the checks hold without doing them;
-a row edited afterwards (content, seed, signer, signature, hash, head chain fields …) no longer
-matches its stamp, and is checked from scratch, so the edit is found as before. Whoever could forge
-a stamp holds the master secret, which already decrypts every key the service signs with.
+and the commitment from the event's content, the signature by the signer's own key, the head as
+keccak256(previous head, hash). So it stamps the record then: an HMAC, under a key derived from the
+master secret (`KeyVault.stamp_key`), over every byte those checks read (the event's id, content
+and context as stored, its seed, whether it is a declaration; the record's signed fields, signer,
+signature and head; the EIP-712 domain). A trace that finds the stamp matching the row as it reads
+it now knows the checks hold without doing them; a row edited afterwards (content, seed, signer,
+signature, hash, head chain fields …) no longer matches its stamp, and is checked from scratch, so
+the edit is found as before. Whoever could forge a stamp holds the master secret, which already
+decrypts every key the service signs with.
 
 What the stamp does not cover is checked on every trace, cheaply: the head chain's continuity,
-each head against keccak256(previous head, hash), roles, indexed fields, Merkle inclusion proofs,
-withdrawals. `tracechain verify` ignores stamps and checks a proof bundle from scratch.
+roles, indexed fields, Merkle inclusion proofs, withdrawals. `tracechain verify` ignores stamps
+and checks a proof bundle from scratch.
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ class VerificationStamps:
         ]
         return hashlib.sha256(_framed(parts)).digest()
 
-    def stamp(self, content: bytes, signed: SignedEvent) -> bytes:
-        """The stamp of a signed record of the event whose `event_content` is `content`."""
+    def stamp(self, content: bytes, signed: SignedEvent, head: bytes) -> bytes:
+        """The stamp of a signed record, leading to `head`, of the event whose `event_content` is
+        `content`."""
         event = signed.event
         parts = [
             self._domain_separator,
@@ -73,12 +75,13 @@ class VerificationStamps:
             signed.signer.encode(),
             signed.r,
             signed.vs,
+            head,
         ]
         return hmac.digest(self._key, _framed(parts), "sha256")
 
-    def holds(self, content: bytes, signed: SignedEvent, stamp: bytes | None) -> bool:
+    def holds(self, content: bytes, signed: SignedEvent, head: bytes, stamp: bytes | None) -> bool:
         """Whether `stamp` is the record's, for the content and fields as read now."""
-        return stamp is not None and hmac.compare_digest(self.stamp(content, signed), bytes(stamp))
+        return stamp is not None and hmac.compare_digest(self.stamp(content, signed, head), bytes(stamp))
 
 
 def stored_json(value: Any) -> str:

@@ -85,8 +85,8 @@ class EventCheck:
     confirmed: bool = True
     problems: list[str] = field(default_factory=list)
     stamped: bool = False
-    """Every record's verification stamp held (`tracechain.stamps`): the content and signature checks
-    were done when it was signed, for exactly these bytes, and not again."""
+    """Every record's verification stamp held (`tracechain.stamps`): the content, signature and head
+    checks were done when it was signed, for exactly these bytes, and not again."""
 
     def fail(self, check: str, problem: str) -> None:
         setattr(self, check, False)
@@ -434,7 +434,7 @@ def _check(
             check.fail(
                 "anchor_proof_valid", f"the record of {record.subject_epc} is not in its anchored batch"
             )
-        if record.head != _next_head(record.prev_head, record.event_hash):
+        if not vouched and record.head != _next_head(record.prev_head, record.event_hash):
             check.fail(
                 "head_matches", f"the head of {record.subject_epc} is not keccak256(previous head, hash)"
             )
@@ -457,7 +457,7 @@ def _stamped_records(event: EventRow, stamps: VerificationStamps | None) -> set[
         for record in event.records
         if record.r is not None
         and record.vs is not None
-        and stamps.holds(content, record.signed_event(), record.verification_stamp)
+        and stamps.holds(content, record.signed_event(), record.head, record.verification_stamp)
     }
 
 

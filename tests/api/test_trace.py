@@ -248,7 +248,7 @@ def _stamp_forged_with_another_key(api: Api, record_id: int) -> bytes:
         content = forger.event_content(
             event.event_id, json.dumps(event.body), json.dumps(event.context), event.disclosure_seed, False
         )
-        return forger.stamp(content, record.signed_event())
+        return forger.stamp(content, record.signed_event(), record.head)
 
 
 @pytest.mark.parametrize(
@@ -258,6 +258,7 @@ def _stamp_forged_with_another_key(api: Api, record_id: int) -> bytes:
         pytest.param("event_hash", id="the recorded hash"),
         pytest.param("signature", id="the signature"),
         pytest.param("signer", id="the record's signer"),
+        pytest.param("head", id="the head"),
         pytest.param("forged stamp", id="the recorded hash, its stamp forged under another key"),
         pytest.param("copied stamp", id="the recorded hash, another record's stamp copied onto it"),
     ],
@@ -277,6 +278,7 @@ def test_a_row_edited_after_it_was_stamped_is_checked_from_scratch_and_caught(tr
         "event_hash": record.values(event_hash=b"\x01" * 32),
         "signature": record.values(r=b"\x04" * 32),
         "signer": record.values(signer="0x" + "00" * 19 + "01"),
+        "head": record.values(head=b"\x02" * 32),
         "forged stamp": record.values(event_hash=b"\x01" * 32),
         "copied stamp": record.values(event_hash=b"\x01" * 32, verification_stamp=other_stamp),
     }[edit]
