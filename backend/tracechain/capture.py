@@ -52,6 +52,7 @@ from tracechain.epcis.schema import Problem, reserved_term_problems, validate_do
 from tracechain.errors import TracechainError
 from tracechain.keys import KeyVault
 from tracechain.recovery import SubjectsBeingRepaired
+from tracechain.stamps import VerificationStamps, stored_json
 from tracechain.store import queries
 from tracechain.store.bulk import allocate_ids, insert_rows
 from tracechain.store.models import (
@@ -374,7 +375,8 @@ def capture_document(
     )
     session.add(job)
     session.flush()
-    _store(session, job, participant, prepared.document.get("@context"), fresh, records, now)
+    stamps = VerificationStamps(vault.stamp_key, domain.separator)
+    _store(session, job, participant, prepared.document.get("@context"), fresh, records, stamps, now)
     if not waits:  # final as captured: subscriptions have them now, not at a confirmation
         queries.feed_confirmed_events(session, {job.id}, now)
     return Capture(job, len(fresh), len(prepared.events) - len(fresh))
@@ -657,13 +659,23 @@ def _store(
     context: Any,
     fresh: list[_NewEvent],
     records: list[tuple[int, dict[str, Any]]],
+    stamps: VerificationStamps,
     now: datetime,
 ) -> None:
     """The new events, the identifiers they name and their records, a bulk write per table (a
     stream per table, not an ORM object per row). Records keep their order, so their ids follow
-    the order they were signed in, which the submitter keeps."""
+    the order they were signed in, which the submitter keeps. Each signed record is stamped
+    (`tracechain.stamps`): its event's hash id and commitment were derived here from this content,
+    its signature made with its signer's key."""
     if not fresh:
         return
+    stored_context = None if context is None else stored_json(context)
+    contents = {
+        event.index: stamps.event_content(
+            event.hash_id, stored_json(event.body), stored_context, event.seed, event.declaration
+        )
+        for event in fresh
+    }
     row_ids = dict(
         zip((event.index for event in fresh), allocate_ids(session, Event, len(fresh)), strict=True)
     )
@@ -711,8 +723,31 @@ def _store(
     insert_rows(
         session,
         ChainRecord,
-        [{**fields, "event_row_id": row_ids[index]} for index, fields in records],
+        [
+            {
+                **fields,
+                "event_row_id": row_ids[index],
+                "verification_stamp": None
+                if fields["r"] is None
+                else stamps.stamp(contents[index], _signed_event(fields), fields["head"]),
+            }
+            for index, fields in records
+        ],
     )
+
+
+def _signed_event(fields: dict[str, Any]) -> SignedEvent:
+    """The signed event of a record's fields as `_sign` writes them (signed: r and vs set)."""
+    event = TraceEvent(
+        fields["subject"],
+        Kind(fields["kind"]),
+        fields["event_hash"],
+        fields["counterpart"],
+        fields["ref"],
+        fields["time"],
+        fields["prev_head"],
+    )
+    return SignedEvent(event, fields["signer"], fields["r"], fields["vs"])
 
 
 def master_data_in(document: dict[str, Any]) -> list[tuple[str, str, list[Any], list[str]]]:
@@ -870,13 +905,21 @@ def unsigned_events(job_records: list[ChainRecord]) -> list[tuple[int, TraceEven
 
 
 def sign_records(
-    session: Session, job: CaptureJob, participant: Participant, signatures: dict[int, bytes], domain: Domain
+    session: Session,
+    job: CaptureJob,
+    participant: Participant,
+    signatures: dict[int, bytes],
+    domain: Domain,
+    vault: KeyVault,
 ) -> None:
     """Attach signatures (65 bytes r‖s‖v, as wallets return them) to a job's unsigned records.
 
     All or nothing: one bad signature rejects them all. When none is left unsigned, the job's
-    records are queued for the submitter.
+    records are queued for the submitter. Each signature is recovered here, so each record is
+    stamped (`tracechain.stamps`) with its event's content, whose hash id and commitment capture
+    derived from it.
     """
+    stamps = VerificationStamps(vault.stamp_key, domain.separator)
     records = {r.id: r for r in queries.records_of_capture(session, job.id)}
     problems: list[Problem] = []
     for record_id, signature in signatures.items():
@@ -898,6 +941,15 @@ def sign_records(
             )
             continue
         record.r, record.vs = r, vs
+        event = record.event
+        content = stamps.event_content(
+            event.event_id,
+            stored_json(event.body),
+            None if event.context is None else stored_json(event.context),
+            event.disclosure_seed,
+            event.declaration,
+        )
+        record.verification_stamp = stamps.stamp(content, signed, record.head)
     if problems:
         raise InvalidSignatures(problems)
     if all(record.r is not None for record in records.values()):

@@ -32,6 +32,11 @@ class KeyVault:
     def __init__(self, master_secret: str) -> None:
         kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"tracechain/key-vault", info=b"v1")
         self._aead = AESGCM(kdf.derive(master_secret.encode()))
+        stamps = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=b"tracechain/verification-stamps", info=b"v1"
+        )
+        self.stamp_key = stamps.derive(master_secret.encode())
+        """What the service's verification stamps are keyed with (`tracechain.stamps`)."""
 
     def encrypt(self, private_key: bytes, address: str) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)

@@ -46,6 +46,7 @@ from tracechain.chain.trace_event import (
 from tracechain.disclosure import HASH_ID_FIELD, EventFields
 from tracechain.epcis.event_hash import declaration_digest, event_hash_id
 from tracechain.epcis.mapping import bare_vocabulary
+from tracechain.stamps import VerificationStamps
 from tracechain.store import queries
 from tracechain.store.models import RecordStatus
 from tracechain.store.queries import EventRow, RecordRow
@@ -83,6 +84,9 @@ class EventCheck:
     (or it is an auditor's)."""
     confirmed: bool = True
     problems: list[str] = field(default_factory=list)
+    stamped: bool = False
+    """Every record's verification stamp held (`tracechain.stamps`): the content, signature and head
+    checks were done when it was signed, for exactly these bytes, and not again."""
 
     def fail(self, check: str, problem: str) -> None:
         setattr(self, check, False)
@@ -172,8 +176,11 @@ class Trace:
         ]
 
 
-def build_trace(session: Session, epc: str, domain: Domain) -> Trace:
-    """The verified history of `epc` (canonical form) from the read model."""
+def build_trace(
+    session: Session, epc: str, domain: Domain, stamps: VerificationStamps | None = None
+) -> Trace:
+    """The verified history of `epc` (canonical form) from the read model. With `stamps`, a record
+    whose verification stamp holds is not checked again for what the stamp covers."""
     related, loaded = _related_identifiers(session, epc)
     # Events of one capture can share a time: then the order they were captured in decides.
     events = sorted(loaded, key=lambda e: (e.event_time, min((r.id for r in e.records), default=e.row_id)))
@@ -182,7 +189,7 @@ def build_trace(session: Session, epc: str, domain: Domain) -> Trace:
     entries = []
     for event in events:
         via, relation = _why_included(event, related, epc)
-        check = _check(event, domain, roles, chains)
+        check = _check(event, domain, roles, chains, stamps)
         entries.append(TraceEntry(event, via, relation, check, _statement(event)))
     _link_withdrawals(entries, roles)
     _link_corrections(entries)
@@ -380,10 +387,18 @@ def _chain(record: RecordRow) -> bytes:
     return chain_of(record.subject, Kind(record.kind), record.signer)
 
 
-def _check(event: EventRow, domain: Domain, roles: dict[str, set[str]], chains: _HeadChains) -> EventCheck:
+def _check(
+    event: EventRow,
+    domain: Domain,
+    roles: dict[str, set[str]],
+    chains: _HeadChains,
+    stamps: VerificationStamps | None,
+) -> EventCheck:
     check = EventCheck()
-    recomputed = _hash_id_of(event.stored_body, event.stored_context)
-    if recomputed != event.event_id:
+    stamped = _stamped_records(event, stamps)
+    check.stamped = bool(event.records) and len(stamped) == len(event.records)
+    # A record's stamp holding vouches for the event's content too: it was stamped over it.
+    if not stamped and _hash_id_of(event.stored_body, event.stored_context) != event.event_id:
         check.fail("content_hash_matches", "stored content does not hash to the event's id")
     body_biz_step = event.body.get("bizStep")
     if event.event_type != event.body.get("type") or event.biz_step != (
@@ -393,12 +408,15 @@ def _check(event: EventRow, domain: Domain, roles: dict[str, set[str]], chains: 
     if not roles.get(event.signer):
         check.fail("signer_holds_role", f"signer {event.signer} holds no participant role")
     signed_hash = (
-        _declaration_digest(event)
+        None
+        if check.stamped
+        else _declaration_digest(event)
         if event.declaration
         else _commitment_of(event.stored_body, event.stored_context, event.event_id, event.disclosure_seed)
     )
     for record in event.records:
-        if record.event_hash != signed_hash:
+        vouched = record.id in stamped
+        if not vouched and record.event_hash != signed_hash:
             check.fail(
                 "content_hash_matches", f"the recorded hash of {record.subject_epc} is not the event's"
             )
@@ -408,16 +426,15 @@ def _check(event: EventRow, domain: Domain, roles: dict[str, set[str]], chains: 
             )
         if record.r is None:
             check.confirmed = False  # still awaiting its participant's own signature
-        elif (
-            record.signer != event.signer
-            or _recovered_signer(domain.separator, record.signed_event()) != record.signer
+        elif record.signer != event.signer or (
+            not vouched and _recovered_signer(domain.separator, record.signed_event()) != record.signer
         ):
             check.fail("signature_valid", f"the signature on {record.subject_epc}'s record does not recover")
         if record.anchor_root is not None and not _included(record, domain):
             check.fail(
                 "anchor_proof_valid", f"the record of {record.subject_epc} is not in its anchored batch"
             )
-        if record.head != _next_head(record.prev_head, record.event_hash):
+        if not vouched and record.head != _next_head(record.prev_head, record.event_hash):
             check.fail(
                 "head_matches", f"the head of {record.subject_epc} is not keccak256(previous head, hash)"
             )
@@ -426,6 +443,22 @@ def _check(event: EventRow, domain: Domain, roles: dict[str, set[str]], chains: 
         if record.status != RecordStatus.CONFIRMED:
             check.confirmed = False
     return check
+
+
+def _stamped_records(event: EventRow, stamps: VerificationStamps | None) -> set[int]:
+    """The ids of the event's records whose verification stamps hold for the rows as read now."""
+    if stamps is None or not any(record.verification_stamp for record in event.records):
+        return set()
+    content = stamps.event_content(
+        event.event_id, event.stored_body, event.stored_context, event.disclosure_seed, event.declaration
+    )
+    return {
+        record.id
+        for record in event.records
+        if record.r is not None
+        and record.vs is not None
+        and stamps.holds(content, record.signed_event(), record.head, record.verification_stamp)
+    }
 
 
 def _declaration_digest(event: EventRow) -> bytes | None:

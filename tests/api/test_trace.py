@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -10,8 +11,10 @@ import pytest
 from sqlalchemy import select, update
 
 from tracechain.epcis.builders import aggregation_event, object_event
+from tracechain.stamps import VerificationStamps
 from tracechain.store import queries
 from tracechain.store.models import ChainRecord, Event, EventEpc, Participant
+from tracechain.trace import build_trace
 
 from .conftest import Api
 from .test_capture import ITEM, OTHER_ITEM, PALLET, T0, commissioning, journey
@@ -213,6 +216,84 @@ def test_a_signer_stripped_of_its_participant_roles_is_reported(traced: Api) -> 
     )
     assert trace["verdict"] == "tampered"
     assert any("holds no participant role" in reason for reason in trace["reasons"])
+
+
+def _checks(api: Api) -> list[tuple[str, bool, list[str]]]:
+    """Each traced event's id, whether its verification stamps held, and its problems."""
+    with api.services.sessions() as session:
+        trace = build_trace(session, ITEM, api.services.registry.domain, api.services.stamps)
+    return [(entry.event.event_id, entry.check.stamped, entry.check.problems) for entry in trace.entries]
+
+
+def test_a_fresh_capture_is_traced_on_its_verification_stamps(traced: Api) -> None:
+    """Capture stamped every record it signed: the trace finds each stamp holding (so it skips the
+    hash id, commitment and signature checks) and the verdict is the same as from scratch."""
+    checks = _checks(traced)
+    assert len(checks) == 8  # the journey's events
+    assert all(stamped and not problems for _, stamped, problems in checks), checks
+    with traced.services.sessions() as session:
+        from_scratch = build_trace(session, ITEM, traced.services.registry.domain)
+    assert from_scratch.verdict == "verified"
+    assert not any(entry.check.stamped for entry in from_scratch.entries)
+
+
+def _stamp_forged_with_another_key(api: Api, record_id: int) -> bytes:
+    """What someone without the master secret could write: a stamp over the row as edited, keyed
+    with a key of their own."""
+    with api.services.sessions() as session:
+        record = session.get(ChainRecord, record_id)
+        assert record is not None
+        event = record.event
+        forger = VerificationStamps(b"\x07" * 32, api.services.registry.domain.separator)
+        content = forger.event_content(
+            event.event_id, json.dumps(event.body), json.dumps(event.context), event.disclosure_seed, False
+        )
+        return forger.stamp(content, record.signed_event(), record.head)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param("body", id="the event's content"),
+        pytest.param("event_hash", id="the recorded hash"),
+        pytest.param("signature", id="the signature"),
+        pytest.param("signer", id="the record's signer"),
+        pytest.param("head", id="the head"),
+        pytest.param("forged stamp", id="the recorded hash, its stamp forged under another key"),
+        pytest.param("copied stamp", id="the recorded hash, another record's stamp copied onto it"),
+    ],
+)
+def test_a_row_edited_after_it_was_stamped_is_checked_from_scratch_and_caught(traced: Api, edit: str) -> None:
+    with traced.services.sessions() as session:
+        first, second = session.scalars(select(ChainRecord).order_by(ChainRecord.id).limit(2)).all()
+        assert first.verification_stamp is not None and second.verification_stamp is not None
+        record_id, event_row_id, event_id = first.id, first.event_row_id, first.event.event_id
+        body, other_stamp = first.event.body, second.verification_stamp
+    assert (event_id, True, []) in _checks(traced)
+    record = update(ChainRecord).where(ChainRecord.id == record_id)
+    statement = {
+        "body": update(Event)
+        .where(Event.id == event_row_id)
+        .values(body={**body, "eventTime": "2026-10-01T09:00:00+00:00"}),
+        "event_hash": record.values(event_hash=b"\x01" * 32),
+        "signature": record.values(r=b"\x04" * 32),
+        "signer": record.values(signer="0x" + "00" * 19 + "01"),
+        "head": record.values(head=b"\x02" * 32),
+        "forged stamp": record.values(event_hash=b"\x01" * 32),
+        "copied stamp": record.values(event_hash=b"\x01" * 32, verification_stamp=other_stamp),
+    }[edit]
+    with traced.services.sessions() as session, session.begin():
+        session.execute(statement)
+    if edit == "forged stamp":
+        forged = _stamp_forged_with_another_key(traced, record_id)
+        with traced.services.sessions() as session, session.begin():
+            session.execute(record.values(verification_stamp=forged))
+    stamped, problems = next((s, p) for i, s, p in _checks(traced) if i == event_id)
+    assert not stamped
+    assert problems
+    trace = traced.admin("GET", f"/trace/{ITEM}").json()
+    assert trace["verdict"] == "tampered"
+    assert any(event_id in reason for reason in trace["reasons"])
 
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"

@@ -29,6 +29,7 @@ from tracechain.group_commit import GroupCommit
 from tracechain.indexer import Indexer
 from tracechain.keys import KeyDecryptionFailed, KeyVault, WrongMasterSecret, check_value, require_same_secret
 from tracechain.settlement import Settlement
+from tracechain.stamps import VerificationStamps
 from tracechain.store import queries
 from tracechain.store.db import (
     SharedLock,
@@ -166,6 +167,11 @@ class Services:
         self.preparing = threading.BoundedSemaphore(PREPARING_AT_ONCE)
         self.captures = GroupCommit(lambda: self.capturing(), GROUP_EVENTS)
         self.submitter.capturing = self.capturing  # recovery runs while no capture signs
+
+    @property
+    def stamps(self) -> VerificationStamps:
+        """The verification stamps capture writes and traces check (`tracechain.stamps`)."""
+        return VerificationStamps(self.vault.stamp_key, self.registry.domain.separator)
 
     @property
     def capture_limits(self) -> CaptureLimits:

@@ -290,6 +290,9 @@ class ChainRecord(Base):
     """Merkle mode: the root of the anchored batch this record is a leaf of (None: recorded by record())."""
     merkle_proof: Mapped[list[str] | None]
     """Merkle mode: the record's inclusion proof under `anchor_root`, sibling hashes as 0x-hex."""
+    verification_stamp: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    """The costly content checks, done when the record was signed and kept with it
+    (`tracechain.stamps`); None: checked from scratch by every trace."""
 
     event: Mapped[Event] = relationship(back_populates="records")
 

@@ -650,6 +650,7 @@ class RecordRow:
     tx_hash: str | None
     anchor_root: bytes | None
     merkle_proof: list[str] | None
+    verification_stamp: bytes | None
 
     def signed_event(self) -> SignedEvent:
         """What the signer signed and record() carries; only for a record that has its signature."""

@@ -410,5 +410,5 @@ def submit_signatures(
     post the signatures here; once all are in, the events are queued for the chain."""
     job = _own_job(session, capture_id, participant)
     signatures = {item.record_id: bytes.fromhex(item.signature[2:]) for item in body.signatures}
-    sign_records(session, job, participant, signatures, services.registry.domain)
+    sign_records(session, job, participant, signatures, services.registry.domain, services.vault)
     return job_public(job, session, services.registry.domain)

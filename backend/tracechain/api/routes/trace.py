@@ -29,7 +29,7 @@ LinkType = Annotated[str | None, Query(alias="linkType", description="gs1:pip, g
 
 def _found_trace(epc: str, session: SessionDep, services: ServicesDep) -> Trace:
     canonical = canonical_identifier(epc)  # a private URI an event named is traced as written
-    trace = build_trace(session, canonical, services.registry.domain)
+    trace = build_trace(session, canonical, services.registry.domain, services.stamps)
     if not trace.entries:
         raise Problem(404, "Not Found", f"tracechain holds no events for {canonical}")
     return trace
@@ -147,7 +147,7 @@ def _resolve(
         epc = canonical_epc(f"https://id.gs1.org{path}")
     except InvalidIdentifier as exc:
         return _page_not_found(request, path, str(exc), 400)
-    trace = build_trace(session, epc, services.registry.domain)
+    trace = build_trace(session, epc, services.registry.domain, services.stamps)
     if not trace.entries:
         return _page_not_found(request, epc, "tracechain holds no events for it.", 404)
     trace = _seen(session, viewer, trace)

@@ -340,6 +340,7 @@ def upgrade() -> None:
         sa.Column("tx_hash", sa.String(length=66), nullable=True),
         sa.Column("anchor_root", sa.LargeBinary(length=32), nullable=True),
         sa.Column("merkle_proof", sa.JSON(), nullable=True),
+        sa.Column("verification_stamp", sa.LargeBinary(length=32), nullable=True),
         sa.ForeignKeyConstraint(
             ["batch_id"],
             ["batches.id"],
