@@ -13,6 +13,7 @@ shows the identifier.
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import segno
 
 from tracechain.chain.trace_event import Kind, subject_id
-from tracechain.epcis.identifiers import InvalidIdentifier, digital_link
+from tracechain.epcis.identifiers import InvalidIdentifier, canonical_identifier, digital_link
 from tracechain.epcis.mapping import describe
 from tracechain.epcis.query import canonical_location
 from tracechain.store.models import MasterData, Participant
@@ -175,6 +176,25 @@ def build_page(
     )
 
 
+def elements_named(trace: Trace) -> set[str]:
+    """The master data elements whose names the page may show: the product's class (its GTIN as
+    an EPC class pattern, or its lot) and the places of its events, as the store keeps their ids."""
+    found = set()
+    gtin = product_class(trace.epc)
+    if gtin:
+        found |= {canonical_identifier(f"https://id.gs1.org/01/{gtin}"), trace.epc}
+    for entry in trace.entries:
+        where = _location(entry.event.body)
+        if where:
+            with suppress(InvalidIdentifier):
+                found.add(canonical_location(where))
+    return found
+
+
+def _location(event: dict[str, Any]) -> str:
+    return str((event.get("bizLocation") or event.get("readPoint") or {}).get("id", ""))
+
+
 def _alerts(step: Step, kinds: set[int]) -> list[Alert]:
     """A recall or an excursion of the goods, said with when and where: "Cold chain broken on
     6 Nov 2026 · MV Blue Horizon (at sea)"."""
@@ -244,7 +264,7 @@ def _step(
 ) -> Step:
     event, signer = entry.event.body, entry.event.signer
     party = participants.get(signer)
-    where = (event.get("bizLocation") or event.get("readPoint") or {}).get("id", "")
+    where = _location(event)
     what = describe(event)
     if entry.relation == "packed in":
         what = f"{what} (with its {_unit_word(entry.via)})"
