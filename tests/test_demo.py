@@ -99,6 +99,18 @@ def test_the_demo_records_the_journey_and_settles_three_orders(tmp_path: Path, a
         serial = item.rsplit(".", 1)[1]
         page = http.get(f"/01/06901234678901/21/{serial}", headers={"Accept": "text/html"}).text
         trace = http.get(f"/trace/{item}").text
+        too_warm = http.get(f"/01/06901234678901/21/{serial[:-1]}1", headers={"Accept": "text/html"}).text
+    # The pages name the product and the places from the demo's master data; the excursion order's
+    # item warns beside its verdict.
+    assert "<h1>Bright desk lamp</h1>" in page and 'class="alert"' not in page
+    route = page.split('<ol class="route">', 1)[1].split("</ol>", 1)[0]
+    assert re.findall(r"<strong>(.*?)</strong>", route) == [
+        "Shenzhen Bright factory",
+        "MV Blue Horizon (at sea)",
+        "Port of Rotterdam",
+        "Amsterdam Home Retail store",
+    ]
+    assert re.search(r"Cold chain broken on \d+ \w+ \d{4} · MV Blue Horizon \(at sea\)", too_warm)
     for served_text in (bundle_text, page, trace):
         for commercial in COMMERCIAL:
             assert commercial not in served_text, commercial

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from sqlalchemy import select, update
 
-from tracechain.epcis.builders import aggregation_event, object_event
+from tracechain.epcis.builders import aggregation_event, object_event, sensor_event
 from tracechain.stamps import VerificationStamps
 from tracechain.store import queries
 from tracechain.store.models import ChainRecord, Event, EventEpc, Participant
 from tracechain.trace import build_trace
 
-from .conftest import Api
+from .conftest import Api, document
 from .test_capture import ITEM, OTHER_ITEM, PALLET, T0, commissioning, journey
 
 DIGITAL_LINK = "/01/06901234678901/21/1001"  # ITEM as a GS1 Digital Link path
@@ -340,3 +341,95 @@ def test_a_recalled_product_shows_the_recall_banner(api: Api, parties: dict[str,
     api.settle()
     page = api.client.get(DIGITAL_LINK, headers={"Accept": BROWSER_ACCEPT}).text
     assert "This product has been recalled" in page
+    status = page.split('<div class="status">', 1)[1].split("</div>", 1)[0]  # beside the verdict
+    assert 'class="alert" role="alert"' in status and "Recalled on 2 Oct 2026" in status
+
+
+# ---------------------------------------------------------------- names, places and warnings on the page
+
+MAKER_SITE, VESSEL = "urn:epc:id:sgln:6901234.00001.0", "urn:epc:id:sgln:5790001.00001.0"
+MDA, VTYPE = "urn:epcglobal:cbv:mda#", "urn:epcglobal:epcis:vtype:"
+
+
+def described(
+    sites: dict[str, tuple[str, str, str]], product: str | None = None, gtin: str = "06901234678901"
+) -> dict[str, Any]:
+    """An `epcisMasterData` header: sites as id -> (name, city, countryCode), and a product name for
+    the GTIN's class (given as a Digital Link, which the store keeps as its EPC class pattern)."""
+    locations = [
+        {
+            "id": site,
+            "attributes": [
+                {"id": f"{MDA}{key}", "attribute": value}
+                for key, value in zip(("name", "city", "countryCode"), fields, strict=True)
+                if value
+            ],
+        }
+        for site, fields in sites.items()
+    ]
+    vocabularies = [
+        {"type": "urn:epcglobal:epcis:vtype:BusinessLocation", "vocabularyElementList": locations}
+    ]
+    if product:
+        element = {
+            "id": f"https://id.gs1.org/01/{gtin}",
+            "attributes": [{"id": "cbvmda:descriptionShort", "attribute": product}],
+        }
+        vocabularies.append({"type": f"{VTYPE}EPCClass", "vocabularyElementList": [element]})
+    return {"epcisMasterData": {"vocabularyList": vocabularies}}
+
+
+def capture_described(
+    api: Api, party: dict[str, Any], events: list[dict[str, Any]], header: dict[str, Any]
+) -> None:
+    response = api.client.post(
+        "/capture", json={**document(events), "epcisHeader": header}, headers=api.as_participant(party)
+    )
+    assert response.status_code == 202, response.text
+
+
+def test_the_page_names_the_product_and_places_by_their_owners_and_warns_of_the_excursion(
+    api: Api, parties: dict[str, dict[str, Any]]
+) -> None:
+    """The maker names its product and its factory, the carrier its vessel; the carrier also names
+    the maker's product and factory, and that is not shown. The route is where the goods were,
+    not the carrier's home country; the excursion is a warning beside the verdict, saying when and
+    where."""
+    maker, carrier = parties["manufacturer"], parties["carrier"]
+    made = object_event([ITEM], biz_step="commissioning", action="ADD", at=T0, location=MAKER_SITE)
+    packed = aggregation_event(PALLET, [ITEM], at=T0 + timedelta(hours=1), location=MAKER_SITE)
+    shipped = object_event(
+        [PALLET], biz_step="shipping", at=T0 + timedelta(days=1), location=MAKER_SITE,
+        destination="urn:epc:id:pgln:5790001.00000",
+    )  # fmt: skip
+    factory = {MAKER_SITE: ("Shenzhen Bright factory", "Shenzhen", "CN")}
+    capture_described(api, maker, [made, packed, shipped], described(factory, "Bright desk lamp"))
+    loaded = object_event([PALLET], biz_step="receiving", at=T0 + timedelta(days=2), location=VESSEL)
+    warm = sensor_event(
+        [PALLET], at=datetime(2026, 11, 6, 3, 0, tzinfo=UTC), measurement="Temperature", value=11.5,
+        uom="CEL", minimum=2, maximum=8, location=VESSEL,
+    )  # fmt: skip
+    rivals = {VESSEL: ("MV Blue Horizon (at sea)", "", ""), MAKER_SITE: ("Counterfeit den", "", "")}
+    capture_described(api, carrier, [loaded, warm], described(rivals, "Knock-off lamp"))
+    api.settle()
+
+    page = api.client.get(DIGITAL_LINK, headers={"Accept": BROWSER_ACCEPT}).text
+    assert "<h1>Bright desk lamp</h1>" in page and ITEM in page
+    assert "Knock-off lamp" not in page and "Counterfeit den" not in page
+    assert "Verified record" in page
+    status = page.split('<div class="status">', 1)[1].split("</div>", 1)[0]  # beside the verdict
+    assert 'class="alert" role="alert"' in status
+    assert "Cold chain broken on 6 Nov 2026 · MV Blue Horizon (at sea)" in status
+    assert "11.5 °C — out of the agreed range (reported by Blue Water Lines)" in status
+    route = page.split('<ol class="route">', 1)[1].split("</ol>", 1)[0]
+    stops = re.findall(r"<strong>(.*?)</strong>(?:<span>(.*?)</span>)?", route)
+    assert stops == [("Shenzhen Bright factory", "Shenzhen, CN"), ("MV Blue Horizon (at sea)", "")]
+    assert "at Shenzhen Bright factory (Shenzhen, CN)" in page  # the steps name the place too
+
+
+def test_without_master_data_the_page_shows_identifiers_and_who_held_the_goods(traced: Api) -> None:
+    page = traced.client.get(DIGITAL_LINK, headers={"Accept": BROWSER_ACCEPT}).text
+    assert f"<h1>{ITEM}</h1>" in page and 'class="alert"' not in page
+    route = page.split('<ol class="route">', 1)[1].split("</ol>", 1)[0]
+    stops = re.findall(r"<strong>(.*?)</strong>", route)
+    assert stops == ["Shenzhen Bright", "Blue Water Lines", "Amsterdam Retail"]

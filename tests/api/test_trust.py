@@ -27,7 +27,7 @@ from ..factories import Actor, sign_event
 from .conftest import Api
 from .conftest import document as capture_document
 from .test_capture import ITEM, PALLET, T0, commissioning, journey
-from .test_trace import BROWSER_ACCEPT, DIGITAL_LINK
+from .test_trace import BROWSER_ACCEPT, DIGITAL_LINK, capture_described, described
 
 CARRIER_PARTY, RETAILER_PARTY = "urn:epc:id:pgln:5790001.00000", "urn:epc:id:pgln:8712345.00002"
 RIVAL_ITEM = "urn:epc:id:sgtin:6901235.067890.1"
@@ -229,6 +229,27 @@ def test_a_sensor_error_reported_by_a_bystander_is_an_observation_not_an_excursi
     assert "Temperature: 31 °C — sensor error" in html
     assert "out of the agreed range" not in html and "reading outside the agreed range" not in html
     assert "reported by Rival Electronics" in html
+
+
+def test_a_rival_cannot_name_the_product_or_its_places_on_its_page(
+    api: Api, parties: dict[str, dict[str, Any]], rival: dict[str, Any]
+) -> None:
+    """The rival's master data names the maker's GTIN and the maker's factory, and it observes the
+    goods there: its observation shows the factory's identifier, the page neither of its names."""
+    factory = "urn:epc:id:sgln:6901234.00001.0"
+    made = object_event([ITEM], biz_step="commissioning", action="ADD", at=T0, location=factory)
+    named = described({factory: ("Bright factory", "Shenzhen", "CN")}, "Lamp")
+    capture_described(api, parties["manufacturer"], [made], named)
+    api.settle()
+    seen = object_event([ITEM], biz_step="storing", at=T0 + DAY, location=factory)
+    capture_described(api, rival, [seen], described({factory: ("Sweatshop", "", "")}, "Counterfeit lamp"))
+    api.settle()
+
+    html = page(api)
+    assert "<h1>Lamp</h1>" in html and "at Bright factory (Shenzhen, CN)" in html
+    assert "Counterfeit lamp" not in html and "Sweatshop" not in html
+    assert "reported by Rival Electronics" in html and f"at <code>{factory}</code>" in html
+    assert 'class="alert"' not in html
 
 
 @BOTH_DATABASES

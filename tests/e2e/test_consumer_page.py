@@ -1,6 +1,7 @@
-"""The consumer page in a real headless Chromium on a phone-sized screen: it loads, shows the journey
-and the verdict, and asks nothing of any host but this server. A screenshot is left for a person in
-tests/output/."""
+"""The consumer page in a real headless Chromium on a phone and on a laptop screen: it loads, shows the
+journey, the verdict and the excursion warning beside it, names the product and the places from
+their owners' master data, and asks nothing of any host but this server. Screenshots at 375 and
+1280 px are left for a person in tests/output/."""
 
 from __future__ import annotations
 
@@ -19,15 +20,23 @@ from urllib.parse import urlparse
 import pytest
 import uvicorn
 
-from tracechain.epcis.builders import object_event
+from tracechain.epcis.builders import aggregation_event, object_event, sensor_event
 
 from ..api.conftest import Api
-from ..api.test_capture import ITEM, PALLET, journey
+from ..api.test_capture import ITEM, PALLET, T0
+from ..api.test_trace import MAKER_SITE, VESSEL, capture_described, described
 from ..conftest import free_port
 
 OUTPUT = Path(__file__).parents[1] / "output"
 PAGE = "/01/06901234678901/21/1001"  # the journey's item
-PHONE = "375,1800"
+PHONE, LAPTOP = "375,2000", "1280,1400"
+PORT_SITE, STORE = "urn:epc:id:sgln:8712345.00009.0", "urn:epc:id:sgln:8712345.00002.0"
+PLACES = (
+    "Shenzhen Bright factory",
+    "MV Blue Horizon (at sea)",
+    "Port of Rotterdam",
+    "Amsterdam Retail store",
+)
 
 
 def chromium() -> str:
@@ -69,7 +78,7 @@ def served(api: Api, parties: dict[str, dict[str, Any]]) -> Iterator[str]:
     assert accepted.status_code == 200, accepted.text
     funded = api.client.post(f"/orders/{order_id}/funding", headers=buyer)
     assert funded.status_code == 200, funded.text
-    journey(api, parties)
+    described_journey(api, parties)
     bystander = api.create_participant("Harbour Watch", ["carrier"], "urn:epc:id:pgln:5790002.00000", "DK")
     api.settle()
     seen = object_event([ITEM], biz_step="storing", at=datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
@@ -89,26 +98,106 @@ def served(api: Api, parties: dict[str, dict[str, Any]]) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-def test_the_page_loads_on_a_phone_shows_the_verified_journey_and_stays_on_this_server(
+def described_journey(api: Api, parties: dict[str, dict[str, Any]]) -> None:
+    """The journey of ../api/test_capture.py at named places, each party naming its own sites (the
+    maker its product too), with the container too warm at sea on 20 October."""
+    day, port = timedelta(days=1), {PORT_SITE: ("Port of Rotterdam", "Rotterdam", "NL")}
+    carrier, retailer = "urn:epc:id:pgln:5790001.00000", "urn:epc:id:pgln:8712345.00002"
+    warm = sensor_event(
+        [PALLET], at=datetime(2026, 10, 20, 3, 0, tzinfo=UTC), measurement="Temperature", value=11.5,
+        uom="CEL", minimum=2, maximum=8, location=VESSEL,
+    )  # fmt: skip
+    steps = [
+        (
+            "manufacturer",
+            described({MAKER_SITE: ("Shenzhen Bright factory", "Shenzhen", "CN")}, "Bright desk lamp"),
+            [
+                object_event([ITEM], biz_step="commissioning", action="ADD", at=T0, location=MAKER_SITE),
+                aggregation_event(PALLET, [ITEM], at=T0 + day / 4, location=MAKER_SITE),
+                object_event(
+                    [PALLET], biz_step="shipping", at=T0 + day, location=MAKER_SITE, destination=carrier
+                ),
+            ],
+        ),
+        (
+            "carrier",
+            described({VESSEL: ("MV Blue Horizon (at sea)", "", ""), **port}),
+            [object_event([PALLET], biz_step="receiving", at=T0 + 2 * day, location=VESSEL), warm],
+        ),
+        (
+            "customs",
+            described(port),
+            [
+                object_event(
+                    [PALLET],
+                    biz_step="inspecting",
+                    disposition="conformant",
+                    at=T0 + 30 * day,
+                    location=PORT_SITE,
+                )
+            ],
+        ),
+        (
+            "carrier",
+            described(port),
+            [
+                object_event(
+                    [PALLET], biz_step="shipping", at=T0 + 31 * day, location=PORT_SITE, destination=retailer
+                )
+            ],
+        ),
+        (
+            "retailer",
+            described({STORE: ("Amsterdam Retail store", "Amsterdam", "NL")}),
+            [
+                object_event([PALLET], biz_step="receiving", at=T0 + 32 * day, location=STORE),
+                object_event(
+                    [ITEM],
+                    biz_step="retail_selling",
+                    disposition="retail_sold",
+                    at=T0 + 35 * day,
+                    location=STORE,
+                ),
+            ],
+        ),
+    ]
+    for party, header, events in steps:
+        capture_described(api, parties[party], events, header)
+    api.settle()
+
+
+def test_the_page_on_a_phone_and_a_laptop_warns_names_and_stays_on_this_server(
     served: str, tmp_path: Path
 ) -> None:
     OUTPUT.mkdir(exist_ok=True)
-    netlog, screenshot = tmp_path / "netlog.json", OUTPUT / "consumer-page-375px.png"
-    run_chromium(f"--window-size={PHONE}", f"--screenshot={screenshot}", f"--log-net-log={netlog}",
+    netlog = tmp_path / "netlog.json"
+    phone, laptop = OUTPUT / "consumer-page-375px.png", OUTPUT / "consumer-page-1280px.png"
+    run_chromium(f"--window-size={PHONE}", f"--screenshot={phone}", f"--log-net-log={netlog}",
                  served + PAGE, profile=tmp_path / "profile-1")  # fmt: skip
-    dom = run_chromium("--dump-dom", served + PAGE, profile=tmp_path / "profile-2").stdout
+    run_chromium(
+        f"--window-size={LAPTOP}", f"--screenshot={laptop}", served + PAGE, profile=tmp_path / "profile-2"
+    )
+    dom = run_chromium("--dump-dom", served + PAGE, profile=tmp_path / "profile-3").stdout
 
-    assert screenshot.stat().st_size > 10_000
-    assert "Verified" in dom and "Every step below is signed" in dom
+    assert phone.stat().st_size > 10_000 and laptop.stat().st_size > 10_000
+    assert "Verified record" in dom and "Every step below is signed" in dom
+    # The record is intact, the goods were not: the warning stands beside the verdict.
+    status = dom.split('<div class="status">', 1)[1].split("</div>", 1)[0]
+    assert "Cold chain broken on 20 Oct 2026 · MV Blue Horizon (at sea)" in status
+    assert "<h1>Bright desk lamp</h1>" in dom  # the maker's name for its product
+    route = dom.split('<ol class="route">', 1)[1].split("</ol>", 1)[0]
+    assert re.findall(r"<strong>(.*?)</strong>", route) == list(
+        PLACES
+    )  # where it went, not who is from where
     for step in ("Made", "Packed", "Shipped", "Received", "Inspected: cleared", "Sold"):
         assert step in dom, step
     assert "Made by <strong>Shenzhen Bright</strong>" in dom  # from the commissioning record
     # The bystander's observation is on the page as what it is, and leaves the verdict alone.
     steps = re.findall(r'<li id="step-\d+" class="([a-z ]+)">', dom)  # each step is an anchor
     assert steps.count("observation") == 1 and "reported by Harbour Watch" in dom
-    assert steps.count("fact") == 8
-    assert dom.count('class="badge verified"') == 9
-    assert "<svg" in dom and 'class="route"' in dom  # the route and the QR code, inline
+    assert steps.count("fact") == 9  # the journey's 8 and the carrier's excursion
+    assert dom.count('class="badge verified"') == 10
+    assert "<svg" in dom  # the QR code, inline
     assert "Settled" in dom and "70%" not in dom  # the pallet's order: paid, and nothing commercial
 
     page_requests = _requests_of_site(netlog, "http://127.0.0.1")

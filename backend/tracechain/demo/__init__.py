@@ -54,6 +54,7 @@ from tracechain.demo.scenario import (
     DemoOrder,
     bill_of_lading,
     journey,
+    master_data,
     purchase_order,
 )
 from tracechain.epcis.identifiers import digital_link
@@ -108,7 +109,7 @@ def run_demo(settings: Settings, console: Console) -> bool:
             jobs, events_per_party = [], Counter[str]()
             for _, order_steps in steps:
                 for party, events in order_steps:
-                    jobs.append((keys[party.name], api.capture(keys[party.name], events)))
+                    jobs.append((keys[party.name], api.capture(keys[party.name], events, master_data(party))))
                     events_per_party[party.name] += len(events)
                     progress.advance(captures)
             recorded = progress.add_task("waiting for the chain", total=len(jobs))

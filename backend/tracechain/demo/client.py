@@ -92,14 +92,18 @@ class DemoClient:
         keys_file.chmod(0o600)
         return keys
 
-    def capture(self, key: str, events: list[dict[str, Any]]) -> str:
-        document = {
+    def capture(
+        self, key: str, events: list[dict[str, Any]], master_data: dict[str, Any] | None = None
+    ) -> str:
+        document: dict[str, Any] = {
             "@context": [EPCIS_CONTEXT],
             "type": "EPCISDocument",
             "schemaVersion": "2.0",
             "creationDate": datetime.now(UTC).isoformat(),
             "epcisBody": {"eventList": events},
         }
+        if master_data:
+            document["epcisHeader"] = {"epcisMasterData": master_data}
         response = self.http.post("/capture", json=document, headers={"Authorization": f"Bearer {key}"})
         if response.status_code != 202:
             raise DemoFailed(f"capture refused: {response.text}")

@@ -53,6 +53,45 @@ RETAILER = DemoParty(
 )
 PARTIES = (MANUFACTURER, CARRIER, CUSTOMS, RETAILER)
 
+PRODUCT_CLASS = "urn:epc:idpat:sgtin:6901234.067890.*"
+"""The GTIN of the demo's items, as an EPCIS class."""
+
+_VTYPE = "urn:epcglobal:epcis:vtype:"
+_SITES = {
+    MANUFACTURER: [(MANUFACTURER.location, "Shenzhen Bright factory", "Shenzhen", "CN")],
+    CARRIER: [
+        (CARRIER.location, "MV Blue Horizon (at sea)", "", ""),
+        (CUSTOMS.location, "Port of Rotterdam", "Rotterdam", "NL"),  # it ships from there to the shop
+    ],
+    CUSTOMS: [(CUSTOMS.location, "Port of Rotterdam", "Rotterdam", "NL")],
+    RETAILER: [(RETAILER.location, "Amsterdam Home Retail store", "Amsterdam", "NL")],
+}
+
+
+def master_data(party: DemoParty) -> dict[str, Any]:
+    """The party's own EPCIS master data (`epcisHeader.epcisMasterData`): the names of its sites
+    and, for the maker, of its product, which the consumer page shows instead of identifiers."""
+    sites = [
+        {
+            "id": location,
+            "attributes": [
+                {"id": f"urn:epcglobal:cbv:mda#{attribute}", "attribute": value}
+                for attribute, value in (("name", name), ("city", city), ("countryCode", country))
+                if value
+            ],
+        }
+        for location, name, city, country in _SITES[party]
+    ]
+    vocabularies = [{"type": f"{_VTYPE}BusinessLocation", "vocabularyElementList": sites}]
+    if party is MANUFACTURER:
+        product = {
+            "id": PRODUCT_CLASS,
+            "attributes": [{"id": "urn:epcglobal:cbv:mda#descriptionShort", "attribute": "Bright desk lamp"}],
+        }
+        vocabularies.append({"type": f"{_VTYPE}EPCClass", "vocabularyElementList": [product]})
+    return {"vocabularyList": vocabularies}
+
+
 Steps = list[tuple[DemoParty, list[dict[str, Any]]]]
 """Who captures which EPCIS events, in order: one capture document per entry."""
 

@@ -497,6 +497,28 @@ def master_data_of(session: Session, participant_id: str) -> list[MasterData]:
     return list(session.scalars(query.order_by(MasterData.vocabulary_type, MasterData.element_id)))
 
 
+def master_data_described(
+    session: Session, addresses: Collection[str], vocabularies: Collection[str], element_ids: Collection[str]
+) -> dict[str, list[MasterData]]:
+    """Each participant's (by address) own description of these elements (canonical ids) in these
+    vocabularies (by name: `EPCClass`, `BusinessLocation`…): what it says of its products and
+    sites, never what others say of them."""
+    if not addresses or not element_ids:
+        return {}
+    rows = session.execute(
+        select(Participant.address, MasterData)
+        .join(Participant, Participant.id == MasterData.participant_id)
+        .where(Participant.address.in_(list(addresses)))
+        .where(MasterData.element_id.in_(list(element_ids)))
+        .where(or_(*(MasterData.vocabulary_type.endswith(v) for v in vocabularies)))
+        .order_by(MasterData.element_id)
+    )
+    found: dict[str, list[MasterData]] = {}
+    for address, element in rows:
+        found.setdefault(address, []).append(element)
+    return found
+
+
 def master_data_said(session: Session, query: EventQuery) -> dict[str, dict[str, frozenset[str]]]:
     """What each signer's master data says for the query's WD_, HASATTR_ and EQATTR_ parameters,
     by parameter (`EventQuery.body_matches`)."""

@@ -20,7 +20,7 @@ from tracechain.settlement import orders_for_shipments, public_settlement
 from tracechain.store import queries
 from tracechain.trace import Trace, build_trace, trace_document
 from tracechain.visibility import ANONYMOUS, Viewer, product_class, seen_trace
-from tracechain.web.page import build_page
+from tracechain.web.page import DESCRIBED_VOCABULARIES, build_page, elements_named
 
 router = APIRouter(tags=["trace"])
 
@@ -157,6 +157,7 @@ def _resolve(
         queries.participants_by_address(session, signers),
         str(request.base_url).rstrip("/"),
         _settlement(session, trace),
+        queries.master_data_described(session, signers, DESCRIBED_VOCABULARIES, elements_named(trace)),
     )
     return _templates.TemplateResponse(request, "product.html", {"page": page})
 
