@@ -9,8 +9,6 @@ import json
 import re
 import shutil
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,14 +16,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-import uvicorn
 
 from tracechain.epcis.builders import aggregation_event, object_event, sensor_event
 
 from ..api.conftest import Api
 from ..api.test_capture import ITEM, PALLET, T0
 from ..api.test_trace import MAKER_SITE, VESSEL, capture_described, described
-from ..conftest import free_port
+from .conftest import over_http
 
 OUTPUT = Path(__file__).parents[1] / "output"
 PAGE = "/01/06901234678901/21/1001"  # the journey's item
@@ -84,18 +81,8 @@ def served(api: Api, parties: dict[str, dict[str, Any]]) -> Iterator[str]:
     seen = object_event([ITEM], biz_step="storing", at=datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
     assert api.capture(bystander, [seen]).status_code == 202
     api.services.settle()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(api.client.app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with over_http(api.client.app) as url:
+        yield url
 
 
 def described_journey(api: Api, parties: dict[str, dict[str, Any]]) -> None:
