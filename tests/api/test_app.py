@@ -57,6 +57,16 @@ def test_openapi_docs_are_served(api: Api) -> None:
     assert {"/capture", "/events", "/trace/{epc}", "/01/{gtin}/21/{serial}", "/participants"} <= set(paths)
 
 
+def test_the_order_endpoints_document_the_order_they_answer_with(api: Api) -> None:
+    openapi = api.client.get("/openapi.json").json()
+    order = openapi["components"]["schemas"]["OrderPublic"]
+    assert {"orderId", "state", "paid", "refunded", "unreleased", "milestones", "deadline"} <= set(
+        order["properties"]
+    )
+    answered = openapi["paths"]["/orders/{order_id}"]["get"]["responses"]["200"]["content"]
+    assert answered["application/json"]["schema"] == {"$ref": "#/components/schemas/OrderPublic"}
+
+
 def test_an_unknown_path_is_a_problem_document(api: Api) -> None:
     response = api.client.get("/no/such/thing")
     assert response.status_code == 404

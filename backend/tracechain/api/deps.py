@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from tracechain.api.problems import Problem
 from tracechain.api.services import Services
 from tracechain.keys import hash_api_key, same_secret
+from tracechain.settlement import Settlement
 from tracechain.store import queries
 from tracechain.store.models import KeyScope, Participant
 from tracechain.visibility import ADMIN, ANONYMOUS, Viewer
@@ -96,8 +97,16 @@ def optional_viewer(services: ServicesDep, credentials: Credentials) -> Viewer:
     return ANONYMOUS if credentials is None else current_viewer(services, credentials)
 
 
+def settlement_of(services: ServicesDep) -> Settlement:
+    """The service's settlement; 503 saying why when this chain has no settlement token."""
+    if services.settlement is None:
+        raise Problem(503, "Settlement unavailable", services.settlement_unavailable or "no settlement token")
+    return services.settlement
+
+
 AdminDep = Annotated[None, Depends(require_admin)]
 ParticipantDep = Annotated[Participant, Depends(current_participant)]
 ReaderDep = Annotated[Participant, Depends(current_reader)]
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]
 OptionalViewerDep = Annotated[Viewer, Depends(optional_viewer)]
+SettlementDep = Annotated[Settlement, Depends(settlement_of)]

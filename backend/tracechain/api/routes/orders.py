@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Response, status
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tracechain.api.deps import ParticipantDep, ReaderDep, ServicesDep, SessionDep
+from tracechain.api.deps import ParticipantDep, ReaderDep, SessionDep, SettlementDep
 from tracechain.api.problems import Problem
+from tracechain.api.schemas import OrderPublic
 from tracechain.chain.clock import DEADLINE_MARGIN_S, as_datetime, chain_time
 from tracechain.chain.escrow import BPS, MAX_DISPUTE_WINDOW, MIN_DISPUTE_WINDOW, OrderTerms
 from tracechain.chain.trace_event import ZERO_ADDRESS, subject_id
@@ -127,16 +128,7 @@ class ResolutionCreate(BaseModel):
     to_seller: Percent = Field(alias="toSeller", description="Share of the remainder paid to the seller")
 
 
-def settlement_of(services: ServicesDep) -> Settlement:
-    if services.settlement is None:
-        raise Problem(503, "Settlement unavailable", services.settlement_unavailable or "no settlement token")
-    return services.settlement
-
-
-SettlementDep = Annotated[Settlement, Depends(settlement_of)]
-
-
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderPublic)
 def create_order(
     body: OrderCreate,
     buyer: ParticipantDep,
@@ -177,7 +169,7 @@ def create_order(
     return public_order(session, settlement, row)
 
 
-@router.get("")
+@router.get("", response_model=list[OrderPublic])
 def list_orders(
     participant: ReaderDep, settlement: SettlementDep, session: SessionDep
 ) -> list[dict[str, Any]]:
@@ -185,7 +177,7 @@ def list_orders(
     return [public_order(session, settlement, row) for row in orders_of(session, participant)]
 
 
-@router.get("/{order_id}")
+@router.get("/{order_id}", response_model=OrderPublic)
 def get_order(
     order_id: int, participant: ReaderDep, settlement: SettlementDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -195,7 +187,7 @@ def get_order(
     return public_order(session, settlement, row)
 
 
-@router.post("/{order_id}/acceptance")
+@router.post("/{order_id}/acceptance", response_model=OrderPublic)
 def accept_order(
     order_id: int, participant: ParticipantDep, settlement: SettlementDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -206,7 +198,7 @@ def accept_order(
     return public_order(session, settlement, row)
 
 
-@router.post("/{order_id}/funding")
+@router.post("/{order_id}/funding", response_model=OrderPublic)
 def fund_order(
     order_id: int,
     participant: ParticipantDep,
@@ -221,7 +213,7 @@ def fund_order(
     return public_order(session, settlement, row)
 
 
-@router.post("/{order_id}/releases")
+@router.post("/{order_id}/releases", response_model=OrderPublic)
 def release_milestone(
     order_id: int,
     body: ReleaseCreate,
@@ -235,7 +227,7 @@ def release_milestone(
     return public_order(session, settlement, row)
 
 
-@router.post("/{order_id}/penalties")
+@router.post("/{order_id}/penalties", response_model=OrderPublic)
 def apply_penalty(
     order_id: int,
     body: PenaltyCreate,
@@ -249,7 +241,7 @@ def apply_penalty(
     return public_order(session, settlement, row)
 
 
-@router.post("/{order_id}/reclaim")
+@router.post("/{order_id}/reclaim", response_model=OrderPublic)
 def reclaim(
     order_id: int, participant: ParticipantDep, settlement: SettlementDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -260,7 +252,7 @@ def reclaim(
     return public_order(session, settlement, row)
 
 
-@router.post("/{order_id}/dispute")
+@router.post("/{order_id}/dispute", response_model=OrderPublic)
 def open_dispute(
     order_id: int, participant: ParticipantDep, settlement: SettlementDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -271,7 +263,7 @@ def open_dispute(
     return public_order(session, settlement, row)
 
 
-@router.post("/{order_id}/resolution")
+@router.post("/{order_id}/resolution", response_model=OrderPublic)
 def resolve_dispute(
     order_id: int,
     body: ResolutionCreate,

@@ -9,9 +9,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from tracechain.api.deps import ParticipantDep, ReaderDep, ServicesDep
+from tracechain.api.deps import ParticipantDep, ReaderDep, ServicesDep, SettlementDep
 from tracechain.api.problems import Problem
-from tracechain.api.routes.orders import SettlementDep
 from tracechain.chain.clock import DEADLINE_MARGIN_S, as_datetime, chain_time
 from tracechain.chain.transactions import call, is_dev_chain
 from tracechain.settlement import Settlement
