@@ -40,7 +40,7 @@ from tracechain.chain.trace_event import (
     chain_of,
     next_head,
 )
-from tracechain.custody import CustodyState, CustodyViolation, PartyFacts
+from tracechain.custody import CustodyState, PartyFacts
 from tracechain.errors import ContractRevert
 
 from .factories import Actor, sgtin, sscc
@@ -132,15 +132,15 @@ class CustodyMachine(RuleBasedStateMachine):
         except ContractRevert as revert:
             result = revert
         at = 0 if isinstance(result, ContractRevert) else self._block_time(result)
-        expected: CustodyViolation | None = None
+        expected: ContractRevert | None = None
         try:
             self.model.apply(event, signer.address, at)
-        except CustodyViolation as violation:
+        except ContractRevert as violation:
             expected = violation
 
         if isinstance(result, ContractRevert):
             assert expected is not None, f"contract rejected what the model accepts: {result}"
-            assert result.error_name == expected.error
+            assert result.error_name == expected.error_name
             assert result.arguments == _as_contract_arguments(expected.arguments)
             return
         assert expected is None, f"contract accepted what the model rejects: {expected}"

@@ -35,7 +35,7 @@ from tracechain.chain.trace_event import (
     chain_of,
     subject_id,
 )
-from tracechain.custody import CustodyState, CustodyViolation, Unit
+from tracechain.custody import CustodyState, Unit
 from tracechain.disclosure import SEED_BYTES, EventFields
 from tracechain.epcis.event_hash import EventHashError, declaration_digest, event_hash_id, event_hash_ids
 from tracechain.epcis.identifiers import InvalidIdentifier
@@ -49,7 +49,7 @@ from tracechain.epcis.mapping import (
 )
 from tracechain.epcis.query import canonical_location
 from tracechain.epcis.schema import Problem, reserved_term_problems, validate_document
-from tracechain.errors import TracechainError
+from tracechain.errors import ContractRevert, TracechainError
 from tracechain.keys import KeyVault
 from tracechain.recovery import SubjectsBeingRepaired
 from tracechain.stamps import VerificationStamps, stored_json
@@ -558,7 +558,7 @@ def _sign(
                 chain = chain_of(trace_event.subject, trace_event.kind, participant.address)
                 try:
                     head = state.model.apply(trace_event, participant.address)
-                except CustodyViolation as violation:
+                except ContractRevert as violation:
                     problems.add(event.index, event.location, _plain(violation, effect))
                     if first_violation_only:
                         return []
@@ -825,11 +825,11 @@ def _ref(effect: Effect, kind: Kind) -> bytes:
     return ZERO_HASH
 
 
-def _plain(violation: CustodyViolation, effect: Effect) -> str:
+def _plain(violation: ContractRevert, effect: Effect) -> str:
     """The contract's reason in words, naming the EPC rather than its hash."""
     arguments = {k: v for k, v in violation.arguments.items() if k != "subject"}
     facts = ", ".join(f"{k}={v.hex() if isinstance(v, bytes) else v}" for k, v in arguments.items())
-    return f"{effect.kind.name.lower()} of {effect.subject} refused: {violation.error}({facts})"
+    return f"{effect.kind.name.lower()} of {effect.subject} refused: {violation.error_name}({facts})"
 
 
 class _ProjectedState:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tracechain.chain.reverts import error_class
 from tracechain.chain.trace_event import (
     VERDICT_CLEARED,
     VERDICT_REJECTED,
@@ -26,6 +27,7 @@ from tracechain.chain.trace_event import (
     chain_of,
     next_head,
 )
+from tracechain.errors import ContractRevert
 
 MAX_PACKING_DEPTH = 8
 MAX_REPORTERS = 3
@@ -33,14 +35,10 @@ MAX_EXCURSIONS = 0xFFFF  # the contract's uint16 count saturates there
 PARTICIPANT_ROLES = ("manufacturer", "carrier", "customs", "retailer", "auditor")
 
 
-class CustodyViolation(Exception):
-    """An event the contract would reject: `error` is the contract's custom error name."""
-
-    def __init__(self, error: str, **arguments: Any) -> None:
-        self.error = error
-        self.arguments = arguments
-        shown = ", ".join(f"{k}={v.hex() if isinstance(v, bytes) else v}" for k, v in arguments.items())
-        super().__init__(f"{error}({shown})")
+def violation(error: str, **arguments: Any) -> ContractRevert:
+    """The revert the contract would raise for an event, found before the event is sent: the same
+    type (`chain.reverts` builds one per custom error) with the same arguments."""
+    return error_class(error)(arguments)
 
 
 @dataclass
@@ -182,16 +180,14 @@ class CustodyState:
         """Apply one event signed by `signer` (signature assumed valid) and return the new head.
 
         `at` is the block timestamp the event is recorded at, which only the trade facts keep (0 when
-        not known yet, as at capture). Raises CustodyViolation, leaving the state untouched, where
-        the contract would revert.
+        not known yet, as at capture). Where the contract would revert, raises the same ContractRevert
+        and leaves the state untouched.
         """
         subject = event.subject
         chain = chain_of(subject, event.kind, signer)
         head = self.head(chain)
         if event.prev_head != head:
-            raise CustodyViolation(
-                "TraceRegistryStaleHead", subject=subject, head=head, signedHead=event.prev_head
-            )
+            raise violation("TraceRegistryStaleHead", subject=subject, head=head, signedHead=event.prev_head)
         effect = _EFFECTS[event.kind]
         # Effects change units in place; they work on copies of the units they touch, kept only
         # when the event holds. (Copying every unit per event made a document's check quadratic.)
@@ -229,35 +225,33 @@ class CustodyState:
 
     def _require_role(self, role: str, signer: str) -> None:
         if not self.has_role(signer, role):
-            raise CustodyViolation("TraceRegistryMissingRole", signer=signer, role=role)
+            raise violation("TraceRegistryMissingRole", signer=signer, role=role)
 
     def _require_participant(self, signer: str) -> None:
         if not any(self.has_role(signer, role) for role in PARTICIPANT_ROLES):
-            raise CustodyViolation("TraceRegistryNotParticipant", signer=signer)
+            raise violation("TraceRegistryNotParticipant", signer=signer)
 
     def _active(self, subject: bytes) -> Unit:
         unit = self.units.get(subject)
         if unit is None:
-            raise CustodyViolation("TraceRegistryUnknownSubject", subject=subject)
+            raise violation("TraceRegistryUnknownSubject", subject=subject)
         if unit.status is not Status.ACTIVE:
-            raise CustodyViolation("TraceRegistryNotActive", subject=subject, status=unit.status)
+            raise violation("TraceRegistryNotActive", subject=subject, status=unit.status)
         return unit
 
     def _require_free_custodian(self, subject: bytes, signer: str) -> Unit:
         unit = self._active(subject)
         custodian = self.custodian(subject)
         if signer != custodian:
-            raise CustodyViolation(
-                "TraceRegistryNotCustodian", subject=subject, caller=signer, custodian=custodian
-            )
+            raise violation("TraceRegistryNotCustodian", subject=subject, caller=signer, custodian=custodian)
         proposed = self.pending_receiver(subject)
         if proposed != ZERO_ADDRESS:
-            raise CustodyViolation("TraceRegistryInTransit", subject=subject, proposedReceiver=proposed)
+            raise violation("TraceRegistryInTransit", subject=subject, proposedReceiver=proposed)
         return unit
 
     def _require_unpacked(self, subject: bytes, unit: Unit) -> None:
         if unit.parent != ZERO_HASH:
-            raise CustodyViolation("TraceRegistryPacked", subject=subject, parent=unit.parent)
+            raise violation("TraceRegistryPacked", subject=subject, parent=unit.parent)
 
     # ---------------------------------------------------------------- effects, one per Kind
 
@@ -267,14 +261,14 @@ class CustodyState:
     def _commission(self, event: TraceEvent, signer: str) -> None:
         self._require_role("manufacturer", signer)
         if event.subject in self.units:
-            raise CustodyViolation("TraceRegistryAlreadyCommissioned", subject=event.subject)
+            raise violation("TraceRegistryAlreadyCommissioned", subject=event.subject)
         self.units[event.subject] = Unit(manufacturer=signer)
 
     def _aggregate(self, event: TraceEvent, signer: str) -> None:
         self._require_participant(signer)
         child, parent = event.subject, event.ref
         if parent == ZERO_HASH:
-            raise CustodyViolation("TraceRegistryInvalidParent", subject=child, parent=parent)
+            raise violation("TraceRegistryInvalidParent", subject=child, parent=parent)
         unit = self._require_free_custodian(child, signer)
         self._require_unpacked(child, unit)
         if parent in self.units:
@@ -284,12 +278,10 @@ class CustodyState:
         ancestor, ancestors = parent, 0
         while ancestor != ZERO_HASH:
             if ancestor == child:
-                raise CustodyViolation("TraceRegistryPackingCycle", subject=child, parent=parent)
+                raise violation("TraceRegistryPackingCycle", subject=child, parent=parent)
             ancestors += 1
             if ancestors + unit.height > MAX_PACKING_DEPTH:
-                raise CustodyViolation(
-                    "TraceRegistryPackingTooDeep", subject=child, maxDepth=MAX_PACKING_DEPTH
-                )
+                raise violation("TraceRegistryPackingTooDeep", subject=child, maxDepth=MAX_PACKING_DEPTH)
             ancestor = self.units[ancestor].parent
         unit.parent = parent
         # Heights only grow, as on chain: see TraceRegistry._aggregate.
@@ -303,7 +295,7 @@ class CustodyState:
         child, parent = event.subject, event.ref
         unit = self._require_free_custodian(child, signer)
         if unit.parent == ZERO_HASH or unit.parent != parent:
-            raise CustodyViolation(
+            raise violation(
                 "TraceRegistryNotPackedIn", subject=child, expectedParent=parent, actualParent=unit.parent
             )
         unit.recalled = self.recalled(child)
@@ -316,13 +308,11 @@ class CustodyState:
         self._require_unpacked(event.subject, unit)
         custodian = self.custodian(event.subject)
         if signer != custodian:
-            raise CustodyViolation(
+            raise violation(
                 "TraceRegistryNotCustodian", subject=event.subject, caller=signer, custodian=custodian
             )
         if event.counterpart in (ZERO_ADDRESS, signer):
-            raise CustodyViolation(
-                "TraceRegistryInvalidReceiver", subject=event.subject, receiver=event.counterpart
-            )
+            raise violation("TraceRegistryInvalidReceiver", subject=event.subject, receiver=event.counterpart)
         unit.pending_receiver = event.counterpart
 
     def _receive(self, event: TraceEvent, signer: str) -> None:
@@ -330,7 +320,7 @@ class CustodyState:
         unit = self._active(event.subject)
         self._require_unpacked(event.subject, unit)
         if signer != unit.pending_receiver:
-            raise CustodyViolation(
+            raise violation(
                 "TraceRegistryNotProposedReceiver",
                 subject=event.subject,
                 caller=signer,
@@ -343,7 +333,7 @@ class CustodyState:
         self._require_role("customs", signer)
         unit = self._active(event.subject)
         if event.ref not in (VERDICT_CLEARED, VERDICT_REJECTED):
-            raise CustodyViolation("TraceRegistryInvalidVerdict", subject=event.subject, verdict=event.ref)
+            raise violation("TraceRegistryInvalidVerdict", subject=event.subject, verdict=event.ref)
         unit.cleared = event.ref == VERDICT_CLEARED
 
     def _sell(self, event: TraceEvent, signer: str) -> None:
@@ -358,10 +348,10 @@ class CustodyState:
     def _recall(self, event: TraceEvent, signer: str) -> None:
         unit = self.units.get(event.subject)
         if unit is None:
-            raise CustodyViolation("TraceRegistryUnknownSubject", subject=event.subject)
+            raise violation("TraceRegistryUnknownSubject", subject=event.subject)
         manufacturer = ZERO_ADDRESS if unit.packed_unit else unit.manufacturer
         if signer != manufacturer and not self.has_role(signer, "auditor"):
-            raise CustodyViolation(
+            raise violation(
                 "TraceRegistryNotManufacturerOrAuditor",
                 subject=event.subject,
                 signer=signer,
@@ -380,7 +370,7 @@ class CustodyState:
         unit = self._active(event.subject)
         custodian = self.custodian(event.subject)
         if signer != custodian:
-            raise CustodyViolation(
+            raise violation(
                 "TraceRegistryNotCustodian", subject=event.subject, caller=signer, custodian=custodian
             )
         unit.excursions = min(unit.excursions + 1, MAX_EXCURSIONS)
@@ -389,11 +379,11 @@ class CustodyState:
         """See TraceRegistry._withdraw: only the withdrawn event's signer, or an auditor."""
         self._require_participant(signer)
         if event.ref == ZERO_HASH:
-            raise CustodyViolation(
+            raise violation(
                 "TraceRegistryInvalidWithdrawal", subject=event.subject, withdrawnEventHash=event.ref
             )
         if event.counterpart != signer and not self.has_role(signer, "auditor"):
-            raise CustodyViolation(
+            raise violation(
                 "TraceRegistryNotSignerOrAuditor",
                 subject=event.subject,
                 signer=signer,
