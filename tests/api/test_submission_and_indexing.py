@@ -274,8 +274,10 @@ def test_a_transaction_the_chain_will_never_fill_the_nonce_of_is_skipped_by_a_fi
     # its receipt in a later round, so both are waited for.
     _settle_until(
         api,
-        lambda: api.services.chain.w3.eth.get_balance(receiver) == 2
-        and waiting_status() in (BatchStatus.MINED, BatchStatus.FINAL),
+        lambda: (
+            api.services.chain.w3.eth.get_balance(receiver) == 2
+            and waiting_status() in (BatchStatus.MINED, BatchStatus.FINAL)
+        ),
     )
 
 

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -79,6 +79,10 @@ class Services:
     capture_slots: threading.BoundedSemaphore = field(init=False)
     """Captures admitted to wait for the capture lock (Settings.capture_queue); see capture_admission."""
     _supervisor: Supervisor | None = None
+    capture_progress: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Streamed captures running in this process: job id -> (events read and kept so far, events
+    in the document). Memory, not the database: the capture's rows are one transaction, and on
+    SQLite a second writer would wait for it."""
 
     @classmethod
     def start(cls, settings: Settings, chain: Chain, *, deploys: bool = True) -> Services:
@@ -92,6 +96,8 @@ class Services:
         if deploys:
             migrate(engine)  # a worker finds it done: serve migrates before it deploys
         sessions = session_factory(engine)
+        if deploys:
+            _fail_interrupted_captures(sessions)
         registry, guard = _registry_on_the_remembered_chain(settings, chain, sessions, deploys)
         if settings.recording_mode == "merkle":
             ensure_anchorer(registry, may_grant=deploys)
@@ -222,6 +228,22 @@ class Services:
             self._supervisor.stop()
         self.deliverer.close()
         self.engine.dispose()
+
+
+def _fail_interrupted_captures(sessions: sessionmaker[Session]) -> None:
+    """Streamed captures whose process stopped mid-document: their transaction went with it, so
+    nothing of them is stored, and their jobs say so rather than stay `capturing` for ever."""
+    reason = {
+        "type": "epcisException:ImplementationException",
+        "title": "Capture interrupted",
+        "status": 500,
+        "reason": "the service stopped while capturing this document; nothing of it was stored: "
+        "send it again",
+    }
+    with transaction(sessions) as session:
+        failed = queries.fail_interrupted_captures(session, reason, datetime.now(UTC))
+    if failed:
+        log.warning("%d capture(s) interrupted by a restart marked failed", failed)
 
 
 def _registry_on_the_remembered_chain(
