@@ -210,6 +210,17 @@ def test_a_streamed_document_over_the_event_limit_is_refused_before_its_job_star
             assert session.scalar(select(func.count()).select_from(CaptureJob)) == 0
 
 
+def test_xml_over_the_streaming_threshold_is_refused(tmp_path: Path, tester_chain: Chain) -> None:
+    """XML is read whole: beyond the size JSON is streamed from, it would cost memory by its size."""
+    with _service(tmp_path, tester_chain, "sqlite", STREAMED_FROM) as api:
+        maker = _maker(api)
+        body = b"<epcis:EPCISDocument>" + b" " * STREAMED_FROM + b"</epcis:EPCISDocument>"
+        headers = {**api.as_participant(maker), "Content-Type": "application/xml"}
+        response = api.client.post("/capture", content=body, headers=headers)
+        assert response.status_code == 413, response.text
+        assert "TRACECHAIN_CAPTURE_STREAM_FROM_BYTES" in response.json()["detail"]
+
+
 def test_a_capture_cut_off_by_a_restart_fails_its_job_when_the_service_starts_again(
     tmp_path: Path, tester_chain: Chain, database: str
 ) -> None:
