@@ -789,8 +789,7 @@ def big_document_table(runs: list[BigDocumentRun]) -> Table:
             f"{run.accepted_s:.1f} s",
             f"{run.stored_s:.1f} s",
             f"{run.confirmed_s:.1f} s",
-            " + ".join(f"{mb:,.0f}" for mb in run.peak_mb.values())
-            + f" = {sum(run.peak_mb.values()):,.0f} MB",
+            " · ".join(f"{mb:,.0f}" for mb in run.peak_mb.values()) + " MB",
             BIG_DOCUMENT_TARGET if run.streamed else "",
         )
     return table
