@@ -19,7 +19,10 @@ PostgreSQL database made for the run and dropped after it:
 4. trace latency: GET /trace/{epc} of an item with 50 events across 3 levels of packing
    (item -> case -> pallet -> container), with the read model filled by synthetic products up to
    1k, 100k and 1M stored events;
-5. the demo's wall time (`tracechain demo`, a fresh data folder and its own anvil).
+5. the demo's wall time (`tracechain demo`, a fresh data folder and its own anvil);
+6. a big document: 50,000 events, ~110 MB of EPCIS 2.0 JSON generated to a file, POSTed to
+   `tracechain serve` and timed until its job succeeded, with the service's peak memory
+   (`--big-document-baseline` also captures it read whole, as before it was streamed).
 
 It prints progress, a table, and last one JSON line with the figures. `--quick` is a small run for
 `make test`, so the benchmark cannot rot.
@@ -82,6 +85,7 @@ from tracechain.chain.trace_event import (
     subject_id,
 )
 from tracechain.config import Settings
+from tracechain.demo.big_document import factory_events, write_document
 from tracechain.epcis.builders import aggregation_event, object_event, sensor_event
 from tracechain.store import synthetic
 from tracechain.store.db import make_engine, session_factory
@@ -151,6 +155,7 @@ class Results:
     products captured for it)."""
     demo_s: float | None = None
     many_clients: ManyClientsRun | None = None
+    big_documents: list[BigDocumentRun] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
 
     def figures(self) -> dict[str, Any]:
@@ -177,6 +182,7 @@ class Results:
             "trace_cold_p95_ms_10m": _round(self.trace_cold_p95_ms.get(10_000_000)),
             "demo_s": _round(self.demo_s),
             **many_clients_figures(self.many_clients),
+            **big_document_figures(self.big_documents),
         }
 
 
@@ -288,10 +294,10 @@ def post_capture(client: httpx.Client, key: str, body: bytes) -> str:
     return str(response.headers["Location"])
 
 
-def wait_for_jobs(client: httpx.Client, key: str, locations: list[str]) -> None:
+def wait_for_jobs(client: httpx.Client, key: str, locations: list[str], timeout: float = JOB_TIMEOUT) -> None:
     """Until every capture job has succeeded: all its records confirmed in the read model."""
     waiting = list(locations)
-    deadline = time.monotonic() + JOB_TIMEOUT
+    deadline = time.monotonic() + timeout
     while waiting:
         job = client.get(waiting[0], headers=bearer(key)).json()
         if job["status"] == "failed":
@@ -300,7 +306,7 @@ def wait_for_jobs(client: httpx.Client, key: str, locations: list[str]) -> None:
             waiting.pop(0)
             continue
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{len(waiting)} capture jobs still pending after {JOB_TIMEOUT:.0f} s")
+            raise RuntimeError(f"{len(waiting)} capture jobs still pending after {timeout:.0f} s")
         time.sleep(0.05)
 
 
@@ -1039,6 +1045,169 @@ def demo_wall_time(results: Results) -> None:
     progress(f"demo: {elapsed:.1f} s")
 
 
+# ---------------------------------------------------------------- 6. a big document (issue 16)
+
+BIG_DOCUMENT_EVENTS = 50_000
+"""About 110 MB of EPCIS 2.0 JSON (`tracechain.demo.big_document`: ~2.2 KB an event)."""
+QUICK_BIG_DOCUMENT_EVENTS = 1_500
+"""About 3.3 MB: streamed all the same (the quick run lowers the streaming threshold)."""
+BIG_DOCUMENT_TARGET = "≤ 30 s, peak RSS ≤ 300 MB"
+BIG_DOCUMENT_TIMEOUT = 1_800.0
+"""Seconds: ~90,000 chain records to send and confirm, minutes on a busy machine."""
+
+
+@dataclass(frozen=True)
+class BigDocumentRun:
+    label: str
+    events: int
+    megabytes: float
+    accepted_s: float
+    """From the first byte sent until the answer (the body uploaded, spooled and outlined)."""
+    stored_s: float
+    """Until every event was stored and its records queued (the job no longer `capturing`)."""
+    confirmed_s: float
+    """Until the capture job succeeded: every event stored and every record confirmed on chain."""
+    peak_mb: dict[str, float]
+    """Each service process's peak resident memory over its life (VmHWM): serve, work."""
+
+    @property
+    def streamed(self) -> bool:
+        return self.label.startswith("streamed")
+
+
+def big_document(node: AnvilNode, events: int, streamed: bool, quick: bool, run: str) -> BigDocumentRun:
+    """One document of `events` POSTed by one client to `tracechain serve` (workers in `tracechain
+    work`), timed until its job succeeded, with the service's peak memory. `streamed`: the body
+    over the streaming threshold, as configured by default (else the threshold above the body,
+    i.e. the document read whole, as before issue 16)."""
+    label = "streamed" if streamed else "read whole (before)"
+    with (
+        temporary_database("tracechain_bench") as database_url,
+        tempfile.TemporaryDirectory() as data_dir,
+    ):
+        path = Path(data_dir) / "document.json"
+        with path.open("wb") as out:
+            write_document(
+                out,
+                factory_events(
+                    events, lot=int(run[1:]) % 1000, start=datetime(2026, 1, 5, 8, tzinfo=SHENZHEN)
+                ),
+            )
+        size = path.stat().st_size
+        stream_from = (1_000_000 if quick else Settings().capture_stream_from_bytes) if streamed else size + 1
+        settings = replace_settings(
+            service_settings(node, database_url, Path(data_dir), None),
+            capture_stream_from_bytes=stream_from,
+            capture_max_events=max(events, Settings().capture_max_events),
+            capture_max_bytes=max(size, Settings().capture_max_bytes),
+        )
+        with (
+            service_processes(settings, split=True) as (base_url, pids),
+            httpx.Client(base_url=base_url, timeout=JOB_TIMEOUT) as client,
+        ):
+            key = create_participant(
+                client, "Shenzhen Bright Electronics", ["manufacturer"], "urn:epc:id:pgln:6901234.00000", "CN"
+            )["apiKey"]
+            wait_for_jobs(client, key, [post_capture(client, key, _one_event_document())])
+            progress(f"big document, {label}: {events:,} events, {size / 1e6:,.1f} MB")
+            started = time.perf_counter()
+            with path.open("rb") as body:
+                response = client.post(
+                    "/capture",
+                    content=body,
+                    headers={**bearer(key), "Content-Type": "application/json", "Content-Length": str(size)},
+                )
+            if response.status_code != 202:
+                raise RuntimeError(f"capture refused ({response.status_code}): {response.text[:500]}")
+            accepted = time.perf_counter() - started
+            location = str(response.headers["Location"])
+            deadline = time.monotonic() + BIG_DOCUMENT_TIMEOUT
+            while client.get(location, headers=bearer(key)).json()["status"] == "capturing":
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the big document still capturing after {BIG_DOCUMENT_TIMEOUT:.0f} s")
+                time.sleep(0.05)
+            stored = time.perf_counter() - started
+            wait_for_jobs(client, key, [location], BIG_DOCUMENT_TIMEOUT)
+            confirmed = time.perf_counter() - started
+            peaks = {name: peak_rss_mb(ids) for name, ids in pids.items()}
+    progress(
+        f"big document, {label}: answered in {accepted:.1f} s, stored in {stored:.1f} s, "
+        f"confirmed in {confirmed:.1f} s; peak RSS "
+        + ", ".join(f"{name} {mb:,.0f} MB" for name, mb in peaks.items())
+    )
+    return BigDocumentRun(label, events, size / 1e6, accepted, stored, confirmed, peaks)
+
+
+def big_documents(
+    node: AnvilNode, quick: bool, baseline: bool, run: str, results: Results, events: int | None = None
+) -> None:
+    events = events or (QUICK_BIG_DOCUMENT_EVENTS if quick else BIG_DOCUMENT_EVENTS)
+    if baseline:
+        results.big_documents.append(big_document(node, events, False, quick, f"w{run}"))
+    results.big_documents.append(big_document(node, events, True, quick, f"s{run}"))
+
+
+def _one_event_document() -> bytes:
+    """A small document first, outside the timing: connections, caches and the role grant settle."""
+    return document(
+        [
+            object_event(
+                ["urn:epc:id:sgtin:6901234.067890.warmup"],
+                biz_step="commissioning",
+                action="ADD",
+                at=datetime(2026, 1, 5, 7, tzinfo=SHENZHEN),
+            )
+        ]
+    )
+
+
+def replace_settings(settings: Settings, **values: Any) -> Settings:
+    return settings.model_copy(update=values)
+
+
+def peak_rss_mb(pids: list[int]) -> float:
+    """The largest resident memory these processes reached (VmHWM), summed, in MB."""
+    peak_kb = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        peak_kb += next(
+            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0
+        )
+    return peak_kb / 1024
+
+
+def big_document_figures(runs: list[BigDocumentRun]) -> dict[str, float | None]:
+    """The streamed run's time and the peak memory of `serve`, the process that reads the document
+    (`work` never sees it: it sends and indexes records, whatever document they came from)."""
+    streamed = next((run for run in runs if run.streamed), None)
+    return {
+        "big_document_s": _round(streamed.confirmed_s) if streamed else None,
+        "big_document_peak_mb": _round(streamed.peak_mb["serve"]) if streamed else None,
+    }
+
+
+def big_document_table(runs: list[BigDocumentRun]) -> Table:
+    table = Table(title="A big EPCIS document: POSTed, stored and confirmed on chain")
+    columns = ("path", "events", "MB", "answered", "stored", "confirmed", "peak RSS serve · work", "target")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("path", "target") else "right")
+    for run in runs:
+        table.add_row(
+            run.label,
+            f"{run.events:,}",
+            f"{run.megabytes:,.0f}",
+            f"{run.accepted_s:.1f} s",
+            f"{run.stored_s:.1f} s",
+            f"{run.confirmed_s:.1f} s",
+            " · ".join(f"{mb:,.0f}" for mb in run.peak_mb.values()) + " MB",
+            BIG_DOCUMENT_TARGET if run.streamed else "",
+        )
+    return table
+
+
 # ---------------------------------------------------------------- the report
 
 
@@ -1086,6 +1255,8 @@ def report(results: Results, plan: Plan, runs: list[IngestRun], gas_rows: list[t
     if results.demo_s is not None:
         other.add_row("tracechain demo, wall time", f"{results.demo_s:.1f} s", "≤ 60 s")
     console.print(other)
+    if results.big_documents:
+        console.print(big_document_table(results.big_documents))
     console.print(
         f"[dim]{os.cpu_count()} cores ({_cpu_model()}); ingest: `tracechain serve` processes (and "
         "`tracechain work`), "
@@ -1161,6 +1332,15 @@ def main(argv: list[str] | None = None) -> int:
         "--cold-sizes", help="stored events at which cold traces are measured, e.g. 1000,1000000"
     )
     parser.add_argument("--cold-products", type=int, help="distinct products traced once at each cold size")
+    parser.add_argument(
+        "--only-big-document", action="store_true", help="the big document only (for profiling)"
+    )
+    parser.add_argument(
+        "--big-document-baseline",
+        action="store_true",
+        help="also capture the big document read whole, as before streaming (minutes, GBs of memory)",
+    )
+    parser.add_argument("--big-document-events", type=int, help="events in the big document")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.documents:
@@ -1183,6 +1363,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.only_clients:
             client_levels(node, plan.many, [int(n) for n in args.only_clients.split(",")], run)
             return 0
+        if args.only_big_document:
+            big_documents(
+                node, args.quick, args.big_document_baseline, run, results, args.big_document_events
+            )
+            console.print(big_document_table(results.big_documents))
+            print(json.dumps(big_document_figures(results.big_documents)), flush=True)
+            return 0
         progress(f"anvil at {node.url}; naive baseline, {plan.naive_events} events")
         naive(chain, plan.naive_events, results)
         batched_gas(chain, results, gas_rows)
@@ -1201,6 +1388,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only_ingest:
             return 0
         trace_latency(node, chain, plan, results)
+        big_documents(node, args.quick, args.big_document_baseline, run, results, args.big_document_events)
     if not args.skip_demo:
         demo_wall_time(results)
     report(results, plan, runs, gas_rows)

@@ -30,6 +30,8 @@ FIGURES = {
     "demo_s",
     "ingest_events_per_s_200_clients",
     "ingest_errors_200_clients",
+    "big_document_s",
+    "big_document_peak_mb",
 }
 NOT_MEASURED_BY_QUICK = {
     "trace_p95_ms_100k",

@@ -16,7 +16,7 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -101,6 +101,14 @@ class DocumentRejected(TracechainError):
         super().__init__("; ".join(f"{p.location}: {p.reason}" for p in problems))
 
 
+class CaptureInterrupted(TracechainError):
+    """A streamed capture's job was marked failed while it ran: a service starting took it for one
+    whose process had died (`queries.fail_interrupted_captures`). Its transaction must roll back."""
+
+    def __init__(self, capture_id: str) -> None:
+        super().__init__(f"capture job {capture_id} was marked failed while its document was captured")
+
+
 class InvalidSignatures(TracechainError):
     """Submitted signatures that are malformed, for records not awaiting one, or by another key."""
 
@@ -127,18 +135,19 @@ class CaptureLimits:
     max_epcs_per_event: int
     max_event_bytes: int
 
-    def check(self, document: Any) -> None:
+    def check(self, document: Any, first: int = 0) -> None:
         """Raises CaptureLimitExceeded naming the first limit the document is over; the schema and
-        everything after it see only documents within them."""
+        everything after it see only documents within them. `first`: where the document's first
+        event is in the document as sent (a chunk of a streamed one: its count is checked whole)."""
         body = document.get("epcisBody") if isinstance(document, dict) else None
         events = body.get("eventList") if isinstance(body, dict) else None
         if not isinstance(events, list):
             return  # the schema explains what is missing
-        if len(events) > self.max_events:
+        if not first and len(events) > self.max_events:
             raise CaptureLimitExceeded(
                 "the events of a document", self.max_events, len(events), "TRACECHAIN_CAPTURE_MAX_EVENTS"
             )
-        for index, event in enumerate(events):
+        for index, event in enumerate(events, first):
             named = (
                 sum(len(event.get(field) or []) for field in _NAMING_LISTS) if isinstance(event, dict) else 0
             )
@@ -332,23 +341,7 @@ def capture_document(
     now = datetime.now(UTC)
     if stored is None:
         stored = queries.events_captured_by(session, set(prepared.hash_ids), participant.address)
-    left_out: set[int] = set()
-    rejected = list(prepared.rejected)
-    while True:
-        # Under `proceed`, the events with problems are left out and the rest checked again: an
-        # event may have needed one left out (a shipment of a product whose commissioning failed).
-        problems = _Problems()
-        fresh = _new_events(prepared, stored, problems, left_out)
-        fresh = _with_ids_of_their_own(session, fresh, problems)
-        withdrawn = _withdrawn_captures(session, participant, fresh, problems)
-        proceeding = prepared.behaviour is ErrorBehaviour.PROCEED
-        records = _sign(session, participant, fresh, withdrawn, vault, domain, problems, proceeding)
-        if not problems.found:
-            break
-        if prepared.behaviour is ErrorBehaviour.ROLLBACK:
-            raise DocumentRejected(problems.found)
-        rejected += problems.found
-        left_out |= problems.events
+    fresh, records, rejected = _accepted(session, participant, prepared, vault, domain, stored)
     if rejected and not fresh and not any(key in stored for key in prepared.keys):
         raise DocumentRejected(sorted(rejected, key=_document_order))  # nothing left to capture
     queries.upsert_master_data(session, participant.id, master_data_in(prepared.document))
@@ -376,10 +369,167 @@ def capture_document(
     session.add(job)
     session.flush()
     stamps = VerificationStamps(vault.stamp_key, domain.separator)
-    _store(session, job, participant, prepared.document.get("@context"), fresh, records, stamps, now)
+    _store(session, job.id, participant, prepared.document.get("@context"), fresh, records, stamps, now)
     if not waits:  # final as captured: subscriptions have them now, not at a confirmation
         queries.feed_confirmed_events(session, {job.id}, now)
     return Capture(job, len(fresh), len(prepared.events) - len(fresh))
+
+
+def _accepted(
+    session: Session,
+    participant: Participant,
+    prepared: PreparedDocument,
+    vault: KeyVault,
+    domain: Domain,
+    stored: set[StoredKey],
+) -> tuple[list[_NewEvent], list[tuple[int, dict[str, Any]]], list[Problem]]:
+    """The new events of `prepared` that capture keeps, their signed records, and (under
+    `proceed`) why the others were left out; under `rollback`, DocumentRejected if any is refused."""
+    left_out: set[int] = set()
+    rejected = list(prepared.rejected)
+    while True:
+        # Under `proceed`, the events with problems are left out and the rest checked again: an
+        # event may have needed one left out (a shipment of a product whose commissioning failed).
+        problems = _Problems()
+        fresh = _new_events(prepared, stored, problems, left_out)
+        fresh = _with_ids_of_their_own(session, fresh, problems)
+        withdrawn = _withdrawn_captures(session, participant, fresh, problems)
+        proceeding = prepared.behaviour is ErrorBehaviour.PROCEED
+        records = _sign(session, participant, fresh, withdrawn, vault, domain, problems, proceeding)
+        if not problems.found:
+            return fresh, records, rejected
+        if prepared.behaviour is ErrorBehaviour.ROLLBACK:
+            raise DocumentRejected(problems.found)
+        rejected += problems.found
+        left_out |= problems.events
+
+
+CHUNK_EVENTS: Final = 500
+"""Events of a streamed document read, checked and stored at a time: what it holds in memory."""
+
+
+def capture_in_chunks(
+    session: Session,
+    participant: Participant,
+    job_id: str,
+    shell: dict[str, Any],
+    chunks: Iterable[list[Any]],
+    behaviour: ErrorBehaviour,
+    vault: KeyVault,
+    domain: Domain,
+    limits: CaptureLimits,
+    accepted: Callable[[int], None] = lambda _: None,
+) -> Capture:
+    """Capture a document given as its `shell` (everything but its events, `stream.read_outline`)
+    and its events `chunks`, a chunk at a time, into the capture job `job_id` (CAPTURING, made
+    beforehand so that its progress can be followed): as `capture_document` captures a document,
+    with the same error behaviours, in the caller's one transaction.
+
+    Each chunk is checked, signed and written before the next is read, so memory holds one chunk
+    (and the custody projection rows it touches; what earlier chunks changed is in the transaction,
+    read back as the next chunk needs it). Under `rollback` the first chunk holding a refused event
+    raises DocumentRejected naming it (and every other problem of that chunk): the caller rolls the
+    transaction back and nothing of the document is stored. Under `proceed` refused events are left
+    out as `capture_document` leaves them out. `accepted` is told how many events were read and
+    kept (or skipped as captured before) so far, after each chunk."""
+    now = datetime.now(UTC)
+    context = shell.get("@context")
+    stamps = VerificationStamps(vault.stamp_key, domain.separator)
+    rejected: list[Problem] = []
+    new = duplicates = read = 0
+    waits = False
+    for events in chunks:
+        prepared = _prepared_chunk(shell, events, read, behaviour, limits, rejected)
+        read += len(events)
+        if prepared is None:
+            continue  # under `proceed`, every event of the chunk was refused by the schema or the hash
+        stored = queries.events_captured_by(session, set(prepared.hash_ids), participant.address)
+        fresh, records, refused = _accepted(session, participant, prepared, vault, domain, stored)
+        rejected += refused
+        _store(session, job_id, participant, context, fresh, records, stamps, now)
+        session.flush()  # the projection rows changed: the next chunk reads them back, not this one's copies
+        waits |= bool(records)
+        new += len(fresh)
+        duplicates += sum(key in stored for key in prepared.keys)
+        accepted(read)
+    if rejected and not new and not duplicates:
+        raise DocumentRejected(sorted(rejected, key=_document_order))  # nothing left to capture
+    queries.upsert_master_data(session, participant.id, master_data_in(shell))
+    job = session.get(CaptureJob, job_id, with_for_update=True)
+    if job is None or job.status != CaptureStatus.CAPTURING:
+        raise CaptureInterrupted(job_id)
+    job.status = (
+        (CaptureStatus.PENDING if participant.encrypted_key else CaptureStatus.AWAITING_SIGNATURES)
+        if waits
+        else CaptureStatus.SUCCEEDED
+    )
+    job.finished_at = None if waits else now
+    job.event_count = new
+    job.errors = _rejected_events(rejected) if rejected else None
+    if not waits:
+        session.flush()
+        queries.feed_confirmed_events(session, {job.id}, now)
+    return Capture(job, new, duplicates)
+
+
+def open_streamed_job(session: Session, participant: Participant, behaviour: ErrorBehaviour) -> CaptureJob:
+    """The job of a document to be captured in chunks (`capture_in_chunks`), `capturing` until then."""
+    job = CaptureJob(
+        id=str(uuid.uuid4()),
+        participant_id=participant.id,
+        status=CaptureStatus.CAPTURING,
+        created_at=datetime.now(UTC),
+        finished_at=None,
+        event_count=0,
+        error_behaviour=behaviour.value,
+        errors=None,
+    )
+    session.add(job)
+    return job
+
+
+def fail_streamed_job(session: Session, job_id: str, errors: dict[str, Any]) -> None:
+    """A streamed capture that stored nothing: its job failed, `errors` saying why."""
+    job = session.get(CaptureJob, job_id, with_for_update=True)
+    if job is not None and job.status == CaptureStatus.CAPTURING:
+        job.status, job.finished_at, job.errors = CaptureStatus.FAILED, datetime.now(UTC), errors
+
+
+def _prepared_chunk(
+    shell: dict[str, Any],
+    events: list[Any],
+    first: int,
+    behaviour: ErrorBehaviour,
+    limits: CaptureLimits,
+    rejected: list[Problem],
+) -> PreparedDocument | None:
+    """A chunk of a streamed document prepared as the document holding only its events, each
+    located where it is in the whole; None under `proceed` if all its events were refused (their
+    problems added to `rejected`)."""
+    document = {**shell, "epcisBody": {**shell.get("epcisBody", {}), "eventList": events}}
+    limits.check(document, first)
+    try:
+        prepared = prepare_document(document, behaviour)
+    except DocumentRejected as exc:
+        problems = [_shifted(problem, first) for problem in exc.problems]
+        if behaviour is ErrorBehaviour.PROCEED and all(
+            _event_index(p.location) is not None for p in problems
+        ):
+            rejected += problems
+            return None
+        raise DocumentRejected(problems) from None
+    positions = [first + position for position in prepared.positions or range(len(prepared.events))]
+    shifted = [_shifted(problem, first) for problem in prepared.rejected]
+    return replace(prepared, positions=positions, rejected=shifted)
+
+
+def _shifted(problem: Problem, first: int) -> Problem:
+    """The problem of a chunk's event, located in the whole document."""
+    found = _EVENT_LOCATION.match(problem.location)
+    if found is None or not first:
+        return problem
+    index = int(found.group(1)) + first
+    return Problem(_location(index) + problem.location[found.end() :], problem.reason)
 
 
 @dataclass
@@ -654,7 +804,7 @@ def _trace_events(
 
 def _store(
     session: Session,
-    job: CaptureJob,
+    capture_id: str,
     participant: Participant,
     context: Any,
     fresh: list[_NewEvent],
@@ -688,7 +838,7 @@ def _store(
                 "event_id": event.hash_id,
                 "declared_id": _declared_id(event.body),
                 "declaration": event.declaration,
-                "capture_id": job.id,
+                "capture_id": capture_id,
                 "event_type": event.body["type"],
                 "biz_step": _bare(event.body.get("bizStep")),
                 "disposition": _bare(event.body.get("disposition")),

@@ -84,10 +84,18 @@ class Settings(BaseSettings):
     poll_interval: float = 0.2
     """Seconds between the submitter's and the indexer's rounds when idle."""
 
-    capture_max_bytes: int = 20_000_000
-    """Largest capture body, in bytes; a bigger one is refused (413) before it is read."""
-    capture_max_events: int = 10_000
-    """Most events in one capture document."""
+    capture_max_bytes: int = 200_000_000
+    """Largest capture body, in bytes; a bigger one is refused (413) before it is read. EPCIS
+    exchanges carry files of 100 MB: JSON bodies over `capture_stream_from_bytes` are spooled to
+    disk and captured a chunk of events at a time, so their size costs disk, not memory."""
+    capture_stream_from_bytes: int = 4_000_000
+    """JSON capture bodies up to this size are read into memory and captured at once (a refusal is
+    the answer, 400); bigger ones are streamed: answered 202 once read, their job `capturing` with
+    its progress until every event is stored, or failed naming what refused the document. XML is
+    not streamed: an XML body over this size is refused (413)."""
+    capture_max_events: int = 100_000
+    """Most events in one capture document (a streamed one holds the capture lock while it is
+    stored: about a second per thousand events)."""
     capture_max_epcs_per_event: int = 5_000
     """Most identifiers one event may name (every one becomes a signed chain record)."""
     capture_max_event_bytes: int = 1_000_000

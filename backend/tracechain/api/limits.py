@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Final
+import tempfile
+from typing import IO, Any, Final
 
 from starlette.requests import Request
 
@@ -67,6 +68,39 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
             raise CaptureLimitExceeded("a capture body, in bytes", max_bytes, None, _SIZE_SETTING)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def spool_body(request: Request, max_bytes: int, in_memory_bytes: int) -> bytes | IO[bytes]:
+    """The request's body, read no further than `max_bytes` (CaptureLimitExceeded beyond): as
+    bytes if it has at most `in_memory_bytes`, else in a temporary file (deleted when closed), so
+    that a 100 MB document is never held in memory."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise CaptureLimitExceeded("a capture body, in bytes", max_bytes, int(declared), _SIZE_SETTING)
+    chunks: list[bytes] = []
+    size = 0
+    spool: IO[bytes] | None = None
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise CaptureLimitExceeded("a capture body, in bytes", max_bytes, None, _SIZE_SETTING)
+            if spool is None and size <= in_memory_bytes:
+                chunks.append(chunk)
+                continue
+            if spool is None:
+                spool = tempfile.TemporaryFile(prefix="tracechain-capture-")  # noqa: SIM115 (handed on)
+                spool.writelines(chunks)
+                chunks.clear()
+            spool.write(chunk)  # the event loop waits on the disk: page cache, milliseconds per MB
+    except BaseException:
+        if spool is not None:
+            spool.close()
+        raise
+    if spool is None:
+        return b"".join(chunks)
+    spool.flush()
+    return spool
 
 
 def parse_json(body: bytes) -> Any:

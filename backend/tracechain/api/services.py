@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -94,6 +94,10 @@ class Services:
     captures: GroupCommit = field(init=False)
     """Where captures wait for the capture lock, and run, several in one transaction."""
     _supervisor: Supervisor | None = None
+    capture_progress: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Streamed captures running in this process: job id -> (events read and kept so far, events
+    in the document). Memory, not the database: the capture's rows are one transaction, and on
+    SQLite a second writer would wait for it."""
 
     @classmethod
     def start(cls, settings: Settings, chain: Chain, *, deploys: bool = True) -> Services:
@@ -109,6 +113,8 @@ class Services:
         sessions = session_factory(engine)
         vault = KeyVault(master)
         _require_the_databases_master_secret(sessions, vault, deploys)
+        if deploys:
+            _fail_interrupted_captures(sessions)
         registry, guard = _registry_on_the_remembered_chain(settings, chain, sessions, deploys)
         if settings.recording_mode in ("merkle", "hybrid"):
             ensure_anchorer(registry, may_grant=deploys)
@@ -296,6 +302,22 @@ def _require_the_databases_master_secret(
             except KeyDecryptionFailed as exc:
                 raise WrongMasterSecret() from exc
         queries.remember_key_check(session, check_value(vault))
+
+
+def _fail_interrupted_captures(sessions: sessionmaker[Session]) -> None:
+    """Streamed captures whose process stopped mid-document: their transaction went with it, so
+    nothing of them is stored, and their jobs say so rather than stay `capturing` for ever."""
+    reason = {
+        "type": "epcisException:ImplementationException",
+        "title": "Capture interrupted",
+        "status": 500,
+        "reason": "the service stopped while capturing this document; nothing of it was stored: "
+        "send it again",
+    }
+    with transaction(sessions) as session:
+        failed = queries.fail_interrupted_captures(session, reason, datetime.now(UTC))
+    if failed:
+        log.warning("%d capture(s) interrupted by a restart marked failed", failed)
 
 
 def _registry_on_the_remembered_chain(

@@ -129,6 +129,7 @@ class PublicFields(Base):
 
 
 class CaptureStatus(StrEnum):
+    CAPTURING = "capturing"  # a big document being read, checked and stored; nothing visible yet
     AWAITING_SIGNATURES = "awaiting_signatures"  # accepted; its participant signs client-side
     PENDING = "pending"  # accepted; its chain records wait to be confirmed
     SUCCEEDED = "succeeded"  # every record confirmed on chain

@@ -1284,6 +1284,18 @@ def forget_blocks_after(session: Session, number: int) -> list[ChainRecord]:
     return records
 
 
+def fail_interrupted_captures(session: Session, reason: dict[str, Any], now: datetime) -> int:
+    """Mark failed the capture jobs still reading their document (CAPTURING): called as a service
+    starts, when the process that read them is gone with its transaction (nothing of them was
+    stored). A capture still running elsewhere sees its job failed and rolls back. How many."""
+    result = session.execute(
+        update(CaptureJob)
+        .where(CaptureJob.status == CaptureStatus.CAPTURING)
+        .values(status=CaptureStatus.FAILED, finished_at=now, errors=reason)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def complete_jobs(session: Session, capture_ids: set[str], now: datetime) -> None:
     """Jobs whose every record is confirmed succeeded."""
     for capture_id in capture_ids:

@@ -4,9 +4,12 @@ its capture job, list your jobs."""
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final
+from typing import IO, Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -16,26 +19,41 @@ from sqlalchemy.orm import Session
 
 from tracechain.api.deps import ParticipantDep, ServicesDep, SessionDep, ViewerDep
 from tracechain.api.gs1_headers import Negotiated, discovery_headers
-from tracechain.api.limits import MAX_JSON_DEPTH, nests_deeper_than, parse_json, read_body
+from tracechain.api.limits import (
+    MAX_JSON_DEPTH,
+    InvalidJson,
+    nests_deeper_than,
+    parse_json,
+    read_body,
+    spool_body,
+)
 from tracechain.api.paging import next_page, not_issued_here, paging_of
 from tracechain.api.problems import Problem
 from tracechain.api.services import Services
 from tracechain.capture import (
+    CHUNK_EVENTS,
+    CaptureInterrupted,
     CaptureLimitExceeded,
     DocumentRejected,
     ErrorBehaviour,
     PreparedDocument,
     StoredKey,
     capture_document,
+    capture_in_chunks,
+    fail_streamed_job,
+    open_streamed_job,
     prepare_document,
     sign_records,
     unsigned_events,
 )
 from tracechain.chain.eip712 import Domain, typed_data
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
+from tracechain.epcis.stream import Outline, UnreadableDocument, event_chunks, read_outline
 from tracechain.epcis.xml import document_from_xml
 from tracechain.store import queries
 from tracechain.store.models import CaptureJob, CaptureStatus, Participant
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["capture"], dependencies=[Negotiated])
 
@@ -54,6 +72,16 @@ class CaptureJobPublic(BaseModel):
         "valid events are captured and the others named in `errors`",
     )
     errors: list[dict[str, Any]]
+    events_accepted: int | None = Field(
+        default=None,
+        serialization_alias="eventsAccepted",
+        description="While a big document is `capturing`: its events read, checked and kept so far",
+    )
+    events_total: int | None = Field(
+        default=None,
+        serialization_alias="eventsTotal",
+        description="While a big document is `capturing`: how many events it holds",
+    )
     signing_requests: list[SigningRequest] = Field(
         default_factory=list,
         serialization_alias="signingRequests",
@@ -78,8 +106,12 @@ class SignaturesCreate(BaseModel):
 
 
 def job_public(
-    job: CaptureJob, session: Session | None = None, domain: Domain | None = None
+    job: CaptureJob,
+    session: Session | None = None,
+    domain: Domain | None = None,
+    progress: tuple[int, int] | None = None,
 ) -> CaptureJobPublic:
+    """`progress`: (events accepted, events in the document) of a streamed capture still running."""
     requests = []
     if session is not None and domain is not None and job.status == CaptureStatus.AWAITING_SIGNATURES:
         requests = [
@@ -90,7 +122,7 @@ def job_public(
         signing_requests=requests,
         capture_id=job.id,
         status=job.status,
-        running=job.status == CaptureStatus.PENDING,
+        running=job.status in (CaptureStatus.PENDING, CaptureStatus.CAPTURING),
         # Under `proceed`, events left out are errors: the job never succeeds whole.
         success=job.status == CaptureStatus.SUCCEEDED and not job.errors,
         capture_error_behaviour=job.error_behaviour,
@@ -98,6 +130,8 @@ def job_public(
         finished_at=job.finished_at,
         event_count=job.event_count,
         errors=[job.errors] if job.errors else [],
+        events_accepted=progress[0] if progress and job.status == CaptureStatus.CAPTURING else None,
+        events_total=progress[1] if progress and job.status == CaptureStatus.CAPTURING else None,
     )
 
 
@@ -171,13 +205,20 @@ async def capture(
     A place in the capture queue is taken first, so that the overflow is refused before it costs a
     database query; then the caller is authenticated, before the body is read; the body is read
     only up to the size limit and refused if it nests deeper than an EPCIS document does, before
-    it is parsed."""
+    it is parsed. A JSON body over TRACECHAIN_CAPTURE_STREAM_FROM_BYTES is spooled to disk and
+    captured after the answer, a chunk of events at a time (`_start_streamed`)."""
     behaviour = error_behaviour(request.headers.get(ERROR_BEHAVIOUR_HEADER))
-    body = await read_body(request, services.settings.capture_max_bytes)
+    settings = services.settings
+    body = await spool_body(request, settings.capture_max_bytes, settings.capture_stream_from_bytes)
     content_type = request.headers.get("content-type")
-    job = await run_in_threadpool(
-        lambda: _submit(services, participant, capture_body_document(body, content_type), behaviour)
-    )
+    if isinstance(body, bytes):
+        job = await run_in_threadpool(
+            lambda: _submit(services, participant, capture_body_document(body, content_type), behaviour)
+        )
+    else:
+        job = await run_in_threadpool(
+            lambda: _start_streamed(services, participant, body, content_type, behaviour)
+        )
     response.headers["Location"] = f"/capture/{job.capture_id}"
     response.headers.update(capture_headers(services))
     return job
@@ -350,6 +391,135 @@ def _capture(
         raise Problem(409, "Conflict", "a concurrent capture touched the same events; send it again") from exc
 
 
+# ---------------------------------------------------------------- big documents, streamed
+
+
+def _start_streamed(
+    services: Services,
+    participant: Participant,
+    spool: IO[bytes],
+    content_type: str | None,
+    behaviour: ErrorBehaviour,
+) -> CaptureJobPublic:
+    """Read the spooled document's outline (everything but its events: a document that is not
+    JSON, nests too deep or holds too many events is answered as `/capture` answers it), open its
+    job, and capture it in a thread of its own; the job answers at once, `capturing`, and
+    `GET /capture/{id}` follows its progress. The thread holds a place in the capture queue until
+    it is done, as a waiting capture does."""
+    handed_on = False
+    try:
+        if (content_type or "").split(";")[0].strip().lower() in XML_CAPTURE_TYPES:
+            raise CaptureLimitExceeded(
+                "an XML capture body, in bytes (XML is read whole; send bigger documents as JSON)",
+                services.settings.capture_stream_from_bytes,
+                None,
+                "TRACECHAIN_CAPTURE_STREAM_FROM_BYTES",
+            )
+        try:
+            outline = read_outline(spool, MAX_JSON_DEPTH)
+        except UnreadableDocument as exc:
+            if exc.too_deep:
+                raise CaptureLimitExceeded("how deep a document nests", MAX_JSON_DEPTH, None, None) from exc
+            raise InvalidJson(str(exc)) from exc
+        limits = services.capture_limits
+        if outline.event_count > limits.max_events:
+            raise CaptureLimitExceeded(
+                "the events of a document",
+                limits.max_events,
+                outline.event_count,
+                "TRACECHAIN_CAPTURE_MAX_EVENTS",
+            )
+        if (
+            not isinstance((outline.shell.get("epcisBody") or {}).get("eventList"), list)
+            or not outline.event_count
+        ):
+            return _submit(services, participant, outline.shell, behaviour)  # no event list to stream
+        admission = services.capture_admission(0)  # a place, no bytes: its body is on disk
+        admission.__enter__()  # held by the capture's thread from now on
+        try:
+            with services.sessions() as session, session.begin():
+                job = open_streamed_job(session, participant, behaviour)
+            services.capture_progress[job.id] = (0, outline.event_count)
+            thread = threading.Thread(
+                target=_capture_streamed,
+                args=(services, participant.id, job.id, spool, outline, behaviour, admission),
+                name=f"capture-{job.id}",
+                daemon=True,
+            )
+            thread.start()
+        except BaseException:
+            admission.__exit__(None, None, None)
+            raise
+        handed_on = True
+        return job_public(job, progress=services.capture_progress.get(job.id))
+    finally:
+        if not handed_on:
+            spool.close()
+
+
+def _capture_streamed(
+    services: Services,
+    participant_id: str,
+    job_id: str,
+    spool: IO[bytes],
+    outline: Outline,
+    behaviour: ErrorBehaviour,
+    admission: AbstractContextManager[None],
+) -> None:
+    """The capture of a spooled document, in one transaction under the capture lock; a refusal, or
+    anything else that stops it, rolls it all back and fails the job, saying why."""
+    total = outline.event_count
+
+    def accepted(read: int) -> None:
+        services.capture_progress[job_id] = (read, total)
+
+    try:
+        with services.capturing() as session:
+            participant = session.get(Participant, participant_id)
+            assert participant is not None, "participants are never deleted"
+            capture_in_chunks(
+                session,
+                participant,
+                job_id,
+                outline.shell,
+                event_chunks(spool, CHUNK_EVENTS),
+                behaviour,
+                services.vault,
+                services.registry.domain,
+                services.capture_limits,
+                accepted,
+            )
+    except DocumentRejected as exc:
+        _fail(services, job_id, 400, "EPCIS document rejected", str(exc), exc.problems)
+    except CaptureLimitExceeded as exc:
+        _fail(services, job_id, 413, "Capture limit exceeded", str(exc), [])
+    except CaptureInterrupted:
+        log.warning("streamed capture %s was marked failed while it ran; rolled back", job_id)
+    except Exception as exc:  # the thread's last word: the job must not stay `capturing`
+        log.exception("streamed capture %s failed", job_id)
+        _fail(services, job_id, 500, "Capture failed", f"{type(exc).__name__}: {exc}", [])
+    finally:
+        spool.close()
+        services.capture_progress.pop(job_id, None)
+        admission.__exit__(None, None, None)
+
+
+def _fail(
+    services: Services, job_id: str, status_code: int, title: str, detail: str, problems: list[Any]
+) -> None:
+    """The job failed: nothing of its document was stored (its transaction rolled back)."""
+    errors: dict[str, Any] = {
+        "type": "epcisException:ValidationException" if status_code == 400 else "about:blank",
+        "title": title,
+        "status": status_code,
+        "detail": detail[:2000],
+    }
+    if problems:
+        errors["errors"] = [{"location": p.location, "reason": p.reason} for p in problems]
+    with services.sessions() as session, session.begin():
+        fail_streamed_job(session, job_id, errors)
+
+
 _DEFAULT_JOBS_PER_PAGE: Final = 30
 
 
@@ -375,7 +545,8 @@ def capture_jobs(
     if len(found) > per_page:
         next_page(request, response, per_page, [page[-1].created_at.isoformat(), page[-1].id])
     domain = services.registry.domain
-    return [job_public(job, session, domain) for job in page]
+    progress = services.capture_progress
+    return [job_public(job, session, domain, progress.get(job.id)) for job in page]
 
 
 def _own_job(session: Session, capture_id: str, participant: Participant) -> CaptureJob:
@@ -393,7 +564,7 @@ def capture_job(
     job = session.get(CaptureJob, capture_id)
     if job is None or not (viewer.admin or job.participant_id == viewer.participant_id):
         raise Problem(404, "Not Found", f"no capture job {capture_id} of yours")
-    return job_public(job, session, services.registry.domain)
+    return job_public(job, session, services.registry.domain, services.capture_progress.get(job.id))
 
 
 @router.post(
