@@ -1091,18 +1091,21 @@ def sign_records(
             )
             continue
         record.r, record.vs = r, vs
-        event = record.event
-        content = stamps.event_content(
-            event.event_id,
-            stored_json(event.body),
-            None if event.context is None else stored_json(event.context),
-            event.disclosure_seed,
-            event.declaration,
-        )
-        record.verification_stamp = stamps.stamp(content, signed, record.head)
+        record.verification_stamp = stamps.stamp(stored_content(stamps, record.event), signed, record.head)
     if problems:
         raise InvalidSignatures(problems)
     if all(record.r is not None for record in records.values()):
         for record in records.values():
             record.status = RecordStatus.QUEUED
         job.status = CaptureStatus.PENDING
+
+
+def stored_content(stamps: VerificationStamps, event: Event) -> bytes:
+    """The stamps' digest of a stored event's content, as capture stored it."""
+    return stamps.event_content(
+        event.event_id,
+        stored_json(event.body),
+        None if event.context is None else stored_json(event.context),
+        event.disclosure_seed,
+        event.declaration,
+    )

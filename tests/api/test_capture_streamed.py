@@ -11,7 +11,7 @@ import json
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from tracechain.api.app import create_app
-from tracechain.capture import CHUNK_EVENTS, ErrorBehaviour, capture_in_chunks, open_streamed_job
+from tracechain.capture import (
+    CHUNK_EVENTS,
+    ErrorBehaviour,
+    capture_in_chunks,
+    open_streamed_job,
+    stored_content,
+)
 from tracechain.chain.connect import Chain
 from tracechain.demo.big_document import EVENTS_PER_CASE, factory_events, write_document
 from tracechain.epcis.stream import event_chunks, read_outline
-from tracechain.stamps import stored_json
 from tracechain.store.models import CaptureJob, CaptureStatus, ChainRecord, Event, MasterData, SubjectState
 from tracechain.trace import build_trace
 
@@ -277,25 +282,7 @@ def test_a_streamed_capture_holds_one_chunk_of_events_at_a_time(streaming: Api, 
             yield chunk
             del chunk
 
-    with path.open("rb") as file:
-        outline = read_outline(file, 64)
-        services = streaming.services
-        with services.sessions() as session, session.begin():
-            participant = session.get(_participant_model(), maker["id"])
-            job_id = open_streamed_job(session, participant, ErrorBehaviour.ROLLBACK).id
-        with services.capturing() as session:
-            participant = session.get(_participant_model(), maker["id"])
-            captured = capture_in_chunks(
-                session,
-                participant,
-                job_id,
-                outline.shell,
-                watched(event_chunks(file, CHUNK_EVENTS)),
-                ErrorBehaviour.ROLLBACK,
-                services.vault,
-                services.registry.domain,
-                services.capture_limits,
-            )
+    captured, _ = _streamed(streaming.services, maker["id"], path, watched)
     assert captured.new_events == 4 * CHUNK_EVENTS
     assert len(alive) == 4
     assert most_held <= 1
@@ -329,14 +316,7 @@ def test_every_record_of_a_streamed_document_is_stamped_as_a_whole_capture_stamp
         records = session.scalars(select(ChainRecord).order_by(ChainRecord.id)).all()
         assert records
         for record in records:
-            event = record.event
-            content = stamps.event_content(
-                event.event_id,
-                stored_json(event.body),
-                None if event.context is None else stored_json(event.context),
-                event.disclosure_seed,
-                event.declaration,
-            )
+            content = stored_content(stamps, record.event)
             assert stamps.holds(content, record.signed_event(), record.head, record.verification_stamp)
         late_case = CHUNK_EVENTS // EVENTS_PER_CASE + 1  # its events are in the second chunk
         trace = build_trace(
@@ -370,25 +350,11 @@ def test_small_captures_wait_for_a_streamed_document_then_commit(streaming: Api,
                 assert sender.is_alive() and not small  # waiting for the capture lock
 
     services = streaming.services
-    with path.open("rb") as file:
-        outline = read_outline(file, 64)
-        with services.sessions() as session, session.begin():
-            participant = session.get(_participant_model(), maker["id"])
-            job_id = open_streamed_job(session, participant, ErrorBehaviour.ROLLBACK).id
-        with services.capturing() as session:
-            participant = session.get(_participant_model(), maker["id"])
-            captured = capture_in_chunks(
-                session,
-                participant,
-                job_id,
-                outline.shell,
-                with_a_small_capture_sent(event_chunks(file, CHUNK_EVENTS)),
-                ErrorBehaviour.ROLLBACK,
-                services.vault,
-                services.registry.domain,
-                services.capture_limits,
-            )
-            assert not small
+
+    def before_commit() -> None:
+        assert not small
+
+    captured, job_id = _streamed(services, maker["id"], path, with_a_small_capture_sent, before_commit)
     sender.join(60)
     (answer,) = small
     assert answer.status_code == 202 and answer.json()["status"] == "pending", answer.text
@@ -397,3 +363,34 @@ def test_small_captures_wait_for_a_streamed_document_then_commit(streaming: Api,
         assert session.scalar(select(func.count()).select_from(Event)) == 2 * CHUNK_EVENTS + 1
         streamed_job = session.get(CaptureJob, job_id)
         assert streamed_job is not None and streamed_job.status == CaptureStatus.PENDING
+
+
+def _streamed(
+    services: Any,
+    maker_id: str,
+    path: Path,
+    through: Callable[[Iterator[list[Any]]], Iterator[list[Any]]],
+    before_commit: Callable[[], None] = lambda: None,
+) -> tuple[Any, str]:
+    """The document at `path` captured streamed as the maker, its chunks passed `through` a
+    generator of the test's; (what capture_in_chunks answered, the job's id)."""
+    with path.open("rb") as file:
+        outline = read_outline(file, 64)
+        with services.sessions() as session, session.begin():
+            participant = session.get(_participant_model(), maker_id)
+            job_id = open_streamed_job(session, participant, ErrorBehaviour.ROLLBACK).id
+        with services.capturing() as session:
+            participant = session.get(_participant_model(), maker_id)
+            captured = capture_in_chunks(
+                session,
+                participant,
+                job_id,
+                outline.shell,
+                through(event_chunks(file, CHUNK_EVENTS)),
+                ErrorBehaviour.ROLLBACK,
+                services.vault,
+                services.registry.domain,
+                services.capture_limits,
+            )
+            before_commit()
+    return captured, job_id
