@@ -357,9 +357,7 @@ def capture_document(
     job = CaptureJob(
         id=str(uuid.uuid4()),
         participant_id=participant.id,
-        status=(CaptureStatus.PENDING if participant.encrypted_key else CaptureStatus.AWAITING_SIGNATURES)
-        if waits
-        else CaptureStatus.SUCCEEDED,
+        status=_captured_status(participant, waits),
         created_at=now,
         finished_at=None if waits else now,
         event_count=len(fresh),
@@ -458,11 +456,7 @@ def capture_in_chunks(
     job = session.get(CaptureJob, job_id, with_for_update=True)
     if job is None or job.status != CaptureStatus.CAPTURING:
         raise CaptureInterrupted(job_id)
-    job.status = (
-        (CaptureStatus.PENDING if participant.encrypted_key else CaptureStatus.AWAITING_SIGNATURES)
-        if waits
-        else CaptureStatus.SUCCEEDED
-    )
+    job.status = _captured_status(participant, waits)
     job.finished_at = None if waits else now
     job.event_count = new
     job.errors = _rejected_events(rejected) if rejected else None
@@ -470,6 +464,14 @@ def capture_in_chunks(
         session.flush()
         queries.feed_confirmed_events(session, {job.id}, now)
     return Capture(job, new, duplicates)
+
+
+def _captured_status(participant: Participant, waits: bool) -> CaptureStatus:
+    """A job's status once its events are stored: waiting for the chain (or, for a participant that
+    keeps its own key, for its signatures first) if any has a record; else done."""
+    if not waits:
+        return CaptureStatus.SUCCEEDED
+    return CaptureStatus.PENDING if participant.encrypted_key else CaptureStatus.AWAITING_SIGNATURES
 
 
 def open_streamed_job(session: Session, participant: Participant, behaviour: ErrorBehaviour) -> CaptureJob:
