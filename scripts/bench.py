@@ -528,21 +528,8 @@ def ingest(node: AnvilNode, chain: Chain, plan: Plan, mode: str | None, split: b
         key = create_participant(
             admin, "Shenzhen Bright Electronics", ["manufacturer"], "urn:epc:id:pgln:6901234.00000", "CN"
         )["apiKey"]
-        start = datetime(2026, 1, 5, 8, tzinfo=SHENZHEN)
         bodies = [
-            document(
-                [
-                    object_event(
-                        [f"urn:epc:id:sgtin:6901234.067890.{run}{d}x{e}"],
-                        biz_step="commissioning",
-                        action="ADD",
-                        disposition="active",
-                        at=start + timedelta(seconds=d * plan.events_per_document + e),
-                        location="urn:epc:id:sgln:6901234.00001.0",
-                    )
-                    for e in range(plan.events_per_document)
-                ]
-            )
+            commissioning_document("6901234", f"{run}{d}", d, plan.events_per_document)
             for d in range(plan.documents + 1)
         ]
         # One document first, outside the timing: connections, caches and the role grant settle.
@@ -631,23 +618,32 @@ def many_clients_documents(many: ManyClients, run: str) -> list[tuple[int, bytes
     """Commissioning documents, each with the index of the manufacturer that captures it (each
     commissions products of its own company prefix, 69012nn): one per manufacturer to warm up, then
     `many.documents` to measure."""
-    start = datetime(2026, 1, 5, 8, tzinfo=SHENZHEN)
     documents = []
     for d in range(many.participants + many.documents):  # one of each manufacturer to warm up first
         maker = d % many.participants
-        events = [
+        documents.append(
+            (maker, commissioning_document(f"69012{maker:02d}", f"{run}{d}", d, many.events_per_document))
+        )
+    return documents
+
+
+def commissioning_document(company_prefix: str, serials: str, number: int, events: int) -> bytes:
+    """The `number`th document of `events` commissioning events of the company's products, serials
+    `<serials>x<e>`, at its factory, a second apart and after the documents before it."""
+    start = datetime(2026, 1, 5, 8, tzinfo=SHENZHEN)
+    return document(
+        [
             object_event(
-                [f"urn:epc:id:sgtin:69012{maker:02d}.067890.{run}{d}x{e}"],
+                [f"urn:epc:id:sgtin:{company_prefix}.067890.{serials}x{e}"],
                 biz_step="commissioning",
                 action="ADD",
                 disposition="active",
-                at=start + timedelta(seconds=d * many.events_per_document + e),
-                location=f"urn:epc:id:sgln:69012{maker:02d}.00001.0",
+                at=start + timedelta(seconds=number * events + e),
+                location=f"urn:epc:id:sgln:{company_prefix}.00001.0",
             )
-            for e in range(many.events_per_document)
+            for e in range(events)
         ]
-        documents.append((maker, document(events)))
-    return documents
+    )
 
 
 async def post_as_clients(
