@@ -68,7 +68,6 @@ from stack import (
 from stack import service_settings as stack_settings
 
 from tracechain.api.app import create_app
-from tracechain.api.services import Services
 from tracechain.chain.connect import Chain, rpc_chain
 from tracechain.chain.deployments import ensure_anchorer
 from tracechain.chain.eip712 import EventSigner
@@ -87,6 +86,7 @@ from tracechain.chain.trace_event import (
 from tracechain.config import Settings
 from tracechain.demo.big_document import factory_events, write_document
 from tracechain.epcis.builders import aggregation_event, object_event, sensor_event
+from tracechain.services import Services
 from tracechain.store import synthetic
 from tracechain.store.db import make_engine, session_factory
 from tracechain.store.models import Batch, Participant

@@ -18,12 +18,12 @@ import httpx
 import pytest
 from rich.console import Console
 
-from tracechain.api.services import Services
 from tracechain.chain.connect import Chain
 from tracechain.chain.node import ANVIL_DEV_KEY, AnvilNode
 from tracechain.config import ChainMode, Settings
 from tracechain.epcis.builders import object_event
 from tracechain.errors import ConfigurationError
+from tracechain.services import Services
 from tracechain.worker import run_worker
 
 from .api.conftest import ADMIN_TOKEN, MASTER_SECRET, document, service_settings

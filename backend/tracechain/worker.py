@@ -17,10 +17,10 @@ from contextlib import ExitStack
 
 from rich.console import Console
 
-from tracechain.api.services import Services
 from tracechain.chain.connect import open_chain
 from tracechain.config import ChainMode, Settings
 from tracechain.errors import ChainError, ConfigurationError, NotDeployedYet
+from tracechain.services import Services
 
 
 def run_worker(settings: Settings, console: Console, wait: float) -> None:

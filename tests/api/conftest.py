@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tracechain.api.app import create_app
-from tracechain.api.services import Services
 from tracechain.chain.connect import Chain
 from tracechain.config import ChainMode, Settings
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
+from tracechain.services import Services
 
 from ..conftest import temporary_database
 

@@ -9,8 +9,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import delete
 
-from tracechain.api.services import Services
 from tracechain.keys import WrongMasterSecret
+from tracechain.services import Services
 from tracechain.store.db import transaction
 from tracechain.store.models import KeyCheck
 

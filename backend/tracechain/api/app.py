@@ -24,9 +24,9 @@ from tracechain.api.routes import (
     signing,
     trace,
 )
-from tracechain.api.services import Services
 from tracechain.chain.connect import Chain, open_chain
 from tracechain.config import Settings
+from tracechain.services import Services
 
 
 def create_app(

@@ -10,8 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from tracechain.api.problems import Problem
-from tracechain.api.services import Services
 from tracechain.keys import hash_api_key, same_secret
+from tracechain.services import Services
 from tracechain.settlement import Settlement
 from tracechain.store import queries
 from tracechain.store.models import KeyScope, Participant

@@ -15,13 +15,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tracechain.api.limits import InvalidJson
-from tracechain.api.services import CaptureQueueFull
 from tracechain.capture import CaptureLimitExceeded, DocumentRejected, InvalidSignatures
 from tracechain.epcis.identifiers import InvalidIdentifier
 from tracechain.epcis.query import InvalidQuery, QueryTooLarge
 from tracechain.epcis.xml import InvalidXml
 from tracechain.errors import ContractRevert, TracechainError
 from tracechain.recovery import SubjectsBeingRepaired
+from tracechain.services import CaptureQueueFull
 
 log = logging.getLogger(__name__)
 

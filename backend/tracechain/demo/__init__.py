@@ -30,7 +30,6 @@ import httpx
 from rich.console import Console
 from rich.progress import Progress
 
-from tracechain.api.services import DEMO_ADMIN_TOKEN
 from tracechain.chain.clock import DEADLINE_MARGIN_S, wait_past
 from tracechain.chain.connect import open_chain
 from tracechain.chain.transactions import is_dev_chain
@@ -59,6 +58,7 @@ from tracechain.demo.scenario import (
 )
 from tracechain.epcis.identifiers import digital_link
 from tracechain.errors import ChainError
+from tracechain.services import DEMO_ADMIN_TOKEN
 
 __all__ = ["DemoFailed", "run_demo"]
 

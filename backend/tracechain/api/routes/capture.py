@@ -29,7 +29,6 @@ from tracechain.api.limits import (
 )
 from tracechain.api.paging import next_page, not_issued_here, paging_of
 from tracechain.api.problems import Problem
-from tracechain.api.services import Services
 from tracechain.capture import (
     CHUNK_EVENTS,
     CaptureInterrupted,
@@ -50,6 +49,7 @@ from tracechain.chain.eip712 import Domain, typed_data
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
 from tracechain.epcis.stream import Outline, UnreadableDocument, event_chunks, read_outline
 from tracechain.epcis.xml import document_from_xml
+from tracechain.services import Services
 from tracechain.store import queries
 from tracechain.store.models import CaptureJob, CaptureStatus, Participant
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from web3 import HTTPProvider, Web3
 
 from tracechain.api.deps import ServicesDep
-from tracechain.api.services import Services
+from tracechain.services import Services
 from tracechain.store import queries
 from tracechain.supervision import STALE_AFTER_S, one_line
 

@@ -26,10 +26,10 @@ from tracechain.api.deps import (
     is_admin,
 )
 from tracechain.api.problems import Problem
-from tracechain.api.services import Services
 from tracechain.chain.registry import Role
 from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc, gs1_key
 from tracechain.keys import hash_api_key, new_api_key
+from tracechain.services import Services
 from tracechain.store import queries
 from tracechain.store.models import ApiKey, KeyScope, Participant, PublicFields
 

@@ -35,9 +35,10 @@ from tracechain.api.deps import (
 from tracechain.api.gs1_headers import EpcFormatDep, Negotiated
 from tracechain.api.paging import link_next, next_page, not_issued_here, paging_of
 from tracechain.api.problems import Problem
-from tracechain.api.routes.events import answer_query, query_document
-from tracechain.api.services import Services
+from tracechain.api.routes.events import answer_query
 from tracechain.epcis.query import DEFAULT_PER_PAGE, InvalidQuery, parse_event_query
+from tracechain.query_documents import query_document
+from tracechain.services import Services
 from tracechain.store import queries
 from tracechain.store.models import NamedQuery, Subscription
 from tracechain.subscriptions import (

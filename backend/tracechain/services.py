@@ -28,6 +28,7 @@ from tracechain.errors import ConfigurationError, NotDeployedYet, TracechainErro
 from tracechain.group_commit import GroupCommit
 from tracechain.indexer import Indexer
 from tracechain.keys import KeyDecryptionFailed, KeyVault, WrongMasterSecret, check_value, require_same_secret
+from tracechain.query_documents import query_document
 from tracechain.settlement import Settlement
 from tracechain.stamps import VerificationStamps
 from tracechain.store import queries
@@ -128,10 +129,6 @@ class Services:
             signature_timeout=timedelta(hours=settings.signature_timeout_hours),
         )
         settlement, unavailable = _settlement(settings, chain, registry, sessions, vault, submitter, deploys)
-        # Deliveries are query documents built as `/events` builds them; imported here, as the
-        # routes import this module.
-        from tracechain.api.routes.events import query_document
-
         return cls(
             settings=settings,
             chain=chain,
