@@ -48,7 +48,7 @@ from tracechain.epcis.mapping import (
     parties_of,
 )
 from tracechain.epcis.query import canonical_location
-from tracechain.epcis.schema import Problem, reserved_term_problems, validate_document
+from tracechain.epcis.schema import DocumentProblem, reserved_term_problems, validate_document
 from tracechain.errors import ContractRevert, TracechainError
 from tracechain.keys import KeyVault
 from tracechain.recovery import SubjectsBeingRepaired
@@ -96,7 +96,7 @@ class ErrorBehaviour(StrEnum):
 class DocumentRejected(TracechainError):
     """The document was refused whole; `problems` lists every reason, each with its location."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[DocumentProblem]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{p.location}: {p.reason}" for p in problems))
 
@@ -112,7 +112,7 @@ class CaptureInterrupted(TracechainError):
 class InvalidSignatures(TracechainError):
     """Submitted signatures that are malformed, for records not awaiting one, or by another key."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[DocumentProblem]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{p.location}: {p.reason}" for p in problems))
 
@@ -210,7 +210,7 @@ class PreparedDocument:
     positions: list[int] = field(default_factory=list)
     """Where each of `events` is in the document as sent (under `proceed`, events the schema or the
     hash refused are left out of `events`)."""
-    rejected: list[Problem] = field(default_factory=list)
+    rejected: list[DocumentProblem] = field(default_factory=list)
     """Under `proceed`: why the events left out were refused."""
 
     def location(self, index: int) -> str:
@@ -262,11 +262,11 @@ def prepare_document(
     try:
         hash_ids = event_hash_ids(document)
     except EventHashError as exc:
-        raise DocumentRejected([Problem("epcisBody", f"events cannot be hashed: {exc}")]) from exc
+        raise DocumentRejected([DocumentProblem("epcisBody", f"events cannot be hashed: {exc}")]) from exc
     return _prepared(document, events, hash_ids)
 
 
-def _prepare_greedily(document: dict[str, Any], problems: list[Problem]) -> PreparedDocument:
+def _prepare_greedily(document: dict[str, Any], problems: list[DocumentProblem]) -> PreparedDocument:
     """The events of the document that pass the schema and can be hashed, each hashed alone (as
     every event always is, `event_hash_ids`), and the problems of those that do not."""
     if any(_event_index(problem.location) is None for problem in problems):
@@ -282,7 +282,7 @@ def _prepare_greedily(document: dict[str, Any], problems: list[Problem]) -> Prep
         try:
             hash_ids.append(event_hash_id(event, document.get("@context")))
         except EventHashError as exc:
-            rejected.append(Problem(_location(position), f"cannot be hashed: {exc}"))
+            rejected.append(DocumentProblem(_location(position), f"cannot be hashed: {exc}"))
             continue
         events.append(event)
         positions.append(position)
@@ -380,7 +380,7 @@ def _accepted(
     vault: KeyVault,
     domain: Domain,
     stored: set[StoredKey],
-) -> tuple[list[_NewEvent], list[tuple[int, dict[str, Any]]], list[Problem]]:
+) -> tuple[list[_NewEvent], list[tuple[int, dict[str, Any]]], list[DocumentProblem]]:
     """The new events of `prepared` that capture keeps, their signed records, and (under
     `proceed`) why the others were left out; under `rollback`, DocumentRejected if any is refused."""
     left_out: set[int] = set()
@@ -433,7 +433,7 @@ def capture_in_chunks(
     now = datetime.now(UTC)
     context = shell.get("@context")
     stamps = VerificationStamps(vault.stamp_key, domain.separator)
-    rejected: list[Problem] = []
+    rejected: list[DocumentProblem] = []
     new = duplicates = read = 0
     waits = False
     for events in chunks:
@@ -503,7 +503,7 @@ def _prepared_chunk(
     first: int,
     behaviour: ErrorBehaviour,
     limits: CaptureLimits,
-    rejected: list[Problem],
+    rejected: list[DocumentProblem],
 ) -> PreparedDocument | None:
     """A chunk of a streamed document prepared as the document holding only its events, each
     located where it is in the whole; None under `proceed` if all its events were refused (their
@@ -525,28 +525,28 @@ def _prepared_chunk(
     return replace(prepared, positions=positions, rejected=shifted)
 
 
-def _shifted(problem: Problem, first: int) -> Problem:
+def _shifted(problem: DocumentProblem, first: int) -> DocumentProblem:
     """The problem of a chunk's event, located in the whole document."""
     found = _EVENT_LOCATION.match(problem.location)
     if found is None or not first:
         return problem
     index = int(found.group(1)) + first
-    return Problem(_location(index) + problem.location[found.end() :], problem.reason)
+    return DocumentProblem(_location(index) + problem.location[found.end() :], problem.reason)
 
 
 @dataclass
 class _Problems:
     """The problems found in a document's events, and which events (by prepared index) they are in."""
 
-    found: list[Problem] = field(default_factory=list)
+    found: list[DocumentProblem] = field(default_factory=list)
     events: set[int] = field(default_factory=set)
 
     def add(self, index: int, location: str, reason: str) -> None:
-        self.found.append(Problem(location, reason))
+        self.found.append(DocumentProblem(location, reason))
         self.events.add(index)
 
 
-def _rejected_events(rejected: list[Problem]) -> dict[str, Any]:
+def _rejected_events(rejected: list[DocumentProblem]) -> dict[str, Any]:
     """A capture job's error (RFC 9457 fields) for the events `proceed` left out, each named."""
     events = [{"location": p.location, "reason": p.reason} for p in sorted(rejected, key=_document_order)]
     return {
@@ -558,7 +558,7 @@ def _rejected_events(rejected: list[Problem]) -> dict[str, Any]:
     }
 
 
-def _document_order(problem: Problem) -> tuple[int, str]:
+def _document_order(problem: DocumentProblem) -> tuple[int, str]:
     index = _event_index(problem.location)
     return (-1 if index is None else index, problem.location)
 
@@ -1073,15 +1073,19 @@ def sign_records(
     """
     stamps = VerificationStamps(vault.stamp_key, domain.separator)
     records = {r.id: r for r in queries.records_of_capture(session, job.id)}
-    problems: list[Problem] = []
+    problems: list[DocumentProblem] = []
     for record_id, signature in signatures.items():
         record = records.get(record_id)
         location = f"signatures[{record_id}]"
         if record is None or record.status != RecordStatus.UNSIGNED:
-            problems.append(Problem(location, "no record of this job awaits a signature under this id"))
+            problems.append(
+                DocumentProblem(location, "no record of this job awaits a signature under this id")
+            )
             continue
         if len(signature) != 65:
-            problems.append(Problem(location, f"a signature has 65 bytes (r, s, v), not {len(signature)}"))
+            problems.append(
+                DocumentProblem(location, f"a signature has 65 bytes (r, s, v), not {len(signature)}")
+            )
             continue
         r, s, v = signature[:32], int.from_bytes(signature[32:64], "big"), signature[64]
         recovery_id = v - 27 if v >= 27 else v
@@ -1089,7 +1093,7 @@ def sign_records(
         signed = SignedEvent(record.trace_event(), participant.address, r, vs)
         if recovery_id not in (0, 1) or recover_signer(domain.separator, signed) != participant.address:
             problems.append(
-                Problem(location, f"the signature is not {participant.address}'s over this record")
+                DocumentProblem(location, f"the signature is not {participant.address}'s over this record")
             )
             continue
         record.r, record.vs = r, vs

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tracechain.epcis.schema import Problem, validate_document
+from tracechain.epcis.schema import DocumentProblem, validate_document
 
 from .examples import EPCIS_CONTEXT, capture_documents, document_of, event, example, example_files, load, name
 
 SGTIN = "urn:epc:id:sgtin:0614141.107346.2017"
 
 
-def _problems_at(problems: list[Problem], location: str) -> list[Problem]:
+def _problems_at(problems: list[DocumentProblem], location: str) -> list[DocumentProblem]:
     return [problem for problem in problems if problem.location == location]
 
 
@@ -41,39 +41,43 @@ def test_missing_event_time_is_named_at_the_field() -> None:
     shipping = _shipping()
     del shipping["eventTime"]
     problems = validate_document(document_of(shipping))
-    assert problems == [Problem("epcisBody.eventList[0].eventTime", "is required but missing")]
+    assert problems == [DocumentProblem("epcisBody.eventList[0].eventTime", "is required but missing")]
 
 
 def test_bad_action_is_named_once_with_the_allowed_values() -> None:
     problems = validate_document(document_of(event(epcList=[SGTIN], action="MOVE")))
     assert problems == [
-        Problem("epcisBody.eventList[0].action", "must be one of OBSERVE, ADD, DELETE (got 'MOVE')")
+        DocumentProblem("epcisBody.eventList[0].action", "must be one of OBSERVE, ADD, DELETE (got 'MOVE')")
     ]
 
 
 def test_wrong_json_type_is_named_at_the_field() -> None:
     problems = validate_document(document_of(event(epcList=SGTIN)))
     assert _problems_at(problems, "epcisBody.eventList[0].epcList") == [
-        Problem("epcisBody.eventList[0].epcList", "must be a list, not a string")
+        DocumentProblem("epcisBody.eventList[0].epcList", "must be a list, not a string")
     ]
 
 
 def test_event_time_that_is_not_a_date_time_is_a_problem() -> None:
     problems = validate_document(document_of(event(epcList=[SGTIN], eventTime="yesterday")))
-    assert problems == [Problem("epcisBody.eventList[0].eventTime", "'yesterday' is not a valid date-time")]
+    assert problems == [
+        DocumentProblem("epcisBody.eventList[0].eventTime", "'yesterday' is not a valid date-time")
+    ]
 
 
 def test_time_zone_offset_problem_shows_the_expected_form() -> None:
     problems = validate_document(document_of(event(epcList=[SGTIN], eventTimeZoneOffset="+8")))
     assert problems == [
-        Problem("epcisBody.eventList[0].eventTimeZoneOffset", "'+8' is not a UTC offset such as +02:00")
+        DocumentProblem(
+            "epcisBody.eventList[0].eventTimeZoneOffset", "'+8' is not a UTC offset such as +02:00"
+        )
     ]
 
 
 def test_object_event_naming_nothing_lists_what_it_needs() -> None:
     problems = validate_document(document_of(event(bizStep="shipping")))
     assert problems == [
-        Problem(
+        DocumentProblem(
             "epcisBody.eventList[0]", "needs epcList, or quantityList, or sensorElementList and readPoint"
         )
     ]
@@ -82,7 +86,7 @@ def test_object_event_naming_nothing_lists_what_it_needs() -> None:
 def test_field_without_namespace_is_named() -> None:
     problems = validate_document(document_of(event(epcList=[SGTIN], myField="x")))
     assert problems == [
-        Problem(
+        DocumentProblem(
             "epcisBody.eventList[0].myField",
             "is not a field of ObjectEvent; extension fields need a namespace prefix (example:myField)",
         )
@@ -103,7 +107,9 @@ def test_every_problem_is_reported_in_document_order() -> None:
 
 
 def test_document_that_is_not_an_object_is_one_problem() -> None:
-    assert validate_document([_shipping()]) == [Problem("document", "must be a JSON object, not a list")]
+    assert validate_document([_shipping()]) == [
+        DocumentProblem("document", "must be a JSON object, not a list")
+    ]
 
 
 def test_empty_object_names_every_missing_document_field() -> None:
@@ -246,7 +252,7 @@ def test_an_inline_attribute_in_both_metadata_and_a_report_is_refused(name: str,
     assert validate_document(document_of(_sensor_event({}, {name: value}))) == []
     problems = validate_document(document_of(_sensor_event({name: value}, {name: value})))
     assert problems == [
-        Problem(
+        DocumentProblem(
             f"epcisBody.eventList[0].sensorElementList[0].sensorReport[0].{name}",
             f"is also given in the element's sensorMetadata; give {name} in one of them",
         )
@@ -258,7 +264,7 @@ def test_a_sensor_element_without_a_report_is_refused() -> None:
     element = event(epcList=[SGTIN], sensorElementList=[{"sensorMetadata": {"time": "2024-05-01T01:00:00Z"}}])
     problems = validate_document(document_of(element))
     assert problems == [
-        Problem("epcisBody.eventList[0].sensorElementList[0].sensorReport", "is required but missing")
+        DocumentProblem("epcisBody.eventList[0].sensorElementList[0].sensorReport", "is required but missing")
     ]
 
 

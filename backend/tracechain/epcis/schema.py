@@ -2,11 +2,11 @@
 
 The schema (draft-07) ships in `data/` with the package and is compiled once, twice in fact: by
 jsonschema-rs, which decides quickly whether a document is valid, and by jsonschema, which explains
-the problems of one that is not. Its errors are
-turned into :class:`Problem` s a capturing client can act on: where (`epcisBody.eventList[0].eventTime`)
-and what, in a sentence. The schema states most alternatives as `anyOf`/`oneOf`, whose raw errors
-list every branch that did not match; only the most specific error of each is kept
-(`jsonschema.exceptions.best_match`), and none at all where a plainer error already names the field.
+the problems of one that is not. Its errors are turned into `DocumentProblem`s a capturing client
+can act on: where (`epcisBody.eventList[0].eventTime`) and what, in a sentence. The schema states
+most alternatives as `anyOf`/`oneOf`, whose raw errors list every branch that did not match; only
+the most specific error of each is kept (`jsonschema.exceptions.best_match`), and none at all where
+a plainer error already names the field.
 
 Beyond the schema, a document may only name the EPCIS 2.0 context URLs the hash generator bundles:
 JSON-LD would otherwise fetch a named context from the network, and tracechain never fetches
@@ -48,7 +48,7 @@ _FORMS: Final = {
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
+class DocumentProblem:
     """One thing wrong with a document: where it is and, in a sentence, what."""
 
     location: str
@@ -89,16 +89,16 @@ _VALIDATOR: Final = Draft7Validator(_SCHEMA, format_checker=Draft7Validator.FORM
 _FAST_VALIDATOR: Final = jsonschema_rs.Draft7Validator(_SCHEMA, validate_formats=True)
 
 
-def validate_document(document: Any) -> list[Problem]:
+def validate_document(document: Any) -> list[DocumentProblem]:
     """Every problem with an EPCIS document, in document order; an empty list means it is valid."""
     if not isinstance(document, dict):
-        return [Problem("document", f"must be a JSON object, not {_json_type(document)}")]
+        return [DocumentProblem("document", f"must be a JSON object, not {_json_type(document)}")]
     problems = list(_context_problems(document))
     if _FAST_VALIDATOR.is_valid(document):
         # Rules across fields read a document of the schema's shape; one that is not is refused anyway.
         return problems + list(_sensor_problems(document))
-    plain: list[Problem] = []
-    combined: list[Problem] = []
+    plain: list[DocumentProblem] = []
+    combined: list[DocumentProblem] = []
     for error in _VALIDATOR.iter_errors(document):
         if "propertyNames" in error.schema_path:
             plain.append(_unknown_field(error, document))
@@ -120,7 +120,7 @@ TRACECHAIN_NS: Final = "https://tracechain.dev/epcis#"
 TRACECHAIN_PREFIX: Final = "tracechain"
 
 
-def reserved_term_problems(document: Any) -> list[Problem]:
+def reserved_term_problems(document: Any) -> list[DocumentProblem]:
     """Where a document to capture speaks in tracechain's name: a field named with its prefix or
     namespace (a capturer's own `tracechain:hashId` or `tracechain:withheld` would be served as if
     tracechain had said it), or a context defining its prefix or mapping a term into its namespace
@@ -130,7 +130,7 @@ def reserved_term_problems(document: Any) -> list[Problem]:
         name = path[-1] if path else None
         if isinstance(name, str) and _in_our_namespace(name):
             found.append(
-                Problem(
+                DocumentProblem(
                     _location(path), "is a term of tracechain's own (it adds these to the events it serves)"
                 )
             )
@@ -143,7 +143,7 @@ def reserved_term_problems(document: Any) -> list[Problem]:
                 iri = meaning.get("@id") if isinstance(meaning, dict) else meaning
                 if term == TRACECHAIN_PREFIX or (isinstance(iri, str) and _reaches_our_namespace(iri)):
                     found.append(
-                        Problem(
+                        DocumentProblem(
                             _location((*where, term)),
                             f"defines a term in tracechain's namespace ({TRACECHAIN_PREFIX}: "
                             f"{TRACECHAIN_NS}), which names the terms tracechain adds to the events "
@@ -163,14 +163,14 @@ def _reaches_our_namespace(iri: str) -> bool:
     return bool(iri) and (iri.startswith(TRACECHAIN_NS) or TRACECHAIN_NS.startswith(iri))
 
 
-def _context_problems(document: dict[str, Any]) -> Iterator[Problem]:
+def _context_problems(document: dict[str, Any]) -> Iterator[DocumentProblem]:
     for path, value in _walk(document, ()):
         if path and path[-1] in ("@context", "@import"):
             entries = value if isinstance(value, list) else [value]
             for index, entry in enumerate(entries):
                 if isinstance(entry, str) and entry not in BUNDLED_CONTEXTS:
                     where = path + ((index,) if isinstance(value, list) else ())
-                    yield Problem(
+                    yield DocumentProblem(
                         _location(where),
                         f"names the remote JSON-LD context {entry!r}; remote contexts are never "
                         f"fetched, so use {EPCIS_CONTEXT} and put your own terms in an inline "
@@ -195,7 +195,7 @@ def _walk(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str |
 _SENSOR_INLINE_ATTRIBUTES: Final = ("dataProcessingMethod", "deviceID", "deviceMetadata", "rawData", "time")
 
 
-def _sensor_problems(document: dict[str, Any]) -> Iterator[Problem]:
+def _sensor_problems(document: dict[str, Any]) -> Iterator[DocumentProblem]:
     """A sensor time after its event's time (EPCIS 2.0 §7.3.5.5.1, M122); an inline attribute
     given in both an element's sensorMetadata and one of its sensorReports."""
     events = document.get("epcisBody", {}).get("eventList", [])
@@ -218,17 +218,19 @@ def _sensor_problems(document: dict[str, Any]) -> Iterator[Problem]:
                 if name in metadata:
                     for index, report in reports:
                         if name in report:
-                            yield Problem(
+                            yield DocumentProblem(
                                 _location((*at, "sensorReport", index, name)),
                                 f"is also given in the element's sensorMetadata; give {name} in one of them",
                             )
 
 
-def _sensor_time_problems(location: str, value: Any, event_time: datetime | None) -> Iterator[Problem]:
+def _sensor_time_problems(
+    location: str, value: Any, event_time: datetime | None
+) -> Iterator[DocumentProblem]:
     # A time without a UTC offset fails the schema's date-time format, which names it itself.
     time = _instant(value)
     if time is not None and event_time is not None and time > event_time:
-        yield Problem(
+        yield DocumentProblem(
             location,
             f"is after the event's eventTime {event_time.isoformat()}: a reading cannot follow its event",
         )
@@ -246,7 +248,7 @@ def _instant(value: Any) -> datetime | None:
 # ---------------------------------------------------------------- schema errors
 
 
-def _combinator_problem(error: ValidationError) -> Problem:
+def _combinator_problem(error: ValidationError) -> DocumentProblem:
     branches = list(error.context or ())
     if branches and all(b.validator == "required" and not b.relative_path for b in branches):
         # "epcList, or quantityList, or sensorElementList and readPoint"
@@ -254,18 +256,18 @@ def _combinator_problem(error: ValidationError) -> Problem:
         for branch in branches:
             needs.setdefault(branch.relative_schema_path[0], []).extend(_missing(branch))
         alternatives = [" and ".join(names) for names in needs.values() if names]
-        return Problem(_location(error.absolute_path), "needs " + ", or ".join(alternatives))
+        return DocumentProblem(_location(error.absolute_path), "needs " + ", or ".join(alternatives))
     deepest = best_match(branches) if branches else None
     return _problems(deepest)[0] if deepest is not None else _problems(error)[0]
 
 
-def _unknown_field(error: ValidationError, document: dict[str, Any]) -> Problem:
+def _unknown_field(error: ValidationError, document: dict[str, Any]) -> DocumentProblem:
     element: Any = document
     for part in error.absolute_path:
         element = element[part]
     kind = element.get("type") if isinstance(element, dict) else None
     where = f"a field of {kind}" if isinstance(kind, str) else "a field here"
-    return Problem(
+    return DocumentProblem(
         _location((*error.absolute_path, error.instance)),
         f"is not {where}; extension fields need a namespace prefix (example:myField)",
     )
@@ -276,11 +278,13 @@ def _missing(error: ValidationError) -> list[str]:
     return [str(name) for name in error.validator_value if name not in instance]
 
 
-def _problems(error: ValidationError) -> list[Problem]:
+def _problems(error: ValidationError) -> list[DocumentProblem]:
     path = tuple(error.absolute_path)
     kind, expected, value = error.validator, error.validator_value, error.instance
     if kind == "required":
-        return [Problem(_location((*path, name)), "is required but missing") for name in _missing(error)]
+        return [
+            DocumentProblem(_location((*path, name)), "is required but missing") for name in _missing(error)
+        ]
     location = _location(path)
     if kind == "enum":
         allowed = ", ".join(str(v) for v in expected) if len(expected) <= _ENUM_SHOWN else None
@@ -312,7 +316,7 @@ def _problems(error: ValidationError) -> list[Problem]:
         reason = "is not allowed here"
     else:
         reason = f"does not satisfy the EPCIS schema ({kind})"
-    return [Problem(location, reason)]
+    return [DocumentProblem(location, reason)]
 
 
 # ---------------------------------------------------------------- helpers
@@ -334,11 +338,11 @@ def _json_type(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _document_order(document: dict[str, Any]) -> Callable[[Problem], int]:
+def _document_order(document: dict[str, Any]) -> Callable[[DocumentProblem], int]:
     """Sort key: problems in the order their fields appear, a missing field with its parent."""
     order = {_location(path): index for index, (path, _) in enumerate(_walk(document, ()))}
 
-    def position(problem: Problem) -> int:
+    def position(problem: DocumentProblem) -> int:
         location = problem.location
         while location not in order and location:
             location = location[: max(location.rfind("."), location.rfind("["), 0)]

@@ -33,7 +33,7 @@ from typing import Any, Final
 
 from lxml import etree
 
-from tracechain.epcis.schema import TRACECHAIN_NS, TRACECHAIN_PREFIX, Problem
+from tracechain.epcis.schema import TRACECHAIN_NS, TRACECHAIN_PREFIX, DocumentProblem
 from tracechain.epcis.vocabulary import EPCIS_CONTEXT
 from tracechain.errors import TracechainError
 
@@ -133,7 +133,7 @@ _VALUE_PREFIX: Final = re.compile(r"^\s*([A-Za-z][\w.+-]*):")
 class InvalidXml(TracechainError):
     """An XML document that is not well-formed EPCIS 2.0 by GS1's XSD, or that has no JSON form."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[DocumentProblem]) -> None:
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems))
 
@@ -180,20 +180,22 @@ def parse(body: bytes, xsd: str = CAPTURE_XSD) -> etree._Element:
         tree = etree.fromstring(body, _parser()).getroottree()
     except etree.XMLSyntaxError as exc:
         line = exc.lineno or exc.position[0]
-        raise InvalidXml([Problem(f"line {line}", f"not well-formed XML: {exc.msg}")]) from exc
+        raise InvalidXml([DocumentProblem(f"line {line}", f"not well-formed XML: {exc.msg}")]) from exc
     if tree.docinfo.doctype:
         line = body[: body.find(b"<!DOCTYPE")].count(b"\n") + 1
         raise InvalidXml(
-            [Problem(f"line {line}", "a DOCTYPE is not allowed (EPCIS documents declare no DTD)")]
+            [DocumentProblem(f"line {line}", "a DOCTYPE is not allowed (EPCIS documents declare no DTD)")]
         )
     schema = _schema(xsd)
     if not schema.validate(tree):
-        problems = [Problem(f"line {error.line}", _readable(error.message)) for error in schema.error_log]
-        raise InvalidXml(problems or [Problem("document", "not valid by the EPCIS XSD")])
+        problems = [
+            DocumentProblem(f"line {error.line}", _readable(error.message)) for error in schema.error_log
+        ]
+        raise InvalidXml(problems or [DocumentProblem("document", "not valid by the EPCIS XSD")])
     return tree.getroot()
 
 
-def schema_problems(body: bytes, xsd: str = QUERY_XSD) -> list[Problem]:
+def schema_problems(body: bytes, xsd: str = QUERY_XSD) -> list[DocumentProblem]:
     """Every problem of an XML document by GS1's XSD (the query schema unless named); none if valid."""
     try:
         parse(body, xsd)
@@ -233,7 +235,7 @@ def query_document_from_xml(body: bytes) -> dict[str, Any]:
     root = _root(body, QUERY_XSD, EPCIS_QUERY_NS, "EPCISQueryDocument")
     results = root.find(f"EPCISBody/{{{EPCIS_QUERY_NS}}}QueryResults")
     if results is None:
-        raise InvalidXml([Problem(f"line {root.sourceline}", "no QueryResults in EPCISBody")])
+        raise InvalidXml([DocumentProblem(f"line {root.sourceline}", "no QueryResults in EPCISBody")])
     reader = _Reader(_value_prefixes(root))
     events = _events(reader, results.find("resultsBody/EventList"))
     query_results: dict[str, Any] = {"queryName": _text(results.find("queryName"))}
@@ -252,7 +254,7 @@ def _root(body: bytes, xsd: str, namespace: str, name: str) -> etree._Element:
     root = parse(body, xsd)
     if etree.QName(root).localname != name or etree.QName(root).namespace != namespace:
         raise InvalidXml(
-            [Problem(f"line {root.sourceline}", f"the root must be {name} of namespace {namespace}")]
+            [DocumentProblem(f"line {root.sourceline}", f"the root must be {name} of namespace {namespace}")]
         )
     return root
 
@@ -266,7 +268,7 @@ def _events(reader: _Reader, event_list: etree._Element | None) -> list[dict[str
         if kind not in _EVENT_FIELDS or etree.QName(element).namespace is not None:
             raise InvalidXml(
                 [
-                    Problem(
+                    DocumentProblem(
                         f"line {element.sourceline}", f"{kind}: not an EPCIS 2.0 event type tracechain reads"
                     )
                 ]
@@ -482,7 +484,11 @@ class _Reader:
         children (repeated children as arrays, text beside them as `#text`)."""
         if depth > MAX_DEPTH:
             raise InvalidXml(
-                [Problem(f"line {element.sourceline}", f"extensions nest deeper than {MAX_DEPTH} levels")]
+                [
+                    DocumentProblem(
+                        f"line {element.sourceline}", f"extensions nest deeper than {MAX_DEPTH} levels"
+                    )
+                ]
             )
         found: dict[str, Any] = {}
         for name, value in element.attrib.items():
@@ -542,7 +548,7 @@ def _number(element: etree._Element, text: str) -> int | float:
     if digits > MAX_NUMBER_DIGITS:
         raise InvalidXml(
             [
-                Problem(
+                DocumentProblem(
                     f"line {element.sourceline}",
                     f"a number of {digits} digits is longer than the {MAX_NUMBER_DIGITS} read here",
                 )
@@ -551,14 +557,16 @@ def _number(element: etree._Element, text: str) -> int | float:
     try:
         number = Decimal(text)
     except ArithmeticError as exc:
-        raise InvalidXml([Problem(f"line {element.sourceline}", f"{text!r} is not a number")]) from exc
+        raise InvalidXml(
+            [DocumentProblem(f"line {element.sourceline}", f"{text!r} is not a number")]
+        ) from exc
     if not number.is_finite():
-        raise InvalidXml([Problem(f"line {element.sourceline}", f"{text!r} has no JSON form")])
+        raise InvalidXml([DocumentProblem(f"line {element.sourceline}", f"{text!r} has no JSON form")])
     if number == number.to_integral_value() and re.fullmatch(r"[+-]?\d+", text):
         return int(number)
     value = float(number)
     if not math.isfinite(value):
-        raise InvalidXml([Problem(f"line {element.sourceline}", f"{text!r} is too large")])
+        raise InvalidXml([DocumentProblem(f"line {element.sourceline}", f"{text!r} is too large")])
     return value
 
 
@@ -650,7 +658,7 @@ class _Writer:
     def event(self, parent: etree._Element, event: Mapping[str, Any]) -> None:
         kind = str(event.get("type"))
         if kind not in _EVENT_FIELDS:
-            raise InvalidXml([Problem("event", f"{kind}: no EPCIS 2.0 XML event type")])
+            raise InvalidXml([DocumentProblem("event", f"{kind}: no EPCIS 2.0 XML event type")])
         element = etree.SubElement(parent, kind)
         for name in _EVENT_FIELDS[kind]:
             if name in event:
@@ -759,7 +767,7 @@ class _Writer:
 
     def _extension(self, parent: etree._Element, key: str, value: Any, depth: int = 1) -> None:
         if depth > MAX_DEPTH:
-            raise InvalidXml([Problem(key, f"extensions nest deeper than {MAX_DEPTH} levels")])
+            raise InvalidXml([DocumentProblem(key, f"extensions nest deeper than {MAX_DEPTH} levels")])
         if isinstance(value, list):
             for item in value:
                 self._extension(parent, key, item, depth)
