@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import func, select
 
-from tracechain.api.routes import capture as capture_route
+from tracechain.capture import intake as capture_intake
 from tracechain.chain.registry import Role
 from tracechain.chain.trace_event import ZERO_ADDRESS, subject_id
 from tracechain.epcis.builders import aggregation_event, object_event
@@ -141,7 +141,7 @@ def test_an_event_stored_by_a_concurrent_capture_is_recorded_once(
         api.capture(maker, [commissioning(), commissioning(OTHER_ITEM)])
     api.settle()
     before = count(api, Event)
-    stored_events, overtaken = capture_route._stored_events, []
+    stored_events, overtaken = capture_intake._stored_events, []
 
     def overtaken_once(*arguments: Any) -> Any:
         stored = stored_events(*arguments)
@@ -150,7 +150,7 @@ def test_an_event_stored_by_a_concurrent_capture_is_recorded_once(
             overtaken[0] = api.capture(maker, [event(ITEM)])
         return stored
 
-    monkeypatch.setattr(capture_route, "_stored_events", overtaken_once)
+    monkeypatch.setattr(capture_intake, "_stored_events", overtaken_once)
     response = api.capture(maker, [event(ITEM), event(OTHER_ITEM)])
     assert overtaken and overtaken[0].status_code == response.status_code == 202, response.text
     assert response.json()["eventCount"] == 1  # only the event the other capture had not stored

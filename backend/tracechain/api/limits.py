@@ -17,20 +17,11 @@ from typing import IO, Any, Final
 
 from starlette.requests import Request
 
-from tracechain.capture import CaptureLimitExceeded
-from tracechain.errors import TracechainError
-
-MAX_JSON_DEPTH: Final = 64
-"""EPCIS documents nest about ten levels deep (document, body, event list, event, sensor element,
-report, extension ...); extensions may add a few."""
+from tracechain.capture import MAX_JSON_DEPTH, CaptureLimitExceeded, InvalidJson
 
 _STRING: Final = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _INNERMOST_PAIR: Final = re.compile(rb"\[\]|\{\}")
 _NOT_BRACKETS: Final = bytes(set(range(256)) - set(b"[]{}"))
-
-
-class InvalidJson(TracechainError):
-    """A body that is not JSON."""
 
 
 def nests_deeper_than(body: bytes, depth: int) -> bool:

@@ -14,8 +14,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tracechain.api.limits import InvalidJson
-from tracechain.capture import CaptureLimitExceeded, DocumentRejected, InvalidSignatures
+from tracechain.capture import (
+    CaptureLimitExceeded,
+    ConcurrentCapture,
+    DocumentRejected,
+    InvalidJson,
+    InvalidSignatures,
+)
 from tracechain.epcis.identifiers import InvalidIdentifier
 from tracechain.epcis.query import InvalidQuery, QueryTooLarge
 from tracechain.epcis.xml import InvalidXml
@@ -104,6 +109,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ContractRevert)
     async def _revert(request: Request, exc: ContractRevert) -> JSONResponse:
         return problem_response(409, exc.error_name, str(exc), request.url.path)
+
+    @app.exception_handler(ConcurrentCapture)
+    async def _concurrent(request: Request, exc: ConcurrentCapture) -> JSONResponse:
+        return problem_response(409, "Conflict", str(exc), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections.abc import AsyncIterator
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import IO, Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tracechain.api.deps import ParticipantDep, ServicesDep, SessionDep, ViewerDep
 from tracechain.api.gs1_headers import Negotiated, discovery_headers
 from tracechain.api.limits import (
-    MAX_JSON_DEPTH,
-    InvalidJson,
     nests_deeper_than,
     parse_json,
     read_body,
@@ -30,24 +25,18 @@ from tracechain.api.limits import (
 from tracechain.api.paging import next_page, not_issued_here, paging_of
 from tracechain.api.problems import Problem
 from tracechain.capture import (
-    CHUNK_EVENTS,
-    CaptureInterrupted,
+    MAX_JSON_DEPTH,
     CaptureLimitExceeded,
-    DocumentRejected,
     ErrorBehaviour,
-    PreparedDocument,
-    StoredKey,
-    capture_document,
-    capture_in_chunks,
-    fail_streamed_job,
-    open_streamed_job,
-    prepare_document,
+    Submitted,
     sign_records,
-    unsigned_events,
+    signing_requests_of,
+    start_streamed,
+    submit,
 )
 from tracechain.chain.eip712 import Domain, typed_data
+from tracechain.chain.trace_event import TraceEvent
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
-from tracechain.epcis.stream import Outline, UnreadableDocument, event_chunks, read_outline
 from tracechain.epcis.xml import document_from_xml
 from tracechain.services import Services
 from tracechain.store import queries
@@ -107,17 +96,13 @@ class SignaturesCreate(BaseModel):
 
 def job_public(
     job: CaptureJob,
-    session: Session | None = None,
-    domain: Domain | None = None,
+    domain: Domain,
+    to_sign: Sequence[tuple[int, TraceEvent]] = (),
     progress: tuple[int, int] | None = None,
 ) -> CaptureJobPublic:
-    """`progress`: (events accepted, events in the document) of a streamed capture still running."""
-    requests = []
-    if session is not None and domain is not None and job.status == CaptureStatus.AWAITING_SIGNATURES:
-        requests = [
-            SigningRequest(record_id=record_id, typed_data=typed_data(domain, event))
-            for record_id, event in unsigned_events(queries.records_of_capture(session, job.id))
-        ]
+    """`to_sign`: the job's records awaiting its participant's signature (`signing_requests_of`);
+    `progress`: (events accepted, events in the document) of a streamed capture still running."""
+    requests = [SigningRequest(record_id=i, typed_data=typed_data(domain, event)) for i, event in to_sign]
     return CaptureJobPublic(
         signing_requests=requests,
         capture_id=job.id,
@@ -133,6 +118,10 @@ def job_public(
         events_accepted=progress[0] if progress and job.status == CaptureStatus.CAPTURING else None,
         events_total=progress[1] if progress and job.status == CaptureStatus.CAPTURING else None,
     )
+
+
+def submitted_public(submitted: Submitted, domain: Domain) -> CaptureJobPublic:
+    return job_public(submitted.job, domain, submitted.to_sign, submitted.progress)
 
 
 def capture_headers(services: Services) -> dict[str, str]:
@@ -206,19 +195,20 @@ async def capture(
     database query; then the caller is authenticated, before the body is read; the body is read
     only up to the size limit and refused if it nests deeper than an EPCIS document does, before
     it is parsed. A JSON body over TRACECHAIN_CAPTURE_STREAM_FROM_BYTES is spooled to disk and
-    captured after the answer, a chunk of events at a time (`_start_streamed`)."""
+    captured after the answer, a chunk of events at a time (`tracechain.capture.start_streamed`)."""
     behaviour = error_behaviour(request.headers.get(ERROR_BEHAVIOUR_HEADER))
     settings = services.settings
     body = await spool_body(request, settings.capture_max_bytes, settings.capture_stream_from_bytes)
     content_type = request.headers.get("content-type")
     if isinstance(body, bytes):
-        job = await run_in_threadpool(
-            lambda: _submit(services, participant, capture_body_document(body, content_type), behaviour)
+        submitted = await run_in_threadpool(
+            lambda: submit(services, participant, capture_body_document(body, content_type), behaviour)
         )
     else:
-        job = await run_in_threadpool(
+        submitted = await run_in_threadpool(
             lambda: _start_streamed(services, participant, body, content_type, behaviour)
         )
+    job = submitted_public(submitted, services.registry.domain)
     response.headers["Location"] = f"/capture/{job.capture_id}"
     response.headers.update(capture_headers(services))
     return job
@@ -257,9 +247,10 @@ async def capture_event(
     `GET /events/{id}` from then on."""
     body = await read_body(request, services.settings.capture_max_bytes)
     behaviour = error_behaviour(request.headers.get(ERROR_BEHAVIOUR_HEADER))
-    job = await run_in_threadpool(
-        lambda: _submit(services, participant, document_of_event(parse_json(body)), behaviour)
+    submitted = await run_in_threadpool(
+        lambda: submit(services, participant, document_of_event(parse_json(body)), behaviour)
     )
+    job = submitted_public(submitted, services.registry.domain)
     response.headers["Location"] = f"/capture/{job.capture_id}"
     return job
 
@@ -326,71 +317,6 @@ def error_behaviour(header: str | None) -> ErrorBehaviour:
         ) from None
 
 
-def submit_document(
-    services: Services, participant: Participant, document: dict[str, Any]
-) -> CaptureJobPublic:
-    """The one way events enter tracechain, for EPCIS capture and the plain API alike: after its
-    turn in the capture queue (503 when it is full)."""
-    with services.capture_admission():
-        return _submit(services, participant, document)
-
-
-def _submit(
-    services: Services,
-    participant: Participant,
-    document: Any,
-    behaviour: ErrorBehaviour = ErrorBehaviour.ROLLBACK,
-) -> CaptureJobPublic:
-    services.capture_limits.check(document)
-    # What needs no lock: schema, hashes, effects, and which events are stored already. Stored
-    # events stay stored, so that answer can only miss events a capture stored meanwhile; taken for
-    # new, those are refused by the insert (IntegrityError) or by custody (commissioned twice),
-    # and the capture runs again, reading them inside the lock.
-    with services.preparing:
-        prepared = prepare_document(document, behaviour)
-        stored = _stored_events(services, participant, prepared)
-    return services.captures.run(
-        lambda session: _capture(session, services, participant, prepared, stored), len(prepared.events)
-    )
-
-
-def _stored_events(
-    services: Services, participant: Participant, prepared: PreparedDocument
-) -> set[StoredKey]:
-    with services.sessions() as session:
-        return queries.events_captured_by(session, set(prepared.hash_ids), participant.address)
-
-
-def _capture(
-    session: Session,
-    services: Services,
-    participant: Participant,
-    prepared: PreparedDocument,
-    stored: set[StoredKey],
-) -> CaptureJobPublic:
-    """The capture, in the transaction of its group (`group_commit`), after the captures before it.
-
-    `stored` was read before the capture lock: a capture since (of this group or before it) may
-    have stored some of these events, which then makes the insert fail (IntegrityError) or custody
-    refuse (commissioned twice). Either way that attempt's savepoint is rolled back and it runs
-    again, reading which events are stored inside the lock, where the answer is final."""
-    domain = services.registry.domain
-    try:
-        with session.begin_nested():
-            result = capture_document(session, participant, prepared, services.vault, domain, stored)
-            return job_public(result.job, session, domain)
-    except DocumentRejected:
-        if queries.events_captured_by(session, set(prepared.hash_ids), participant.address) == stored:
-            raise  # refused for what it says, not for what was stored meanwhile
-    except IntegrityError:
-        pass
-    try:
-        result = capture_document(session, participant, prepared, services.vault, domain, None)
-        return job_public(result.job, session, domain)
-    except IntegrityError as exc:
-        raise Problem(409, "Conflict", "a concurrent capture touched the same events; send it again") from exc
-
-
 # ---------------------------------------------------------------- big documents, streamed
 
 
@@ -400,13 +326,7 @@ def _start_streamed(
     spool: IO[bytes],
     content_type: str | None,
     behaviour: ErrorBehaviour,
-) -> CaptureJobPublic:
-    """Read the spooled document's outline (everything but its events: a document that is not
-    JSON, nests too deep or holds too many events is answered as `/capture` answers it), open its
-    job, and capture it in a thread of its own; the job answers at once, `capturing`, and
-    `GET /capture/{id}` follows its progress. The thread holds a place in the capture queue until
-    it is done, as a waiting capture does."""
-    handed_on = False
+) -> Submitted:
     try:
         if (content_type or "").split(";")[0].strip().lower() in XML_CAPTURE_TYPES:
             raise CaptureLimitExceeded(
@@ -415,109 +335,10 @@ def _start_streamed(
                 None,
                 "TRACECHAIN_CAPTURE_STREAM_FROM_BYTES",
             )
-        try:
-            outline = read_outline(spool, MAX_JSON_DEPTH)
-        except UnreadableDocument as exc:
-            if exc.too_deep:
-                raise CaptureLimitExceeded("how deep a document nests", MAX_JSON_DEPTH, None, None) from exc
-            raise InvalidJson(str(exc)) from exc
-        limits = services.capture_limits
-        if outline.event_count > limits.max_events:
-            raise CaptureLimitExceeded(
-                "the events of a document",
-                limits.max_events,
-                outline.event_count,
-                "TRACECHAIN_CAPTURE_MAX_EVENTS",
-            )
-        if (
-            not isinstance((outline.shell.get("epcisBody") or {}).get("eventList"), list)
-            or not outline.event_count
-        ):
-            return _submit(services, participant, outline.shell, behaviour)  # no event list to stream
-        admission = services.capture_admission(0)  # a place, no bytes: its body is on disk
-        admission.__enter__()  # held by the capture's thread from now on
-        try:
-            with services.sessions() as session, session.begin():
-                job = open_streamed_job(session, participant, behaviour)
-            services.capture_progress[job.id] = (0, outline.event_count)
-            thread = threading.Thread(
-                target=_capture_streamed,
-                args=(services, participant.id, job.id, spool, outline, behaviour, admission),
-                name=f"capture-{job.id}",
-                daemon=True,
-            )
-            thread.start()
-        except BaseException:
-            admission.__exit__(None, None, None)
-            raise
-        handed_on = True
-        return job_public(job, progress=services.capture_progress.get(job.id))
-    finally:
-        if not handed_on:
-            spool.close()
-
-
-def _capture_streamed(
-    services: Services,
-    participant_id: str,
-    job_id: str,
-    spool: IO[bytes],
-    outline: Outline,
-    behaviour: ErrorBehaviour,
-    admission: AbstractContextManager[None],
-) -> None:
-    """The capture of a spooled document, in one transaction under the capture lock; a refusal, or
-    anything else that stops it, rolls it all back and fails the job, saying why."""
-    total = outline.event_count
-
-    def accepted(read: int) -> None:
-        services.capture_progress[job_id] = (read, total)
-
-    try:
-        with services.capturing() as session:
-            participant = session.get(Participant, participant_id)
-            assert participant is not None, "participants are never deleted"
-            capture_in_chunks(
-                session,
-                participant,
-                job_id,
-                outline.shell,
-                event_chunks(spool, CHUNK_EVENTS),
-                behaviour,
-                services.vault,
-                services.registry.domain,
-                services.capture_limits,
-                accepted,
-            )
-    except DocumentRejected as exc:
-        _fail(services, job_id, 400, "EPCIS document rejected", str(exc), exc.problems)
-    except CaptureLimitExceeded as exc:
-        _fail(services, job_id, 413, "Capture limit exceeded", str(exc), [])
-    except CaptureInterrupted:
-        log.warning("streamed capture %s was marked failed while it ran; rolled back", job_id)
-    except Exception as exc:  # the thread's last word: the job must not stay `capturing`
-        log.exception("streamed capture %s failed", job_id)
-        _fail(services, job_id, 500, "Capture failed", f"{type(exc).__name__}: {exc}", [])
-    finally:
+        return start_streamed(services, participant, spool, behaviour)
+    except BaseException:
         spool.close()
-        services.capture_progress.pop(job_id, None)
-        admission.__exit__(None, None, None)
-
-
-def _fail(
-    services: Services, job_id: str, status_code: int, title: str, detail: str, problems: list[Any]
-) -> None:
-    """The job failed: nothing of its document was stored (its transaction rolled back)."""
-    errors: dict[str, Any] = {
-        "type": "epcisException:ValidationException" if status_code == 400 else "about:blank",
-        "title": title,
-        "status": status_code,
-        "detail": detail[:2000],
-    }
-    if problems:
-        errors["errors"] = [{"location": p.location, "reason": p.reason} for p in problems]
-    with services.sessions() as session, session.begin():
-        fail_streamed_job(session, job_id, errors)
+        raise
 
 
 _DEFAULT_JOBS_PER_PAGE: Final = 30
@@ -546,7 +367,7 @@ def capture_jobs(
         next_page(request, response, per_page, [page[-1].created_at.isoformat(), page[-1].id])
     domain = services.registry.domain
     progress = services.capture_progress
-    return [job_public(job, session, domain, progress.get(job.id)) for job in page]
+    return [job_public(job, domain, signing_requests_of(session, job), progress.get(job.id)) for job in page]
 
 
 def _own_job(session: Session, capture_id: str, participant: Participant) -> CaptureJob:
@@ -564,7 +385,8 @@ def capture_job(
     job = session.get(CaptureJob, capture_id)
     if job is None or not (viewer.admin or job.participant_id == viewer.participant_id):
         raise Problem(404, "Not Found", f"no capture job {capture_id} of yours")
-    return job_public(job, session, services.registry.domain, services.capture_progress.get(job.id))
+    domain = services.registry.domain
+    return job_public(job, domain, signing_requests_of(session, job), services.capture_progress.get(job.id))
 
 
 @router.post(
@@ -581,5 +403,6 @@ def submit_signatures(
     post the signatures here; once all are in, the events are queued for the chain."""
     job = _own_job(session, capture_id, participant)
     signatures = {item.record_id: bytes.fromhex(item.signature[2:]) for item in body.signatures}
-    sign_records(session, job, participant, signatures, services.registry.domain, services.vault)
-    return job_public(job, session, services.registry.domain)
+    domain = services.registry.domain
+    sign_records(session, job, participant, signatures, domain, services.vault)
+    return job_public(job, domain, signing_requests_of(session, job))

@@ -11,10 +11,12 @@ from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, Field, model_validator
 
 from tracechain.api.deps import ParticipantDep, ServicesDep
-from tracechain.api.routes.capture import CaptureJobPublic, submit_document
+from tracechain.api.routes.capture import CaptureJobPublic, submitted_public
+from tracechain.capture import Submitted, submit_document
 from tracechain.epcis.builders import object_event, sensor_event
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
 from tracechain.epcis.identifiers import canonical_epc
+from tracechain.services import Services
 
 router = APIRouter(prefix="/products", tags=["products"])
 
@@ -68,7 +70,9 @@ def document(*events: dict[str, object]) -> dict[str, object]:
     }
 
 
-def accepted(job: CaptureJobPublic, response: Response) -> CaptureJobPublic:
+def accepted(services: Services, submitted: Submitted, response: Response) -> CaptureJobPublic:
+    """The capture job of an event of the plain API, as `POST /capture` answers it."""
+    job = submitted_public(submitted, services.registry.domain)
     response.headers["Location"] = f"/capture/{job.capture_id}"
     return job
 
@@ -96,7 +100,7 @@ def register_product(
         at=body.when(),
         location=body.location,
     )
-    return accepted(submit_document(services, participant, document(event)), response)
+    return accepted(services, submit_document(services, participant, document(event)), response)
 
 
 @post_accepted(router, "/{epc:path}/sale")
@@ -111,7 +115,7 @@ def sell(
         at=body.when(),
         location=body.location,
     )
-    return accepted(submit_document(services, participant, document(event)), response)
+    return accepted(services, submit_document(services, participant, document(event)), response)
 
 
 RECALL_NS: Final = "https://tracechain.dev/recall#"
@@ -136,7 +140,7 @@ def recall(
         # the recaller's words, so not in tracechain's own namespace, which names what it adds
         # to the events it serves (epcis.schema.TRACECHAIN_NS)
         recall_document["@context"] = [EPCIS_CONTEXT, {"recall": RECALL_NS}]
-    return accepted(submit_document(services, participant, recall_document), response)
+    return accepted(services, submit_document(services, participant, recall_document), response)
 
 
 @post_accepted(router, "/{epc:path}/sensor-readings")
@@ -158,4 +162,4 @@ def report_sensor_reading(
         maximum=body.maximum,
         location=body.location,
     )
-    return accepted(submit_document(services, participant, document(event)), response)
+    return accepted(services, submit_document(services, participant, document(event)), response)

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Response
 from pydantic import Field
 
 from tracechain.api.deps import ParticipantDep, ServicesDep
-from tracechain.api.routes.capture import CaptureJobPublic, submit_document
+from tracechain.api.routes.capture import CaptureJobPublic
 from tracechain.api.routes.products import EpcPath, EventDetails, accepted, document, post_accepted
+from tracechain.capture import submit_document
 from tracechain.epcis.builders import aggregation_event, object_event
 from tracechain.epcis.identifiers import canonical_epc
 
@@ -47,7 +48,7 @@ def ship(
             destination=canonical_epc(body.destination),
         )
     )
-    return accepted(submit_document(services, participant, document(*events)), response)
+    return accepted(services, submit_document(services, participant, document(*events)), response)
 
 
 @post_accepted(router, "/{sscc:path}/receipt")
@@ -62,7 +63,7 @@ def receive(
         at=body.when(),
         location=body.location,
     )
-    return accepted(submit_document(services, participant, document(event)), response)
+    return accepted(services, submit_document(services, participant, document(event)), response)
 
 
 @post_accepted(router, "/{sscc:path}/clearance")
@@ -81,4 +82,4 @@ def clear_customs(
         at=body.when(),
         location=body.location,
     )
-    return accepted(submit_document(services, participant, document(event)), response)
+    return accepted(services, submit_document(services, participant, document(event)), response)
