@@ -1,4 +1,4 @@
-"""GS1 EPCIS 2.0, the standard-facing part of tracechain: pure functions, no chain, store or HTTP.
+"""GS1 EPCIS 2.0, the standard-facing part of tracechain: pure functions, no node, database or HTTP.
 
 - `schema`: validate capture documents against GS1's JSON schema, with readable problems.
 - `identifiers`: EPC URNs and GS1 Digital Links in one canonical form (the subject's name on chain).
