@@ -30,7 +30,8 @@ class Block:
 
 @dataclass
 class Chain:
-    """A connected chain and the account that pays for tracechain's transactions on it."""
+    """A connected chain and its relayer: the account that signs and pays for the service's own
+    transactions on it (a participant's acts go out from the participant's account)."""
 
     w3: Web3
     mode: ChainMode

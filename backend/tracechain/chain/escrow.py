@@ -4,7 +4,7 @@ ERC-20 tokens its orders pay in.
 Calls that the contract accepts only from one party (creating, accepting and funding an order,
 reclaiming, disputing, resolving) take that party's LocalAccount and go out through `transact_as`;
 releases, penalties and ending a lapsed dispute are open to anyone and go out from the relayer unless
-a sender is given.
+a sender is given, or are built unsent (`release_call` ...) for the relayer's outbox.
 """
 
 from __future__ import annotations

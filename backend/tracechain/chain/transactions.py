@@ -1,5 +1,6 @@
 """Sends contract transactions signed by the relayer (or by a participant) and turns reverts into
-tracechain exceptions."""
+tracechain exceptions; and what the outbox (submission.py), which signs the relayer's transactions
+itself, asks of the node: fees, nonces, broadcasting, receipts."""
 
 from __future__ import annotations
 
