@@ -45,7 +45,7 @@ class Indexer:
     ) -> None:
         self.sessions = sessions
         self.registry = registry
-        self.w3 = registry.chain.w3
+        self.chain = registry.chain
         self.confirmations = confirmations
         self.start_block = start_block
         self.guard = guard
@@ -58,7 +58,7 @@ class Indexer:
             self.guard.verify()  # now and then: a node swapped while running
         with transaction(self.sessions) as session:
             next_block = self._resume_point(session)
-            tip = self.w3.eth.block_number
+            tip = self.chain.tip()
             safe = tip - self.confirmations
             if safe < next_block:
                 self._mine_if_idle(session, tip)
@@ -86,8 +86,8 @@ class Indexer:
             queries.confirm_records(session, confirmations)
             confirmed += len(confirmations)
             confirmed += self._confirm_anchored(session, next_block, to_block, capture_ids)
-            block = self.w3.eth.get_block(to_block)
-            session.add(IndexedBlock(number=to_block, hash=HexBytes(block["hash"]).to_0x_hex()))
+            block = self.chain.block(to_block)
+            session.add(IndexedBlock(number=to_block, hash=block.hash))
             queries.forget_blocks_before(session, to_block - KEPT_BLOCKS)
             queries.complete_jobs(session, capture_ids, datetime.now(UTC))
             queries.feed_confirmed_events(session, capture_ids, datetime.now(UTC))  # subscriptions'
@@ -123,14 +123,14 @@ class Indexer:
         if tip != seen_tip:
             self._tip_seen = (tip, time.monotonic())
         elif time.monotonic() - since > IDLE_MINE_S and queries.records_awaiting_confirmation(session):
-            mine_a_block(self.registry.chain)
+            mine_a_block(self.chain)
 
     def _resume_point(self, session: Session) -> int:
         """The first block not yet indexed, after undoing anything a reorganisation replaced."""
         last = queries.last_indexed_block(session)
         while last is not None:
-            on_chain = self.w3.eth.get_block(last.number) if last.number <= self.w3.eth.block_number else None
-            if on_chain is not None and HexBytes(on_chain["hash"]).to_0x_hex() == last.hash:
+            on_chain = self.chain.block(last.number) if last.number <= self.chain.tip() else None
+            if on_chain is not None and on_chain.hash == last.hash:
                 return last.number + 1
             if self.guard is not None:
                 self.guard.verify(force=True)  # WrongChain: undo nothing on another chain

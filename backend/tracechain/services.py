@@ -144,7 +144,7 @@ class Services:
                 sessions,
                 registry,
                 settings.confirmations,
-                start_block=chain.w3.eth.block_number,
+                start_block=chain.tip(),
                 guard=guard,
                 mine_when_idle=chain.mode is ChainMode.ANVIL,
             ),
@@ -323,7 +323,7 @@ def _registry_on_the_remembered_chain(
     """The registry of the chain the database remembers, after checking the node serves that chain
     (WrongChain otherwise); for a database never served, the data folder's registry or a new one,
     which the database then remembers."""
-    url = str(getattr(chain.w3.provider, "endpoint_uri", None) or "the in-process chain")
+    url = chain.endpoint or "the in-process chain"
     try:
         with sessions() as session:
             remembered = queries.chain_identity(session)

@@ -45,7 +45,7 @@ from tracechain.chain.escrow import (
     TradeEscrow,
 )
 from tracechain.chain.escrow import Order as ChainOrder
-from tracechain.chain.transactions import GAS_ALLOWANCE, call, needs_gas
+from tracechain.chain.transactions import GAS_ALLOWANCE, needs_gas
 from tracechain.errors import TracechainError
 from tracechain.keys import KeyVault
 from tracechain.store.models import Batch, BatchStatus, Order, Participant
@@ -96,8 +96,8 @@ class Settlement:
     _last_block: int = -1
 
     def __post_init__(self) -> None:
-        self.symbol = str(call(self.token.contract.functions.symbol()))
-        self.decimals = int(call(self.token.contract.functions.decimals()))
+        self.symbol = self.token.symbol()
+        self.decimals = self.token.decimals()
 
     # ---------------------------------------------------------------- amounts
 
@@ -212,7 +212,7 @@ class Settlement:
 
     def faucet(self, participant: Participant, units: int) -> None:
         """Demo stablecoin only: mint to the participant, sent by the relayer through the outbox."""
-        fn = self.token.contract.functions.faucet(participant.address, units)
+        fn = self.token.faucet_call(participant.address, units)
         self.submitter.send_and_wait(lambda session: self.submitter.prepare_call(session, fn, gas=100_000))
 
     def balance_of(self, participant: Participant) -> int:
@@ -241,8 +241,8 @@ class Settlement:
         blocks: a dispute's end too is read against the latest block's time) or a transaction of its
         own was still in flight last time. Returns the transactions it queued.
         """
-        latest = self.chain.w3.eth.get_block("latest")
-        block, now = int(latest["number"]), int(latest["timestamp"])
+        latest = self.chain.block("latest")
+        block, now = latest.number, latest.timestamp
         if block == self._last_block:
             return 0
         queued, waiting = 0, False
@@ -271,9 +271,8 @@ class Settlement:
     def _next_step(self, row: Order, order: ChainOrder, now: int) -> ContractFunction | None:
         """The next transaction the order is due, if any; `now` is the latest block's time (the next
         block is stamped no earlier)."""
-        functions = self.escrow.contract.functions
         if order.state is OrderState.DISPUTED and now >= order.dispute_ends_at:
-            return functions.endDispute(row.order_id)
+            return self.escrow.end_dispute_call(row.order_id)
         if order.state is not OrderState.FUNDED:
             return None
         penalty_bps = (order.terms.excursion_penalty_bps, order.terms.recall_penalty_bps)
@@ -283,14 +282,14 @@ class Settlement:
                 and not order.penalties_applied[penalty]
                 and self.escrow.penalty_triggered(row.order_id, penalty)
             ):
-                return functions.applyPenalty(row.order_id, int(penalty))
+                return self.escrow.apply_penalty_call(row.order_id, penalty)
         for milestone in Milestone:
             if (
                 order.terms.milestone_bps[milestone]
                 and not order.released[milestone]
                 and self.escrow.milestone_reached(row.order_id, milestone)
             ):
-                return functions.release(row.order_id, int(milestone))
+                return self.escrow.release_call(row.order_id, milestone)
         return None
 
 

@@ -1,8 +1,13 @@
-"""The relayer's transactions: an outbox in the database.
+"""The relayer's transactions while the service runs: an outbox in the database.
+
+What the relayer sends as the service starts (contract deployments, the anchorer's role) goes out
+directly through `chain.transactions`, before the outbox runs; participants' own transactions
+(settlement.py) are signed with their keys and sent at once, never through here.
 
 A transaction is signed and stored (with its nonce and hash) in the same database transaction that
 marks its records as sent, and only then broadcast. Nonces are allocated here, from the outbox
-itself, never by asking the node for a pending count that other senders could race.
+itself (or from the node's count of mined transactions, when transactions sent outside the outbox
+used more), never from the node's pending count, which other senders could race.
 
 Invariant: every transaction in the outbox is followed until it is final, whatever it carries
 (records, a role grant, a settlement payment, gas money):
@@ -38,7 +43,7 @@ from tracechain.chain.identity import IdentityGuard
 from tracechain.chain.merkle import MerkleTree, leaf_of
 from tracechain.chain.registry import TraceRegistry
 from tracechain.chain.trace_event import OBSERVATION_KINDS
-from tracechain.chain.transactions import mined
+from tracechain.chain.transactions import broadcast, current_fees, mined, next_nonce, wait_for_receipt
 from tracechain.errors import ChainError
 from tracechain.recovery import Recovery
 from tracechain.store import queries
@@ -134,7 +139,7 @@ class Submitter:
             batch = prepare(session)
             tx_hash, raw_tx = batch.tx_hash, batch.raw_tx
         self._broadcast(tx_hash, raw_tx)
-        receipt = self.chain.w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=timeout)
+        receipt = wait_for_receipt(self.chain, tx_hash, timeout)
         if receipt["status"] != 1:
             raise ChainError(f"relayer transaction {tx_hash} failed")
         return receipt
@@ -166,20 +171,20 @@ class Submitter:
         return batch
 
     def _params(self, nonce: int) -> TxParams:
-        gas_price = self.chain.w3.eth.gas_price
+        fees = current_fees(self.chain)
         return {
             "from": self.chain.relayer.address,
             "chainId": self.chain.chain_id,
             "nonce": Nonce(nonce),
-            "maxFeePerGas": Wei(gas_price * 2),
-            "maxPriorityFeePerGas": Wei(min(gas_price, 10**9)),
+            "maxFeePerGas": fees.max_fee,
+            "maxPriorityFeePerGas": fees.priority_fee,
         }
 
     def _next_nonce(self, session: Session) -> int:
         sender = self.chain.relayer.address
         stored = queries.highest_nonce(session, sender)
         # The chain's count wins when transactions were sent outside the outbox (the deployment).
-        on_chain = self.chain.w3.eth.get_transaction_count(sender)
+        on_chain = next_nonce(self.chain, sender)
         return max(-1 if stored is None else stored, on_chain - 1) + 1
 
     def prepare_records(self, session: Session, records: Sequence[ChainRecord]) -> list[Batch]:
@@ -210,14 +215,16 @@ class Submitter:
         """A transaction asking for more gas than a block holds is refused outright (200 records x
         GAS_PER_RECORD exceed anvil's 30M), so the bound is capped there: real batches use far less."""
         if self._gas_cap is None:
-            self._gas_cap = int(self.chain.w3.eth.get_block("latest")["gasLimit"])
+            self._gas_cap = self.chain.block("latest").gas_limit
         return self._gas_cap
 
     def _prepare_anchor(self, session: Session, records: Sequence[ChainRecord]) -> Batch:
         separator = self.registry.domain.separator
         tree = MerkleTree.build([leaf_of(separator, record.signed_event()) for record in records])
-        fn = self.registry.contract.functions.anchor(tree.root, len(records))
-        batch = self.prepare_call(session, fn, gas=GAS_ANCHOR)
+        data = self.registry.anchor_calldata(tree.root, len(records))
+        batch = self._prepare(
+            session, lambda params: {**params, "to": self.registry.address, "data": data, "gas": GAS_ANCHOR}
+        )
         for index, record in enumerate(records):
             record.batch_id, record.status = batch.id, RecordStatus.SENT
             record.anchor_root = tree.root
@@ -257,11 +264,11 @@ class Submitter:
             unfinished = queries.unfinished_batches(session)
             if not unfinished:
                 return refused  # an idle outbox asks the node nothing
-            tip = self.chain.w3.eth.block_number
+            tip = self.chain.tip()
             recheck_mined = self._recheck_due(tip)
             relayer = self.chain.relayer.address
-            used_nonces = self.chain.w3.eth.get_transaction_count(relayer)
-            held_nonces = self.chain.w3.eth.get_transaction_count(relayer, "pending")
+            used_nonces = next_nonce(self.chain, relayer)
+            held_nonces = next_nonce(self.chain, relayer, pending=True)
             for batch in unfinished:
                 if batch.status == BatchStatus.MINED and not recheck_mined:
                     continue
@@ -350,10 +357,10 @@ class Submitter:
         waiting = queries.lowest_unmined_nonce(session, sender)
         if waiting is None:
             return
-        next_nonce = self.chain.w3.eth.get_transaction_count(sender)
-        if waiting <= next_nonce:
+        awaited = next_nonce(self.chain, sender)
+        if waiting <= awaited:
             return
-        holder = queries.batch_with_nonce(session, sender, next_nonce)
+        holder = queries.batch_with_nonce(session, sender, awaited)
         if holder is not None and holder.status in (BatchStatus.FAILED, BatchStatus.REPLACED):
             # Its nonce was used when it was settled, and is free again: the block that held the
             # transaction left the chain. The same bytes take it back (a refused call is refused
@@ -361,9 +368,9 @@ class Submitter:
             log.warning(
                 "nonce %d is free again (transaction %s left the chain) and held back %d later ones;"
                 " sending it again",
-                next_nonce,
+                awaited,
                 holder.tx_hash,
-                waiting - next_nonce,
+                waiting - awaited,
             )
             holder.status = BatchStatus.PREPARED
             self._broadcast(holder.tx_hash, holder.raw_tx)
@@ -372,18 +379,18 @@ class Submitter:
             return
         with self._nonce_lock:
             hold(session, SharedLock.OUTBOX)
-            gap = {**self._params(next_nonce), "to": sender, "value": Wei(0), "gas": 21_000}
-            filler = self._store_signed(session, gap, next_nonce)  # type: ignore[arg-type]
+            gap = {**self._params(awaited), "to": sender, "value": Wei(0), "gas": 21_000}
+            filler = self._store_signed(session, gap, awaited)  # type: ignore[arg-type]
         log.warning(
             "nonce %d had no transaction and held back %d later ones; filled by %s",
-            next_nonce,
-            waiting - next_nonce,
+            awaited,
+            waiting - awaited,
             filler.tx_hash,
         )
 
     def _broadcast(self, tx_hash: str, raw_tx: bytes) -> None:
         try:
-            self.chain.w3.eth.send_raw_transaction(raw_tx)
+            broadcast(self.chain, raw_tx)
         except Exception as exc:  # already known, nonce already used, node away: settled next round
             log.debug("broadcast deferred: %s", exc)
         else:

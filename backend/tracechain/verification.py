@@ -21,15 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hexbytes import HexBytes
 from web3 import Web3
-from web3.contract import Contract
-from web3.exceptions import MismatchedABI
 
-from tracechain.chain.artifacts import load_artifact
 from tracechain.chain.eip712 import Domain, recover_signer
 from tracechain.chain.merkle import leaf_of, verify_proof
 from tracechain.chain.registry import Role
+from tracechain.chain.registry_view import RegistryView
 from tracechain.chain.trace_event import Kind, SignedEvent, TraceEvent, chain_of, next_head, subject_id
 from tracechain.disclosure import HASH_ID_FIELD, EventFields, check_disclosure
 from tracechain.epcis.event_hash import declaration_digest, event_hash_id
@@ -87,13 +84,13 @@ def verify_bundle(bundle: dict[str, Any], w3: Web3) -> BundleVerification:
         problems.append(f"not a {BUNDLE_FORMAT} bundle")
         return BundleVerification(problems, [])
     chain_id, registry_address = bundle["chain"]["chainId"], bundle["chain"]["registry"]
-    if w3.eth.chain_id != chain_id:
-        problems.append(f"the node serves chain {w3.eth.chain_id}, the bundle claims chain {chain_id}")
-    if not w3.eth.get_code(registry_address):
+    registry = RegistryView(w3, registry_address)
+    served = registry.chain_id
+    if served != chain_id:
+        problems.append(f"the node serves chain {served}, the bundle claims chain {chain_id}")
+    if not registry.has_code():
         problems.append(f"no contract at {registry_address} on this chain")
-    contract = w3.eth.contract(address=registry_address, abi=load_artifact("TraceRegistry").abi)
     separator = Domain(chain_id, registry_address).separator
-    receipts: dict[str, Any] = {}
     checks: list[RecordCheck] = []
     by_chain: dict[bytes, list[tuple[int, int, dict[str, Any], RecordCheck]]] = {}
     contents = [_EventContent.read(entry) for entry in bundle["events"]]
@@ -116,7 +113,7 @@ def verify_bundle(bundle: dict[str, Any], w3: Web3) -> BundleVerification:
             checks.append(check)
             check.problems.extend(content.problems)
             try:
-                _check_record(claimed, content, separator, contract, receipts, w3, check)
+                _check_record(claimed, content, separator, registry, check)
                 if claimed["kind"] == "withdraw":
                     _check_withdrawn(claimed, content, captured, check)
             except (KeyError, ValueError, TypeError) as exc:
@@ -281,9 +278,7 @@ def _check_record(
     claimed: dict[str, Any],
     content: _EventContent,
     separator: bytes,
-    contract: Contract,
-    receipts: dict[str, Any],
-    w3: Web3,
+    registry: RegistryView,
     check: RecordCheck,
 ) -> None:
     kind = Kind[claimed["kind"].upper()]
@@ -326,33 +321,31 @@ def _check_record(
         check.problems.append("not recorded on chain yet")
         return
     if claimed.get("anchor"):
-        found = _check_anchored(claimed, trace_event, separator, contract, receipts, w3, check)
+        found = _check_anchored(claimed, trace_event, separator, registry, check)
     else:
-        found = _check_logged(claimed, trace_event, contract, receipts, w3, check)
+        found = _check_logged(claimed, trace_event, registry, check)
     if not found:
         return
     roles = _REQUIRED_ROLES.get(kind, _ANY_ROLE)
-    if not any(_had_role(contract, role, claimed["signer"], claimed["block"]) for role in roles):
+    if not any(registry.had_role(Role.by_name(role), claimed["signer"], claimed["block"]) for role in roles):
         check.problems.append(f"{claimed['signer']} held none of the roles {', '.join(roles)}")
 
 
 def _check_logged(
     claimed: dict[str, Any],
     trace_event: TraceEvent,
-    contract: Contract,
-    receipts: dict[str, Any],
-    w3: Web3,
+    registry: RegistryView,
     check: RecordCheck,
 ) -> bool:
     """A recorded event: its EventRecorded log matches the claim field by field. False if the
     transaction holds no such log."""
-    log = _logged(claimed, contract, receipts, w3, "EventRecorded")
+    log = registry.logged(claimed["transaction"], claimed["logIndex"], "EventRecorded")
     if log is None:
         check.problems.append(
             f"no EventRecorded log {claimed['logIndex']} in transaction {claimed['transaction']}"
         )
         return False
-    args = log["args"]
+    args = log.args
     logged = {
         "subject": bytes(args["subject"]) == trace_event.subject,
         "eventHash": bytes(args["eventHash"]) == trace_event.event_hash,
@@ -362,7 +355,7 @@ def _check_logged(
         "ref": bytes(args["ref"]) == trace_event.ref,
         "time": args["time"] == trace_event.time,
         "head": bytes(args["head"]) == bytes.fromhex(claimed["head"][2:]),
-        "block": log["blockNumber"] == claimed["block"],
+        "block": log.block_number == claimed["block"],
     }
     for name, matches in logged.items():
         if not matches:
@@ -374,9 +367,7 @@ def _check_anchored(
     claimed: dict[str, Any],
     trace_event: TraceEvent,
     separator: bytes,
-    contract: Contract,
-    receipts: dict[str, Any],
-    w3: Web3,
+    registry: RegistryView,
     check: RecordCheck,
 ) -> bool:
     """An anchored event: the transaction logged BatchAnchored for the claimed root, the proof leads
@@ -384,15 +375,15 @@ def _check_anchored(
     the transaction holds no such log."""
     root = bytes.fromhex(claimed["anchor"]["root"][2:])
     proof = [bytes.fromhex(sibling[2:]) for sibling in claimed["anchor"]["proof"]]
-    log = _logged(claimed, contract, receipts, w3, "BatchAnchored")
+    log = registry.logged(claimed["transaction"], claimed["logIndex"], "BatchAnchored")
     if log is None:
         check.problems.append(
             f"no BatchAnchored log {claimed['logIndex']} in transaction {claimed['transaction']}"
         )
         return False
-    if bytes(log["args"]["root"]) != root:
+    if bytes(log.args["root"]) != root:
         check.problems.append("the anchor root differs from what the chain logged")
-    if log["blockNumber"] != claimed["block"]:
+    if log.block_number != claimed["block"]:
         check.problems.append("block differs from what the chain logged")
     signed = SignedEvent(
         trace_event,
@@ -402,40 +393,6 @@ def _check_anchored(
     )
     if not verify_proof(proof, root, leaf_of(separator, signed)):
         check.problems.append("the inclusion proof does not lead from the event to the anchored root")
-    verify = contract.functions.verifyAnchored(signed.as_abi_tuple(), proof, root)
-    try:
-        on_chain = bool(verify.call(block_identifier=claimed["block"]))
-    except Exception:  # a node that keeps no state that old answers for today
-        on_chain = bool(verify.call())
-    if not on_chain:
+    if not registry.verify_anchored_at(signed, proof, root, claimed["block"]):
         check.problems.append("TraceRegistry.verifyAnchored refuses the event")
     return True
-
-
-def _logged(
-    claimed: dict[str, Any], contract: Contract, receipts: dict[str, Any], w3: Web3, event_name: str
-) -> Any:
-    transaction = claimed["transaction"]
-    if transaction not in receipts:
-        try:
-            receipts[transaction] = w3.eth.get_transaction_receipt(HexBytes(transaction))
-        except Exception:  # not on this chain at all
-            receipts[transaction] = None
-    receipt = receipts[transaction]
-    if receipt is None:
-        return None
-    for log in receipt["logs"]:
-        if log["logIndex"] == claimed["logIndex"] and log["address"] == contract.address:
-            try:
-                return contract.events[event_name]().process_log(log)
-            except MismatchedABI:  # a log of the other kind at that index
-                return None
-    return None
-
-
-def _had_role(contract: Contract, role: str, account: str, block: int) -> bool:
-    role_id = Role.by_name(role)
-    try:
-        return bool(contract.functions.hasRole(role_id, account).call(block_identifier=block))
-    except Exception:  # a node that keeps no state that old answers for today
-        return bool(contract.functions.hasRole(role_id, account).call())

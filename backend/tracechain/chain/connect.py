@@ -6,9 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Literal
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 
 from tracechain.chain.node import ANVIL_DEV_KEY, AnvilNode, node_answers
@@ -16,9 +18,20 @@ from tracechain.config import ChainMode, Settings
 from tracechain.errors import ChainError, ConfigurationError
 
 
+@dataclass(frozen=True, slots=True)
+class Block:
+    """What tracechain reads of a block: where it is, its hash (0x-hex), its time and gas limit."""
+
+    number: int
+    hash: str
+    timestamp: int
+    gas_limit: int
+
+
 @dataclass
 class Chain:
-    """A connected chain and the account that pays for tracechain's transactions on it."""
+    """A connected chain and its relayer: the account that signs and pays for the service's own
+    transactions on it (a participant's acts go out from the participant's account)."""
 
     w3: Web3
     mode: ChainMode
@@ -33,6 +46,34 @@ class Chain:
         """False for eth-tester in this process: it answers only through web3's formatters, so
         tracechain cannot read raw JSON-RPC answers from it, nor estimate at the pending block."""
         return not isinstance(self.w3.provider, EthereumTesterProvider)
+
+    @property
+    def endpoint(self) -> str | None:
+        """The node's JSON-RPC URL; None for the in-process chain, which has none."""
+        url = getattr(self.w3.provider, "endpoint_uri", None)
+        return str(url) if url else None
+
+    def tip(self) -> int:
+        """The number of the latest block."""
+        return int(self.w3.eth.block_number)
+
+    def tip_within(self, timeout_s: float) -> int:
+        """The number of the latest block, asked over a connection of its own that gives up after
+        `timeout_s` (this chain's waits 60 s: too long for a readiness check). Raises what the
+        connection raised when the node does not answer."""
+        url = self.endpoint
+        w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout_s})) if url else self.w3
+        return int(w3.eth.block_number)
+
+    def block(self, which: int | Literal["latest"] = "latest") -> Block:
+        """A block by number, or the latest one."""
+        found = self.w3.eth.get_block(which)
+        return Block(
+            number=int(found["number"]),
+            hash=HexBytes(found["hash"]).to_0x_hex(),
+            timestamp=int(found["timestamp"]),
+            gas_limit=int(found["gasLimit"]),
+        )
 
 
 def in_process_chain() -> Chain:

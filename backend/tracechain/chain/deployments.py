@@ -11,7 +11,7 @@ from eth_utils import to_checksum_address
 from tracechain.chain.connect import Chain
 from tracechain.chain.escrow import Token, TradeEscrow
 from tracechain.chain.registry import Role, TraceRegistry
-from tracechain.chain.transactions import call, is_dev_chain
+from tracechain.chain.transactions import is_dev_chain
 from tracechain.config import ChainMode, Settings
 from tracechain.errors import ConfigurationError, NotDeployedYet
 
@@ -49,7 +49,7 @@ def load_or_deploy_escrow(
 
     def usable(address: str) -> bool:
         escrow = TradeEscrow(chain, address)
-        return bool(to_checksum_address(call(escrow.contract.functions.registry())) == registry.address)
+        return bool(to_checksum_address(escrow.registry_address()) == registry.address)
 
     address = _load_or_deploy(
         chain,

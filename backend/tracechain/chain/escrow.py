@@ -4,7 +4,7 @@ ERC-20 tokens its orders pay in.
 Calls that the contract accepts only from one party (creating, accepting and funding an order,
 reclaiming, disputing, resolving) take that party's LocalAccount and go out through `transact_as`;
 releases, penalties and ending a lapsed dispute are open to anyone and go out from the relayer unless
-a sender is given.
+a sender is given, or are built unsent (`release_call` ...) for the relayer's outbox.
 """
 
 from __future__ import annotations
@@ -204,7 +204,17 @@ class Token:
 
     def faucet(self, to: str, amount: int) -> TxReceipt:
         """DemoStablecoin only: mint up to 1,000,000 dUSD (in 6-decimal units) per call."""
-        return transact(self.chain, self.contract.functions.faucet(to_checksum_address(to), amount))
+        return transact(self.chain, self.faucet_call(to, amount))
+
+    def faucet_call(self, to: str, amount: int) -> ContractFunction:
+        """As `faucet`, built and not sent: for the relayer's outbox."""
+        return self.contract.functions.faucet(to_checksum_address(to), amount)
+
+    def symbol(self) -> str:
+        return str(call(self.contract.functions.symbol()))
+
+    def decimals(self) -> int:
+        return int(call(self.contract.functions.decimals()))
 
     def approve(self, owner: LocalAccount, spender: str, amount: int) -> TxReceipt:
         return transact_as(
@@ -295,12 +305,12 @@ class TradeEscrow:
     def release(
         self, order_id: int, milestone: Milestone, sender: LocalAccount | None = None
     ) -> EscrowResult:
-        return self._send(self.contract.functions.release(order_id, int(milestone)), sender)
+        return self._send(self.release_call(order_id, milestone), sender)
 
     def apply_penalty(
         self, order_id: int, penalty: Penalty, sender: LocalAccount | None = None
     ) -> EscrowResult:
-        return self._send(self.contract.functions.applyPenalty(order_id, int(penalty)), sender)
+        return self._send(self.apply_penalty_call(order_id, penalty), sender)
 
     def reclaim(self, buyer: LocalAccount, order_id: int) -> EscrowResult:
         return self._send(self.contract.functions.reclaim(order_id), buyer)
@@ -313,7 +323,18 @@ class TradeEscrow:
 
     def end_dispute(self, order_id: int, sender: LocalAccount | None = None) -> EscrowResult:
         """Ends a dispute whose window has passed: the order is funded again and its rules resume."""
-        return self._send(self.contract.functions.endDispute(order_id), sender)
+        return self._send(self.end_dispute_call(order_id), sender)
+
+    # ------------------------------------------------------------ calls built, not sent (the outbox's)
+
+    def release_call(self, order_id: int, milestone: Milestone) -> ContractFunction:
+        return self.contract.functions.release(order_id, int(milestone))
+
+    def apply_penalty_call(self, order_id: int, penalty: Penalty) -> ContractFunction:
+        return self.contract.functions.applyPenalty(order_id, int(penalty))
+
+    def end_dispute_call(self, order_id: int) -> ContractFunction:
+        return self.contract.functions.endDispute(order_id)
 
     # ------------------------------------------------------------ reading
 
@@ -332,6 +353,10 @@ class TradeEscrow:
             unreleased=unreleased,
             dispute_ends_at=dispute_ends_at,
         )
+
+    def registry_address(self) -> str:
+        """The TraceRegistry whose custody facts this escrow's milestones and penalties follow."""
+        return str(call(self.contract.functions.registry()))
 
     def unreleased_of(self, order_id: int) -> int:
         return int(call(self.contract.functions.unreleasedOf(order_id)))

@@ -177,6 +177,11 @@ class TraceRegistry:
         """Sent by the relayer, which must hold the anchorer role."""
         return transact(self.chain, self.contract.functions.anchor(root, count), gas)
 
+    def anchor_calldata(self, root: bytes, count: int) -> bytes:
+        """The calldata of `anchor(root, count)`, for a transaction signed elsewhere (the outbox),
+        as `record_calldata` is for `record`."""
+        return bytes.fromhex(self.contract.encode_abi("anchor", [root, count])[2:])
+
     def anchor_of(self, root: bytes) -> Anchor:
         block_number, timestamp, count = call(self.contract.functions.anchorOf(root))
         return Anchor(block_number, timestamp, count)

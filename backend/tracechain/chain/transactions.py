@@ -1,5 +1,6 @@
 """Sends contract transactions signed by the relayer (or by a participant) and turns reverts into
-tracechain exceptions."""
+tracechain exceptions; and what the outbox (submission.py), which signs the relayer's transactions
+itself, asks of the node: fees, nonces, broadcasting, receipts."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import TransactionNotFound
-from web3.types import RPCEndpoint, TxParams, TxReceipt, Wei
+from web3.types import Nonce, RPCEndpoint, TxParams, TxReceipt, Wei
 
 from tracechain.chain.connect import Chain
 from tracechain.chain.reverts import decode_revert, revert_data
@@ -83,6 +84,40 @@ def _estimate_at(chain: Chain) -> Literal["pending"] | None:
     return "pending" if chain.speaks_raw_json_rpc else None
 
 
+@dataclass(frozen=True, slots=True)
+class Fees:
+    """What a transaction offers to pay per gas (EIP-1559)."""
+
+    max_fee: Wei
+    priority_fee: Wei
+
+
+def current_fees(chain: Chain) -> Fees:
+    """Up to twice the node's gas price (room for a base fee that rises while the transaction
+    waits), with a tip of at most 1 gwei."""
+    gas_price = chain.w3.eth.gas_price
+    return Fees(max_fee=Wei(gas_price * 2), priority_fee=Wei(min(gas_price, 10**9)))
+
+
+def next_nonce(chain: Chain, address: ChecksumAddress, *, pending: bool = False) -> int:
+    """The nonce the account's next transaction takes after its mined ones; with `pending`, after
+    the ones the node holds unmined too."""
+    if pending:
+        return int(chain.w3.eth.get_transaction_count(address, "pending"))
+    return int(chain.w3.eth.get_transaction_count(address))
+
+
+def broadcast(chain: Chain, raw_tx: bytes) -> None:
+    """Hand a signed transaction to the node. Raises what the node answered when it refuses it
+    (already known, nonce too low) or does not answer."""
+    chain.w3.eth.send_raw_transaction(raw_tx)
+
+
+def wait_for_receipt(chain: Chain, tx_hash: str, timeout: float) -> TxReceipt:
+    """The transaction's receipt once it is mined; web3's TimeExhausted after `timeout` seconds."""
+    return chain.w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=timeout)
+
+
 def _send(
     chain: Chain,
     account: LocalAccount,
@@ -91,14 +126,14 @@ def _send(
 ) -> TxReceipt:
     """`fn` is a contract call, or a plain transaction (a value transfer) given as its fields."""
     sender = account.address
-    gas_price = chain.w3.eth.gas_price
+    fees = current_fees(chain)
     # Every field given up front, so building the transaction asks the node nothing more.
     params: TxParams = {
         "from": sender,
         "chainId": chain.chain_id,
-        "nonce": chain.w3.eth.get_transaction_count(sender, "pending"),
-        "maxFeePerGas": Wei(gas_price * 2),
-        "maxPriorityFeePerGas": Wei(min(gas_price, 10**9)),
+        "nonce": Nonce(next_nonce(chain, sender, pending=True)),
+        "maxFeePerGas": fees.max_fee,
+        "maxPriorityFeePerGas": fees.priority_fee,
     }
     if isinstance(fn, dict):
         tx: TxParams = {**params, **fn}

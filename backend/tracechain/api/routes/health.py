@@ -8,7 +8,6 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from web3 import HTTPProvider, Web3
 
 from tracechain.api.deps import ServicesDep
 from tracechain.services import Services
@@ -40,10 +39,8 @@ def ready(services: ServicesDep) -> JSONResponse:
 
 
 def _check_node(services: Services, checks: dict[str, dict[str, Any]]) -> int | None:
-    url = getattr(services.chain.w3.provider, "endpoint_uri", None)
-    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": NODE_TIMEOUT_S})) if url else services.chain.w3
     try:
-        tip = int(w3.eth.block_number)
+        tip = services.chain.tip_within(NODE_TIMEOUT_S)
     except Exception as exc:
         checks["node"] = {"ok": False, "error": one_line(exc)}
         checks["chain"] = {"ok": False, "error": "the node does not answer"}

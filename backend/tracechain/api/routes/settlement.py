@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from tracechain.api.deps import ParticipantDep, ReaderDep, ServicesDep, SettlementDep
 from tracechain.api.problems import Problem
 from tracechain.chain.clock import DEADLINE_MARGIN_S, as_datetime, chain_time
-from tracechain.chain.transactions import call, is_dev_chain
+from tracechain.chain.transactions import is_dev_chain
 from tracechain.settlement import Settlement
 from tracechain.store.models import Participant
 
@@ -35,7 +35,7 @@ def settlement_contracts(settlement: SettlementDep) -> dict[str, Any]:
     return {
         "chainId": settlement.chain.chain_id,
         "escrow": settlement.escrow.address,
-        "registry": call(settlement.escrow.contract.functions.registry()),  # the one it reads
+        "registry": settlement.escrow.registry_address(),  # the one it reads
         "token": {
             "address": settlement.token.address,
             "symbol": settlement.symbol,
