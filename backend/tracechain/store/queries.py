@@ -268,6 +268,11 @@ def public_fields_of(session: Session, participant_id: str) -> list[PublicFields
     return list(session.scalars(query.order_by(PublicFields.gtin)))
 
 
+def public_fields(session: Session, participant_id: str, gtin: str) -> PublicFields | None:
+    """The fields the participant makes public of its events about one product class."""
+    return session.get(PublicFields, (participant_id, gtin))
+
+
 # ---------------------------------------------------------------- events
 
 
