@@ -28,6 +28,7 @@ from sqlalchemy import (
     union,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from tracechain.chain.identity import ChainIdentity
@@ -1387,6 +1388,25 @@ def orders_for_shipments(session: Session, epcs: set[str]) -> list[Order]:
 def named_query(session: Session, owner: str, name: str) -> NamedQuery | None:
     query = select(NamedQuery).where(NamedQuery.owner == owner, NamedQuery.name == name)
     return session.scalars(query).first()
+
+
+def named_query_by_id(session: Session, query_id: str) -> NamedQuery | None:
+    return session.get(NamedQuery, query_id)
+
+
+def add_named_query(session: Session, named: NamedQuery) -> bool:
+    """Store a new named query; False, and nothing stored, if its owner has a query of that name,
+    one stored by a transaction running at the same moment included (the unique constraint)."""
+    try:
+        with session.begin_nested():
+            session.add(named)
+    except IntegrityError:
+        return False
+    return True
+
+
+def delete_named_query(session: Session, named: NamedQuery) -> None:
+    session.delete(named)
 
 
 def named_queries(session: Session, owner: str, after_name: str | None, limit: int) -> list[NamedQuery]:
