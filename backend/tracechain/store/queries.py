@@ -148,6 +148,10 @@ def participant_names(session: Session, addresses: set[str]) -> dict[str, str]:
 # ---------------------------------------------------------------- visibility (visibility.py)
 
 
+def grant(session: Session, grant_id: str) -> Grant | None:
+    return session.get(Grant, grant_id)
+
+
 def grants_involving(session: Session, participant_id: str | None = None) -> list[Grant]:
     """Grants the participant gave or received, revoked ones too, oldest first; every grant for None."""
     query = select(Grant).order_by(Grant.created_at)
