@@ -28,7 +28,6 @@ from typing import Any, Final
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from web3.contract.contract import ContractFunction
 
@@ -48,7 +47,8 @@ from tracechain.chain.escrow import Order as ChainOrder
 from tracechain.chain.transactions import GAS_ALLOWANCE, needs_gas
 from tracechain.errors import TracechainError
 from tracechain.keys import KeyVault
-from tracechain.store.models import Batch, BatchStatus, Order, Participant
+from tracechain.store import queries
+from tracechain.store.models import BatchStatus, Order, Participant
 from tracechain.submission import Submitter
 
 log = logging.getLogger(__name__)
@@ -249,13 +249,9 @@ class Settlement:
         # Inside the outbox for the whole round: the transactions it queues and the rows that point
         # at them commit together, and no second transaction is opened on the same database.
         with self.submitter.outbox() as session:
-            rows = session.scalars(
-                select(Order).where(Order.escrow == self.escrow.address, Order.state.in_(OPEN_STATES))
-            ).all()
-            for row in rows:
+            for row in queries.orders_in_states(session, self.escrow.address, OPEN_STATES):
                 if row.settling_batch_id is not None:
-                    batch = session.get(Batch, row.settling_batch_id)
-                    if batch is not None and batch.status == BatchStatus.PREPARED:
+                    if queries.batch_status(session, row.settling_batch_id) == BatchStatus.PREPARED:
                         waiting = True  # its last transaction is still in flight: look again next round
                         continue
                     row.settling_batch_id = None
@@ -315,27 +311,6 @@ def snapshot(order: ChainOrder) -> dict[str, Any]:
         "disputeWindow": order.terms.dispute_window,
         "disputeEndsAt": order.dispute_ends_at,
     }
-
-
-def orders_of(session: Session, participant: Participant) -> list[Order]:
-    """The orders a participant is party to, as buyer, seller or arbiter, newest first."""
-    return list(
-        session.scalars(
-            select(Order)
-            .where(
-                or_(
-                    Order.buyer_id == participant.id,
-                    Order.seller_id == participant.id,
-                    Order.arbiter_id == participant.id,
-                )
-            )
-            .order_by(Order.id.desc())
-        )
-    )
-
-
-def orders_for_shipments(session: Session, epcs: set[str]) -> list[Order]:
-    return list(session.scalars(select(Order).where(Order.shipment_epc.in_(epcs)).order_by(Order.id)))
 
 
 def percent(bps: int) -> float:

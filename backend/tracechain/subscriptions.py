@@ -65,6 +65,9 @@ ADMIN_OWNER = "admin"
 """`NamedQuery.owner` of the admin's queries (a participant's are its id)."""
 FEED_CHUNK = 500
 """Feed rows read at once; at most as many events go in one delivery."""
+MAX_SUBSCRIPTIONS_PER_OWNER = 50
+"""Each subscription is a worker's round of matching and a POST per delivery: a participant may
+not make the service flood an endpoint of its choice with hundreds of copies."""
 SIGNATURE_SCHEME = "sha256"
 DELIVERY_ID_HEADER = "Idempotency-Key"
 
@@ -75,6 +78,22 @@ class InvalidSubscription(TracechainError, ValueError):
     def __init__(self, field: str, reason: str) -> None:
         self.field, self.reason = field, reason
         super().__init__(f"{field}: {reason}")
+
+
+class QueryNameTaken(TracechainError):
+    """The owner has a named query of that name already."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"you already have a query named {name!r}; delete it first or pick another name")
+
+
+class TooManySubscriptions(TracechainError):
+    """The owner's named queries have as many subscriptions as one owner may."""
+
+    def __init__(self, owned: int, allowed: int) -> None:
+        self.owned, self.allowed = owned, allowed
+        super().__init__(f"you have {owned}; delete one first (at most {allowed})")
 
 
 # ---------------------------------------------------------------- schedules
@@ -258,6 +277,77 @@ def viewer_of_owner(session: Session, owner: str) -> Viewer | None:
 
 def stored_query(named: NamedQuery) -> EventQuery:
     return parse_event_query([(name, value) for name, value in named.params])
+
+
+def name_query(
+    session: Session, owner: str, name: str, params: list[tuple[str, str]], query: dict[str, Any]
+) -> NamedQuery:
+    """Store the owner's query (its parameters, and the query object as given) under `name`.
+    Raises QueryNameTaken if the owner has a query of that name, one stored at the same moment
+    included."""
+    if queries.named_query(session, owner, name) is not None:
+        raise QueryNameTaken(name)
+    named = NamedQuery(
+        id=str(uuid.uuid4()),
+        owner=owner,
+        name=name,
+        params=[list(pair) for pair in params],
+        query=query,
+        created_at=datetime.now(UTC),
+    )
+    if not queries.add_named_query(session, named):
+        raise QueryNameTaken(name)
+    return named
+
+
+def new_subscription(
+    session: Session,
+    named: NamedQuery,
+    dest: str,
+    *,
+    signature_token: str | None,
+    stream: bool | None,
+    schedule: dict[str, Any] | None,
+    report_if_empty: bool,
+    initial_record_time: datetime | None,
+    allow_private: bool,
+) -> Subscription:
+    """A subscription to the named query: a stream (`stream` true) or a `schedule`, not both.
+    Without `initial_record_time` it delivers the events confirmed from now on; with it, the feed
+    from its start, leaving out events recorded before that time. Raises InvalidSubscription, or
+    TooManySubscriptions when the query's owner has MAX_SUBSCRIPTIONS_PER_OWNER already."""
+    now = datetime.now(UTC)
+    if stream is True and schedule is not None:
+        raise InvalidSubscription("stream", "stream and schedule are mutually exclusive")
+    if stream is not True and schedule is None:
+        raise InvalidSubscription("stream", "set stream to true, or give a schedule")
+    parsed = Schedule.parse(schedule) if schedule is not None else None
+    if initial_record_time is not None and initial_record_time.tzinfo is None:
+        raise InvalidSubscription("initialRecordTime", "needs a time zone offset (Z or +hh:mm)")
+    check_destination(dest, allow_private)
+    owned = sum(
+        len(queries.subscriptions_of(session, q.id))
+        for q in queries.named_queries(session, named.owner, None, 10_000)
+    )
+    if owned >= MAX_SUBSCRIPTIONS_PER_OWNER:
+        raise TooManySubscriptions(owned, MAX_SUBSCRIPTIONS_PER_OWNER)
+    cursor = 0 if initial_record_time is not None else queries.last_confirmation_seq(session)
+    subscription = Subscription(
+        id=str(uuid.uuid4()),
+        query_id=named.id,
+        dest=dest,
+        signature_token=signature_token,
+        stream=parsed is None,
+        schedule=schedule,
+        report_if_empty=report_if_empty,
+        initial_record_time=initial_record_time,
+        cursor=cursor,
+        next_run_at=parsed.next_after(now) if parsed is not None else None,
+        created_at=now,
+    )
+    session.add(subscription)
+    session.flush()
+    return subscription
 
 
 # ---------------------------------------------------------------- the deliverer

@@ -24,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from tracechain.store import queries
-from tracechain.store.db import SharedLock, claim, transaction
+from tracechain.store.db import SharedLock, claim, ping, transaction
 
 log = logging.getLogger("tracechain.workers")
 
@@ -181,7 +181,7 @@ class Supervisor:
             return
         if self._claim is not None:
             try:
-                self._claim.execute(text("SELECT 1"))
+                ping(self._claim)
                 return
             except Exception as exc:
                 log.error(

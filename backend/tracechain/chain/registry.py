@@ -9,6 +9,7 @@ from typing import Any
 
 from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
+from web3.contract.contract import ContractFunction
 from web3.types import FilterParams, RPCEndpoint, TxReceipt
 
 from tracechain.chain.artifacts import load_artifact
@@ -310,6 +311,11 @@ class TraceRegistry:
         if "error" in response:
             raise ChainError(f"eth_getLogs failed: {response['error']}")
         return [_decode_recorded(log) for log in response["result"]]
+
+    def grant_role_call(self, role: bytes, account: str) -> ContractFunction:
+        """`grantRole(role, account)` unsent, for the outbox: the relayer, which must hold the admin
+        role, signs and sends it with the outbox's nonces (`grant_role` sends one at once)."""
+        return self.contract.functions.grantRole(role, to_checksum_address(account))
 
 
 _EVENT_RECORDED_TOPIC = (

@@ -109,3 +109,8 @@ def claim(engine: Engine, lock: SharedLock) -> Connection | None:
         return connection
     connection.close()
     return None
+
+
+def ping(connection: Connection) -> None:
+    """One round trip on the connection; raises if it is lost, and with it any lock `claim` took on it."""
+    connection.execute(text("SELECT 1"))

@@ -28,6 +28,7 @@ from sqlalchemy import (
     union,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from tracechain.chain.identity import ChainIdentity
@@ -88,6 +89,32 @@ def participant_by_api_key_hash(session: Session, key_hash: str) -> tuple[Partic
     return None if row is None else (row[0], row[1])
 
 
+def participant(session: Session, participant_id: str) -> Participant | None:
+    return session.get(Participant, participant_id)
+
+
+def participants_by_id(session: Session, participant_ids: Collection[str]) -> dict[str, Participant]:
+    rows = session.scalars(select(Participant).where(Participant.id.in_(participant_ids)))
+    return {p.id: p for p in rows}
+
+
+def participants_by_enrolment(session: Session) -> list[Participant]:
+    """Every participant, the first enrolled first."""
+    return list(session.scalars(select(Participant).order_by(Participant.created_at)))
+
+
+def participant_with_address(session: Session, address: str) -> Participant | None:
+    return session.scalars(select(Participant).where(Participant.address == address)).first()
+
+
+def participant_with_party_id(session: Session, party_id: str) -> Participant | None:
+    return session.scalars(select(Participant).where(Participant.party_id == party_id)).first()
+
+
+def api_key(session: Session, key_id: str) -> ApiKey | None:
+    return session.get(ApiKey, key_id)
+
+
 def api_keys_of(session: Session, participant_id: str) -> list[ApiKey]:
     query = select(ApiKey).where(ApiKey.participant_id == participant_id).order_by(ApiKey.created_at)
     return list(session.scalars(query))
@@ -119,6 +146,10 @@ def participant_names(session: Session, addresses: set[str]) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- visibility (visibility.py)
+
+
+def grant(session: Session, grant_id: str) -> Grant | None:
+    return session.get(Grant, grant_id)
 
 
 def grants_involving(session: Session, participant_id: str | None = None) -> list[Grant]:
@@ -240,6 +271,11 @@ def event_facts(event: Event) -> EventFacts:
 def public_fields_of(session: Session, participant_id: str) -> list[PublicFields]:
     query = select(PublicFields).where(PublicFields.participant_id == participant_id)
     return list(session.scalars(query.order_by(PublicFields.gtin)))
+
+
+def public_fields(session: Session, participant_id: str, gtin: str) -> PublicFields | None:
+    """The fields the participant makes public of its events about one product class."""
+    return session.get(PublicFields, (participant_id, gtin))
 
 
 # ---------------------------------------------------------------- events
@@ -882,6 +918,11 @@ def unfinished_batches(session: Session) -> list[Batch]:
     return list(session.scalars(query))
 
 
+def batch_status(session: Session, batch_id: int) -> str | None:
+    batch = session.get(Batch, batch_id)
+    return None if batch is None else batch.status
+
+
 def lowest_unmined_nonce(session: Session, sender: str) -> int | None:
     query = select(func.min(Batch.nonce)).where(Batch.sender == sender, Batch.status == BatchStatus.PREPARED)
     nonce: int | None = session.scalar(query)
@@ -1310,12 +1351,66 @@ def complete_jobs(session: Session, capture_ids: set[str], now: datetime) -> Non
             job.status, job.finished_at = CaptureStatus.SUCCEEDED, now
 
 
+# ---------------------------------------------------------------- orders (settlement.py)
+
+
+def order_in_escrow(session: Session, escrow: str, order_id: int) -> Order | None:
+    """The order the escrow numbers `order_id`."""
+    query = select(Order).where(Order.escrow == escrow, Order.order_id == order_id)
+    return session.scalars(query).first()
+
+
+def orders_in_states(session: Session, escrow: str, states: Collection[str]) -> list[Order]:
+    query = select(Order).where(Order.escrow == escrow, Order.state.in_(states))
+    return list(session.scalars(query))
+
+
+def orders_party_to(session: Session, participant_id: str) -> list[Order]:
+    """The orders a participant is party to, as buyer, seller or arbiter, newest first."""
+    return list(
+        session.scalars(
+            select(Order)
+            .where(
+                or_(
+                    Order.buyer_id == participant_id,
+                    Order.seller_id == participant_id,
+                    Order.arbiter_id == participant_id,
+                )
+            )
+            .order_by(Order.id.desc())
+        )
+    )
+
+
+def orders_for_shipments(session: Session, epcs: set[str]) -> list[Order]:
+    return list(session.scalars(select(Order).where(Order.shipment_epc.in_(epcs)).order_by(Order.id)))
+
+
 # ---------------------------------------------------------------- named queries and subscriptions
 
 
 def named_query(session: Session, owner: str, name: str) -> NamedQuery | None:
     query = select(NamedQuery).where(NamedQuery.owner == owner, NamedQuery.name == name)
     return session.scalars(query).first()
+
+
+def named_query_by_id(session: Session, query_id: str) -> NamedQuery | None:
+    return session.get(NamedQuery, query_id)
+
+
+def add_named_query(session: Session, named: NamedQuery) -> bool:
+    """Store a new named query; False, and nothing stored, if its owner has a query of that name,
+    one stored by a transaction running at the same moment included (the unique constraint)."""
+    try:
+        with session.begin_nested():
+            session.add(named)
+    except IntegrityError:
+        return False
+    return True
+
+
+def delete_named_query(session: Session, named: NamedQuery) -> None:
+    session.delete(named)
 
 
 def named_queries(session: Session, owner: str, after_name: str | None, limit: int) -> list[NamedQuery]:

@@ -3,14 +3,13 @@ them or those naming one identifier or of one business step; listed and revocabl
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy.orm import Session
 
+from tracechain import grants
 from tracechain.api.deps import (
     Credentials,
     ServicesDep,
@@ -20,10 +19,9 @@ from tracechain.api.deps import (
     is_admin,
 )
 from tracechain.api.problems import Problem
-from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc
-from tracechain.epcis.mapping import bare_vocabulary
+from tracechain.epcis.identifiers import InvalidIdentifier
 from tracechain.store import queries
-from tracechain.store.models import Grant, GrantScope, Participant
+from tracechain.store.models import Grant, Participant
 
 router = APIRouter(prefix="/grants", tags=["grants"])
 
@@ -85,26 +83,12 @@ def create_grant(
         if body.grantor not in (None, grantor.id):
             raise Problem(403, "Forbidden", "you may grant access to your own events only")
     grantee = _participant(session, body.grantee, "grantee")
-    if grantee.id == grantor.id:
-        raise Problem(422, "Invalid grant", "grantee: a participant reads its own events already")
-    value: str | None = None
-    if body.scope == GrantScope.SUBJECT:
-        try:
-            value = canonical_epc(body.subject or "")
-        except InvalidIdentifier as exc:
-            raise Problem(422, "Invalid grant", f"subject: {exc}") from exc
-    elif body.scope == GrantScope.BIZ_STEP:
-        value = bare_vocabulary(body.biz_step or "")
-    grant = Grant(
-        id=str(uuid.uuid4()),
-        grantor_id=grantor.id,
-        grantee_id=grantee.id,
-        scope=body.scope,
-        value=value,
-        created_at=datetime.now(UTC),
-        revoked_at=None,
-    )
-    session.add(grant)
+    try:
+        grant = grants.give_grant(session, grantor, grantee, body.scope, body.subject, body.biz_step)
+    except grants.GrantToSelf as exc:
+        raise Problem(422, "Invalid grant", str(exc)) from exc
+    except InvalidIdentifier as exc:
+        raise Problem(422, "Invalid grant", f"subject: {exc}") from exc
     return _public(grant)
 
 
@@ -124,20 +108,16 @@ def revoke_grant(
     grant_id: str, session: SessionDep, services: ServicesDep, credentials: Credentials
 ) -> Response:
     """The grantee stops reading at once; the grant stays listed, with when it was revoked."""
-    grant = session.get(Grant, grant_id)
-    if not is_admin(services, credentials):
-        caller = current_participant(services, credentials)
-        if grant is not None and grant.grantor_id != caller.id:
-            grant = None  # someone else's grant is as good as none: nothing leaks
-    if grant is None:
-        raise Problem(404, "Not Found", f"no grant {grant_id} you gave")
-    if grant.revoked_at is None:
-        grant.revoked_at = datetime.now(UTC)
+    grantor_id = None if is_admin(services, credentials) else current_participant(services, credentials).id
+    try:
+        grants.revoke_grant(session, grant_id, grantor_id)
+    except grants.NoSuchGrant as exc:
+        raise Problem(404, "Not Found", str(exc)) from exc
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _participant(session: Session, participant_id: str, field: str) -> Participant:
-    found = session.get(Participant, participant_id)
+def _participant(session: SessionDep, participant_id: str, field: str) -> Participant:
+    found = queries.participant(session, participant_id)
     if found is None:
         raise Problem(422, "Invalid grant", f"{field}: no participant has id {participant_id!r}")
     return found

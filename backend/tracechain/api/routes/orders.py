@@ -17,8 +17,6 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Response, status
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from tracechain.api.deps import ParticipantDep, ReaderDep, SessionDep, SettlementDep
 from tracechain.api.problems import Problem
@@ -32,9 +30,9 @@ from tracechain.settlement import (
     PENALTY_NAMES,
     OwnWalletParticipant,
     Settlement,
-    orders_of,
     percent,
 )
+from tracechain.store import queries
 from tracechain.store.models import Order, Participant
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -174,7 +172,9 @@ def list_orders(
     participant: ReaderDep, settlement: SettlementDep, session: SessionDep
 ) -> list[dict[str, Any]]:
     """The caller's orders (as buyer, seller or arbiter), newest first, as last read from the chain."""
-    return [public_order(session, settlement, row) for row in orders_of(session, participant)]
+    return [
+        public_order(session, settlement, row) for row in queries.orders_party_to(session, participant.id)
+    ]
 
 
 @router.get("/{order_id}", response_model=OrderPublic)
@@ -281,15 +281,12 @@ def resolve_dispute(
 # -------------------------------------------------------------------- helpers
 
 
-def public_order(session: Session, settlement: Settlement, row: Order) -> dict[str, Any]:
+def public_order(session: SessionDep, settlement: Settlement, row: Order) -> dict[str, Any]:
     """An order as the API shows it to its parties: amounts in token units, shares in percent."""
     snap = row.settlement
-    parties = {
-        p.id: p
-        for p in session.scalars(
-            select(Participant).where(Participant.id.in_([row.buyer_id, row.seller_id, row.arbiter_id]))
-        )
-    }
+    parties = queries.participants_by_id(
+        session, [party for party in (row.buyer_id, row.seller_id, row.arbiter_id) if party is not None]
+    )
     return {
         "orderId": row.order_id,
         "escrow": row.escrow,
@@ -323,20 +320,18 @@ def _party(participant: Participant) -> dict[str, str]:
     return {"id": participant.id, "name": participant.name, "address": participant.address}
 
 
-def _participant(session: Session, participant_id: str, field: str) -> Participant:
-    found = session.get(Participant, participant_id)
+def _participant(session: SessionDep, participant_id: str, field: str) -> Participant:
+    found = queries.participant(session, participant_id)
     if found is None:
         raise Problem(422, "Invalid order", f"{field}: no participant has id {participant_id!r}")
     return found
 
 
 def _order(
-    session: Session, settlement: Settlement, order_id: int, participant: Participant, *roles: str
+    session: SessionDep, settlement: Settlement, order_id: int, participant: Participant, *roles: str
 ) -> Order:
     """The caller's order, if it is party to it in one of `roles` (any role when none is named)."""
-    row = session.scalars(
-        select(Order).where(Order.escrow == settlement.escrow.address, Order.order_id == order_id)
-    ).first()
+    row = queries.order_in_escrow(session, settlement.escrow.address, order_id)
     held = (
         {
             role

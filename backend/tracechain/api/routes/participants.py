@@ -3,18 +3,16 @@ participant holds (capture or read-only, rotated and revoked), and the fields it
 
 from __future__ import annotations
 
-import os
-import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from typing import Literal
 
-from eth_account import Account
 from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from tracechain import participants
 from tracechain.api.deps import (
     AdminDep,
     Credentials,
@@ -26,12 +24,10 @@ from tracechain.api.deps import (
     is_admin,
 )
 from tracechain.api.problems import Problem
-from tracechain.chain.registry import Role
 from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc, gs1_key
-from tracechain.keys import hash_api_key, new_api_key
 from tracechain.services import Services
 from tracechain.store import queries
-from tracechain.store.models import ApiKey, KeyScope, Participant, PublicFields
+from tracechain.store.models import ApiKey, KeyScope, Participant
 
 router = APIRouter(prefix="/participants", tags=["participants"])
 
@@ -98,43 +94,25 @@ def _public(participant: Participant) -> dict[str, object]:
 )
 def create_participant(body: ParticipantCreate, _: AdminDep, services: ServicesDep) -> dict:  # type: ignore[type-arg]
     """Create a participant and grant its roles on chain, through the outbox in the same transaction."""
-    with services.submitter.outbox() as session:
-        return _create(body, session, services)
-
-
-def _create(body: ParticipantCreate, session: Session, services: Services) -> dict:  # type: ignore[type-arg]
-    if body.address:
-        address, encrypted_key = body.address, None
-    else:
-        account = Account.from_key(os.urandom(32))
-        address = account.address
-        encrypted_key = services.vault.encrypt(bytes(account.key), address)
-    for column, value in (("address", address), ("partyId", body.party_id)):
-        field = Participant.address if column == "address" else Participant.party_id
-        if value and session.scalars(select(Participant).where(field == value)).first():
-            raise Problem(409, "Participant exists", f"a participant with {column} {value} exists already")
-    participant = Participant(
-        id=str(uuid.uuid4()),
-        name=body.name,
-        roles=sorted(set(body.roles)),
-        party_id=body.party_id,
-        country=body.country,
-        address=address,
-        encrypted_key=encrypted_key,
-        created_at=datetime.now(UTC),
-    )
-    session.add(participant)
-    session.flush()  # the key's row refers to the participant's
-    api_key, _ = _issue_key(session, participant.id, KeyScope.CAPTURE, "initial")
-    for role in participant.roles:
-        fn = services.registry.contract.functions.grantRole(Role.by_name(role), address)
-        services.submitter.prepare_call(session, fn)
-    return {**_public(participant), "api_key": api_key}
+    try:
+        enrolled = participants.enrol(
+            services.submitter,
+            services.registry,
+            services.vault,
+            name=body.name,
+            roles=body.roles,
+            party_id=body.party_id,
+            country=body.country,
+            address=body.address,
+        )
+    except participants.ParticipantExists as exc:
+        raise Problem(409, "Participant exists", str(exc)) from exc
+    return {**_public(enrolled.participant), "api_key": enrolled.capture_key}
 
 
 @router.get("", response_model=list[ParticipantPublic], response_model_by_alias=True)
 def list_participants(_: AdminDep, session: SessionDep) -> list[dict]:  # type: ignore[type-arg]
-    return [_public(p) for p in session.scalars(select(Participant).order_by(Participant.created_at))]
+    return [_public(p) for p in queries.participants_by_enrolment(session)]
 
 
 @router.get("/me", response_model=ParticipantPublic, response_model_by_alias=True)
@@ -162,21 +140,6 @@ class KeyIssued(KeyPublic):
     api_key: str = Field(serialization_alias="apiKey", description="Shown once; only its hash is stored")
 
 
-def _issue_key(session: Session, participant_id: str, scope: str, label: str) -> tuple[str, ApiKey]:
-    secret = new_api_key()
-    key = ApiKey(
-        id=str(uuid.uuid4()),
-        participant_id=participant_id,
-        key_hash=hash_api_key(secret),
-        scope=scope,
-        label=label,
-        created_at=datetime.now(UTC),
-        revoked_at=None,
-    )
-    session.add(key)
-    return secret, key
-
-
 def _key_public(key: ApiKey) -> dict[str, object]:
     return {
         "id": key.id,
@@ -187,11 +150,11 @@ def _key_public(key: ApiKey) -> dict[str, object]:
     }
 
 
-def _key_owner(participant_id: str, session: Session, services: Services, credentials: Credentials) -> str:
+def _key_owner(participant_id: str, session: SessionDep, services: Services, credentials: Credentials) -> str:
     """The participant whose keys are managed: the admin manages anyone's, a participant its own
     (`me`) with a capture key."""
     if is_admin(services, credentials):
-        if participant_id == "me" or session.get(Participant, participant_id) is None:
+        if participant_id == "me" or queries.participant(session, participant_id) is None:
             raise Problem(404, "Not Found", f"no participant {participant_id}")
         return participant_id
     caller = current_participant(services, credentials)
@@ -200,13 +163,14 @@ def _key_owner(participant_id: str, session: Session, services: Services, creden
     return caller.id
 
 
-def _own_key(session: Session, owner: str, key_id: str) -> ApiKey:
-    key = session.get(ApiKey, key_id)
-    if key is None or key.participant_id != owner:
-        raise Problem(404, "Not Found", f"no API key {key_id} of participant {owner}")
-    if key.revoked_at is not None:
-        raise Problem(409, "Key revoked", f"API key {key_id} was revoked at {key.revoked_at.isoformat()}")
-    return key
+@contextmanager
+def _own_key_problems() -> Iterator[None]:
+    try:
+        yield
+    except participants.NoSuchKey as exc:
+        raise Problem(404, "Not Found", str(exc)) from exc
+    except participants.KeyRevoked as exc:
+        raise Problem(409, "Key revoked", str(exc)) from exc
 
 
 @router.get("/{participant_id}/keys", response_model=list[KeyPublic], response_model_by_alias=True)
@@ -233,8 +197,8 @@ def create_key(
 ) -> dict[str, object]:
     """A new key for the participant: a read-only one for a dashboard, another capture key."""
     owner = _key_owner(participant_id, session, services, credentials)
-    secret, key = _issue_key(session, owner, body.scope, body.label)
-    return {**_key_public(key), "api_key": secret}
+    issued = participants.issue_key(session, owner, body.scope, body.label)
+    return {**_key_public(issued.key), "api_key": issued.secret}
 
 
 @router.post(
@@ -248,10 +212,9 @@ def rotate_key(
 ) -> dict[str, object]:
     """A new key with the same scope and label; the old one stops working at once."""
     owner = _key_owner(participant_id, session, services, credentials)
-    old = _own_key(session, owner, key_id)
-    old.revoked_at = datetime.now(UTC)
-    secret, key = _issue_key(session, owner, old.scope, old.label)
-    return {**_key_public(key), "api_key": secret}
+    with _own_key_problems():
+        issued = participants.rotate_key(session, owner, key_id)
+    return {**_key_public(issued.key), "api_key": issued.secret}
 
 
 @router.delete(
@@ -262,7 +225,8 @@ def revoke_key(
 ) -> Response:
     """The key stops working at once; it stays listed, with when it was revoked."""
     owner = _key_owner(participant_id, session, services, credentials)
-    _own_key(session, owner, key_id).revoked_at = datetime.now(UTC)
+    with _own_key_problems():
+        participants.revoke_key(session, owner, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -301,9 +265,5 @@ def set_public_fields(
         gtin = gs1_key(f"https://id.gs1.org/01/{gtin}")
     except InvalidIdentifier as exc:
         raise Problem(422, "Invalid GTIN", str(exc)) from exc
-    row = session.get(PublicFields, (participant.id, gtin))
-    if row is None:
-        row = PublicFields(participant_id=participant.id, gtin=gtin, fields=[])
-        session.add(row)
-    row.fields = sorted(set(body.fields))
-    return {"gtin": gtin, "fields": row.fields}
+    shown = participants.make_fields_public(session, participant.id, gtin, body.fields)
+    return {"gtin": gtin, "fields": shown}

@@ -10,7 +10,6 @@ key (or the admin token); reading and naming queries needs any of the participan
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +18,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response, WebSocket, status
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
@@ -45,8 +43,11 @@ from tracechain.subscriptions import (
     ADMIN_OWNER,
     FEED_CHUNK,
     InvalidSubscription,
+    QueryNameTaken,
     Schedule,
-    check_destination,
+    TooManySubscriptions,
+    name_query,
+    new_subscription,
     stored_query,
 )
 from tracechain.visibility import ADMIN, Viewer
@@ -70,9 +71,6 @@ WEBSOCKET_PARAMETERS = {
     "month",
     "dayOfWeek",
 }
-MAX_SUBSCRIPTIONS_PER_OWNER = 50
-"""Each subscription is a worker's round of matching and a POST per delivery: a participant may
-not make the service flood an endpoint of its choice with hundreds of copies."""
 
 
 class QueryDefinition(BaseModel):
@@ -177,28 +175,12 @@ def create_query(
     service does not answer faithfully are refused now, not when the query is run."""
     params = _params_of(body.query)
     parse_event_query(params)  # InvalidQuery: 400 QueryParameterException naming each
-    owner = _owner(viewer)
-    taken = Problem(
-        409,
-        "Query already exists",
-        f"you already have a query named {body.name!r}; delete it first or pick another name",
-        type="epcisException:ResourceAlreadyExistsException",
-    )
-    if queries.named_query(session, owner, body.name) is not None:
-        raise taken
-    named = NamedQuery(
-        id=str(uuid.uuid4()),
-        owner=owner,
-        name=body.name,
-        params=[list(pair) for pair in params],
-        query=body.query,
-        created_at=datetime.now(UTC),
-    )
     try:
-        with session.begin_nested():  # the same name created at the same moment: one wins
-            session.add(named)
-    except IntegrityError:
-        raise taken from None
+        named = name_query(session, _owner(viewer), body.name, params, body.query)
+    except QueryNameTaken as exc:
+        raise Problem(
+            409, "Query already exists", str(exc), type="epcisException:ResourceAlreadyExistsException"
+        ) from None
     response.headers["Location"] = f"/queries/{quote(body.name)}"
     return _definition(named)
 
@@ -231,7 +213,7 @@ def delete_query(
     if subscriptions:
         _subscriber(services, credentials)  # unsubscribing takes what subscribing does
     queries.delete_subscriptions(session, [s.id for s in subscriptions])
-    session.delete(named)
+    queries.delete_named_query(session, named)
 
 
 @router.get("/{name}/events", dependencies=[Negotiated])
@@ -320,46 +302,22 @@ def subscribe(
     times of a cron-like `schedule`, as EPCIS query documents signed in `GS1-Signature`."""
     viewer = _subscriber(services, credentials)
     named = _named(session, viewer, name)
-    now = datetime.now(UTC)
     try:
-        if body.stream is True and body.schedule is not None:
-            raise InvalidSubscription("stream", "stream and schedule are mutually exclusive")
-        if body.stream is not True and body.schedule is None:
-            raise InvalidSubscription("stream", "set stream to true, or give a schedule")
-        schedule = Schedule.parse(body.schedule) if body.schedule is not None else None
-        if body.initial_record_time is not None and body.initial_record_time.tzinfo is None:
-            raise InvalidSubscription("initialRecordTime", "needs a time zone offset (Z or +hh:mm)")
-        check_destination(body.dest, services.settings.webhook_allow_private)
+        subscription = new_subscription(
+            session,
+            named,
+            body.dest,
+            signature_token=body.signature_token,
+            stream=body.stream,
+            schedule=body.schedule,
+            report_if_empty=body.report_if_empty,
+            initial_record_time=body.initial_record_time,
+            allow_private=services.settings.webhook_allow_private,
+        )
     except InvalidSubscription as exc:
         raise _invalid(exc) from None
-    owned = sum(
-        len(queries.subscriptions_of(session, q.id))
-        for q in queries.named_queries(session, named.owner, None, 10_000)
-    )
-    if owned >= MAX_SUBSCRIPTIONS_PER_OWNER:
-        raise Problem(
-            409,
-            "Too many subscriptions",
-            f"you have {owned}; delete one first (at most {MAX_SUBSCRIPTIONS_PER_OWNER})",
-        )
-    # Without initialRecordTime, events confirmed from now on; with it, the feed is read from its
-    # start and events recorded before it are left out.
-    cursor = 0 if body.initial_record_time is not None else queries.last_confirmation_seq(session)
-    subscription = Subscription(
-        id=str(uuid.uuid4()),
-        query_id=named.id,
-        dest=body.dest,
-        signature_token=body.signature_token,
-        stream=schedule is None,
-        schedule=body.schedule,
-        report_if_empty=body.report_if_empty,
-        initial_record_time=body.initial_record_time,
-        cursor=cursor,
-        next_run_at=schedule.next_after(now) if schedule is not None else None,
-        created_at=now,
-    )
-    session.add(subscription)
-    session.flush()
+    except TooManySubscriptions as exc:
+        raise Problem(409, "Too many subscriptions", str(exc)) from None
     response.headers["Location"] = f"/queries/{quote(named.name)}/subscriptions/{subscription.id}"
     return _subscription_public(session, named, subscription)
 
@@ -507,7 +465,7 @@ def _socket_round(
     """The events confirmed after `cursor` that match, as a query document (None if none, unless
     the schedule reports empty runs), and the new cursor."""
     with services.sessions() as session:
-        named = session.get(NamedQuery, query_id)
+        named = queries.named_query_by_id(session, query_id)
         if named is None:
             return cursor, None
         matched = []

@@ -16,7 +16,7 @@ from tracechain.api.deps import OptionalViewerDep, ServicesDep, SessionDep
 from tracechain.api.problems import Problem
 from tracechain.epcis.identifiers import InvalidIdentifier, canonical_epc, canonical_identifier
 from tracechain.proof import proof_bundle
-from tracechain.settlement import orders_for_shipments, public_settlement
+from tracechain.settlement import public_settlement
 from tracechain.store import queries
 from tracechain.trace import Trace, build_trace, trace_document
 from tracechain.visibility import ANONYMOUS, Viewer, product_class, seen_trace
@@ -59,7 +59,9 @@ def _trace(epc: str, session: SessionDep, services: ServicesDep, viewer: Viewer)
 def _settlement(session: SessionDep, trace: Trace) -> list[dict[str, Any]]:
     """Whether orders paying for the product's shipments (the units it travelled in) are paid: no
     amounts, shares or parties, whoever asks (the parties read their orders at /orders)."""
-    return [public_settlement(row) for row in orders_for_shipments(session, {trace.epc, *trace.units})]
+    return [
+        public_settlement(row) for row in queries.orders_for_shipments(session, {trace.epc, *trace.units})
+    ]
 
 
 @router.get("/trace/{epc:path}/proof")
