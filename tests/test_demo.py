@@ -93,8 +93,8 @@ def test_the_demo_records_the_journey_and_settles_three_orders(tmp_path: Path, a
         assert any(named in problem for problem in problems), (named, problems)
     item = bundle["epc"]
     with (
-        served(settings.model_copy(update={"demo_mode": True})) as base_url,
-        httpx.Client(base_url=base_url) as http,
+        served(settings.model_copy(update={"demo_mode": True})) as service,
+        httpx.Client(base_url=service.url) as http,
     ):
         serial = item.rsplit(".", 1)[1]
         page = http.get(f"/01/06901234678901/21/{serial}", headers={"Accept": "text/html"}).text
@@ -154,6 +154,16 @@ def test_the_demo_passes_on_hardhat_network_by_its_rpc_url(
     bundle = json.loads((tmp_path / "demo-public-proof.json").read_text())
     result = verify_bundle(bundle, Web3(HTTPProvider(hardhat_node.url)))
     assert result.verified, result.every_problem
+
+
+def test_the_demo_passes_on_the_in_process_chain(tmp_path: Path) -> None:
+    """TRACECHAIN_CHAIN=tester: eth-tester stamps a block with the time its predecessor was mined,
+    so an idle chain's clock never passes the unshipped order's deadline by waiting; the demo moves
+    it (its time travel), and the buyer reclaims."""
+    settings = Settings(chain=ChainMode.TESTER, data_dir=tmp_path, poll_interval=0.05, port=free_port())
+    output = io.StringIO()
+    assert run_demo(settings, Console(file=output, width=200))
+    assert_the_story_is_told(output.getvalue())
 
 
 def assert_the_story_is_told(printed: str) -> None:

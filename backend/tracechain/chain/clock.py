@@ -15,6 +15,7 @@ from typing import Any
 from web3.types import RPCEndpoint
 
 from tracechain.chain.connect import Chain
+from tracechain.config import ChainMode
 from tracechain.errors import ChainError
 
 DEADLINE_MARGIN_S = 60
@@ -43,8 +44,16 @@ def earliest_deadline(chain: Chain) -> int:
 
 def advance_past(chain: Chain, timestamp: int) -> bool:
     """On a development node, move the chain's clock past `timestamp` and mine a block there, so a
-    wait for it ends now. False where the node does not let its clock be moved (a real chain, the
-    in-process eth-tester): then only waiting gets there."""
+    wait for it ends now. False where the node does not let its clock be moved (a real chain):
+    then only waiting gets there.
+
+    The in-process eth-tester stamps a block with the time its predecessor was mined, so its clock
+    moves only with blocks, and an idle one never passes a deadline: it is moved by its own
+    `time_travel`, which mines a block there."""
+    if chain.mode is ChainMode.TESTER:
+        if chain_time(chain) <= timestamp:
+            chain.w3.manager.request_blocking(RPCEndpoint("testing_timeTravel"), [timestamp + 1])
+        return True
     if not chain.speaks_raw_json_rpc:
         return False
     behind = timestamp + 1 - chain_time(chain)

@@ -34,7 +34,7 @@ from tracechain.chain.clock import DEADLINE_MARGIN_S, wait_past
 from tracechain.chain.connect import open_chain
 from tracechain.chain.transactions import is_dev_chain
 from tracechain.config import ChainMode, Settings
-from tracechain.demo.client import WAIT_TIMEOUT, DemoClient, DemoFailed, served, wait_until
+from tracechain.demo.client import WAIT_TIMEOUT, DemoClient, DemoFailed, Served, served, wait_until
 from tracechain.demo.report import (
     print_balances,
     print_events_per_party,
@@ -81,8 +81,8 @@ def run_demo(settings: Settings, console: Console) -> bool:
     ]
     item = goods[0][0]  # the product whose consumer page the demo ends with
 
-    with served(settings) as base_url, httpx.Client(base_url=base_url, timeout=60) as http:
-        console.print(f"tracechain is serving the demo at {base_url} (chain: {settings.chain.value})")
+    with served(settings) as service, httpx.Client(base_url=service.url, timeout=60) as http:
+        console.print(f"tracechain is serving the demo at {service.url} (chain: {settings.chain.value})")
         api = DemoClient(http)
         keys_file = settings.data_dir / "demo-api-keys.json"
         keys = api.participants(admin_token, keys_file)
@@ -123,7 +123,7 @@ def run_demo(settings: Settings, console: Console) -> bool:
                     _wait_until_closed(api, buyer, order_id)
             for order_id, order in zip(order_ids, ORDERS, strict=True):
                 if not order.shipped:
-                    _reclaim_after_deadline(api, settings, buyer, order_id)
+                    _reclaim_after_deadline(api, service, settings, buyer, order_id)
 
         orders = [_order(api, buyer, order_id) for order_id in order_ids]
         after = {party: _balance(api, keys[party.name]) for party in (RETAILER, MANUFACTURER)}
@@ -186,9 +186,11 @@ def _wait_until_closed(api: DemoClient, buyer: str, order_id: int) -> None:
     wait_until(f"settling order {order_id}", lambda: _order(api, buyer, order_id)["state"] == "closed")
 
 
-def _reclaim_after_deadline(api: DemoClient, settings: Settings, buyer: str, order_id: int) -> None:
+def _reclaim_after_deadline(
+    api: DemoClient, service: Served, settings: Settings, buyer: str, order_id: int
+) -> None:
     deadline = int(datetime.fromisoformat(_order(api, buyer, order_id)["deadline"]).timestamp())
-    _wait_for_the_chain_past(api, settings, buyer, deadline)
+    _wait_for_the_chain_past(service, settings, deadline)
 
     def reclaimed() -> bool:  # a node whose clock only waiting moves may stamp the next block late
         response = api.http.post(f"/orders/{order_id}/reclaim", headers={"Authorization": f"Bearer {buyer}"})
@@ -201,21 +203,14 @@ def _reclaim_after_deadline(api: DemoClient, settings: Settings, buyer: str, ord
     wait_until(f"reclaiming order {order_id}", reclaimed, timeout=30)
 
 
-def _wait_for_the_chain_past(api: DemoClient, settings: Settings, buyer: str, deadline: int) -> None:
+def _wait_for_the_chain_past(service: Served, settings: Settings, deadline: int) -> None:
     """On a development node the demo moves the node's clock past the deadline; elsewhere it waits
     for the chain's clock to pass it, which is at most DEADLINE_MARGIN_S + SHORT_DEADLINE away."""
     timeout = DEADLINE_MARGIN_S + SHORT_DEADLINE.total_seconds() + WAIT_TIMEOUT
-    if settings.chain is ChainMode.TESTER:  # that chain lives inside the served app: ask the API
-        wait_until(
-            "the chain's clock passing the deadline",
-            lambda: (
-                datetime.fromisoformat(api.call("GET", "/settlement", buyer)["chainTime"]).timestamp()
-                > deadline
-            ),
-            timeout,
-        )
-        return
     try:
+        if settings.chain is ChainMode.TESTER:  # that chain lives inside the served app
+            wait_past(service.chain, deadline, advance=True, timeout=timeout)
+            return
         with open_chain(settings, start_node=False) as chain:
             wait_past(chain, deadline, advance=is_dev_chain(chain), timeout=timeout)
     except ChainError as exc:

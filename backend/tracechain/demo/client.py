@@ -8,14 +8,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from tracechain.api.app import create_app
+from tracechain.chain.connect import Chain
 from tracechain.config import Settings
 from tracechain.demo.scenario import PARTIES, DemoParty
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
@@ -28,14 +31,27 @@ class DemoFailed(TracechainError):
     """A step of the demo was refused or did not complete."""
 
 
+@dataclass(frozen=True)
+class Served:
+    """The app being served, and where."""
+
+    url: str
+    app: FastAPI
+
+    @property
+    def chain(self) -> Chain:
+        """The chain the app runs on (in this process: the in-process eth-tester lives only here)."""
+        chain: Chain = self.app.state.services.chain
+        return chain
+
+
 @contextmanager
-def served(settings: Settings) -> Iterator[str]:
+def served(settings: Settings) -> Iterator[Served]:
     """The real app over HTTP on a local port, its workers running, for as long as the block runs."""
     # The port `tracechain serve` will listen on, if free: the demo's printed links work there too.
     port = settings.port if _free(settings.port) else _any_free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="tracechain-demo-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -46,7 +62,7 @@ def served(settings: Settings) -> Iterator[str]:
             raise DemoFailed("the service did not start within 60 s")
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield Served(f"http://127.0.0.1:{port}", app)
     finally:
         server.should_exit = True
         thread.join(timeout=30)
