@@ -91,6 +91,15 @@ def test_serve_listens_on_the_port_the_setting_names(tmp_path: Path) -> None:
     assert f"serving at http://127.0.0.1:{port}" in printed
 
 
+def test_verify_without_a_node_says_so_in_one_line(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text("{}")
+    url = f"http://127.0.0.1:{free_port()}"
+    failed = run("verify", str(bundle), "--rpc", url, cwd=tmp_path)
+    assert failed.returncode == 2
+    assert failed.stdout.strip() == f"no node answers at {url}" and not failed.stderr
+
+
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     failed = run("--debug", "serve", cwd=tmp_path, TRACECHAIN_CONFIRMATIONS="three")
     assert failed.returncode != 0 and "Traceback" in failed.stderr

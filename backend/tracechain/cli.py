@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from tracechain.config import Settings
-from tracechain.errors import TracechainError
+from tracechain.errors import ChainError, TracechainError
 
 app = typer.Typer(
     help=(
@@ -118,16 +118,17 @@ def verify(
     import json
 
     from rich.table import Table
-    from web3 import HTTPProvider, Web3
 
+    from tracechain.chain.connect import node_at
     from tracechain.verification import verify_bundle
 
     settings = Settings()
     url = rpc or settings.rpc_url or f"http://{settings.anvil_host}:{settings.anvil_port}"
-    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 30}))
-    if not w3.is_connected():
+    try:
+        w3 = node_at(url, timeout_s=30)
+    except ChainError:
         console.print(f"[red]no node answers at {url}[/]")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     try:
         claims = json.loads(bundle.read_text())
     except json.JSONDecodeError as exc:

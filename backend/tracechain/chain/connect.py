@@ -87,10 +87,16 @@ def in_process_chain() -> Chain:
 
 
 def rpc_chain(url: str, relayer_key: str, mode: ChainMode = ChainMode.RPC) -> Chain:
-    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 60}))
+    return Chain(node_at(url), mode, Account.from_key(relayer_key))
+
+
+def node_at(url: str, timeout_s: float = 60) -> Web3:
+    """The JSON-RPC node at `url`, for reading (no relayer: `tracechain verify` sends nothing);
+    ChainError if none answers there."""
+    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
     if not w3.is_connected():
         raise ChainError(f"no JSON-RPC node answers at {url}")
-    return Chain(w3, mode, Account.from_key(relayer_key))
+    return w3
 
 
 @contextmanager
