@@ -74,6 +74,12 @@ class GroupCommit:
             raise mine.error
         return mine.result  # type: ignore[return-value]
 
+    @property
+    def waiting(self) -> int:
+        """Captures waiting for their turn (those of the group running not counted)."""
+        with self._condition:
+            return len(self._waiting)
+
     def _take_group(self) -> list[_Waiting[Any]]:
         """The longest run of waiting captures, oldest first, within max_weight (at least one)."""
         taken, weight = 0, 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -95,6 +96,11 @@ class Services:
     captures: GroupCommit = field(init=False)
     """Where captures wait for the capture lock, and run, several in one transaction."""
     _supervisor: Supervisor | None = None
+    capture_threads: ThreadPoolExecutor = field(init=False)
+    """The threads captures run on, and wait their turn on: one for each place in the capture queue,
+    apart from the server's own, so that reads never wait for a thread behind captures waiting for
+    the capture lock (with the server's 40 threads all held by waiting captures, a GET waited for
+    the lock too)."""
     capture_progress: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Streamed captures running in this process: job id -> (events read and kept so far, events
     in the document). Memory, not the database: the capture's rows are one transaction, and on
@@ -169,6 +175,7 @@ class Services:
         # GIL behind them, and 16 clients captured less than 4 did.
         self.preparing = threading.BoundedSemaphore(PREPARING_AT_ONCE)
         self.captures = GroupCommit(lambda: self.capturing(), GROUP_EVENTS)
+        self.capture_threads = ThreadPoolExecutor(self.settings.capture_queue, thread_name_prefix="capture")
         self.submitter.capturing = self.capturing  # recovery runs while no capture signs
 
     @property
@@ -269,6 +276,7 @@ class Services:
         if self._supervisor is not None:
             self._supervisor.stop()
         self.deliverer.close()
+        self.capture_threads.shutdown(wait=False, cancel_futures=True)
         self.engine.dispose()
 
 

@@ -25,7 +25,7 @@ from tracechain.capture.document import (
     fail_streamed_job,
     open_streamed_job,
 )
-from tracechain.capture.intake import ConcurrentCapture, Submitted, start_streamed, submit, submit_document
+from tracechain.capture.intake import ConcurrentCapture, Submitted, start_streamed, submit
 from tracechain.capture.prepare import (
     MAX_JSON_DEPTH,
     CaptureLimitExceeded,
@@ -65,5 +65,4 @@ __all__ = [
     "start_streamed",
     "stored_content",
     "submit",
-    "submit_document",
 ]

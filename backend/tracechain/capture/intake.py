@@ -64,13 +64,6 @@ class Submitted:
     """While a streamed document is captured: (events read and kept so far, events in it)."""
 
 
-def submit_document(services: Services, participant: Participant, document: dict[str, Any]) -> Submitted:
-    """Capture a document of the plain API, after its turn in the capture queue (CaptureQueueFull
-    when that is full)."""
-    with services.capture_admission():
-        return submit(services, participant, document)
-
-
 def submit(
     services: Services,
     participant: Participant,

@@ -3,14 +3,15 @@ its capture job, list your jobs."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
-from typing import IO, Annotated, Any, Final
+from typing import IO, Annotated, Any, Final, TypeVar
 
+import anyio
 from fastapi import APIRouter, Depends, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -45,6 +46,8 @@ from tracechain.store.models import CaptureJob, CaptureStatus, Participant
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["capture"], dependencies=[Negotiated])
+
+T = TypeVar("T")
 
 
 class CaptureJobPublic(BaseModel):
@@ -124,6 +127,29 @@ def submitted_public(submitted: Submitted, domain: Domain) -> CaptureJobPublic:
     return job_public(submitted.job, domain, submitted.to_sign, submitted.progress)
 
 
+async def in_capture_thread(services: Services, work: Callable[[], T]) -> T:
+    """`work`, a capture, on a capture thread (`Services.capture_threads`), never on one of the
+    server's: captures waiting for the capture lock must leave those to reads. Waited for even if
+    the client goes, as the server's threads are, so the place in the capture queue its request
+    holds is held until its capture is done."""
+    future = asyncio.get_running_loop().run_in_executor(services.capture_threads, work)
+    with anyio.CancelScope(shield=True):
+        done = await future
+    return done
+
+
+async def captured(
+    services: Services, participant: Participant, document: dict[str, Any], response: Response
+) -> CaptureJobPublic:
+    """A document of the plain API captured as `POST /capture` captures one: after its place in the
+    capture queue (503 when that is full), on a capture thread."""
+    with services.capture_admission():
+        submitted = await in_capture_thread(services, lambda: submit(services, participant, document))
+    job = submitted_public(submitted, services.registry.domain)
+    response.headers["Location"] = f"/capture/{job.capture_id}"
+    return job
+
+
 def capture_headers(services: Services) -> dict[str, str]:
     """What a client may send here, as the EPCIS 2.0 REST binding advertises it (its
     204CaptureEndpointDiscovery): the versions, the limits, the error behaviour."""
@@ -201,12 +227,13 @@ async def capture(
     body = await spool_body(request, settings.capture_max_bytes, settings.capture_stream_from_bytes)
     content_type = request.headers.get("content-type")
     if isinstance(body, bytes):
-        submitted = await run_in_threadpool(
-            lambda: submit(services, participant, capture_body_document(body, content_type), behaviour)
+        submitted = await in_capture_thread(
+            services,
+            lambda: submit(services, participant, capture_body_document(body, content_type), behaviour),
         )
     else:
-        submitted = await run_in_threadpool(
-            lambda: _start_streamed(services, participant, body, content_type, behaviour)
+        submitted = await in_capture_thread(
+            services, lambda: _start_streamed(services, participant, body, content_type, behaviour)
         )
     job = submitted_public(submitted, services.registry.domain)
     response.headers["Location"] = f"/capture/{job.capture_id}"
@@ -247,8 +274,8 @@ async def capture_event(
     `GET /events/{id}` from then on."""
     body = await read_body(request, services.settings.capture_max_bytes)
     behaviour = error_behaviour(request.headers.get(ERROR_BEHAVIOUR_HEADER))
-    submitted = await run_in_threadpool(
-        lambda: submit(services, participant, document_of_event(parse_json(body)), behaviour)
+    submitted = await in_capture_thread(
+        services, lambda: submit(services, participant, document_of_event(parse_json(body)), behaviour)
     )
     job = submitted_public(submitted, services.registry.domain)
     response.headers["Location"] = f"/capture/{job.capture_id}"

@@ -11,12 +11,10 @@ from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, Field, model_validator
 
 from tracechain.api.deps import ParticipantDep, ServicesDep
-from tracechain.api.routes.capture import CaptureJobPublic, submitted_public
-from tracechain.capture import Submitted, submit_document
+from tracechain.api.routes.capture import CaptureJobPublic, captured
 from tracechain.epcis.builders import object_event, sensor_event
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
 from tracechain.epcis.identifiers import canonical_epc
-from tracechain.services import Services
 
 router = APIRouter(prefix="/products", tags=["products"])
 
@@ -70,13 +68,6 @@ def document(*events: dict[str, object]) -> dict[str, object]:
     }
 
 
-def accepted(services: Services, submitted: Submitted, response: Response) -> CaptureJobPublic:
-    """The capture job of an event of the plain API, as `POST /capture` answers it."""
-    job = submitted_public(submitted, services.registry.domain)
-    response.headers["Location"] = f"/capture/{job.capture_id}"
-    return job
-
-
 def post_accepted(router: APIRouter, path: str) -> Callable[[Endpoint], Endpoint]:
     """A POST route that answers 202 with the capture job its event became."""
     return router.post(
@@ -88,7 +79,7 @@ def post_accepted(router: APIRouter, path: str) -> Callable[[Endpoint], Endpoint
 
 
 @post_accepted(router, "")
-def register_product(
+async def register_product(
     body: ProductCreate, participant: ParticipantDep, services: ServicesDep, response: Response
 ) -> CaptureJobPublic:
     """Commission an item (GTIN + serial) or a lot (GTIN + lot): its origin, signed by its manufacturer."""
@@ -100,11 +91,11 @@ def register_product(
         at=body.when(),
         location=body.location,
     )
-    return accepted(services, submit_document(services, participant, document(event)), response)
+    return await captured(services, participant, document(event), response)
 
 
 @post_accepted(router, "/{epc:path}/sale")
-def sell(
+async def sell(
     epc: EpcPath, body: EventDetails, participant: ParticipantDep, services: ServicesDep, response: Response
 ) -> CaptureJobPublic:
     """The retailer holding the product sold it to a consumer."""
@@ -115,7 +106,7 @@ def sell(
         at=body.when(),
         location=body.location,
     )
-    return accepted(services, submit_document(services, participant, document(event)), response)
+    return await captured(services, participant, document(event), response)
 
 
 RECALL_NS: Final = "https://tracechain.dev/recall#"
@@ -123,7 +114,7 @@ RECALL_NS: Final = "https://tracechain.dev/recall#"
 
 
 @post_accepted(router, "/{epc:path}/recall")
-def recall(
+async def recall(
     epc: EpcPath, body: RecallCreate, participant: ParticipantDep, services: ServicesDep, response: Response
 ) -> CaptureJobPublic:
     """Its manufacturer or an auditor recalls it, and everything packed in it."""
@@ -140,11 +131,11 @@ def recall(
         # the recaller's words, so not in tracechain's own namespace, which names what it adds
         # to the events it serves (epcis.schema.TRACECHAIN_NS)
         recall_document["@context"] = [EPCIS_CONTEXT, {"recall": RECALL_NS}]
-    return accepted(services, submit_document(services, participant, recall_document), response)
+    return await captured(services, participant, recall_document, response)
 
 
 @post_accepted(router, "/{epc:path}/sensor-readings")
-def report_sensor_reading(
+async def report_sensor_reading(
     epc: EpcPath,
     body: SensorReadingCreate,
     participant: ParticipantDep,
@@ -162,4 +153,4 @@ def report_sensor_reading(
         maximum=body.maximum,
         location=body.location,
     )
-    return accepted(services, submit_document(services, participant, document(event)), response)
+    return await captured(services, participant, document(event), response)

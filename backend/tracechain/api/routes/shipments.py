@@ -6,9 +6,8 @@ from fastapi import APIRouter, Response
 from pydantic import Field
 
 from tracechain.api.deps import ParticipantDep, ServicesDep
-from tracechain.api.routes.capture import CaptureJobPublic
-from tracechain.api.routes.products import EpcPath, EventDetails, accepted, document, post_accepted
-from tracechain.capture import submit_document
+from tracechain.api.routes.capture import CaptureJobPublic, captured
+from tracechain.api.routes.products import EpcPath, EventDetails, document, post_accepted
 from tracechain.epcis.builders import aggregation_event, object_event
 from tracechain.epcis.identifiers import canonical_epc
 
@@ -26,7 +25,7 @@ class ClearanceCreate(EventDetails):
 
 
 @post_accepted(router, "")
-def ship(
+async def ship(
     body: ShipmentCreate, participant: ParticipantDep, services: ServicesDep, response: Response
 ) -> CaptureJobPublic:
     """Pack `contents` onto the unit, then ship the unit to `destination`, in one capture."""
@@ -48,11 +47,11 @@ def ship(
             destination=canonical_epc(body.destination),
         )
     )
-    return accepted(services, submit_document(services, participant, document(*events)), response)
+    return await captured(services, participant, document(*events), response)
 
 
 @post_accepted(router, "/{sscc:path}/receipt")
-def receive(
+async def receive(
     sscc: EpcPath, body: EventDetails, participant: ParticipantDep, services: ServicesDep, response: Response
 ) -> CaptureJobPublic:
     """The receiver the shipment named accepts it, and custody of everything on it."""
@@ -63,11 +62,11 @@ def receive(
         at=body.when(),
         location=body.location,
     )
-    return accepted(services, submit_document(services, participant, document(event)), response)
+    return await captured(services, participant, document(event), response)
 
 
 @post_accepted(router, "/{sscc:path}/clearance")
-def clear_customs(
+async def clear_customs(
     sscc: EpcPath,
     body: ClearanceCreate,
     participant: ParticipantDep,
@@ -82,4 +81,4 @@ def clear_customs(
         at=body.when(),
         location=body.location,
     )
-    return accepted(services, submit_document(services, participant, document(event)), response)
+    return await captured(services, participant, document(event), response)
