@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AsyncExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -126,6 +126,8 @@ class ManyClients:
     participants: int
     documents: int
     events_per_document: int
+    serves: int = 1
+    """`tracechain serve` processes on the one PostgreSQL database, the clients dealt among them."""
 
 
 FULL = Plan(
@@ -209,26 +211,34 @@ def service_settings(node: AnvilNode, database_url: str, data_dir: Path, mode: s
 
 
 @contextmanager
-def service_processes(settings: Settings, split: bool) -> Iterator[tuple[str, dict[str, list[int]]]]:
-    """`tracechain serve` on a free port as a deployment runs it, and with `split`, its workers in
-    a `tracechain work` process beside it (TRACECHAIN_RUN_WORKERS=false). Yields the base URL and
-    the process ids by name."""
-    port = free_port()
+def service_processes(
+    settings: Settings, split: bool, serves: int = 1
+) -> Iterator[tuple[list[str], dict[str, list[int]]]]:
+    """`tracechain serve` on a free port as a deployment runs it (`serves` of them, on ports of
+    their own, sharing the database), and with `split`, its workers in a `tracechain work` process
+    beside it (TRACECHAIN_RUN_WORKERS=false). Yields the serve processes' base URLs and the
+    process ids by name."""
     environment = service_environment(settings, run_workers=not split)
-    commands = [tracechain_command("serve", "--port", str(port), "--log-level", "warning")]
-    if split:
-        commands.append(tracechain_command("work"))
+    ports = [free_port() for _ in range(serves)]
+    base_urls = [f"http://127.0.0.1:{port}" for port in ports]
     processes: list[subprocess.Popen[bytes]] = []
-    base_url = f"http://127.0.0.1:{port}"
     try:
-        for command in commands:
-            processes.append(subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL))
+        for number, (port, base_url) in enumerate(zip(ports, base_urls, strict=True)):
+            # Only the first runs the workers (unless split): one process per database may.
+            serving = environment if number == 0 else service_environment(settings, run_workers=False)
+            command = tracechain_command("serve", "--port", str(port), "--log-level", "warning")
+            processes.append(subprocess.Popen(command, env=serving, stdout=subprocess.DEVNULL))
             deadline = time.monotonic() + 60
-            while len(processes) == 1 and not answers(base_url):  # serve deploys before work starts
-                if processes[0].poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"tracechain serve did not start (exit code {processes[0].poll()})")
+            while not answers(base_url):  # the first deploys before the others and work start
+                if processes[-1].poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"tracechain serve did not start (exit code {processes[-1].poll()})")
                 time.sleep(0.1)
-        yield base_url, {name: [p.pid] for name, p in zip(("serve", "work"), processes, strict=False)}
+        pids = {"serve": [p.pid for p in processes]}
+        if split:
+            work = subprocess.Popen(tracechain_command("work"), env=environment, stdout=subprocess.DEVNULL)
+            processes.append(work)
+            pids["work"] = [processes[-1].pid]
+        yield base_urls, pids
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -517,7 +527,7 @@ def ingest(node: AnvilNode, chain: Chain, plan: Plan, mode: str | None, split: b
         temporary_database("tracechain_bench") as database_url,
         tempfile.TemporaryDirectory() as data_dir,
         service_processes(service_settings(node, database_url, Path(data_dir), mode), split) as (
-            base_url,
+            [base_url],
             pids,
         ),
         httpx.Client(base_url=base_url, timeout=120) as admin,
@@ -647,23 +657,28 @@ def commissioning_document(company_prefix: str, serials: str, number: int, event
 
 
 async def post_as_clients(
-    base_url: str, keys: list[str], documents: list[tuple[int, bytes]], clients: int
+    base_urls: list[str], keys: list[str], documents: list[tuple[int, bytes]], clients: int
 ) -> tuple[list[str], dict[int | str, int]]:
     """`clients` concurrent clients (asyncio tasks of one thread, so that the client costs little of
     the cores the service runs on), each posting the documents dealt to it one after the other, as
     their manufacturer (with as many clients as documents per manufacturer or more, each client
     posts for one manufacturer only). A 503 or 409 is retried after Retry-After
     (jittered, as well-behaved clients retry); any other refusal is counted and not retried.
-    A connection that fails is retried too. Returns the accepted documents' job locations and
-    the count of each refusal."""
+    A connection that fails is retried too. The clients are dealt among `base_urls` (several
+    serve processes). Returns the accepted documents' job locations and the count of each refusal."""
     shares: list[list[tuple[int, bytes]]] = [documents[c::clients] for c in range(clients)]
     locations: list[str] = []
     refused: dict[int | str, int] = {}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as http:
+    async with AsyncExitStack() as stack:
+        servers = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=120, limits=limits))
+            for url in base_urls
+        ]
 
         async def client(number: int) -> None:
+            http = servers[number % len(servers)]
             for maker, body in shares[number]:
                 headers = {**bearer(keys[maker]), "Content-Type": "application/json"}
                 while True:
@@ -710,11 +725,10 @@ def ingest_many_clients(node: AnvilNode, many: ManyClients, run: str, **settings
     with (
         temporary_database("tracechain_bench") as database_url,
         tempfile.TemporaryDirectory() as data_dir,
-        service_processes(stack_settings(node, database_url, Path(data_dir), **settings), split=True) as (
-            base_url,
-            pids,
-        ),
-        httpx.Client(base_url=base_url, timeout=120) as admin,
+        service_processes(
+            stack_settings(node, database_url, Path(data_dir), **settings), split=True, serves=many.serves
+        ) as (base_urls, pids),
+        httpx.Client(base_url=base_urls[0], timeout=120) as admin,
     ):
         engine = make_engine(database_url)
         keys = [
@@ -731,10 +745,12 @@ def ingest_many_clients(node: AnvilNode, many: ManyClients, run: str, **settings
         pids = {**pids, "anvil": [node.pid] if node.pid else [], "postgres": postgres_pids(engine)}
         cpu_before = {name: cpu_seconds(ids) for name, ids in pids.items()}
         started = time.perf_counter()
-        locations, refused = asyncio.run(post_as_clients(base_url, keys, documents, many.clients))
+        locations, refused = asyncio.run(post_as_clients(base_urls, keys, documents, many.clients))
         accepted = time.perf_counter() - started
         events = len(locations) * many.events_per_document
-        label = f"{many.clients} clients of {many.participants} manufacturers"
+        label = f"{many.clients} clients of {many.participants} manufacturers" + (
+            f", {many.serves} serve processes" if many.serves > 1 else ""
+        )
         progress(
             f"{label}: {events:,} events accepted in {accepted:.1f} s"
             + (f" (refused: {refused})" if refused else "")
@@ -1098,7 +1114,7 @@ def big_document(node: AnvilNode, events: int, streamed: bool, quick: bool, run:
             capture_max_bytes=max(size, Settings().capture_max_bytes),
         )
         with (
-            service_processes(settings, split=True) as (base_url, pids),
+            service_processes(settings, split=True) as ([base_url], pids),
             httpx.Client(base_url=base_url, timeout=JOB_TIMEOUT) as client,
         ):
             key = create_participant(
@@ -1327,6 +1343,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cold-sizes", help="stored events at which cold traces are measured, e.g. 1000,1000000"
     )
+    parser.add_argument(
+        "--serve-processes",
+        type=int,
+        default=1,
+        help="serve processes on the one database for the many-clients run, the clients dealt among them",
+    )
     parser.add_argument("--cold-products", type=int, help="distinct products traced once at each cold size")
     parser.add_argument(
         "--only-big-document", action="store_true", help="the big document only (for profiling)"
@@ -1347,6 +1369,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = replace(plan, cold_products=args.cold_products)
     if args.only_cold_trace:
         plan = replace(plan, trace_sizes=())
+    if args.serve_processes > 1:
+        plan = replace(plan, many=replace(plan.many, serves=args.serve_processes))
     results = Results()
     run = f"{int(time.time()) % 100_000}"
     gas_rows: list[tuple[str, str, str]] = []
