@@ -184,7 +184,7 @@ def build_trace(
     related, loaded = _related_identifiers(session, epc)
     # Events of one capture can share a time: then the order they were captured in decides.
     events = sorted(loaded, key=lambda e: (e.event_time, min((r.id for r in e.records), default=e.row_id)))
-    roles = queries.roles_by_address(session)
+    roles = queries.roles_by_address(session, {event.signer for event in events})  # all a trace reads
     chains = _HeadChains(events, {subject_id(identifier) for identifier in related})
     entries = []
     for event in events:

@@ -127,11 +127,12 @@ def participant_addresses_by_party(session: Session) -> dict[str, str]:
     return {party: address for party, address in rows if party is not None}
 
 
-def roles_by_address(session: Session) -> dict[str, set[str]]:
-    return {
-        address: set(roles)
-        for address, roles in session.execute(select(Participant.address, Participant.roles))
-    }
+def roles_by_address(session: Session, addresses: set[str] | None = None) -> dict[str, set[str]]:
+    """Each participant's roles by its address: of those `addresses`, or of every participant."""
+    query = select(Participant.address, Participant.roles)
+    if addresses is not None:
+        query = query.where(Participant.address.in_(addresses))
+    return {address: set(roles) for address, roles in session.execute(query)}
 
 
 def participants_by_address(session: Session, addresses: set[str]) -> dict[str, Participant]:
