@@ -46,12 +46,14 @@ class Received:
 @dataclass
 class Receiver:
     """What arrived, in order. `answers` are the statuses of the next POSTs (then 200);
-    `delay_s` holds each answer back (a slow receiver)."""
+    `delay_s` holds each answer back (a slow receiver); `held`, while it is not set, holds every
+    answer back (a tarpit, until the test lets go)."""
 
     url: str
     received: list[Received] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)
     delay_s: float = 0.0
+    held: threading.Event | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take(self, request: BaseHTTPRequestHandler, body: bytes) -> int:
@@ -91,6 +93,8 @@ def running_receiver(path: str = "/hook") -> Iterator[Receiver]:
             status = receiver.take(self, body)
             if receiver.delay_s:
                 time.sleep(receiver.delay_s)
+            if receiver.held is not None:
+                receiver.held.wait(timeout=120)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()

@@ -34,6 +34,7 @@ import logging
 import socket
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -378,7 +379,12 @@ class Deliverer:
         self.sends_at_once = sends_at_once
         self._said: set[str] = set()
         # Redirects are not followed: one could lead from a public host to a private one.
-        self.client = httpx.Client(timeout=timeout_s, follow_redirects=False)
+        self.client = httpx.Client(
+            timeout=timeout_s,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=sends_at_once, max_keepalive_connections=sends_at_once),
+        )
+        self._senders = ThreadPoolExecutor(sends_at_once, thread_name_prefix="deliver")
 
     def run_once(self) -> int:
         """One round: build the deliveries due, then send those due. Returns how much it did."""
@@ -475,9 +481,14 @@ class Deliverer:
     # -------------------------------------------------------------- sending
 
     def send_due(self) -> int:
+        """Each subscription's oldest delivery due, side by side: a receiver that holds its POSTs
+        open until the timeout (a tarpit) delays only its own deliveries, not every other
+        subscriber's behind it. Each is of another subscription, so each still reaches its
+        receiver in order."""
         with self.sessions() as session:
             due = [d.seq for d in queries.deliveries_due(session, datetime.now(UTC), self.sends_at_once)]
-        return sum(self._isolated(f"delivery {seq}", self._send, seq) for seq in due)
+        sent = self._senders.map(lambda seq: self._isolated(f"delivery {seq}", self._send, seq), due)
+        return sum(sent)
 
     def _isolated(self, what: str, act: Callable[[_T], bool | int], item: _T) -> int:
         """`act(item)`, and 0 if it fails for a reason of its own: one subscription or delivery
@@ -554,4 +565,5 @@ class Deliverer:
         return None if 200 <= status < 300 else f"HTTP {status}"
 
     def close(self) -> None:
+        self._senders.shutdown(wait=True, cancel_futures=True)
         self.client.close()

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import update
 from starlette.websockets import WebSocketDisconnect
@@ -560,6 +562,36 @@ def test_a_subscription_that_cannot_be_built_holds_back_no_other(
     (post,) = receiver.received
     assert post.document["epcisBody"]["queryResults"]["queryName"] == "fine"
     assert times_of(post.events) == [at(1)]
+
+
+def test_a_receiver_that_holds_its_posts_open_holds_back_no_other_subscriber(
+    hooks: Api, parties: dict[str, dict[str, Any]], receiver: Receiver
+) -> None:
+    """Subscriptions whose receiver holds every POST open until the timeout (a tarpit, or one that
+    hangs): their deliveries, due first, hang while another subscription's goes out."""
+    maker = parties["manufacturer"]
+    hooks.services.deliverer.client.timeout = httpx.Timeout(120)  # the tarpit holds for as long as it likes
+    with running_receiver() as tarpit:
+        tarpit.held = threading.Event()
+        for n in range(3):
+            name_query(hooks, maker, f"held{n}", {})
+            assert subscribe(hooks, maker, f"held{n}", dest=tarpit.url, stream=True).status_code == 201
+        hooks.capture(maker, [commissioning(A, at(1))])
+        hooks.settle()
+        hooks.services.deliverer.build_streamed()  # the tarpit's deliveries: due before the other's
+        name_query(hooks, maker, "fine", {"EQ_bizStep": "commissioning"})
+        assert subscribe(hooks, maker, "fine", dest=receiver.url, stream=True).status_code == 201
+        hooks.capture(maker, [commissioning(B, at(2))])
+        hooks.settle()
+        round_ = threading.Thread(target=hooks.services.deliverer.run_once)
+        round_.start()
+        try:
+            (post,) = receiver.wait_for(lambda got: len(got) >= 1)
+            assert times_of(post.events) == [at(2)]
+            assert len(tarpit.wait_for(lambda got: len(got) >= 3)) == 3  # all three still hanging
+        finally:
+            tarpit.held.set()
+            round_.join(timeout=60)
 
 
 def test_a_websocket_closes_once_its_key_is_revoked(api: Api, parties: dict[str, dict[str, Any]]) -> None:
