@@ -52,7 +52,8 @@ def advance_past(chain: Chain, timestamp: int) -> bool:
     `time_travel`, which mines a block there."""
     if chain.mode is ChainMode.TESTER:
         if chain_time(chain) <= timestamp:
-            chain.w3.manager.request_blocking(RPCEndpoint("testing_timeTravel"), [timestamp + 1])
+            # It stamps the block it mines there a second before the time travelled to.
+            chain.w3.manager.request_blocking(RPCEndpoint("testing_timeTravel"), [timestamp + 2])
         return True
     if not chain.speaks_raw_json_rpc:
         return False
