@@ -614,13 +614,13 @@ def test_a_document_read_streamed_holds_the_event_being_read_and_no_other() -> N
     emptied: list[bool] = []
     root = None
 
-    for element, is_event in _streamed_elements(io.BytesIO(body)):
+    for element in _streamed_elements(io.BytesIO(body)):
         if root is None:
             root = element
-        if is_event:
-            earlier = list(element.itersiblings(preceding=True))
-            before.append(len(earlier))
-            emptied.extend(len(event) == 0 for event in earlier)
+            continue
+        earlier = list(element.itersiblings(preceding=True))
+        before.append(len(earlier))
+        emptied.extend(len(event) == 0 for event in earlier)
 
     assert len(before) == 2 * VALIDATED_TOGETHER
     assert max(before) == 1 and all(emptied)

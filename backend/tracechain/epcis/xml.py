@@ -638,13 +638,12 @@ def read_xml_outline(file: IO[bytes]) -> XmlOutline:
     batch: etree._Element | None = None
     count = deepest = 0
     root: etree._Element | None = None
-    for element, is_event in _streamed_elements(file):
+    for element in _streamed_elements(file):
         if root is None:
             root = element  # the first element given is the root, at its start
             continue
-        _note_value_prefixes(element, value_prefixes)
-        if not is_event:
-            continue
+        for node in element.iter():
+            _note_value_prefixes(node, value_prefixes)
         count += 1
         if unconvertible is None:
             try:
@@ -662,6 +661,8 @@ def read_xml_outline(file: IO[bytes]) -> XmlOutline:
     if root is None:
         raise InvalidXml([DocumentProblem("line 1", "not well-formed XML: the document is empty")])
     _validate(schema, root)  # what is left: everything but the events
+    for node in root.iter():
+        _note_value_prefixes(node, value_prefixes)
     if etree.QName(root).localname != "EPCISDocument" or etree.QName(root).namespace != EPCIS_NS:
         raise InvalidXml(
             [
@@ -691,20 +692,21 @@ def xml_event_chunks(file: IO[bytes], outline: XmlOutline, size: int) -> Iterato
     element being read."""
     reader = outline.reader()
     chunk: list[dict[str, Any]] = []
-    for element, is_event in _streamed_elements(file):
-        if is_event:
-            chunk.append(_event(reader, element))
-            if len(chunk) == size:
-                yield chunk
-                chunk = []
+    elements = _streamed_elements(file)
+    next(elements, None)  # the root
+    for element in elements:
+        chunk.append(_event(reader, element))
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
     if chunk:
         yield chunk
 
 
-def _streamed_elements(file: IO[bytes]) -> Iterator[tuple[etree._Element, bool]]:
-    """The root at its start, then each element at its end, with whether it is an event (a child of
-    the body's event list). An event is cleared once the caller is done with it, unless the caller
-    moved it elsewhere, and so are the events before it: nothing else of the document is."""
+def _streamed_elements(file: IO[bytes]) -> Iterator[etree._Element]:
+    """The root at its start, then each event (a child of the body's event list) at its end. An
+    event is cleared once the caller is done with it, unless the caller moved it elsewhere, and so
+    are the events before it: nothing else of the document is."""
     file.seek(0)
     parsed = etree.iterparse(
         file,
@@ -732,7 +734,7 @@ def _streamed_elements(file: IO[bytes]) -> Iterator[tuple[etree._Element, bool]]
                             )
                         ]
                     )
-                yield element, False
+                yield element
                 continue
             parent = element.getparent()
             if action == "start":
@@ -745,9 +747,10 @@ def _streamed_elements(file: IO[bytes]) -> Iterator[tuple[etree._Element, bool]]
                 ):
                     event_list = element
                 continue
-            is_event = parent is not None and parent is event_list and isinstance(element.tag, str)
-            yield element, is_event
-            if is_event and element.getparent() is parent:  # not moved elsewhere
+            if event_list is None or parent is not event_list or not isinstance(element.tag, str):
+                continue
+            yield element
+            if element.getparent() is parent:  # not moved elsewhere
                 element.clear(keep_tail=False)
                 while element.getprevious() is not None:
                     del parent[0]
