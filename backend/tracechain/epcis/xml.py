@@ -15,13 +15,16 @@ a namespace is bound to its URI as written (`http://ns.example.com/epcis` gives
 both forms). A prefix the EPCIS context protects (`cbvmda`, `gs1` ...) is kept where the XML
 binds it to the context's own IRI, and renamed (`ns1`) where it binds it to another.
 
+A big capture document is read from its file in two passes (`read_xml_outline`, then
+`xml_event_chunks`), holding a batch of events at a time, not the document, and gives the JSON
+events `document_from_xml` gives it.
+
 Parsing is safe: no DTD, no entities, no network, depth bounded by the parser (256 levels) and
 by :data:`MAX_DEPTH`. Nothing here reads or writes anything but its arguments.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
@@ -602,10 +605,15 @@ class XmlOutline:
 
     def reader(self) -> _Reader:
         """A reader whose prefixes are those `document_from_xml` gives this document."""
-        reader = _Reader(self.value_prefixes)
-        for uri, wanted in self.namespaces:
-            reader._prefix(uri, wanted)
-        return reader
+        return _bound_reader(self.value_prefixes, self.namespaces)
+
+
+def _bound_reader(value_prefixes: frozenset[str], namespaces: Iterable[tuple[str, str | None]]) -> _Reader:
+    """A reader that bound `namespaces` in that order, as reading the events bound them."""
+    reader = _Reader(value_prefixes)
+    for uri, wanted in namespaces:
+        reader._prefix(uri, wanted)
+    return reader
 
 
 class _Recorder(_Reader):
@@ -673,8 +681,8 @@ def read_xml_outline(file: IO[bytes]) -> XmlOutline:
         )
     if unconvertible is not None:
         raise unconvertible
-    outline = XmlOutline({}, count, 0, frozenset(value_prefixes), tuple(recorder.met.items()))
-    prefixes = dict(outline.reader().prefixes)
+    namespaces = tuple(recorder.met.items())
+    prefixes = _bound_reader(frozenset(value_prefixes), namespaces).prefixes
     shell = {
         "@context": [EPCIS_CONTEXT, *([prefixes] if prefixes else [])],
         "type": "EPCISDocument",
@@ -683,7 +691,7 @@ def read_xml_outline(file: IO[bytes]) -> XmlOutline:
         "epcisBody": {"eventList": []},
     }
     # The JSON form's depth: the context's object is at 3, the event list at 3, each event below it.
-    return dataclasses.replace(outline, shell=shell, depth=3 + deepest)
+    return XmlOutline(shell, count, 3 + deepest, frozenset(value_prefixes), namespaces)
 
 
 def xml_event_chunks(file: IO[bytes], outline: XmlOutline, size: int) -> Iterator[list[dict[str, Any]]]:
