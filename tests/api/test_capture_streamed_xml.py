@@ -175,3 +175,23 @@ def test_a_streamed_xml_capture_holds_one_chunk_of_events_at_a_time(streaming: A
     assert captured.new_events == 3 * CHUNK_EVENTS + 5
     assert sizes == [CHUNK_EVENTS] * 3 + [5]
     assert most_held <= 1
+
+
+def test_a_streamed_xml_document_nesting_deeper_than_json_may_is_refused_as_one_read_whole(
+    tmp_path: Path, tester_chain: Chain
+) -> None:
+    """Its JSON form is what is stored, held to the depth a JSON document is: 62 nested extension
+    elements in an event are within XML's bound but put the JSON form at 65 levels."""
+    body = _xml(list(factory_events(CHUNK_EVENTS, lot=16, start=START)))
+    nested = b'<acme:a xmlns:acme="https://acme.example/epcis/">' + b"<acme:a>" * 61 + b"x"
+    nested += b"</acme:a>" * 62
+    last = body.rindex(b"</ObjectEvent>")
+    body = body[:last] + nested + body[last:]
+    for streamed_from in (STREAMED_FROM, len(body) + 1):
+        with _service(tmp_path / str(streamed_from), tester_chain, "sqlite", streamed_from) as api:
+            maker = _maker(api)
+            response = _post(api, maker, body)
+            assert response.status_code == 413, response.text
+            assert "how deep a document nests" in response.json()["detail"]
+            with api.services.sessions() as session:
+                assert session.scalar(select(func.count()).select_from(CaptureJob)) == 0
