@@ -86,13 +86,14 @@ class Settings(BaseSettings):
 
     capture_max_bytes: int = 200_000_000
     """Largest capture body, in bytes; a bigger one is refused (413) before it is read. EPCIS
-    exchanges carry files of 100 MB: JSON bodies over `capture_stream_from_bytes` are spooled to
-    disk and captured a chunk of events at a time, so their size costs disk, not memory."""
+    exchanges carry files of 100 MB: bodies over `capture_stream_from_bytes` are spooled to disk
+    and captured a chunk of events at a time, so their size costs disk, not memory."""
     capture_stream_from_bytes: int = 4_000_000
-    """JSON capture bodies up to this size are read into memory and captured at once (a refusal is
-    the answer, 400); bigger ones are streamed: answered 202 once read, their job `capturing` with
-    its progress until every event is stored, or failed naming what refused the document. XML is
-    not streamed: an XML body over this size is refused (413)."""
+    """Capture bodies (JSON or XML) up to this size are read into memory and captured at once (a
+    refusal is the answer, 400); bigger ones are streamed: read once for their outline (a body
+    that is not JSON, or not XML valid by GS1's XSD, is refused then, 400), answered 202, their job
+    `capturing` with its progress until every event is stored, or failed naming what refused the
+    document."""
     capture_max_events: int = 100_000
     """Most events in one capture document (a streamed one holds the capture lock while it is
     stored: about a second per thousand events)."""

@@ -1,6 +1,7 @@
 """Big documents: a JSON body over TRACECHAIN_CAPTURE_STREAM_FROM_BYTES is spooled to disk and
 captured a chunk of events at a time, after the answer; its job is `capturing`, with progress,
-until every event is stored, and a refused document stores nothing of itself."""
+until every event is stored, and a refused document stores nothing of itself. An XML body is
+streamed too: test_capture_streamed_xml.py."""
 
 from __future__ import annotations
 
@@ -217,17 +218,6 @@ def test_a_streamed_document_over_the_event_limit_is_refused_before_its_job_star
         assert "TRACECHAIN_CAPTURE_MAX_EVENTS" in response.json()["detail"]
         with api.services.sessions() as session:
             assert session.scalar(select(func.count()).select_from(CaptureJob)) == 0
-
-
-def test_xml_over_the_streaming_threshold_is_refused(tmp_path: Path, tester_chain: Chain) -> None:
-    """XML is read whole: beyond the size JSON is streamed from, it would cost memory by its size."""
-    with _service(tmp_path, tester_chain, "sqlite", STREAMED_FROM) as api:
-        maker = _maker(api)
-        body = b"<epcis:EPCISDocument>" + b" " * STREAMED_FROM + b"</epcis:EPCISDocument>"
-        headers = {**api.as_participant(maker), "Content-Type": "application/xml"}
-        response = api.client.post("/capture", content=body, headers=headers)
-        assert response.status_code == 413, response.text
-        assert "TRACECHAIN_CAPTURE_STREAM_FROM_BYTES" in response.json()["detail"]
 
 
 def test_a_capture_cut_off_by_a_restart_fails_its_job_when_the_service_starts_again(

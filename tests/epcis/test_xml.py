@@ -6,11 +6,15 @@ events with the same ids; unsafe or invalid XML is refused, naming the line."""
 from __future__ import annotations
 
 import copy
+import io
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tracechain.demo.big_document import CONTEXT as BIG_CONTEXT
+from tracechain.demo.big_document import factory_events
 from tracechain.epcis.event_hash import EPCIS_CONTEXT, event_hash_ids
 from tracechain.epcis.schema import (
     TRACECHAIN_NS,
@@ -22,12 +26,16 @@ from tracechain.epcis.xml import (
     CAPTURE_XSD,
     MAX_DEPTH,
     QUERY_XSD,
+    VALIDATED_TOGETHER,
     InvalidXml,
+    _streamed_elements,
     capture_document_xml,
     document_from_xml,
     query_document_from_xml,
     query_document_xml,
+    read_xml_outline,
     schema_problems,
+    xml_event_chunks,
 )
 
 from .examples import EXAMPLES, capture_documents, example, load, name
@@ -281,80 +289,80 @@ def test_repeated_extension_elements_become_an_array_and_the_extension_wrapper_v
 # ---------------------------------------------------------------- refusals
 
 
-@pytest.mark.parametrize(
-    ("body", "named"),
-    [
-        pytest.param(b"<epcis:EPCISDocument", "line 1: not well-formed XML", id="cut-off"),
-        pytest.param(
-            _one_event("<action>MOVE</action>"),
-            "Element 'action': [facet 'enumeration'] The value 'MOVE'",
-            id="action-not-in-xsd",
+REFUSALS = [
+    pytest.param(b"<epcis:EPCISDocument", "line 1: not well-formed XML", id="cut-off"),
+    pytest.param(
+        _one_event("<action>MOVE</action>"),
+        "Element 'action': [facet 'enumeration'] The value 'MOVE'",
+        id="action-not-in-xsd",
+    ),
+    pytest.param(
+        _one_event("<epcList><epc>urn:epc:id:sgtin:1.2.3</epc></epcList>"),
+        "Missing child element(s). Expected is ( action )",
+        id="missing-action",
+    ),
+    pytest.param(
+        _one_event("<action>OBSERVE</action><color>red</color>"),
+        "Element 'color': This element is not expected",
+        id="unqualified-element",
+    ),
+    pytest.param(
+        b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>\n'
+        b'<epcis:EPCISDocument xmlns:epcis="urn:epcglobal:epcis:xsd:2">&lol2;</epcis:EPCISDocument>',
+        "line 2: a DOCTYPE is not allowed",
+        id="entity-expansion",
+    ),
+    pytest.param(
+        b'<?xml version="1.0"?>\n<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/hostname">]>\n'
+        b'<epcis:EPCISDocument xmlns:epcis="urn:epcglobal:epcis:xsd:2">&x;</epcis:EPCISDocument>',
+        "line 2: a DOCTYPE is not allowed",
+        id="external-entity",
+    ),
+    pytest.param(
+        _one_event(
+            "<action>OBSERVE</action>" + "<acme:a>" * (MAX_DEPTH + 1) + "</acme:a>" * (MAX_DEPTH + 1),
+            'xmlns:acme="https://acme.example/epcis/"',
         ),
-        pytest.param(
-            _one_event("<epcList><epc>urn:epc:id:sgtin:1.2.3</epc></epcList>"),
-            "Missing child element(s). Expected is ( action )",
-            id="missing-action",
+        f"extensions nest deeper than {MAX_DEPTH} levels",
+        id="too-deep",
+    ),
+    pytest.param(
+        _one_event(
+            "<action>OBSERVE</action><sensorElementList><sensorElement>"
+            '<sensorMetadata time="2024-05-01T10:00:00Z"/></sensorElement></sensorElementList>'
         ),
-        pytest.param(
-            _one_event("<action>OBSERVE</action><color>red</color>"),
-            "Element 'color': This element is not expected",
-            id="unqualified-element",
+        "Element 'sensorElement': Missing child element(s). Expected is ( sensorReport )",
+        id="sensor-element-without-report",
+    ),
+    pytest.param(
+        _one_event(
+            '<action>OBSERVE</action><sensorElementList><sensorElement><sensorReport value="INF"/>'
+            "</sensorElement></sensorElementList>"
         ),
-        pytest.param(
-            b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>\n'
-            b'<epcis:EPCISDocument xmlns:epcis="urn:epcglobal:epcis:xsd:2">&lol2;</epcis:EPCISDocument>',
-            "line 2: a DOCTYPE is not allowed",
-            id="entity-expansion",
+        "'INF' has no JSON form",
+        id="infinite-number",
+    ),
+    pytest.param(
+        _one_event(
+            "<action>OBSERVE</action><quantityList><quantityElement>"
+            "<epcClass>urn:epc:class:lgtin:4012345.012345.998877</epcClass>"
+            f"<quantity>{'9' * 5000}</quantity></quantityElement></quantityList>"
         ),
-        pytest.param(
-            b'<?xml version="1.0"?>\n<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/hostname">]>\n'
-            b'<epcis:EPCISDocument xmlns:epcis="urn:epcglobal:epcis:xsd:2">&x;</epcis:EPCISDocument>',
-            "line 2: a DOCTYPE is not allowed",
-            id="external-entity",
+        "line 1: a number of 5000 digits is longer than",
+        id="over-long-quantity",
+    ),
+    pytest.param(
+        _one_event(
+            "<action>OBSERVE</action><sensorElementList><sensorElement>"
+            f'<sensorReport value="{"1" * 5000}.5"/></sensorElement></sensorElementList>'
         ),
-        pytest.param(
-            _one_event(
-                "<action>OBSERVE</action>" + "<acme:a>" * (MAX_DEPTH + 1) + "</acme:a>" * (MAX_DEPTH + 1),
-                'xmlns:acme="https://acme.example/epcis/"',
-            ),
-            f"extensions nest deeper than {MAX_DEPTH} levels",
-            id="too-deep",
-        ),
-        pytest.param(
-            _one_event(
-                "<action>OBSERVE</action><sensorElementList><sensorElement>"
-                '<sensorMetadata time="2024-05-01T10:00:00Z"/></sensorElement></sensorElementList>'
-            ),
-            "Element 'sensorElement': Missing child element(s). Expected is ( sensorReport )",
-            id="sensor-element-without-report",
-        ),
-        pytest.param(
-            _one_event(
-                '<action>OBSERVE</action><sensorElementList><sensorElement><sensorReport value="INF"/>'
-                "</sensorElement></sensorElementList>"
-            ),
-            "'INF' has no JSON form",
-            id="infinite-number",
-        ),
-        pytest.param(
-            _one_event(
-                "<action>OBSERVE</action><quantityList><quantityElement>"
-                "<epcClass>urn:epc:class:lgtin:4012345.012345.998877</epcClass>"
-                f"<quantity>{'9' * 5000}</quantity></quantityElement></quantityList>"
-            ),
-            "line 1: a number of 5000 digits is longer than",
-            id="over-long-quantity",
-        ),
-        pytest.param(
-            _one_event(
-                "<action>OBSERVE</action><sensorElementList><sensorElement>"
-                f'<sensorReport value="{"1" * 5000}.5"/></sensorElement></sensorElementList>'
-            ),
-            "line 1: a number of 5001 digits is longer than",
-            id="over-long-sensor-value",
-        ),
-    ],
-)
+        "line 1: a number of 5001 digits is longer than",
+        id="over-long-sensor-value",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "named"), REFUSALS)
 def test_invalid_or_unsafe_xml_is_refused_naming_where_and_what(body: bytes, named: str) -> None:
     with pytest.raises(InvalidXml) as refused:
         document_from_xml(body)
@@ -460,3 +468,160 @@ def test_tracechains_own_namespace_is_read_under_its_prefix_however_the_xml_name
     (event,) = document["epcisBody"]["eventList"]
     assert event[f"{TRACECHAIN_PREFIX}:hashId"] == "x"
     assert reserved_term_problems(document)  # capture refuses it, as it refuses any tracechain: term
+
+
+# ---------------------------------------------------------------- big documents, streamed
+
+
+def _streamed(body: bytes, size: int = 1) -> dict[str, Any]:
+    """The document read as a big one is: its outline first, then its events `size` at a time."""
+    file = io.BytesIO(body)
+    outline = read_xml_outline(file)
+    chunks = list(xml_event_chunks(file, outline, size))
+    assert [len(chunk) for chunk in chunks[:-1]] == [size] * (len(chunks) - 1)
+    events = [event for chunk in chunks for event in chunk]
+    assert len(events) == outline.event_count
+    return {**outline.shell, "epcisBody": {"eventList": events}}
+
+
+def _big_document(count: int) -> bytes:
+    """`count` events of the demo's big document, as XML."""
+    events = list(factory_events(count, lot=1, start=datetime(2026, 1, 5, 8, tzinfo=UTC)))
+    document = {
+        "@context": BIG_CONTEXT,
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-01-05T08:00:00Z",
+        "epcisBody": {"eventList": events},
+    }
+    return capture_document_xml(document)
+
+
+@pytest.mark.parametrize("path", XML_EXAMPLES, ids=[p.name for p in XML_EXAMPLES])
+def test_an_xml_example_read_streamed_is_the_json_it_reads_into_whole(path: Path) -> None:
+    body = path.read_bytes()
+
+    assert _streamed(body) == document_from_xml(body)
+
+
+def test_a_big_document_read_streamed_is_the_json_it_reads_into_whole() -> None:
+    body = _big_document(3 * VALIDATED_TOGETHER + 7)  # the XSD's batches and the chunks both split it
+
+    whole = document_from_xml(body)
+
+    assert _streamed(body, 100) == whole
+    assert len(_events(whole)) == 3 * VALIDATED_TOGETHER + 7
+    assert len(whole["@context"]) == 2  # the maker's extension namespace, bound
+
+
+def test_a_value_late_in_a_streamed_document_moves_the_prefix_its_first_event_binds() -> None:
+    """The prefixes are bound for the whole document: a value after the first batch that starts
+    with `acme:` keeps the first event's acme namespace off that prefix, as reading it whole does;
+    namespaces declared above the events (on the event list) are kept by events read streamed."""
+    first = "<action>OBSERVE</action><acme:lot>1</acme:lot>"
+    other = "<action>OBSERVE</action>"
+    late = "<action>OBSERVE</action><bizStep>acme:inspecting</bizStep>"
+    events = [first] + [other] * VALIDATED_TOGETHER + [late]
+    body = _document_of_events(events, list_namespaces='xmlns:acme="https://acme.example/epcis/"')
+
+    whole = document_from_xml(body)
+    streamed = _streamed(body, 7)
+
+    assert streamed == whole
+    assert whole["@context"][1] == {"ns1": "https://acme.example/epcis/"}
+    assert _events(whole)[0]["ns1:lot"] == "1"
+    assert _events(whole)[-1]["bizStep"] == "acme:inspecting"
+
+
+def _document_of_events(events: list[str], list_namespaces: str = "") -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<epcis:EPCISDocument xmlns:epcis="urn:epcglobal:epcis:xsd:2" schemaVersion="2.0"\n'
+        ' creationDate="2024-05-01T10:00:00Z">\n<EPCISBody>\n'
+        f"<EventList {list_namespaces}>\n"
+        + "".join(
+            f"<ObjectEvent>\n<eventTime>2024-05-01T10:00:{index % 60:02d}Z</eventTime>\n"
+            f"<eventTimeZoneOffset>+00:00</eventTimeZoneOffset>\n{inner}\n</ObjectEvent>\n"
+            for index, inner in enumerate(events)
+        )
+        + "</EventList>\n</EPCISBody>\n</epcis:EPCISDocument>\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(("body", "named"), REFUSALS)
+def test_xml_read_streamed_is_refused_as_it_is_refused_whole(body: bytes, named: str) -> None:
+    with pytest.raises(InvalidXml) as whole:
+        document_from_xml(body)
+    with pytest.raises(InvalidXml) as streamed:
+        _streamed(body)
+
+    assert named in str(streamed.value)
+    assert streamed.value.problems == whole.value.problems
+
+
+_OBSERVE = "<action>OBSERVE</action>"
+_INFINITE = (
+    f"{_OBSERVE}<sensorElementList><sensorElement>"
+    '<sensorReport value="INF"/></sensorElement></sensorElementList>'
+)
+_MOVE = "<action>MOVE</action>"
+
+
+@pytest.mark.parametrize(
+    ("replaced", "named"),
+    [
+        pytest.param(
+            {-1: "<action>MOVE</action>"}, "The value 'MOVE' is not an element", id="late-invalid-event"
+        ),
+        pytest.param(
+            {3: "<action>MOVE</action>"}, "The value 'MOVE' is not an element", id="early-invalid-event"
+        ),
+        pytest.param({5: _INFINITE}, "'INF' has no JSON form", id="early-number-without-json-form"),
+        pytest.param(
+            {5: _INFINITE, -1: _MOVE},
+            "The value 'MOVE' is not an element",  # the XSD's verdict comes first, as read whole
+            id="unconvertible-early-invalid-late",
+        ),
+        pytest.param({-2: "<action>OBSERVE</actio>"}, "not well-formed XML", id="late-not-well-formed"),
+        pytest.param({-1: f"{_OBSERVE}<nested><epc/></nested>"}, "Element 'nested'", id="late-unexpected"),
+    ],
+)
+def test_a_big_document_refused_streamed_names_the_line_read_whole_names(
+    replaced: dict[int, str], named: str
+) -> None:
+    events = [_OBSERVE] * (2 * VALIDATED_TOGETHER + 30)
+    for index, inner in replaced.items():
+        events[index] = inner
+    body = _document_of_events(events)
+
+    with pytest.raises(InvalidXml) as whole:
+        document_from_xml(body)
+    with pytest.raises(InvalidXml) as streamed:
+        _streamed(body, 50)
+
+    assert named in str(streamed.value)
+    assert streamed.value.problems == whole.value.problems
+    assert all(problem.location.startswith("line ") for problem in streamed.value.problems)
+    assert int(streamed.value.problems[0].location.removeprefix("line ")) > 1
+
+
+def test_a_document_read_streamed_holds_the_event_being_read_and_no_other() -> None:
+    """Memory bounded whatever the document's size, as a structure: when an event is read, the
+    events before it are gone from the document's tree but the one just read, cleared (the parser
+    reads ahead a buffer of the file, not of events)."""
+    body = _big_document(2 * VALIDATED_TOGETHER)
+    before: list[int] = []
+    emptied: list[bool] = []
+    root = None
+
+    for element in _streamed_elements(io.BytesIO(body)):
+        if root is None:
+            root = element
+            continue
+        earlier = list(element.itersiblings(preceding=True))
+        before.append(len(earlier))
+        emptied.extend(len(event) == 0 for event in earlier)
+
+    assert len(before) == 2 * VALIDATED_TOGETHER
+    assert max(before) == 1 and all(emptied)
+    assert root is not None and len(list(root.iter())) <= 4  # the root, body, event list, last event

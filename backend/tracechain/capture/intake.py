@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
@@ -34,7 +35,8 @@ from tracechain.capture.prepare import (
 )
 from tracechain.capture.signatures import signing_requests_of
 from tracechain.chain.trace_event import TraceEvent
-from tracechain.epcis.stream import Outline, UnreadableDocument, event_chunks, read_outline
+from tracechain.epcis.stream import UnreadableDocument, event_chunks, read_outline
+from tracechain.epcis.xml import InvalidXml, read_xml_outline, xml_event_chunks
 from tracechain.errors import TracechainError
 from tracechain.store import queries
 from tracechain.store.models import CaptureJob, Participant
@@ -124,46 +126,73 @@ def _capture(
 # ---------------------------------------------------------------- big documents, streamed
 
 
-def start_streamed(
-    services: Services,
-    participant: Participant,
-    spool: IO[bytes],
-    behaviour: ErrorBehaviour,
-) -> Submitted:
-    """Read the spooled JSON document's outline (everything but its events: a document that is not
-    JSON, nests too deep or holds too many events is answered as a whole one is), open its job,
-    and capture it in a thread of its own; the job answers at once, `capturing`, and reports its
-    progress. The thread holds a place in the capture queue until it is done, as a waiting capture
-    does. The spool is the thread's to close from then on (the caller's if this raises)."""
+@dataclass(frozen=True)
+class StreamedDocument:
+    """A big document as its first pass read it: everything but its events (`shell`), how many
+    events it holds, and its events, a chunk at a time, read from its file when asked for."""
+
+    shell: dict[str, Any]
+    event_count: int
+    chunks: Iterator[list[Any]]
+
+
+def streamed_json(spool: IO[bytes]) -> StreamedDocument:
+    """A spooled JSON document's outline (`stream.read_outline`), refused as a whole document is
+    if it is not JSON or nests too deep."""
     try:
         outline = read_outline(spool, MAX_JSON_DEPTH)
     except UnreadableDocument as exc:
         if exc.too_deep:
             raise CaptureLimitExceeded("how deep a document nests", MAX_JSON_DEPTH, None, None) from exc
         raise InvalidJson(str(exc)) from exc
+    return StreamedDocument(outline.shell, outline.event_count, event_chunks(spool, CHUNK_EVENTS))
+
+
+def streamed_xml(spool: IO[bytes]) -> StreamedDocument:
+    """A spooled EPCIS XML document's outline (`xml.read_xml_outline`: InvalidXml for whatever
+    `document_from_xml` refuses), held to the depth a JSON document is, as a whole one is."""
+    outline = read_xml_outline(spool)
+    if outline.depth > MAX_JSON_DEPTH:
+        raise CaptureLimitExceeded("how deep a document nests", MAX_JSON_DEPTH, None, None)
+    chunks = xml_event_chunks(spool, outline, CHUNK_EVENTS)
+    return StreamedDocument(outline.shell, outline.event_count, chunks)
+
+
+def start_streamed(
+    services: Services,
+    participant: Participant,
+    spool: IO[bytes],
+    document: StreamedDocument,
+    behaviour: ErrorBehaviour,
+) -> Submitted:
+    """Open the job of a spooled document read by its first pass (`streamed_json`, `streamed_xml`;
+    one holding too many events is answered as a whole one is) and capture it in a thread of its
+    own; the job answers at once, `capturing`, and reports its progress. The thread holds a place
+    in the capture queue until it is done, as a waiting capture does. The spool is the thread's to
+    close from then on (the caller's if this raises)."""
     limits = services.capture_limits
-    if outline.event_count > limits.max_events:
+    if document.event_count > limits.max_events:
         raise CaptureLimitExceeded(
             "the events of a document",
             limits.max_events,
-            outline.event_count,
+            document.event_count,
             "TRACECHAIN_CAPTURE_MAX_EVENTS",
         )
     if (
-        not isinstance((outline.shell.get("epcisBody") or {}).get("eventList"), list)
-        or not outline.event_count
+        not isinstance((document.shell.get("epcisBody") or {}).get("eventList"), list)
+        or not document.event_count
     ):
         spool.close()
-        return submit(services, participant, outline.shell, behaviour)  # no event list to stream
+        return submit(services, participant, document.shell, behaviour)  # no event list to stream
     admission = services.capture_admission(0)  # a place, no bytes: its body is on disk
     admission.__enter__()  # held by the capture's thread from now on
     try:
         with services.sessions() as session, session.begin():
             job = open_streamed_job(session, participant, behaviour)
-        services.capture_progress[job.id] = (0, outline.event_count)
+        services.capture_progress[job.id] = (0, document.event_count)
         thread = threading.Thread(
             target=_capture_streamed,
-            args=(services, participant.id, job.id, spool, outline, behaviour, admission),
+            args=(services, participant.id, job.id, spool, document, behaviour, admission),
             name=f"capture-{job.id}",
             daemon=True,
         )
@@ -179,13 +208,13 @@ def _capture_streamed(
     participant_id: str,
     job_id: str,
     spool: IO[bytes],
-    outline: Outline,
+    document: StreamedDocument,
     behaviour: ErrorBehaviour,
     admission: AbstractContextManager[None],
 ) -> None:
     """The capture of a spooled document, in one transaction under the capture lock; a refusal, or
     anything else that stops it, rolls it all back and fails the job, saying why."""
-    total = outline.event_count
+    total = document.event_count
 
     def accepted(read: int) -> None:
         services.capture_progress[job_id] = (read, total)
@@ -198,8 +227,8 @@ def _capture_streamed(
                 session,
                 participant,
                 job_id,
-                outline.shell,
-                event_chunks(spool, CHUNK_EVENTS),
+                document.shell,
+                document.chunks,
                 behaviour,
                 services.vault,
                 services.registry.domain,
@@ -208,6 +237,8 @@ def _capture_streamed(
             )
     except DocumentRejected as exc:
         _fail(services, job_id, 400, "EPCIS document rejected", str(exc), exc.problems)
+    except InvalidXml as exc:  # read whole by the first pass already: the file changed
+        _fail(services, job_id, 400, "Invalid EPCIS XML", str(exc), exc.problems)
     except CaptureLimitExceeded as exc:
         _fail(services, job_id, 413, "Capture limit exceeded", str(exc), [])
     except CaptureInterrupted:

@@ -15,6 +15,10 @@ a namespace is bound to its URI as written (`http://ns.example.com/epcis` gives
 both forms). A prefix the EPCIS context protects (`cbvmda`, `gs1` ...) is kept where the XML
 binds it to the context's own IRI, and renamed (`ns1`) where it binds it to another.
 
+A big capture document is read from its file in two passes (`read_xml_outline`, then
+`xml_event_chunks`), holding a batch of events at a time, not the document, and gives the JSON
+events `document_from_xml` gives it.
+
 Parsing is safe: no DTD, no entities, no network, depth bounded by the parser (256 levels) and
 by :data:`MAX_DEPTH`. Nothing here reads or writes anything but its arguments.
 """
@@ -25,11 +29,12 @@ import json
 import math
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from importlib import resources
-from typing import Any, Final
+from typing import IO, Any, Final
 
 from lxml import etree
 
@@ -260,21 +265,25 @@ def _root(body: bytes, xsd: str, namespace: str, name: str) -> etree._Element:
 
 
 def _events(reader: _Reader, event_list: etree._Element | None) -> list[dict[str, Any]]:
-    events = []
-    for element in event_list if event_list is not None else ():
-        if not isinstance(element.tag, str):
-            continue
-        kind = etree.QName(element).localname
-        if kind not in _EVENT_FIELDS or etree.QName(element).namespace is not None:
-            raise InvalidXml(
-                [
-                    DocumentProblem(
-                        f"line {element.sourceline}", f"{kind}: not an EPCIS 2.0 event type tracechain reads"
-                    )
-                ]
-            )
-        events.append(reader.event(element, kind))
-    return events
+    return [
+        _event(reader, element)
+        for element in (event_list if event_list is not None else ())
+        if isinstance(element.tag, str)
+    ]
+
+
+def _event(reader: _Reader, element: etree._Element) -> dict[str, Any]:
+    """One element of an EventList in its JSON form."""
+    kind = etree.QName(element).localname
+    if kind not in _EVENT_FIELDS or etree.QName(element).namespace is not None:
+        raise InvalidXml(
+            [
+                DocumentProblem(
+                    f"line {element.sourceline}", f"{kind}: not an EPCIS 2.0 event type tracechain reads"
+                )
+            ]
+        )
+    return reader.event(element, kind)
 
 
 def _value_prefixes(root: etree._Element) -> frozenset[str]:
@@ -282,14 +291,18 @@ def _value_prefixes(root: etree._Element) -> frozenset[str]:
 
     In XML such a value is a URI as written; bound in the JSON-LD context, its prefix would turn
     it into another IRI (and another hash), so extension namespaces are given other prefixes."""
-    found = set()
+    found: set[str] = set()
     for element in root.iter():
-        if not isinstance(element.tag, str) or etree.QName(element).namespace == TRACECHAIN_NS:
-            continue
-        for value in (element.text or "", *element.attrib.values()):
-            if match := _VALUE_PREFIX.match(value):
-                found.add(match.group(1))
+        _note_value_prefixes(element, found)
     return frozenset(found)
+
+
+def _note_value_prefixes(element: etree._Element, found: set[str]) -> None:
+    if not isinstance(element.tag, str) or etree.QName(element).namespace == TRACECHAIN_NS:
+        return
+    for value in (element.text or "", *element.attrib.values()):
+        if match := _VALUE_PREFIX.match(value):
+            found.add(match.group(1))
 
 
 def _bare(field: str, value: str) -> str:
@@ -568,6 +581,241 @@ def _number(element: etree._Element, text: str) -> int | float:
     if not math.isfinite(value):
         raise InvalidXml([DocumentProblem(f"line {element.sourceline}", f"{text!r} is too large")])
     return value
+
+
+# ---------------------------------------------------------------- big capture documents, streamed
+
+VALIDATED_TOGETHER: Final = 200
+"""Events checked against the XSD at a time while a big document is read: what that pass holds."""
+
+
+@dataclass(frozen=True)
+class XmlOutline:
+    """A big XML capture document as far as a first pass over it knows it: its JSON form without
+    its events (`shell`, the JSON-LD context final), how many events it holds, how deep its JSON
+    form nests, and what its events' conversion needs to bind each extension namespace to the
+    prefix the whole document's reading binds it to."""
+
+    shell: dict[str, Any]
+    event_count: int
+    depth: int
+    value_prefixes: frozenset[str]
+    namespaces: tuple[tuple[str, str | None], ...]
+    """Each extension namespace in the order the events first name it, and the prefix it had there."""
+
+    def reader(self) -> _Reader:
+        """A reader whose prefixes are those `document_from_xml` gives this document."""
+        return _bound_reader(self.value_prefixes, self.namespaces)
+
+
+def _bound_reader(value_prefixes: frozenset[str], namespaces: Iterable[tuple[str, str | None]]) -> _Reader:
+    """A reader that bound `namespaces` in that order, as reading the events bound them."""
+    reader = _Reader(value_prefixes)
+    for uri, wanted in namespaces:
+        reader._prefix(uri, wanted)
+    return reader
+
+
+class _Recorder(_Reader):
+    """Converts events as `_Reader` does, but binds no prefix: it notes each namespace where it is
+    first met, so that the bindings can be made once the whole document's values are known."""
+
+    def __init__(self) -> None:
+        super().__init__(frozenset())
+        self.met: dict[str, str | None] = {}
+
+    def _prefix(self, uri: str, wanted: str | None) -> str:
+        if uri not in self.met:
+            self.met[uri] = wanted
+            self._by_uri[uri] = f"ns{len(self._by_uri)}"  # one per namespace, as a binding is
+        return self._by_uri[uri]
+
+
+def read_xml_outline(file: IO[bytes]) -> XmlOutline:
+    """The first pass over a big XML capture document (InvalidXml, naming the line, for everything
+    `document_from_xml` refuses). Reads the file from the start to the end, holding its events a
+    batch at a time: the XSD checks the rest of the document (header, body, anything beside the
+    event list) and each batch of events in an event list of its own, which is the same check,
+    since an EventList is any sequence of its children and the XSD has no identity constraints.
+    Each event is converted here too, and thrown away: that finds what has no JSON form, how deep
+    the JSON form nests, and which extension namespaces the events name, in order."""
+    recorder = _Recorder()
+    schema = _schema(CAPTURE_XSD)
+    value_prefixes: set[str] = set()
+    unconvertible: InvalidXml | None = None
+    batch: etree._Element | None = None
+    count = deepest = 0
+    root: etree._Element | None = None
+    for element in _streamed_elements(file):
+        if root is None:
+            root = element  # the first element given is the root, at its start
+            continue
+        for node in element.iter():
+            _note_value_prefixes(node, value_prefixes)
+        count += 1
+        if unconvertible is None:
+            try:
+                deepest = max(deepest, _json_depth(_event(recorder, element)))
+            except InvalidXml as exc:  # reported once the XSD has passed the whole document, as whole
+                unconvertible = exc
+        if batch is None:
+            batch = _event_list_alone()
+        batch.append(element)  # moved out of the document: only the batch holds it now
+        if len(batch) == VALIDATED_TOGETHER:
+            _validate(schema, batch)
+            batch = None
+    if batch is not None:
+        _validate(schema, batch)
+    if root is None:
+        raise InvalidXml([DocumentProblem("line 1", "not well-formed XML: the document is empty")])
+    _validate(schema, root)  # what is left: everything but the events
+    for node in root.iter():
+        _note_value_prefixes(node, value_prefixes)
+    if etree.QName(root).localname != "EPCISDocument" or etree.QName(root).namespace != EPCIS_NS:
+        raise InvalidXml(
+            [
+                DocumentProblem(
+                    f"line {root.sourceline}", f"the root must be EPCISDocument of namespace {EPCIS_NS}"
+                )
+            ]
+        )
+    if unconvertible is not None:
+        raise unconvertible
+    namespaces = tuple(recorder.met.items())
+    prefixes = _bound_reader(frozenset(value_prefixes), namespaces).prefixes
+    shell = {
+        "@context": [EPCIS_CONTEXT, *([prefixes] if prefixes else [])],
+        "type": "EPCISDocument",
+        "schemaVersion": root.get("schemaVersion"),
+        "creationDate": root.get("creationDate"),
+        "epcisBody": {"eventList": []},
+    }
+    # The JSON form's depth: the context's object is at 3, the event list at 3, each event below it.
+    return XmlOutline(shell, count, 3 + deepest, frozenset(value_prefixes), namespaces)
+
+
+def xml_event_chunks(file: IO[bytes], outline: XmlOutline, size: int) -> Iterator[list[dict[str, Any]]]:
+    """The second pass: the document's events in their JSON form, `size` at a time, in document
+    order, each as `document_from_xml` gives it; only the chunk being handed out is held, and the
+    element being read."""
+    reader = outline.reader()
+    chunk: list[dict[str, Any]] = []
+    elements = _streamed_elements(file)
+    next(elements, None)  # the root
+    for element in elements:
+        chunk.append(_event(reader, element))
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _streamed_elements(file: IO[bytes]) -> Iterator[etree._Element]:
+    """The root at its start, then each event (a child of the body's event list) at its end. An
+    event is cleared once the caller is done with it, unless the caller moved it elsewhere, and so
+    are the events before it: nothing else of the document is."""
+    file.seek(0)
+    parsed = etree.iterparse(
+        file,
+        events=("start", "end"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    root: etree._Element | None = None
+    event_list: etree._Element | None = None
+    try:
+        for action, element in parsed:
+            if root is None:
+                root = element
+                if element.getroottree().docinfo.doctype:
+                    line = _line_of(file, b"<!DOCTYPE")
+                    raise InvalidXml(
+                        [
+                            DocumentProblem(
+                                f"line {line}", "a DOCTYPE is not allowed (EPCIS documents declare no DTD)"
+                            )
+                        ]
+                    )
+                yield element
+                continue
+            parent = element.getparent()
+            if action == "start":
+                if (
+                    event_list is None
+                    and element.tag == "EventList"
+                    and parent is not None
+                    and parent.tag == "EPCISBody"
+                    and parent.getparent() is root
+                ):
+                    event_list = element
+                continue
+            if event_list is None or parent is not event_list or not isinstance(element.tag, str):
+                continue
+            yield element
+            if element.getparent() is parent:  # not moved elsewhere
+                element.clear(keep_tail=False)
+                while element.getprevious() is not None:
+                    del parent[0]
+    except etree.XMLSyntaxError as exc:
+        line = exc.lineno or exc.position[0]
+        raise InvalidXml([DocumentProblem(f"line {line}", f"not well-formed XML: {exc.msg}")]) from exc
+
+
+def _event_list_alone() -> etree._Element:
+    """An EventList in a document of its own that the XSD finds valid empty: events moved into it
+    are checked as they would be in theirs (they keep their namespaces and their lines)."""
+    root = etree.Element(
+        f"{{{EPCIS_NS}}}EPCISDocument",
+        {"schemaVersion": "2.0", "creationDate": "2000-01-01T00:00:00Z"},
+        nsmap={"epcis": EPCIS_NS},
+    )
+    return etree.SubElement(etree.SubElement(root, "EPCISBody"), "EventList")
+
+
+def _validate(schema: etree.XMLSchema, element: etree._Element) -> None:
+    tree = element.getroottree()
+    if not schema.validate(tree):
+        problems = [
+            DocumentProblem(f"line {error.line}", _readable(error.message)) for error in schema.error_log
+        ]
+        raise InvalidXml(problems or [DocumentProblem("document", "not valid by the EPCIS XSD")])
+
+
+def _line_of(file: IO[bytes], marker: bytes) -> int:
+    """The line of the file's first `marker`, read a block at a time."""
+    file.seek(0)
+    lines, carried = 1, b""
+    while block := file.read(1 << 16):
+        text = carried + block
+        if (at := text.find(marker)) >= 0:
+            return lines + text[:at].count(b"\n")
+        keep = len(marker) - 1
+        lines += text[: len(text) - keep].count(b"\n")
+        carried = text[len(text) - keep :]
+    return lines
+
+
+def _json_depth(value: Any) -> int:
+    """How deep a JSON value nests (an object or an array is a level), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 # ---------------------------------------------------------------- JSON -> XML

@@ -35,6 +35,7 @@ from tracechain.capture import (
     start_streamed,
     submit,
 )
+from tracechain.capture.intake import streamed_json, streamed_xml
 from tracechain.chain.eip712 import Domain, typed_data
 from tracechain.chain.trace_event import TraceEvent
 from tracechain.epcis.event_hash import EPCIS_CONTEXT
@@ -220,7 +221,8 @@ async def capture(
     A place in the capture queue is taken first, so that the overflow is refused before it costs a
     database query; then the caller is authenticated, before the body is read; the body is read
     only up to the size limit and refused if it nests deeper than an EPCIS document does, before
-    it is parsed. A JSON body over TRACECHAIN_CAPTURE_STREAM_FROM_BYTES is spooled to disk and
+    it is parsed. A body over TRACECHAIN_CAPTURE_STREAM_FROM_BYTES, JSON or XML, is spooled to
+    disk, read once for its outline (refused as a whole body is if that finds it invalid), and
     captured after the answer, a chunk of events at a time (`tracechain.capture.start_streamed`)."""
     behaviour = error_behaviour(request.headers.get(ERROR_BEHAVIOUR_HEADER))
     settings = services.settings
@@ -355,14 +357,9 @@ def _start_streamed(
     behaviour: ErrorBehaviour,
 ) -> Submitted:
     try:
-        if (content_type or "").split(";")[0].strip().lower() in XML_CAPTURE_TYPES:
-            raise CaptureLimitExceeded(
-                "an XML capture body, in bytes (XML is read whole; send bigger documents as JSON)",
-                services.settings.capture_stream_from_bytes,
-                None,
-                "TRACECHAIN_CAPTURE_STREAM_FROM_BYTES",
-            )
-        return start_streamed(services, participant, spool, behaviour)
+        xml = (content_type or "").split(";")[0].strip().lower() in XML_CAPTURE_TYPES
+        document = streamed_xml(spool) if xml else streamed_json(spool)
+        return start_streamed(services, participant, spool, document, behaviour)
     except BaseException:
         spool.close()
         raise
