@@ -1,7 +1,7 @@
-"""The one way events enter tracechain, for EPCIS capture and the plain API alike: a document takes
-its place in the capture queue, is prepared beside the others waiting, and is captured in its
-group's transaction (`group_commit`); a big one is captured in a thread of its own, a chunk at a
-time, its job answering at once and reporting its progress."""
+"""The one way events enter tracechain, for EPCIS capture and the plain API alike: a document whose
+caller holds a place in the capture queue (`Services.capture_admission`) is prepared beside the
+others waiting and captured in its group's transaction (`group_commit`); a big one is captured in
+a thread of its own, a chunk at a time, its job answering at once and reporting its progress."""
 
 from __future__ import annotations
 
