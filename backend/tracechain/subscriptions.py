@@ -32,9 +32,10 @@ import ipaddress
 import json
 import logging
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -60,6 +61,9 @@ from tracechain.supervision import one_line
 from tracechain.visibility import ADMIN, Viewer
 
 log = logging.getLogger(__name__)
+
+ROUND_WAIT_S = 2.0
+"""How long a round of sending waits for its deliveries; those still being sent go on without it."""
 _T = TypeVar("_T")
 
 ADMIN_OWNER = "admin"
@@ -385,6 +389,9 @@ class Deliverer:
             limits=httpx.Limits(max_connections=sends_at_once, max_keepalive_connections=sends_at_once),
         )
         self._senders = ThreadPoolExecutor(sends_at_once, thread_name_prefix="deliver")
+        self._in_flight: set[int] = set()
+        """Deliveries being sent, some perhaps still from an earlier round (`send_due`)."""
+        self._flight_guard = threading.Lock()
 
     def run_once(self) -> int:
         """One round: build the deliveries due, then send those due. Returns how much it did."""
@@ -481,14 +488,36 @@ class Deliverer:
     # -------------------------------------------------------------- sending
 
     def send_due(self) -> int:
-        """Each subscription's oldest delivery due, side by side: a receiver that holds its POSTs
-        open until the timeout (a tarpit) delays only its own deliveries, not every other
-        subscriber's behind it. Each is of another subscription, so each still reaches its
-        receiver in order."""
+        """Each subscription's oldest delivery due, side by side, and the round waits for them at
+        most ROUND_WAIT_S: a receiver that holds its POSTs open until the timeout (a tarpit, or one
+        that hangs) delays only its own subscriptions' deliveries, not every other subscriber's,
+        nor the next round. A delivery still being sent is left alone until it is done (it is its
+        subscription's oldest, so that subscription sends nothing else meanwhile, and its
+        deliveries reach its receiver in order). Returns how many were sent within the round."""
+        with self._flight_guard:
+            busy = set(self._in_flight)
+        free = self.sends_at_once - len(busy)
+        if free <= 0:
+            return 0
         with self.sessions() as session:
-            due = [d.seq for d in queries.deliveries_due(session, datetime.now(UTC), self.sends_at_once)]
-        sent = self._senders.map(lambda seq: self._isolated(f"delivery {seq}", self._send, seq), due)
-        return sum(sent)
+            due = queries.deliveries_due(session, datetime.now(UTC), self.sends_at_once + len(busy))
+        sending = [d.seq for d in due if d.seq not in busy][:free]
+        with self._flight_guard:
+            self._in_flight.update(sending)
+        futures = [self._senders.submit(self._send_in_flight, seq) for seq in sending]
+        done, _ = wait(futures, timeout=ROUND_WAIT_S)
+        return sum(future.result() for future in done)
+
+    def _send_in_flight(self, seq: int) -> int:
+        try:
+            return self._isolated(f"delivery {seq}", self._send, seq)
+        except DBAPIError as exc:
+            # The round that sent it may have returned: said here, once; the delivery is due again.
+            self._say(f"delivery {seq}: the database failed: {type(exc).__name__}")
+            raise
+        finally:
+            with self._flight_guard:
+                self._in_flight.discard(seq)
 
     def _isolated(self, what: str, act: Callable[[_T], bool | int], item: _T) -> int:
         """`act(item)`, and 0 if it fails for a reason of its own: one subscription or delivery
@@ -499,11 +528,13 @@ class Deliverer:
         except DBAPIError:
             raise
         except Exception as exc:
-            said = f"{what}: {type(exc).__name__}: {exc}"
-            if said not in self._said:  # once, not a line a round
-                self._said.add(said)
-                log.warning("%s (left for now; the others go on)", said)
+            self._say(f"{what}: {type(exc).__name__}: {exc}")
             return 0
+
+    def _say(self, said: str) -> None:
+        if said not in self._said:  # once, not a line a round
+            self._said.add(said)
+            log.warning("%s (left for now; the others go on)", said)
 
     def _send(self, seq: int) -> bool:
         # The attempt is counted and the next one scheduled before the POST goes out: a process

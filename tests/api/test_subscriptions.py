@@ -568,7 +568,8 @@ def test_a_receiver_that_holds_its_posts_open_holds_back_no_other_subscriber(
     hooks: Api, parties: dict[str, dict[str, Any]], receiver: Receiver
 ) -> None:
     """Subscriptions whose receiver holds every POST open until the timeout (a tarpit, or one that
-    hangs): their deliveries, due first, hang while another subscription's goes out."""
+    hangs): their deliveries, due first, hang while another subscription's goes out, and the
+    deliverer's rounds go on without waiting for them, nor sending them again meanwhile."""
     maker = parties["manufacturer"]
     hooks.services.deliverer.client.timeout = httpx.Timeout(120)  # the tarpit holds for as long as it likes
     with running_receiver() as tarpit:
@@ -589,9 +590,14 @@ def test_a_receiver_that_holds_its_posts_open_holds_back_no_other_subscriber(
             (post,) = receiver.wait_for(lambda got: len(got) >= 1)
             assert times_of(post.events) == [at(2)]
             assert len(tarpit.wait_for(lambda got: len(got) >= 3)) == 3  # all three still hanging
+            round_.join(timeout=60)
+            assert not round_.is_alive()  # the round is over; the tarpit's POSTs hang on
+            hooks.services.deliverer.run_once()
+            assert len(tarpit.received) == 3  # nothing sent again while it is being sent
         finally:
             tarpit.held.set()
             round_.join(timeout=60)
+        tarpit.wait_for(lambda got: len(got) == 3)
 
 
 def test_a_websocket_closes_once_its_key_is_revoked(api: Api, parties: dict[str, dict[str, Any]]) -> None:
