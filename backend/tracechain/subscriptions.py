@@ -34,6 +34,7 @@ import logging
 import socket
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -64,6 +65,8 @@ log = logging.getLogger(__name__)
 
 ROUND_WAIT_S = 2.0
 """How long a round of sending waits for its deliveries; those still being sent go on without it."""
+OWNERS_SHARE = 0.25
+"""The most of the deliverer's sending threads one owner's subscriptions may hold at once."""
 _T = TypeVar("_T")
 
 ADMIN_OWNER = "admin"
@@ -389,8 +392,9 @@ class Deliverer:
             limits=httpx.Limits(max_connections=sends_at_once, max_keepalive_connections=sends_at_once),
         )
         self._senders = ThreadPoolExecutor(sends_at_once, thread_name_prefix="deliver")
-        self._in_flight: set[int] = set()
-        """Deliveries being sent, some perhaps still from an earlier round (`send_due`)."""
+        self._in_flight: dict[int, str] = {}
+        """Deliveries being sent, some perhaps still from an earlier round (`send_due`), and whose
+        subscriptions they are for."""
         self._flight_guard = threading.Lock()
 
     def run_once(self) -> int:
@@ -493,15 +497,33 @@ class Deliverer:
         that hangs) delays only its own subscriptions' deliveries, not every other subscriber's,
         nor the next round. A delivery still being sent is left alone until it is done (it is its
         subscription's oldest, so that subscription sends nothing else meanwhile, and its
-        deliveries reach its receiver in order). Returns how many were sent within the round."""
+        deliveries reach its receiver in order). No owner's subscriptions hold more than
+        OWNERS_SHARE of the sending threads: one with many subscriptions to a tarpit must leave
+        threads for everyone else. Returns how many were sent within the round."""
         with self._flight_guard:
-            busy = set(self._in_flight)
-        free = self.sends_at_once - len(busy)
-        if free <= 0:
+            busy = dict(self._in_flight)
+        if len(busy) >= self.sends_at_once:
             return 0
+        # Enough candidates that one owner's (a delivery due per subscription at most) cannot
+        # crowd out everyone else's.
+        candidates = len(busy) + MAX_SUBSCRIPTIONS_PER_OWNER + self.sends_at_once
         with self.sessions() as session:
-            due = queries.deliveries_due(session, datetime.now(UTC), self.sends_at_once + len(busy))
-        sending = [d.seq for d in due if d.seq not in busy][:free]
+            due = [
+                d.seq
+                for d in queries.deliveries_due(session, datetime.now(UTC), candidates)
+                if d.seq not in busy
+            ]
+            owners = queries.owners_of_deliveries(session, due)
+        per_owner = Counter(busy.values())
+        share = max(1, int(self.sends_at_once * OWNERS_SHARE))
+        sending: dict[int, str] = {}
+        for seq in due:
+            if len(busy) + len(sending) >= self.sends_at_once:
+                break
+            owner = owners.get(seq, "")
+            if per_owner[owner] < share:
+                per_owner[owner] += 1
+                sending[seq] = owner
         with self._flight_guard:
             self._in_flight.update(sending)
         futures = [self._senders.submit(self._send_in_flight, seq) for seq in sending]
@@ -517,7 +539,7 @@ class Deliverer:
             raise
         finally:
             with self._flight_guard:
-                self._in_flight.discard(seq)
+                self._in_flight.pop(seq, None)
 
     def _isolated(self, what: str, act: Callable[[_T], bool | int], item: _T) -> int:
         """`act(item)`, and 0 if it fails for a reason of its own: one subscription or delivery

@@ -600,6 +600,40 @@ def test_a_receiver_that_holds_its_posts_open_holds_back_no_other_subscriber(
         tarpit.wait_for(lambda got: len(got) == 3)
 
 
+def test_one_owners_subscriptions_to_a_tarpit_leave_sending_threads_for_everyone_else(
+    hooks: Api, parties: dict[str, dict[str, Any]], receiver: Receiver
+) -> None:
+    """A participant with as many tarpit subscriptions as the deliverer has sending threads holds
+    only its share of them (a quarter): another owner's delivery still goes out."""
+    maker = parties["manufacturer"]
+    deliverer = hooks.services.deliverer
+    deliverer.sends_at_once = 4  # its share: one thread
+    deliverer.client.timeout = httpx.Timeout(120)
+    with running_receiver() as tarpit:
+        tarpit.held = threading.Event()
+        for n in range(4):
+            name_query(hooks, maker, f"held{n}", {})
+            assert subscribe(hooks, maker, f"held{n}", dest=tarpit.url, stream=True).status_code == 201
+        hooks.capture(maker, [commissioning(A, at(1))])
+        hooks.settle()
+        deliverer.build_streamed()  # the tarpit's four deliveries: due first
+        named = hooks.admin("POST", "/queries", json={"name": "all", "query": {}})
+        assert named.status_code == 201, named.text
+        subscribed = hooks.admin(
+            "POST", "/queries/all/subscriptions", json={"dest": receiver.url, "stream": True}
+        )
+        assert subscribed.status_code == 201, subscribed.text
+        hooks.capture(maker, [commissioning(B, at(2))])
+        hooks.settle()
+        try:
+            deliverer.run_once()
+            (post,) = receiver.wait_for(lambda got: len(got) >= 1)
+            assert times_of(post.events) == [at(2)]
+            assert len(tarpit.received) == 1  # the owner's one thread; its other three wait
+        finally:
+            tarpit.held.set()
+
+
 def test_a_websocket_closes_once_its_key_is_revoked(api: Api, parties: dict[str, dict[str, Any]]) -> None:
     maker = parties["manufacturer"]
     key = api.client.post(

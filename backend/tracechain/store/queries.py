@@ -1534,6 +1534,17 @@ def deliveries_due(session: Session, now: datetime, limit: int) -> list[Delivery
     return list(session.scalars(query.order_by(candidate.next_attempt_at, candidate.seq).limit(limit)))
 
 
+def owners_of_deliveries(session: Session, seqs: list[int]) -> dict[int, str]:
+    """Whose subscription each delivery is for (its query's owner)."""
+    query = (
+        select(Delivery.seq, NamedQuery.owner)
+        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        .join(NamedQuery, NamedQuery.id == Subscription.query_id)
+        .where(Delivery.seq.in_(seqs))
+    )
+    return {seq: owner for seq, owner in session.execute(query)}
+
+
 def deliveries_of(session: Session, subscription_id: str) -> list[Delivery]:
     query = select(Delivery).where(Delivery.subscription_id == subscription_id).order_by(Delivery.seq)
     return list(session.scalars(query))
