@@ -165,17 +165,22 @@ CAPTURE_XSD: Final = "EPCglobal-epcis-2_0.xsd"
 QUERY_XSD: Final = "EPCglobal-epcis-query-2_0.xsd"
 
 
+_SAFE_PARSING: Final[dict[str, bool]] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "huge_tree": False,
+    "remove_comments": True,
+    "remove_pis": True,
+}
+"""How every EPCIS XML is parsed, whole (`_parser`) or streamed (`_streamed_elements`): no
+entities, DTD or network, and lxml's limits on huge documents kept."""
+
+
 def _parser() -> etree.XMLParser:
     # A parser per call: lxml's parser objects keep state and must not be shared between threads.
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    return etree.XMLParser(**_SAFE_PARSING)
 
 
 def parse(body: bytes, xsd: str = CAPTURE_XSD) -> etree._Element:
@@ -716,17 +721,7 @@ def _streamed_elements(file: IO[bytes]) -> Iterator[etree._Element]:
     event is cleared once the caller is done with it, unless the caller moved it elsewhere, and so
     are the events before it: nothing else of the document is."""
     file.seek(0)
-    parsed = etree.iterparse(
-        file,
-        events=("start", "end"),
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    parsed = etree.iterparse(file, events=("start", "end"), **_SAFE_PARSING)
     root: etree._Element | None = None
     event_list: etree._Element | None = None
     try:
